@@ -1,0 +1,41 @@
+//! The one error type of the API and how each case maps to a status code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use balancelab_shared::{ErrorBody, FieldError};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is not JSON at all.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed JSON that does not describe a valid value.
+    #[error("invalid run configuration")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, fields) = match &self {
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, Vec::new()),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+            Self::Invalid(fields) => (StatusCode::UNPROCESSABLE_ENTITY, fields.clone()),
+            Self::Store(e) => {
+                tracing::error!(error = %e, "store error");
+                (StatusCode::INTERNAL_SERVER_ERROR, Vec::new())
+            }
+        };
+        let message = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => "internal error; see the server log".to_owned(),
+            _ => self.to_string(),
+        };
+        (status, Json(ErrorBody { message, fields })).into_response()
+    }
+}

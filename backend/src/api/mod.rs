@@ -1,0 +1,39 @@
+//! The HTTP API. Each resource module exposes its own router; [`app`] assembles them.
+
+mod error;
+mod runs;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::runner::Runner;
+use crate::store::Store;
+
+/// Run configurations are small; anything larger is a mistake or an attack.
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub runner: Runner,
+}
+
+/// The API under `/api`. Unknown `/api` paths get a JSON 404 rather than the UI.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .merge(runs::router())
+        .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
+    Router::new()
+        .nest("/api", api)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+}

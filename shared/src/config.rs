@@ -1,0 +1,259 @@
+//! Run configuration: what to train, on which data, with which balancing method.
+//!
+//! Every field has a default, so `{}` (JSON) or an empty TOML file is a valid run; unknown
+//! keys are rejected so a typo never silently falls back to a default.
+
+use serde::{Deserialize, Serialize};
+
+/// A complete, reproducible description of one training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub dataset: DatasetConfig,
+    pub method: MethodConfig,
+    pub epochs: u32,
+    pub batch_size: u32,
+    /// Learning rate of SGD with momentum 0.9.
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetConfig::default(),
+            method: MethodConfig::default(),
+            epochs: 20,
+            batch_size: 64,
+            learning_rate: 0.01,
+            seed: 0,
+        }
+    }
+}
+
+/// The data a run trains on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DatasetConfig {
+    /// Built-in Gaussian class clusters, one feature vector per modality; a modality with
+    /// more noise is weaker, which is how imbalance is controlled.
+    Synthetic(SyntheticConfig),
+}
+
+impl Default for DatasetConfig {
+    fn default() -> Self {
+        Self::Synthetic(SyntheticConfig::default())
+    }
+}
+
+impl DatasetConfig {
+    /// Number of modalities the dataset provides.
+    pub fn modalities(&self) -> usize {
+        match self {
+            Self::Synthetic(s) => s.noise.len(),
+        }
+    }
+
+    /// Display names of the modalities, in model order.
+    pub fn modality_names(&self) -> Vec<String> {
+        match self {
+            Self::Synthetic(s) => s.noise.iter().map(|n| format!("noise {n}")).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    pub classes: u32,
+    /// Feature dimension of every modality.
+    pub features: u32,
+    pub train_samples: u32,
+    pub test_samples: u32,
+    /// Standard deviation of the noise added to each modality's class mean; its length is
+    /// the number of modalities. The class means have unit variance per feature.
+    pub noise: Vec<f64>,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            classes: 8,
+            features: 16,
+            train_samples: 4000,
+            test_samples: 1000,
+            noise: vec![1.5, 3.0],
+        }
+    }
+}
+
+/// How the modalities are trained together (see the project's method spec).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MethodConfig {
+    /// Cross-entropy of the fused output only. Unimodal heads are trained as linear probes
+    /// on detached features, so they measure each encoder without steering it.
+    Joint,
+    /// Fused plus unimodal cross-entropies, weights 1.
+    MultiLoss,
+    /// Multi-loss with the MLB per-modality gradient coefficients k_m = 1 + tanh(alpha (r_m - 1)).
+    Mlb { alpha: f64 },
+}
+
+impl Default for MethodConfig {
+    fn default() -> Self {
+        Self::Mlb { alpha: 0.8 }
+    }
+}
+
+impl MethodConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Joint => "joint",
+            Self::MultiLoss => "multi_loss",
+            Self::Mlb { .. } => "mlb",
+        }
+    }
+}
+
+/// One invalid field, named by its dotted path in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Collects range checks so that every bad field is reported at once.
+#[derive(Default)]
+struct Checker(Vec<FieldError>);
+
+impl Checker {
+    fn range<T: PartialOrd + std::fmt::Display>(&mut self, field: &str, value: T, min: T, max: T) {
+        if !(value >= min && value <= max) {
+            self.0.push(FieldError::new(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            ));
+        }
+    }
+
+    fn positive(&mut self, field: &str, value: f64, max: f64) {
+        if !(value > 0.0 && value <= max) {
+            self.0.push(FieldError::new(
+                field,
+                format!("must be greater than 0 and at most {max}, got {value}"),
+            ));
+        }
+    }
+}
+
+impl RunConfig {
+    /// Checks every value range; returns all violations, not just the first.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut c = Checker::default();
+        c.range("epochs", self.epochs, 1, 10_000);
+        c.range("batch_size", self.batch_size, 1, 65_536);
+        c.positive("learning_rate", self.learning_rate, 10.0);
+        if let MethodConfig::Mlb { alpha } = self.method {
+            c.positive("method.alpha", alpha, 100.0);
+        }
+        match &self.dataset {
+            DatasetConfig::Synthetic(s) => {
+                c.range("dataset.classes", s.classes, 2, 1000);
+                c.range("dataset.features", s.features, 1, 4096);
+                c.range("dataset.train_samples", s.train_samples, 1, 1_000_000);
+                c.range("dataset.test_samples", s.test_samples, 1, 1_000_000);
+                if s.train_samples < s.classes {
+                    c.0.push(FieldError::new(
+                        "dataset.train_samples",
+                        "must be at least the number of classes",
+                    ));
+                }
+                c.range("dataset.noise", s.noise.len(), 2, 16);
+                for (i, &n) in s.noise.iter().enumerate() {
+                    c.positive(&format!("dataset.noise[{i}]"), n, 100.0);
+                }
+            }
+        }
+        if c.0.is_empty() {
+            Ok(())
+        } else {
+            Err(c.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_json_is_the_default_config() {
+        let config: RunConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, RunConfig::default());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn method_is_tagged_by_kind() {
+        let config: RunConfig =
+            serde_json::from_str(r#"{"method": {"kind": "mlb", "alpha": 2.0}}"#).unwrap();
+        assert_eq!(config.method, MethodConfig::Mlb { alpha: 2.0 });
+        let json = serde_json::to_value(MethodConfig::Joint).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "joint"}));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<RunConfig>(r#"{"epoch": 3}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `epoch`"), "{err}");
+    }
+
+    #[test]
+    fn validation_reports_every_bad_field() {
+        let config = RunConfig {
+            epochs: 0,
+            learning_rate: -1.0,
+            method: MethodConfig::Mlb { alpha: 0.0 },
+            dataset: DatasetConfig::Synthetic(SyntheticConfig {
+                noise: vec![1.0],
+                ..SyntheticConfig::default()
+            }),
+            ..RunConfig::default()
+        };
+        let fields: Vec<String> = config
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["epochs", "learning_rate", "method.alpha", "dataset.noise"]
+        );
+    }
+
+    #[test]
+    fn nan_is_out_of_range() {
+        let config = RunConfig {
+            learning_rate: f64::NAN,
+            ..RunConfig::default()
+        };
+        assert_eq!(config.validate().unwrap_err()[0].field, "learning_rate");
+    }
+}

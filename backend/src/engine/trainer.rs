@@ -203,6 +203,8 @@ mod tests {
         RunConfig {
             method,
             epochs: 3,
+            batch_size: 32,
+            learning_rate: 0.05,
             dataset: DatasetConfig::Synthetic(SyntheticConfig {
                 train_samples: 512,
                 test_samples: 256,
@@ -235,14 +237,14 @@ mod tests {
             seen[0],
             TrainingEvent::Started {
                 epochs: 3,
-                steps_per_epoch: 8
+                steps_per_epoch: 16
             }
         );
         let steps = seen
             .iter()
             .filter(|e| matches!(e, TrainingEvent::Step(_)))
             .count();
-        assert_eq!(steps, 24);
+        assert_eq!(steps, 48);
         assert_eq!(epochs(&seen).len(), 3);
         assert!(matches!(seen.last(), Some(TrainingEvent::Finished(s)) if s.epochs == 3));
     }

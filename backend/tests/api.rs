@@ -1,0 +1,187 @@
+//! The HTTP API, driven through `app(state)` with `oneshot`: no socket, real store and engine.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use balancelab::api::{app, AppState};
+use balancelab::runner::Runner;
+use balancelab::store::Store;
+use balancelab_shared::{ErrorBody, Run, RunDetail, RunStatus};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+async fn test_app() -> Router {
+    let store = Store::in_memory().await.unwrap();
+    let runner = Runner::new(store.clone(), 1);
+    app(AppState { store, runner })
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, body.to_vec())
+}
+
+async fn post_run(app: &Router, body: &str) -> (StatusCode, Vec<u8>) {
+    let request = Request::post("/api/runs")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    send(app, request).await
+}
+
+async fn get<T: DeserializeOwned>(app: &Router, uri: &str) -> (StatusCode, T) {
+    let (status, body) = send(app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> T {
+    serde_json::from_slice(body).unwrap()
+}
+
+fn small_run(method: Value) -> String {
+    json!({
+        "method": method,
+        "epochs": 3,
+        "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 128}
+    })
+    .to_string()
+}
+
+async fn wait_until_finished(app: &Router, id: i64) -> RunDetail {
+    for _ in 0..600 {
+        let (status, detail): (_, RunDetail) = get(app, &format!("/api/runs/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        if detail.run.status.is_terminal() {
+            return detail;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not finish in 30 s");
+}
+
+#[tokio::test]
+async fn a_created_run_trains_and_its_metrics_are_stored() {
+    let app = test_app().await;
+    let (status, body) = post_run(&app, &small_run(json!({"kind": "mlb", "alpha": 0.8}))).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let run: Run = parse(&body);
+    assert_eq!(run.config.epochs, 3);
+
+    let detail = wait_until_finished(&app, run.id).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        detail.run.error
+    );
+    let epochs: Vec<u32> = detail.epochs.iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    let last = &detail.epochs[2];
+    assert_eq!(last.coefficients.len(), 2);
+    assert_eq!(last.test.unimodal.len(), 2);
+    assert_ne!(last.coefficients, [1.0, 1.0], "MLB must modulate");
+
+    let (status, runs): (_, Vec<Run>) = get(&app, "/api/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [run.id]);
+}
+
+#[tokio::test]
+async fn the_event_stream_replays_a_finished_run() {
+    let app = test_app().await;
+    let (_, body) = post_run(&app, &small_run(json!({"kind": "joint"}))).await;
+    let run: Run = parse(&body);
+    wait_until_finished(&app, run.id).await;
+
+    let request = Request::get(format!("/api/runs/{}/events", run.id))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    // A finished run's stream ends after its backlog, so the body can be collected.
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let events: Vec<Value> = String::from_utf8(body.to_vec())
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["status", "epoch", "epoch", "epoch"]);
+    assert_eq!(events[0]["status"], "completed");
+    assert_eq!(events[3]["epoch"], 3);
+}
+
+#[tokio::test]
+async fn invalid_values_are_rejected_with_every_field_named() {
+    let app = test_app().await;
+    let body = json!({"epochs": 0, "method": {"kind": "mlb", "alpha": -1.0}}).to_string();
+    let (status, body) = post_run(&app, &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error: ErrorBody = parse(&body);
+    let fields: Vec<&str> = error.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, ["epochs", "method.alpha"]);
+
+    let (_, runs): (_, Vec<Run>) = get(&app, "/api/runs").await;
+    assert!(runs.is_empty(), "an invalid run must not be stored");
+}
+
+#[tokio::test]
+async fn type_errors_and_unknown_fields_name_their_path() {
+    let app = test_app().await;
+    for (body, field) in [
+        (r#"{"epochs": "ten"}"#, "epochs"),
+        (r#"{"method": {"kind": "mlb"}}"#, "method"),
+        (r#"{"method": {"kind": "ogm"}}"#, "method.kind"),
+        // Internally tagged enums are buffered by serde, so the path stops at the enum.
+        (
+            r#"{"dataset": {"kind": "synthetic", "noise": [1, "x"]}}"#,
+            "dataset",
+        ),
+        (r#"{"epoch": 3}"#, "body"),
+    ] {
+        let (status, response) = post_run(&app, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let error: ErrorBody = parse(&response);
+        assert_eq!(error.fields[0].field, field, "{body}: {error:?}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_request() {
+    let app = test_app().await;
+    let (status, body) = post_run(&app, "{\"epochs\": 3").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error: ErrorBody = parse(&body);
+    assert!(error.message.contains("not valid JSON"), "{error:?}");
+}
+
+#[tokio::test]
+async fn missing_runs_and_endpoints_are_json_404s() {
+    let app = test_app().await;
+    for uri in ["/api/runs/42", "/api/runs/42/events", "/api/nothing"] {
+        let (status, error): (_, ErrorBody) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(!error.message.is_empty());
+    }
+    let (status, _) = send(
+        &app,
+        Request::get("/api/runs/abc").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

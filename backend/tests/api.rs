@@ -152,7 +152,7 @@ async fn type_errors_and_unknown_fields_name_their_path() {
             r#"{"dataset": {"kind": "synthetic", "noise": [1, "x"]}}"#,
             "dataset",
         ),
-        (r#"{"epoch": 3}"#, "body"),
+        (r#"{"epoch": 3}"#, "epoch"),
     ] {
         let (status, response) = post_run(&app, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

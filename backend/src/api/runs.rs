@@ -26,11 +26,7 @@ pub fn router() -> Router<AppState> {
 fn parse_config(body: &[u8]) -> Result<RunConfig, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let config: RunConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        // serde_path_to_error names the top level ".", e.g. for an unknown top-level key.
-        let path = match e.path().to_string() {
-            root if root == "." => "body".to_owned(),
-            path => path,
-        };
+        let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
             Category::Syntax | Category::Eof | Category::Io => {

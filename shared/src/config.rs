@@ -57,7 +57,9 @@ impl DatasetConfig {
     /// Display names of the modalities, in model order.
     pub fn modality_names(&self) -> Vec<String> {
         match self {
-            Self::Synthetic(s) => s.noise.iter().map(|n| format!("noise {n}")).collect(),
+            Self::Synthetic(s) => (s.noise.iter().enumerate())
+                .map(|(m, n)| format!("m{m} (noise {n})"))
+                .collect(),
         }
     }
 }

@@ -1,0 +1,259 @@
+//! The start page: a form that starts a run, and the list of runs.
+
+use balancelab_shared::{DatasetConfig, FieldError, MethodConfig, Run, RunConfig, SyntheticConfig};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::A;
+use leptos_router::hooks::use_navigate;
+
+use super::{method_label, StatusBadge};
+use crate::api::{self, ApiFailure};
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    view! {
+        <section class="card">
+            <h1>"New run"</h1>
+            <p class="hint">
+                "Built-in synthetic data: two modalities drawn around the same class means; "
+                "the one with more noise is the weaker. MLB multiplies each modality's gradients "
+                "by k = 1 + tanh(alpha (r - 1)), r = the other head's confidence over its own."
+            </p>
+            <RunForm />
+        </section>
+        <section class="card">
+            <h2>"Runs"</h2>
+            <RunList />
+        </section>
+    }
+}
+
+/// The form's inputs, kept as typed text until submitted.
+#[derive(Clone, Copy)]
+struct FormFields {
+    method: RwSignal<String>,
+    alpha: RwSignal<String>,
+    epochs: RwSignal<String>,
+    noise_strong: RwSignal<String>,
+    noise_weak: RwSignal<String>,
+    learning_rate: RwSignal<String>,
+    seed: RwSignal<String>,
+}
+
+impl FormFields {
+    fn new(defaults: &RunConfig) -> Self {
+        let DatasetConfig::Synthetic(data) = &defaults.dataset;
+        let alpha = match defaults.method {
+            MethodConfig::Mlb { alpha } => alpha,
+            _ => 0.8,
+        };
+        Self {
+            method: RwSignal::new(defaults.method.name().to_owned()),
+            alpha: RwSignal::new(alpha.to_string()),
+            epochs: RwSignal::new(defaults.epochs.to_string()),
+            noise_strong: RwSignal::new(data.noise[0].to_string()),
+            noise_weak: RwSignal::new(data.noise[1].to_string()),
+            learning_rate: RwSignal::new(defaults.learning_rate.to_string()),
+            seed: RwSignal::new(defaults.seed.to_string()),
+        }
+    }
+
+    /// The configuration the form describes, or every field that is wrong.
+    fn to_config(self) -> Result<RunConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut number = |field: &str, text: String| match text.trim().parse::<f64>() {
+            Ok(v) => v,
+            Err(_) => {
+                errors.push(FieldError::new(field, "must be a number"));
+                f64::NAN
+            }
+        };
+        let alpha = number("method.alpha", self.alpha.get());
+        let noise = vec![
+            number("dataset.noise[0]", self.noise_strong.get()),
+            number("dataset.noise[1]", self.noise_weak.get()),
+        ];
+        let learning_rate = number("learning_rate", self.learning_rate.get());
+        let epochs = self.epochs.get().trim().parse::<u32>();
+        let seed = self.seed.get().trim().parse::<u64>();
+        if epochs.is_err() {
+            errors.push(FieldError::new("epochs", "must be a whole number"));
+        }
+        if seed.is_err() {
+            errors.push(FieldError::new("seed", "must be a whole number"));
+        }
+        let method = match self.method.get().as_str() {
+            "joint" => MethodConfig::Joint,
+            "multi_loss" => MethodConfig::MultiLoss,
+            _ => MethodConfig::Mlb { alpha },
+        };
+        if !matches!(method, MethodConfig::Mlb { .. }) {
+            errors.retain(|e| e.field != "method.alpha");
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let config = RunConfig {
+            method,
+            epochs: epochs.unwrap_or_default(),
+            seed: seed.unwrap_or_default(),
+            learning_rate,
+            dataset: DatasetConfig::Synthetic(SyntheticConfig {
+                noise,
+                ..SyntheticConfig::default()
+            }),
+            ..RunConfig::default()
+        };
+        config.validate().map(|()| config)
+    }
+}
+
+#[component]
+fn RunForm() -> impl IntoView {
+    let fields = FormFields::new(&RunConfig::default());
+    let errors = RwSignal::new(Vec::<FieldError>::new());
+    let message = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let navigate = use_navigate();
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        message.set(None);
+        let config = match fields.to_config() {
+            Ok(config) => config,
+            Err(found) => {
+                errors.set(found);
+                message.set(Some("Please correct the highlighted fields.".into()));
+                return;
+            }
+        };
+        errors.set(Vec::new());
+        busy.set(true);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::create_run(&config).await {
+                Ok(run) => navigate(&format!("/runs/{}", run.id), Default::default()),
+                Err(ApiFailure(body)) => {
+                    errors.set(body.fields);
+                    message.set(Some(body.message));
+                }
+            }
+            busy.set(false);
+        });
+    };
+
+    let is_mlb = move || fields.method.get() == "mlb";
+    view! {
+        <form class="run-form" on:submit=submit novalidate>
+            <label class="field">
+                <span>"Method"</span>
+                <select
+                    id="field-method"
+                    prop:value=move || fields.method.get()
+                    on:change=move |ev| fields.method.set(event_target_value(&ev))
+                >
+                    <option value="joint">"Joint training (fused loss only)"</option>
+                    <option value="multi_loss">"Multi-loss (fused + unimodal heads)"</option>
+                    <option value="mlb">"MLB (multi-loss + gradient balancing)"</option>
+                </select>
+            </label>
+            <Show when=is_mlb>
+                <NumberField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
+            </Show>
+            <NumberField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
+            <NumberField label="Noise, modality 0" field="dataset.noise[0]" value=fields.noise_strong errors step="0.1" />
+            <NumberField label="Noise, modality 1" field="dataset.noise[1]" value=fields.noise_weak errors step="0.1" />
+            <NumberField label="Learning rate (SGD, momentum 0.9)" field="learning_rate" value=fields.learning_rate errors step="any" />
+            <NumberField label="Seed" field="seed" value=fields.seed errors step="1" />
+            <div class="actions">
+                <button type="submit" id="start-run" disabled=move || busy.get()>"Start run"</button>
+                {move || message.get().map(|m| view! { <p class="form-message" role="alert">{m}</p> })}
+            </div>
+        </form>
+    }
+}
+
+/// A labelled number input showing the errors reported for `field`.
+#[component]
+fn NumberField(
+    label: &'static str,
+    field: &'static str,
+    value: RwSignal<String>,
+    errors: RwSignal<Vec<FieldError>>,
+    step: &'static str,
+) -> impl IntoView {
+    let error = move || {
+        errors.with(|all| {
+            all.iter()
+                .filter(|e| e.field == field)
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    };
+    let id = format!("field-{}", field.replace(['.', '[', ']'], "-"));
+    view! {
+        <label class="field" class:invalid=move || !error().is_empty()>
+            <span>{label}</span>
+            <input
+                id=id
+                type="number"
+                step=step
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+            <Show when=move || !error().is_empty()>
+                <small class="field-error" data-field=field>{error}</small>
+            </Show>
+        </label>
+    }
+}
+
+#[component]
+fn RunList() -> impl IntoView {
+    let runs = LocalResource::new(api::list_runs);
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
+            {move || runs.get().map(|result| match result {
+                Ok(runs) if runs.is_empty() => view! { <p class="hint">"No runs yet."</p> }.into_any(),
+                Ok(runs) => view! { <RunTable runs /> }.into_any(),
+                Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RunTable(runs: Vec<Run>) -> impl IntoView {
+    let rows = runs
+        .into_iter()
+        .map(|run| {
+            let href = format!("/runs/{}", run.id);
+            view! {
+                <tr>
+                    <td><A href=href>{format!("#{}", run.id)}</A></td>
+                    <td>{method_label(&run.config.method)}</td>
+                    <td>{run.config.dataset.modality_names().join(", ")}</td>
+                    <td class="num">{run.config.epochs}</td>
+                    <td><StatusBadge status=run.status /></td>
+                    <td>{run.created_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="runs">
+            <thead>
+                <tr>
+                    <th>"Run"</th>
+                    <th>"Method"</th>
+                    <th>"Modalities"</th>
+                    <th>"Epochs"</th>
+                    <th>"Status"</th>
+                    <th>"Created (UTC)"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}

@@ -1,0 +1,24 @@
+//! The app's pages, one per route.
+
+mod home;
+mod run;
+
+pub use home::HomePage;
+pub use run::RunPage;
+
+use balancelab_shared::{MethodConfig, RunStatus};
+use leptos::prelude::*;
+
+/// "MLB (alpha 0.8)", "joint", ...
+pub fn method_label(method: &MethodConfig) -> String {
+    match method {
+        MethodConfig::Joint => "joint".into(),
+        MethodConfig::MultiLoss => "multi-loss".into(),
+        MethodConfig::Mlb { alpha } => format!("MLB (alpha {alpha})"),
+    }
+}
+
+#[component]
+pub fn StatusBadge(status: RunStatus) -> impl IntoView {
+    view! { <span class=format!("badge badge-{}", status.as_str())>{status.as_str()}</span> }
+}

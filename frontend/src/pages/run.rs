@@ -1,0 +1,225 @@
+//! One run: its configuration and its modality contribution curves, live while it trains.
+
+use balancelab_shared::{DatasetConfig, EpochMetrics, Run, RunEvent};
+use futures::channel::oneshot;
+use futures::StreamExt;
+use gloo_net::eventsource::futures::EventSource;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_params_map;
+
+use super::{method_label, StatusBadge};
+use crate::api;
+use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
+
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    // Re-created when the id changes, so the previous run's live stream is closed.
+    move || match params
+        .read()
+        .get("id")
+        .and_then(|id| id.parse::<i64>().ok())
+    {
+        Some(id) => view! { <RunView id /> }.into_any(),
+        None => view! { <p>"That is not a run id."</p> }.into_any(),
+    }
+}
+
+#[component]
+fn RunView(id: i64) -> impl IntoView {
+    let run = RwSignal::new(None::<Run>);
+    let epochs = RwSignal::new(Vec::<EpochMetrics>::new());
+    let problem = RwSignal::new(None::<String>);
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    on_cleanup(move || {
+        let _ = stop.send(());
+    });
+    spawn_local(async move {
+        let follow = follow_run(id, run, epochs, problem);
+        futures::pin_mut!(follow);
+        futures::future::select(follow, stopped).await;
+    });
+
+    let names = Signal::derive(move || {
+        run.with(|r| {
+            r.as_ref()
+                .map(|r| r.config.dataset.modality_names())
+                .unwrap_or_default()
+        })
+    });
+    let planned =
+        Signal::derive(move || run.with(|r| r.as_ref().map_or(1.0, |r| r.config.epochs as f64)));
+    let per_modality = move |value: fn(&EpochMetrics, usize) -> f64| {
+        Signal::derive(move || {
+            let names = names.get();
+            epochs.with(|list| {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(m, name)| Series {
+                        label: name.clone(),
+                        color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
+                        points: list.iter().map(|e| (e.epoch as f64, value(e, m))).collect(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    let coefficients = per_modality(|e, m| e.coefficients[m]);
+    let confidences = per_modality(|e, m| e.confidences[m]);
+    let unimodal = per_modality(|e, m| e.test.unimodal[m]);
+    let accuracy = Signal::derive(move || {
+        let mut series = unimodal.get();
+        series.insert(
+            0,
+            Series {
+                label: "fused".into(),
+                color: FUSED_COLOR,
+                points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.test.fused)).collect()),
+            },
+        );
+        series
+    });
+    let loss = Signal::derive(move || {
+        vec![Series {
+            label: "training loss".into(),
+            color: FUSED_COLOR,
+            points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
+        }]
+    });
+
+    view! {
+        <section class="card">
+            <h1>{format!("Run #{id} ")} {move || run.get().map(|r| view! { <StatusBadge status=r.status /> })}</h1>
+            {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
+            {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
+        </section>
+        <section class="charts">
+            <LineChart
+                title="Gradient coefficient k per modality"
+                x_label="epoch"
+                y_label="k (mean over the epoch)"
+                series=coefficients
+                x_max=planned
+                reference=1.0
+            />
+            <LineChart
+                title="Test accuracy: fused output and each unimodal head"
+                x_label="epoch"
+                y_label="accuracy"
+                series=accuracy
+                x_max=planned
+                y_range=(0.0, 1.0)
+            />
+            <LineChart
+                title="Confidence s on the true class per modality"
+                x_label="epoch"
+                y_label="s (mean over the epoch)"
+                series=confidences
+                x_max=planned
+                y_range=(0.0, 1.0)
+            />
+            <LineChart
+                title="Training loss"
+                x_label="epoch"
+                y_label="loss (mean over the epoch)"
+                series=loss
+                x_max=planned
+            />
+        </section>
+    }
+}
+
+/// Loads the stored run, then applies its live events until it ends.
+async fn follow_run(
+    id: i64,
+    run: RwSignal<Option<Run>>,
+    epochs: RwSignal<Vec<EpochMetrics>>,
+    problem: RwSignal<Option<String>>,
+) {
+    let detail = match api::get_run(id).await {
+        Ok(detail) => detail,
+        Err(api::ApiFailure(e)) => return problem.set(Some(e.message)),
+    };
+    let finished = detail.run.status.is_terminal();
+    epochs.set(detail.epochs);
+    run.set(Some(detail.run));
+    if finished {
+        return;
+    }
+    let mut source = match EventSource::new(&api::events_url(id)) {
+        Ok(source) => source,
+        Err(e) => return problem.set(Some(format!("live updates unavailable: {e}"))),
+    };
+    let Ok(mut messages) = source.subscribe("message") else {
+        return problem.set(Some("live updates unavailable".into()));
+    };
+    while let Some(message) = messages.next().await {
+        let Ok((_, message)) = message else {
+            problem.set(Some("Lost the live connection; reload to catch up.".into()));
+            break;
+        };
+        let Some(event) = message
+            .data()
+            .as_string()
+            .and_then(|data| serde_json::from_str::<RunEvent>(&data).ok())
+        else {
+            continue;
+        };
+        match event {
+            // The stream replays stored epochs first; keep each epoch once.
+            RunEvent::Epoch(metrics) => epochs.update(|list| {
+                if list.last().is_none_or(|last| last.epoch < metrics.epoch) {
+                    list.push(metrics);
+                }
+            }),
+            RunEvent::Status { status, error } => {
+                run.update(|r| {
+                    if let Some(r) = r {
+                        r.status = status;
+                        r.error = error;
+                    }
+                });
+                if status.is_terminal() {
+                    break;
+                }
+            }
+        }
+    }
+    source.close();
+}
+
+#[component]
+fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
+    let config = run.config;
+    let DatasetConfig::Synthetic(data) = &config.dataset;
+    let data_label = format!(
+        "synthetic: {} classes, {} features per modality, {} train / {} test samples",
+        data.classes, data.features, data.train_samples, data.test_samples
+    );
+    let total = config.epochs;
+    let progress = move || {
+        epochs.with(|l| match l.last() {
+            Some(last) => format!(
+                "epoch {} of {total}; fused test accuracy {:.1}%",
+                last.epoch,
+                100.0 * last.test.fused
+            ),
+            None => format!("0 of {total} epochs"),
+        })
+    };
+    view! {
+        <dl class="config">
+            <dt>"Method"</dt><dd>{method_label(&config.method)}</dd>
+            <dt>"Data"</dt><dd>{data_label}</dd>
+            <dt>"Modalities"</dt><dd>{config.dataset.modality_names().join(", ")}</dd>
+            <dt>"Optimiser"</dt>
+            <dd>{format!("SGD, lr {}, momentum 0.9, batch {}, seed {}", config.learning_rate, config.batch_size, config.seed)}</dd>
+            <dt>"Progress"</dt><dd class="progress">{progress}</dd>
+            <dt>"Created"</dt><dd>{run.created_at}</dd>
+        </dl>
+        {run.error.map(|e| view! { <p class="form-message" role="alert">{format!("Failed: {e}")}</p> })}
+    }
+}

@@ -1,0 +1,148 @@
+// End-to-end: the real `balancelab serve` and the built UI in headless Chromium.
+// A bad value shows an inline error; a good MLB run is started from the form; its curves
+// are seen growing while it trains; after it completes, a reload shows the stored curves.
+// Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const binary = resolve(root, process.env.BALANCELAB_BIN ?? 'target/debug/balancelab');
+const artifacts = join(root, 'artifacts', 'e2e');
+const EPOCHS = 40;
+const K_CHART = 'figure[data-chart^="Gradient coefficient"]';
+const ACCURACY_CHART = 'figure[data-chart^="Test accuracy"]';
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const probe = createServer().once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => done(port));
+    });
+  });
+}
+
+async function waitForHealth(base, server) {
+  for (let i = 0; i < 300; i++) {
+    if (server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}`);
+    try {
+      if ((await fetch(`${base}/api/health`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not become healthy in 30 s');
+}
+
+const pointCount = (page, chart) => page.locator(`${chart} circle.point`).count();
+
+// The hover read-outs of one series, e.g. "m1 (noise 3): 1.61 at epoch 40" -> [1.61, ...].
+async function seriesValues(page, chart, label) {
+  const titles = await page.locator(`${chart} circle.point title`).allTextContents();
+  return titles
+    .filter((t) => t.startsWith(`${label}: `))
+    .map((t) => Number(t.slice(label.length + 2).split(' ')[0]));
+}
+
+async function main() {
+  mkdirSync(artifacts, { recursive: true });
+  const state = mkdtempSync(join(tmpdir(), 'balancelab-e2e-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(
+    binary,
+    ['serve', '--addr', `127.0.0.1:${port}`, '--state-dir', state, '--ui-dir', join(root, 'dist')],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  let browser;
+  try {
+    await waitForHealth(base, server);
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+      args: [
+        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1500 } });
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+
+    await page.goto(`${base}/`);
+    await page.locator('#start-run').waitFor();
+
+    // A bad value is refused with an error next to its field, and nothing is started.
+    await page.fill('#field-epochs', '0');
+    await page.click('#start-run');
+    const epochsError = page.locator('.field-error[data-field="epochs"]');
+    await epochsError.waitFor();
+    assert.match(await epochsError.textContent(), /between 1 and 10000/);
+    await page.screenshot({ path: join(artifacts, '1-invalid-value.png'), fullPage: true });
+    assert.equal(new URL(page.url()).pathname, '/');
+
+    // A good MLB run.
+    await page.fill('#field-epochs', String(EPOCHS));
+    await page.selectOption('#field-method', 'mlb');
+    await page.fill('#field-method-alpha', '0.8');
+    await page.click('#start-run');
+    await page.waitForURL(/\/runs\/\d+$/);
+    const runPath = new URL(page.url()).pathname;
+
+    // Live: some but not all epochs drawn while the run is still training.
+    await page.waitForFunction(
+      ({ chart, total }) => {
+        const n = document.querySelectorAll(`${chart} circle.point`).length;
+        return document.querySelector('.badge-running') && n >= 4 && n < total;
+      },
+      { chart: K_CHART, total: 2 * EPOCHS },
+      { timeout: 60_000, polling: 'raf' },
+    );
+    await page.screenshot({ path: join(artifacts, '2-live-curves.png'), fullPage: true });
+
+    await page.locator('.badge-completed').waitFor({ timeout: 120_000 });
+    assert.equal(await pointCount(page, K_CHART), 2 * EPOCHS, 'k: one point per modality per epoch');
+    assert.equal(await pointCount(page, ACCURACY_CHART), 3 * EPOCHS, 'accuracy: fused + 2 heads');
+    // Modality 1 is the noisier: MLB must accelerate it (k > 1) and slow modality 0 (k < 1).
+    const k0 = await seriesValues(page, K_CHART, 'm0 (noise 1.5)');
+    const k1 = await seriesValues(page, K_CHART, 'm1 (noise 3)');
+    assert.equal(k0.length, EPOCHS);
+    assert.ok(k1.at(-1) > 1 && k0.at(-1) < 1, `k at the last epoch: ${k0.at(-1)}, ${k1.at(-1)}`);
+    const fused = await seriesValues(page, ACCURACY_CHART, 'fused');
+    assert.ok(fused.at(-1) > 0.5, `fused accuracy ${fused.at(-1)}`);
+    await page.screenshot({ path: join(artifacts, '3-completed.png'), fullPage: true });
+
+    // Reloading shows the stored curves.
+    await page.reload();
+    await page.locator('.badge-completed').waitFor();
+    await page.waitForFunction(
+      ({ chart, total }) => document.querySelectorAll(`${chart} circle.point`).length === total,
+      { chart: K_CHART, total: 2 * EPOCHS },
+    );
+    assert.deepEqual(await seriesValues(page, K_CHART, 'm1 (noise 3)'), k1);
+    await page.screenshot({ path: join(artifacts, '4-after-reload.png'), fullPage: true });
+
+    // The run is listed on the start page.
+    await page.goto(`${base}/`);
+    await page.locator(`table.runs a[href="${runPath}"]`).waitFor();
+
+    assert.deepEqual(pageErrors, [], 'the page logged errors');
+    console.log(`e2e: passed; screenshots in ${artifacts}`);
+  } finally {
+    await browser?.close();
+    server.kill();
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

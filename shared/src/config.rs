@@ -98,13 +98,15 @@ pub enum MethodConfig {
     Joint,
     /// Fused plus unimodal cross-entropies, weights 1.
     MultiLoss,
-    /// Multi-loss with the MLB per-modality gradient coefficients k_m = 1 + tanh(alpha (r_m - 1)).
-    Mlb { alpha: f64 },
+    /// Multi-loss with the MLB per-modality gradient coefficients (Kontras et al., BMVC 2024).
+    Mlb(MlbConfig),
+    /// OGM / OGM-GE (Peng et al., CVPR 2022) on the fused loss; two modalities only.
+    Ogm(OgmConfig),
 }
 
 impl Default for MethodConfig {
     fn default() -> Self {
-        Self::Mlb { alpha: 0.8 }
+        Self::Mlb(MlbConfig::default())
     }
 }
 
@@ -113,7 +115,65 @@ impl MethodConfig {
         match self {
             Self::Joint => "joint",
             Self::MultiLoss => "multi_loss",
-            Self::Mlb { .. } => "mlb",
+            Self::Mlb(_) => "mlb",
+            Self::Ogm(_) => "ogm",
+        }
+    }
+}
+
+/// k_m = 1 + tanh(alpha (r_m - 1)), or with the cap beta for the accelerated modality
+/// (r_m > 1): k_m = 1 + (beta - 1) tanh(alpha (r_m - 1)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlbConfig {
+    pub alpha: f64,
+    /// The journal variant's cap on k for the weaker modality (> 1); none: the BMVC form.
+    pub beta: Option<f64>,
+    /// First epoch (from 1) whose steps are balanced.
+    pub start_epoch: u32,
+    /// Last balanced epoch, inclusive; none: until the end.
+    pub end_epoch: Option<u32>,
+}
+
+impl Default for MlbConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 0.8,
+            beta: None,
+            start_epoch: 1,
+            end_epoch: None,
+        }
+    }
+}
+
+/// How OGM turns the score ratio rho into a coefficient for the dominant modality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OgmRatio {
+    /// k = 1 - tanh(alpha relu(rho)), as the authors' public code computes it.
+    PublicCode,
+    /// k = 1 - tanh(alpha relu(rho - 1)), a reading of the paper's equation.
+    Paper,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OgmConfig {
+    pub alpha: f64,
+    /// OGM-GE: add N(0, std(grad) + 1e-8) to the encoders' weight gradients.
+    pub generalization_enhancement: bool,
+    pub ratio: OgmRatio,
+    /// Last modulated epoch (from 1), inclusive; the authors modulate epochs 0..50.
+    pub end_epoch: Option<u32>,
+}
+
+impl Default for OgmConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 0.8,
+            generalization_enhancement: true,
+            ratio: OgmRatio::PublicCode,
+            end_epoch: Some(50),
         }
     }
 }
@@ -171,8 +231,27 @@ impl RunConfig {
         c.range("epochs", self.epochs, 1, 10_000);
         c.range("batch_size", self.batch_size, 1, 65_536);
         c.positive("learning_rate", self.learning_rate, 10.0);
-        if let MethodConfig::Mlb { alpha } = self.method {
-            c.positive("method.alpha", alpha, 100.0);
+        match &self.method {
+            MethodConfig::Joint | MethodConfig::MultiLoss => {}
+            MethodConfig::Mlb(mlb) => {
+                c.positive("method.alpha", mlb.alpha, 100.0);
+                if let Some(beta) = mlb.beta {
+                    c.range("method.beta", beta, 1.0, 100.0);
+                }
+                c.range("method.start_epoch", mlb.start_epoch, 1, self.epochs.max(1));
+                if let Some(end) = mlb.end_epoch {
+                    c.range("method.end_epoch", end, mlb.start_epoch, u32::MAX);
+                }
+            }
+            MethodConfig::Ogm(ogm) => {
+                c.positive("method.alpha", ogm.alpha, 100.0);
+                if self.dataset.modalities() != 2 {
+                    c.0.push(FieldError::new(
+                        "method.kind",
+                        "OGM is defined for exactly two modalities",
+                    ));
+                }
+            }
         }
         match &self.dataset {
             DatasetConfig::Synthetic(s) => {
@@ -215,15 +294,31 @@ mod tests {
     fn method_is_tagged_by_kind() {
         let config: RunConfig =
             serde_json::from_str(r#"{"method": {"kind": "mlb", "alpha": 2.0}}"#).unwrap();
-        assert_eq!(config.method, MethodConfig::Mlb { alpha: 2.0 });
+        let expected = MlbConfig {
+            alpha: 2.0,
+            ..MlbConfig::default()
+        };
+        assert_eq!(config.method, MethodConfig::Mlb(expected));
+        let config: RunConfig =
+            serde_json::from_str(r#"{"method": {"kind": "ogm", "ratio": "paper"}}"#).unwrap();
+        let MethodConfig::Ogm(ogm) = config.method else {
+            panic!("{config:?}")
+        };
+        assert_eq!((ogm.ratio, ogm.end_epoch), (OgmRatio::Paper, Some(50)));
         let json = serde_json::to_value(MethodConfig::Joint).unwrap();
         assert_eq!(json, serde_json::json!({"kind": "joint"}));
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let err = serde_json::from_str::<RunConfig>(r#"{"epoch": 3}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `epoch`"), "{err}");
+        for json in [
+            r#"{"epoch": 3}"#,
+            r#"{"method": {"kind": "mlb", "epoch": 3}}"#,
+            r#"{"dataset": {"kind": "synthetic", "epoch": 3}}"#,
+        ] {
+            let err = serde_json::from_str::<RunConfig>(json).unwrap_err();
+            assert!(err.to_string().contains("unknown field `epoch`"), "{err}");
+        }
     }
 
     #[test]
@@ -231,7 +326,11 @@ mod tests {
         let config = RunConfig {
             epochs: 0,
             learning_rate: -1.0,
-            method: MethodConfig::Mlb { alpha: 0.0 },
+            method: MethodConfig::Mlb(MlbConfig {
+                alpha: 0.0,
+                beta: Some(0.5),
+                ..MlbConfig::default()
+            }),
             dataset: DatasetConfig::Synthetic(SyntheticConfig {
                 noise: vec![1.0],
                 ..SyntheticConfig::default()
@@ -246,8 +345,27 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["epochs", "learning_rate", "method.alpha", "dataset.noise"]
+            [
+                "epochs",
+                "learning_rate",
+                "method.alpha",
+                "method.beta",
+                "dataset.noise"
+            ]
         );
+    }
+
+    #[test]
+    fn ogm_needs_two_modalities() {
+        let config = RunConfig {
+            method: MethodConfig::Ogm(OgmConfig::default()),
+            dataset: DatasetConfig::Synthetic(SyntheticConfig {
+                noise: vec![1.0, 2.0, 3.0],
+                ..SyntheticConfig::default()
+            }),
+            ..RunConfig::default()
+        };
+        assert_eq!(config.validate().unwrap_err()[0].field, "method.kind");
     }
 
     #[test]

@@ -8,5 +8,8 @@ pub mod config;
 pub mod metrics;
 
 pub use api::{ErrorBody, Run, RunDetail, RunEvent, RunStatus};
-pub use config::{DatasetConfig, FieldError, MethodConfig, RunConfig, SyntheticConfig};
+pub use config::{
+    DatasetConfig, FieldError, MethodConfig, MlbConfig, OgmConfig, OgmRatio, RunConfig,
+    SyntheticConfig,
+};
 pub use metrics::{EpochMetrics, SplitAccuracy, StepMetrics};

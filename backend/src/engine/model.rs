@@ -7,14 +7,16 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, Module};
 
-use super::params::{Owner, ParamStore};
+use super::params::{Owner, ParamStore, Role};
 
 /// Output of one forward pass.
 pub struct Outputs {
     /// Logits of each modality's own head, `[batch, classes]`.
     pub unimodal: Vec<Tensor>,
-    /// Logits of the fusion head, `[batch, classes]`.
+    /// Logits of the fusion head, `[batch, classes]`: the fusion bias plus every part.
     pub fused: Tensor,
+    /// Each modality's share A_m z_m of the fused logits (what OGM scores).
+    pub fusion_parts: Vec<Tensor>,
 }
 
 struct Encoder {
@@ -49,23 +51,30 @@ impl LateFusionMlp {
         let fusion_in = hidden * input_dims.len();
         for (m, &dim) in input_dims.iter().enumerate() {
             let owner = Owner::Modality(m);
+            let encoder = (owner, Role::Encoder);
             encoders.push(Encoder {
-                hidden: store.linear(&format!("encoder{m}.0"), owner, dim, hidden, true)?,
-                output: store.linear(&format!("encoder{m}.1"), owner, hidden, hidden, true)?,
+                hidden: store.linear(&format!("encoder{m}.0"), encoder, dim, hidden, true)?,
+                output: store.linear(&format!("encoder{m}.1"), encoder, hidden, hidden, true)?,
             });
-            heads.push(store.linear(&format!("head{m}"), owner, hidden, classes, true)?);
+            let head = (owner, Role::Head);
+            heads.push(store.linear(&format!("head{m}"), head, hidden, classes, true)?);
             // Initialised with the fan-in of the whole concatenation, as one nn.Linear would be.
             let bound = 1.0 / (fusion_in as f32).sqrt();
             let slice = store.uniform(
                 &format!("fusion.slice{m}"),
-                owner,
+                (owner, Role::Fusion),
                 &[classes, hidden],
                 bound,
             )?;
             fusion_slices.push(Linear::new(slice, None));
         }
         let bound = 1.0 / (fusion_in as f32).sqrt();
-        let fusion_bias = store.uniform("fusion.bias", Owner::Shared, &[classes], bound)?;
+        let fusion_bias = store.uniform(
+            "fusion.bias",
+            (Owner::Shared, Role::Fusion),
+            &[classes],
+            bound,
+        )?;
         Ok(Self {
             encoders,
             heads,
@@ -78,14 +87,26 @@ impl LateFusionMlp {
     /// linear probes and send no gradient into the encoders (joint training).
     pub fn forward(&self, inputs: &[Tensor], probe_heads: bool) -> Result<Outputs> {
         let mut unimodal = Vec::with_capacity(inputs.len());
+        let mut fusion_parts = Vec::with_capacity(inputs.len());
         let mut fused = self.fusion_bias.unsqueeze(0)?;
         for (m, x) in inputs.iter().enumerate() {
             let z = self.encoders[m].forward(x)?;
             let head_input = if probe_heads { z.detach() } else { z.clone() };
             unimodal.push(self.heads[m].forward(&head_input)?);
-            fused = fused.broadcast_add(&self.fusion_slices[m].forward(&z)?)?;
+            let part = self.fusion_slices[m].forward(&z)?;
+            fused = fused.broadcast_add(&part)?;
+            fusion_parts.push(part);
         }
-        Ok(Outputs { unimodal, fused })
+        Ok(Outputs {
+            unimodal,
+            fused,
+            fusion_parts,
+        })
+    }
+
+    /// The shared bias b of the fusion layer, `[classes]`.
+    pub fn fusion_bias(&self) -> &Tensor {
+        &self.fusion_bias
     }
 }
 
@@ -98,31 +119,31 @@ mod tests {
     fn every_parameter_has_the_owner_of_its_branch() -> Result<()> {
         let mut store = ParamStore::new(0, &Device::Cpu);
         LateFusionMlp::new(&mut store, &[3, 5], 4, 2)?;
-        let owners: Vec<(&str, Owner)> = store
+        let owners: Vec<(&str, Owner, Role)> = store
             .params()
             .iter()
-            .map(|p| (p.name.as_str(), p.owner))
+            .map(|p| (p.name.as_str(), p.owner, p.role))
             .collect();
-        let m0 = Owner::Modality(0);
-        let m1 = Owner::Modality(1);
+        let (m0, m1) = (Owner::Modality(0), Owner::Modality(1));
+        let (encoder, head, fusion) = (Role::Encoder, Role::Head, Role::Fusion);
         assert_eq!(
             owners,
             [
-                ("encoder0.0.weight", m0),
-                ("encoder0.0.bias", m0),
-                ("encoder0.1.weight", m0),
-                ("encoder0.1.bias", m0),
-                ("head0.weight", m0),
-                ("head0.bias", m0),
-                ("fusion.slice0", m0),
-                ("encoder1.0.weight", m1),
-                ("encoder1.0.bias", m1),
-                ("encoder1.1.weight", m1),
-                ("encoder1.1.bias", m1),
-                ("head1.weight", m1),
-                ("head1.bias", m1),
-                ("fusion.slice1", m1),
-                ("fusion.bias", Owner::Shared),
+                ("encoder0.0.weight", m0, encoder),
+                ("encoder0.0.bias", m0, encoder),
+                ("encoder0.1.weight", m0, encoder),
+                ("encoder0.1.bias", m0, encoder),
+                ("head0.weight", m0, head),
+                ("head0.bias", m0, head),
+                ("fusion.slice0", m0, fusion),
+                ("encoder1.0.weight", m1, encoder),
+                ("encoder1.0.bias", m1, encoder),
+                ("encoder1.1.weight", m1, encoder),
+                ("encoder1.1.bias", m1, encoder),
+                ("head1.weight", m1, head),
+                ("head1.bias", m1, head),
+                ("fusion.slice1", m1, fusion),
+                ("fusion.bias", Owner::Shared, fusion),
             ]
         );
         Ok(())

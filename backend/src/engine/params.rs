@@ -19,11 +19,20 @@ pub enum Owner {
     Shared,
 }
 
-/// A named parameter and its owner.
+/// Which part of the model a parameter is in; methods such as OGM modulate only encoders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Encoder,
+    Head,
+    Fusion,
+}
+
+/// A named parameter, its owner and its role.
 #[derive(Clone, Debug)]
 pub struct Param {
     pub name: String,
     pub owner: Owner,
+    pub role: Role,
     pub var: Var,
 }
 
@@ -51,15 +60,20 @@ impl ParamStore {
     pub fn linear(
         &mut self,
         name: &str,
-        owner: Owner,
+        (owner, role): (Owner, Role),
         in_dim: usize,
         out_dim: usize,
         bias: bool,
     ) -> Result<Linear> {
         let bound = 1.0 / (in_dim as f32).sqrt();
-        let weight = self.uniform(&format!("{name}.weight"), owner, &[out_dim, in_dim], bound)?;
+        let weight = self.uniform(
+            &format!("{name}.weight"),
+            (owner, role),
+            &[out_dim, in_dim],
+            bound,
+        )?;
         let bias = if bias {
-            Some(self.uniform(&format!("{name}.bias"), owner, &[out_dim], bound)?)
+            Some(self.uniform(&format!("{name}.bias"), (owner, role), &[out_dim], bound)?)
         } else {
             None
         };
@@ -70,7 +84,7 @@ impl ParamStore {
     pub fn uniform(
         &mut self,
         name: &str,
-        owner: Owner,
+        (owner, role): (Owner, Role),
         shape: &[usize],
         bound: f32,
     ) -> Result<Tensor> {
@@ -83,6 +97,7 @@ impl ParamStore {
         self.params.push(Param {
             name: name.to_owned(),
             owner,
+            role,
             var,
         });
         Ok(tensor)
@@ -129,7 +144,9 @@ mod tests {
     fn same_seed_gives_same_parameters() {
         let draw = |seed| {
             let mut store = ParamStore::new(seed, &Device::Cpu);
-            let layer = store.linear("l", Owner::Shared, 4, 3, true).unwrap();
+            let layer = store
+                .linear("l", (Owner::Shared, Role::Fusion), 4, 3, true)
+                .unwrap();
             layer
                 .weight()
                 .flatten_all()
@@ -145,9 +162,9 @@ mod tests {
     #[test]
     fn scaling_touches_exactly_the_owned_gradients() -> Result<()> {
         let mut store = ParamStore::new(0, &Device::Cpu);
-        let a = store.linear("a", Owner::Modality(0), 2, 2, false)?;
-        let b = store.linear("b", Owner::Modality(1), 2, 2, false)?;
-        let s = store.uniform("s", Owner::Shared, &[2], 1.0)?;
+        let a = store.linear("a", (Owner::Modality(0), Role::Encoder), 2, 2, false)?;
+        let b = store.linear("b", (Owner::Modality(1), Role::Head), 2, 2, false)?;
+        let s = store.uniform("s", (Owner::Shared, Role::Fusion), &[2], 1.0)?;
         let x = Tensor::ones((1, 2), DType::F32, &Device::Cpu)?;
         let loss = (x.apply(&a)?.sum_all()? + x.apply(&b)?.sum_all()? + s.sum_all()?)?;
         let mut grads = loss.backward()?;

@@ -2,9 +2,7 @@
 
 use std::time::Instant;
 
-use balancelab_shared::{
-    DatasetConfig, EpochMetrics, MethodConfig, RunConfig, SplitAccuracy, StepMetrics,
-};
+use balancelab_shared::{DatasetConfig, EpochMetrics, RunConfig, SplitAccuracy, StepMetrics};
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
@@ -13,8 +11,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use super::balance::{balancer, StepOutputs};
 use super::events::{CancelToken, TrainingEvent};
-use super::mlb::mlb_coefficients;
 use super::model::LateFusionMlp;
 use super::optim::SgdMomentum;
 use super::params::ParamStore;
@@ -74,8 +72,9 @@ fn run(
     let model = LateFusionMlp::new(&mut store, &data.input_dims, HIDDEN, data.classes)?;
     let mut optimizer = SgdMomentum::new(store.vars(), config.learning_rate, MOMENTUM);
     let mut order_rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_0002);
+    let mut balancer = balancer(&config.method, config.seed ^ 0x5eed_0003);
 
-    let probe_heads = config.method == MethodConfig::Joint;
+    let probe_heads = !balancer.trains_unimodal_heads();
     let modalities = data.input_dims.len();
     let n = data.train.len();
     let batch = (config.batch_size as usize).min(n);
@@ -112,14 +111,22 @@ fn run(
                 .iter()
                 .map(|logits| true_class_confidence(logits, &labels))
                 .collect::<Result<Vec<_>>>()?;
-            let coefficients = match config.method {
-                MethodConfig::Mlb { alpha } => mlb_coefficients(&confidences, alpha),
-                MethodConfig::Joint | MethodConfig::MultiLoss => vec![1.0; modalities],
+            let step_outputs = StepOutputs {
+                epoch,
+                labels: &labels,
+                outputs: &out,
+                fusion_bias: model.fusion_bias(),
+                confidences: &confidences,
             };
+            let coefficients = balancer.coefficients(&step_outputs)?;
 
+            // With probe heads, the unimodal losses reach only the heads (see the model).
             let mut grads = total.backward()?;
-            store.scale_gradients(&mut grads, &coefficients)?;
+            if let Some(k) = &coefficients {
+                balancer.modulate(&store, &mut grads, k)?;
+            }
             optimizer.step(&grads)?;
+            let coefficients = coefficients.unwrap_or_else(|| vec![1.0; modalities]);
 
             // Under joint training the probe losses are bookkeeping, not the objective.
             let objective = if probe_heads { &fused_loss } else { &total };
@@ -197,7 +204,7 @@ fn correct(logits: &Tensor, labels: &Tensor) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use balancelab_shared::SyntheticConfig;
+    use balancelab_shared::{MethodConfig, OgmConfig, SyntheticConfig};
 
     fn small(method: MethodConfig) -> RunConfig {
         RunConfig {
@@ -232,7 +239,7 @@ mod tests {
 
     #[test]
     fn emits_started_steps_epochs_then_finished() {
-        let seen = events(&small(MethodConfig::Mlb { alpha: 0.8 }));
+        let seen = events(&small(MethodConfig::default()));
         assert_eq!(
             seen[0],
             TrainingEvent::Started {
@@ -251,7 +258,7 @@ mod tests {
 
     #[test]
     fn mlb_accelerates_the_noisier_modality() {
-        let seen = events(&small(MethodConfig::Mlb { alpha: 0.8 }));
+        let seen = events(&small(MethodConfig::default()));
         let first = &epochs(&seen)[0];
         // Modality 1 has twice the noise: its head is less confident, so k_1 > 1 > k_0.
         assert!(first.confidences[1] < first.confidences[0], "{first:?}");
@@ -259,6 +266,18 @@ mod tests {
             first.coefficients[1] > 1.0 && first.coefficients[0] < 1.0,
             "{first:?}"
         );
+    }
+
+    #[test]
+    fn ogm_slows_the_dominant_modality() {
+        let seen = events(&small(MethodConfig::Ogm(OgmConfig::default())));
+        let last = &epochs(&seen)[2];
+        // Modality 0 (less noise) dominates the fusion: only its coefficient drops below 1.
+        assert!(
+            last.coefficients[0] < 1.0 && last.coefficients[1] == 1.0,
+            "{last:?}"
+        );
+        assert!(last.test.fused > 0.5, "{:?}", last.test);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The start page: a form that starts a run, and the list of runs.
 
-use balancelab_shared::{DatasetConfig, FieldError, MethodConfig, Run, RunConfig, SyntheticConfig};
+use balancelab_shared::{
+    DatasetConfig, FieldError, MethodConfig, MlbConfig, OgmConfig, Run, RunConfig, SyntheticConfig,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
@@ -43,9 +45,10 @@ struct FormFields {
 impl FormFields {
     fn new(defaults: &RunConfig) -> Self {
         let DatasetConfig::Synthetic(data) = &defaults.dataset;
-        let alpha = match defaults.method {
-            MethodConfig::Mlb { alpha } => alpha,
-            _ => 0.8,
+        let alpha = match &defaults.method {
+            MethodConfig::Mlb(mlb) => mlb.alpha,
+            MethodConfig::Ogm(ogm) => ogm.alpha,
+            _ => MlbConfig::default().alpha,
         };
         Self {
             method: RwSignal::new(defaults.method.name().to_owned()),
@@ -82,12 +85,24 @@ impl FormFields {
         if seed.is_err() {
             errors.push(FieldError::new("seed", "must be a whole number"));
         }
+        let ogm = |generalization_enhancement| {
+            MethodConfig::Ogm(OgmConfig {
+                alpha,
+                generalization_enhancement,
+                ..OgmConfig::default()
+            })
+        };
         let method = match self.method.get().as_str() {
             "joint" => MethodConfig::Joint,
             "multi_loss" => MethodConfig::MultiLoss,
-            _ => MethodConfig::Mlb { alpha },
+            "ogm_ge" => ogm(true),
+            "ogm" => ogm(false),
+            _ => MethodConfig::Mlb(MlbConfig {
+                alpha,
+                ..MlbConfig::default()
+            }),
         };
-        if !matches!(method, MethodConfig::Mlb { .. }) {
+        if !uses_alpha(&self.method.get()) {
             errors.retain(|e| e.field != "method.alpha");
         }
         if !errors.is_empty() {
@@ -106,6 +121,11 @@ impl FormFields {
         };
         config.validate().map(|()| config)
     }
+}
+
+/// Whether the method chosen in the form (by its option value) has an alpha.
+fn uses_alpha(method: &str) -> bool {
+    matches!(method, "mlb" | "ogm_ge" | "ogm")
 }
 
 #[component]
@@ -142,7 +162,7 @@ fn RunForm() -> impl IntoView {
         });
     };
 
-    let is_mlb = move || fields.method.get() == "mlb";
+    let has_alpha = move || uses_alpha(&fields.method.get());
     view! {
         <form class="run-form" on:submit=submit novalidate>
             <label class="field">
@@ -155,9 +175,11 @@ fn RunForm() -> impl IntoView {
                     <option value="joint">"Joint training (fused loss only)"</option>
                     <option value="multi_loss">"Multi-loss (fused + unimodal heads)"</option>
                     <option value="mlb">"MLB (multi-loss + gradient balancing)"</option>
+                    <option value="ogm_ge">"OGM-GE (on-the-fly modulation + noise)"</option>
+                    <option value="ogm">"OGM (on-the-fly modulation)"</option>
                 </select>
             </label>
-            <Show when=is_mlb>
+            <Show when=has_alpha>
                 <NumberField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
             </Show>
             <NumberField label="Epochs" field="epochs" value=fields.epochs errors step="1" />

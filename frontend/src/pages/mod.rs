@@ -9,12 +9,19 @@ pub use run::RunPage;
 use balancelab_shared::{MethodConfig, RunStatus};
 use leptos::prelude::*;
 
-/// "MLB (alpha 0.8)", "joint", ...
+/// "MLB (alpha 0.8)", "OGM-GE (alpha 0.8)", "joint", ...
 pub fn method_label(method: &MethodConfig) -> String {
     match method {
         MethodConfig::Joint => "joint".into(),
         MethodConfig::MultiLoss => "multi-loss".into(),
-        MethodConfig::Mlb { alpha } => format!("MLB (alpha {alpha})"),
+        MethodConfig::Mlb(mlb) => match mlb.beta {
+            Some(beta) => format!("MLB (alpha {}, beta {beta})", mlb.alpha),
+            None => format!("MLB (alpha {})", mlb.alpha),
+        },
+        MethodConfig::Ogm(ogm) if ogm.generalization_enhancement => {
+            format!("OGM-GE (alpha {})", ogm.alpha)
+        }
+        MethodConfig::Ogm(ogm) => format!("OGM (alpha {})", ogm.alpha),
     }
 }
 

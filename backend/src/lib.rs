@@ -1,11 +1,42 @@
 //! BalanceLab: a workbench for balanced multimodal learning.
 //!
 //! - [`engine`]: training (Candle), reporting progress as events; no HTTP, no database.
+//! - [`data`]: the synthetic generator and loaders of real datasets.
 //! - [`store`]: runs and their metrics in SQLite.
 //! - [`runner`]: executes queued runs in the background and fans their events out.
 //! - [`api`]: the HTTP API (Axum).
 
 pub mod api;
+pub mod data;
 pub mod engine;
 pub mod runner;
 pub mod store;
+
+use std::path::Path;
+
+use balancelab_shared::RunConfig;
+use candle_core::Device;
+use engine::{CancelToken, TrainingEvent};
+
+/// Loads a run's data, then trains it: what the server's runner and the CLI both do.
+/// Like [`engine::train`], it always ends with exactly one terminal event.
+pub fn train_run(
+    config: &RunConfig,
+    data_dir: Option<&Path>,
+    cancel: &CancelToken,
+    emit: &mut dyn FnMut(TrainingEvent),
+) {
+    // Checked before loading: the loaders assume valid sizes.
+    if let Err(errors) = config.validate() {
+        let error = errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+        return emit(TrainingEvent::Failed {
+            error: error.join("; "),
+        });
+    }
+    match data::load(&config.dataset, data_dir, config.seed, &Device::Cpu) {
+        Ok(data) => engine::train(config, &data, cancel, emit),
+        Err(e) => emit(TrainingEvent::Failed {
+            error: format!("could not load the dataset: {e}"),
+        }),
+    }
+}

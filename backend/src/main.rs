@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use balancelab::api::{self, AppState};
-use balancelab::engine::{self, CancelToken, TrainingEvent};
+use balancelab::engine::{CancelToken, TrainingEvent};
 use balancelab::runner::Runner;
 use balancelab::store::Store;
 use balancelab_shared::RunConfig;
@@ -40,6 +40,9 @@ enum Command {
         /// Runs that may train at the same time.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Folder of real datasets (see `balancelab datasets`).
+        #[arg(long, env = "BALANCELAB_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Train one run headless from a TOML configuration.
     Train {
@@ -49,6 +52,14 @@ enum Command {
         /// Output folder for the resolved config, metrics.jsonl and summary.json.
         #[arg(long)]
         out: PathBuf,
+        /// Folder of real datasets (see `balancelab datasets`).
+        #[arg(long, env = "BALANCELAB_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the datasets, whether they were found, and their sources and licenses.
+    Datasets {
+        #[arg(long, env = "BALANCELAB_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -65,8 +76,22 @@ fn main() -> anyhow::Result<()> {
             state_dir,
             ui_dir,
             workers,
-        } => serve(addr, &state_dir, ui_dir, workers),
-        Command::Train { config, out } => train(&config, &out),
+            data_dir,
+        } => serve(addr, &state_dir, ui_dir, workers, data_dir),
+        Command::Train {
+            config,
+            out,
+            data_dir,
+        } => train(&config, &out, data_dir.as_deref()),
+        Command::Datasets { data_dir } => {
+            for d in balancelab::data::catalog(data_dir.as_deref()) {
+                let found = if d.available { "found" } else { "not found" };
+                println!("{} ({}): {found}", d.kind, d.name);
+                println!("    modalities: {}", d.modalities);
+                println!("    source: {}; license: {}", d.source, d.license);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -76,6 +101,7 @@ async fn serve(
     state_dir: &Path,
     ui_dir: PathBuf,
     workers: usize,
+    data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     let store = Store::open(&state_dir.join("balancelab.sqlite")).await?;
@@ -88,7 +114,11 @@ async fn serve(
             "marked runs of a previous server process as failed"
         );
     }
-    let runner = Runner::new(store.clone(), workers);
+    match &data_dir {
+        Some(dir) => tracing::info!(data_dir = %dir.display(), "reading real datasets"),
+        None => tracing::info!("no data directory: only the synthetic dataset is available"),
+    }
+    let runner = Runner::new(store.clone(), workers, data_dir);
     if !ui_dir.join("index.html").exists() {
         tracing::warn!(ui_dir = %ui_dir.display(), "no built UI found: run scripts/build-ui; serving the API only");
     }
@@ -104,7 +134,7 @@ async fn serve(
     Ok(())
 }
 
-fn train(config_path: &Path, out: &Path) -> anyhow::Result<()> {
+fn train(config_path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result<()> {
     let text = fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
     let config: RunConfig = toml::from_str(&text)
@@ -123,7 +153,7 @@ fn train(config_path: &Path, out: &Path) -> anyhow::Result<()> {
     let names = config.dataset.modality_names();
     let mut written = Ok(());
     let mut outcome = None;
-    engine::train(&config, &CancelToken::default(), &mut |event| {
+    balancelab::train_run(&config, data_dir, &CancelToken::default(), &mut |event| {
         if written.is_ok() {
             written = serde_json::to_writer(&mut metrics, &event)
                 .map_err(anyhow::Error::from)

@@ -6,12 +6,13 @@
 //! nothing.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use balancelab_shared::{Run, RunEvent, RunStatus};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
-use crate::engine::{self, CancelToken, TrainingEvent};
+use crate::engine::{CancelToken, TrainingEvent};
 use crate::store::{Store, StoreError};
 
 /// Live events buffered per viewer before a slow viewer starts missing them.
@@ -22,16 +23,23 @@ pub struct Runner {
     store: Store,
     live: Arc<Mutex<HashMap<i64, broadcast::Sender<RunEvent>>>>,
     slots: Arc<Semaphore>,
+    data_dir: Option<Arc<Path>>,
 }
 
 impl Runner {
-    /// `concurrency`: how many runs may train at the same time.
-    pub fn new(store: Store, concurrency: usize) -> Self {
+    /// `concurrency`: how many runs may train at the same time; `data_dir`: where real
+    /// datasets are read from.
+    pub fn new(store: Store, concurrency: usize, data_dir: Option<PathBuf>) -> Self {
         Self {
             store,
             live: Arc::default(),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            data_dir: data_dir.map(Arc::from),
         }
+    }
+
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// Queues a stored run; it trains as soon as a slot is free.
@@ -59,8 +67,10 @@ impl Runner {
         // Bounded, so a stalled database slows training down instead of filling memory.
         let (events, mut received) = mpsc::channel(256);
         let config = run.config.clone();
+        let data_dir = self.data_dir.clone();
         let training = tokio::task::spawn_blocking(move || {
-            engine::train(&config, &CancelToken::default(), &mut |event| {
+            let data_dir = data_dir.as_deref();
+            crate::train_run(&config, data_dir, &CancelToken::default(), &mut |event| {
                 // The receiver only goes away if the server is shutting down.
                 let _ = events.blocking_send(event);
             });

@@ -8,7 +8,7 @@ use axum::Router;
 use balancelab::api::{app, AppState};
 use balancelab::runner::Runner;
 use balancelab::store::Store;
-use balancelab_shared::{ErrorBody, Run, RunDetail, RunStatus};
+use balancelab_shared::{DatasetInfo, ErrorBody, Run, RunDetail, RunStatus};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 async fn test_app() -> Router {
     let store = Store::in_memory().await.unwrap();
-    let runner = Runner::new(store.clone(), 1);
+    let runner = Runner::new(store.clone(), 1, None);
     app(AppState { store, runner })
 }
 
@@ -184,4 +184,87 @@ async fn missing_runs_and_endpoints_are_json_404s() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A data directory holding only the digits file: 40 samples, class = whether the left
+/// half is lit.
+fn digits_fixture() -> tempfile::TempDir {
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("digits")).unwrap();
+    let file = std::fs::File::create(dir.path().join("digits/digits.csv.gz")).unwrap();
+    let mut gz = GzEncoder::new(file, Compression::default());
+    for i in 0..40 {
+        let class = i % 2;
+        let pixels: Vec<String> = (0..64)
+            .map(|p| {
+                if (p % 8 < 4) == (class == 1) {
+                    16
+                } else {
+                    i % 3
+                }
+                .to_string()
+            })
+            .collect();
+        writeln!(gz, "{},{class}", pixels.join(",")).unwrap();
+    }
+    gz.finish().unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn datasets_are_listed_and_only_present_ones_train() {
+    let data = digits_fixture();
+    let store = Store::in_memory().await.unwrap();
+    let runner = Runner::new(store.clone(), 1, Some(data.path().to_owned()));
+    let app = app(AppState { store, runner });
+
+    let (status, datasets): (_, Vec<DatasetInfo>) = get(&app, "/api/datasets").await;
+    assert_eq!(status, StatusCode::OK);
+    let available: Vec<(&str, bool)> = datasets
+        .iter()
+        .map(|d| (d.kind.as_str(), d.available))
+        .collect();
+    assert_eq!(
+        available,
+        [
+            ("synthetic", true),
+            ("mfeat", false),
+            ("digits_halves", true)
+        ]
+    );
+    assert!(datasets.iter().all(|d| !d.license.is_empty()));
+
+    let (status, body) = post_run(&app, r#"{"dataset": {"kind": "mfeat"}}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error: ErrorBody = parse(&body);
+    assert_eq!(error.fields[0].field, "dataset.kind");
+    assert!(error.fields[0].message.contains("not found"), "{error:?}");
+
+    let body = r#"{"epochs": 2, "batch_size": 8, "dataset": {"kind": "digits_halves"}}"#;
+    let (status, body) = post_run(&app, body).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let detail = wait_until_finished(&app, parse::<Run>(&body).id).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        detail.run.error
+    );
+    assert_eq!(detail.epochs.len(), 2);
+}
+
+#[tokio::test]
+async fn real_datasets_need_a_data_directory() {
+    let app = test_app().await;
+    let (status, body) = post_run(&app, r#"{"dataset": {"kind": "digits_halves"}}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error: ErrorBody = parse(&body);
+    assert!(error.fields[0].message.contains("has none"), "{error:?}");
 }

@@ -74,6 +74,19 @@ pub enum RunEvent {
     Epoch(EpochMetrics),
 }
 
+/// A dataset the server knows, for the dataset list and its attribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// The `kind` to use in a run's dataset configuration.
+    pub kind: String,
+    pub name: String,
+    pub modalities: String,
+    /// Whether its files were found in the data directory (generated sets always are).
+    pub available: bool,
+    pub source: String,
+    pub license: String,
+}
+
 /// Body of every error response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -38,6 +38,12 @@ pub enum DatasetConfig {
     /// Built-in Gaussian class clusters, one feature vector per modality; a modality with
     /// more noise is weaker, which is how imbalance is controlled.
     Synthetic(SyntheticConfig),
+    /// UCI Multiple Features: 2,000 handwritten digits seen through several feature sets
+    /// (views), each a modality. Read from the data directory.
+    Mfeat(MfeatConfig),
+    /// scikit-learn's 8x8 digits, left and right image halves as two modalities.
+    /// Read from the data directory.
+    DigitsHalves(SplitConfig),
 }
 
 impl Default for DatasetConfig {
@@ -51,6 +57,8 @@ impl DatasetConfig {
     pub fn modalities(&self) -> usize {
         match self {
             Self::Synthetic(s) => s.noise.len(),
+            Self::Mfeat(m) => m.views.len(),
+            Self::DigitsHalves(_) => 2,
         }
     }
 
@@ -60,6 +68,111 @@ impl DatasetConfig {
             Self::Synthetic(s) => (s.noise.iter().enumerate())
                 .map(|(m, n)| format!("m{m} (noise {n})"))
                 .collect(),
+            Self::Mfeat(m) => m.views.iter().map(|v| v.name().to_owned()).collect(),
+            Self::DigitsHalves(_) => vec!["left half".into(), "right half".into()],
+        }
+    }
+
+    /// The `kind` tag, as in the JSON and TOML forms.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Synthetic(_) => "synthetic",
+            Self::Mfeat(_) => "mfeat",
+            Self::DigitsHalves(_) => "digits_halves",
+        }
+    }
+
+    /// Whether the dataset is read from the data directory (else it is generated).
+    pub fn needs_data_dir(&self) -> bool {
+        !matches!(self, Self::Synthetic(_))
+    }
+}
+
+/// How a dataset without a published split is split: stratified by class, seeded
+/// separately from the run so that runs with different seeds share one split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Fraction of every class held out for testing.
+    pub test_fraction: f64,
+    pub split_seed: u64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self {
+            test_fraction: 0.3,
+            split_seed: 0,
+        }
+    }
+}
+
+/// The six feature sets of UCI Multiple Features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfeatView {
+    /// 76 Fourier coefficients of the character shapes.
+    Fou,
+    /// 216 profile correlations.
+    Fac,
+    /// 64 Karhunen-Loeve coefficients.
+    Kar,
+    /// 240 pixel averages in 2 x 3 windows.
+    Pix,
+    /// 47 Zernike moments.
+    Zer,
+    /// 6 morphological features.
+    Mor,
+}
+
+impl MfeatView {
+    pub const ALL: [MfeatView; 6] = [
+        Self::Fou,
+        Self::Fac,
+        Self::Kar,
+        Self::Pix,
+        Self::Zer,
+        Self::Mor,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fou => "fou",
+            Self::Fac => "fac",
+            Self::Kar => "kar",
+            Self::Pix => "pix",
+            Self::Zer => "zer",
+            Self::Mor => "mor",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfeatConfig {
+    /// The views used as modalities, in model order. fac + mor is strongly imbalanced.
+    pub views: Vec<MfeatView>,
+    /// As in [`SplitConfig`].
+    pub test_fraction: f64,
+    pub split_seed: u64,
+}
+
+impl Default for MfeatConfig {
+    fn default() -> Self {
+        let split = SplitConfig::default();
+        Self {
+            views: vec![MfeatView::Fac, MfeatView::Mor],
+            test_fraction: split.test_fraction,
+            split_seed: split.split_seed,
+        }
+    }
+}
+
+impl MfeatConfig {
+    pub fn split(&self) -> SplitConfig {
+        SplitConfig {
+            test_fraction: self.test_fraction,
+            split_seed: self.split_seed,
         }
     }
 }
@@ -214,6 +327,19 @@ impl Checker {
         }
     }
 
+    fn split(&mut self, prefix: &str, split: &SplitConfig) {
+        let field = format!("{prefix}.test_fraction");
+        if !(split.test_fraction > 0.0 && split.test_fraction < 1.0) {
+            self.0.push(FieldError::new(
+                field,
+                format!(
+                    "must be between 0 and 1 (exclusive), got {}",
+                    split.test_fraction
+                ),
+            ));
+        }
+    }
+
     fn positive(&mut self, field: &str, value: f64, max: f64) {
         if !(value > 0.0 && value <= max) {
             self.0.push(FieldError::new(
@@ -254,6 +380,19 @@ impl RunConfig {
             }
         }
         match &self.dataset {
+            DatasetConfig::Mfeat(m) => {
+                c.range("dataset.views", m.views.len(), 2, MfeatView::ALL.len());
+                for (i, view) in m.views.iter().enumerate() {
+                    if m.views[..i].contains(view) {
+                        c.0.push(FieldError::new(
+                            format!("dataset.views[{i}]"),
+                            format!("{} is used twice", view.name()),
+                        ));
+                    }
+                }
+                c.split("dataset", &m.split());
+            }
+            DatasetConfig::DigitsHalves(split) => c.split("dataset", split),
             DatasetConfig::Synthetic(s) => {
                 c.range("dataset.classes", s.classes, 2, 1000);
                 c.range("dataset.features", s.features, 1, 4096);
@@ -353,6 +492,20 @@ mod tests {
                 "dataset.noise"
             ]
         );
+    }
+
+    #[test]
+    fn mfeat_views_are_named_and_checked() {
+        let json = r#"{"dataset": {"kind": "mfeat", "views": ["pix", "zer", "pix"], "test_fraction": 1.5}}"#;
+        let config: RunConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.dataset.modality_names(), ["pix", "zer", "pix"]);
+        let fields: Vec<String> = config
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["dataset.views[2]", "dataset.test_fraction"]);
     }
 
     #[test]

@@ -7,9 +7,9 @@ pub mod api;
 pub mod config;
 pub mod metrics;
 
-pub use api::{ErrorBody, Run, RunDetail, RunEvent, RunStatus};
+pub use api::{DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
 pub use config::{
-    DatasetConfig, FieldError, MethodConfig, MlbConfig, OgmConfig, OgmRatio, RunConfig,
-    SyntheticConfig,
+    DatasetConfig, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, OgmConfig,
+    OgmRatio, RunConfig, SplitConfig, SyntheticConfig,
 };
 pub use metrics::{EpochMetrics, SplitAccuracy, StepMetrics};

@@ -1,5 +1,6 @@
 //! The HTTP API. Each resource module exposes its own router; [`app`] assembles them.
 
+mod datasets;
 mod error;
 mod runs;
 
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .merge(runs::router())
+        .merge(datasets::router())
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
     Router::new()
         .nest("/api", api)

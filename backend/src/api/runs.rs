@@ -12,6 +12,7 @@ use serde_json::error::Category;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{ApiError, AppState};
+use crate::data::catalog;
 
 const LIST_LIMIT: u32 = 200;
 
@@ -39,11 +40,34 @@ fn parse_config(body: &[u8]) -> Result<RunConfig, ApiError> {
     Ok(config)
 }
 
+/// A dataset must be present on this server to be trained on.
+fn check_available(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
+    let kind = config.dataset.kind();
+    let found = catalog(state.runner.data_dir())
+        .into_iter()
+        .any(|d| d.kind == kind && d.available);
+    if found {
+        return Ok(());
+    }
+    let message = match state.runner.data_dir() {
+        Some(dir) => format!(
+            "{kind} was not found in the data directory {}",
+            dir.display()
+        ),
+        None => format!("{kind} is read from a data directory, and this server has none"),
+    };
+    Err(ApiError::Invalid(vec![FieldError::new(
+        "dataset.kind",
+        message,
+    )]))
+}
+
 async fn create(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let config = parse_config(&body)?;
+    check_available(&state, &config)?;
     let run = state.store.create_run(&config).await?;
     state.runner.submit(run.clone());
     Ok((StatusCode::CREATED, Json(run)))

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use balancelab_shared::{DatasetConfig, EpochMetrics, RunConfig, SplitAccuracy, StepMetrics};
+use balancelab_shared::{EpochMetrics, RunConfig, SplitAccuracy, StepMetrics};
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
@@ -12,11 +12,11 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::balance::{balancer, StepOutputs};
+use super::dataset::{Dataset, Split};
 use super::events::{CancelToken, TrainingEvent};
 use super::model::LateFusionMlp;
 use super::optim::SgdMomentum;
 use super::params::ParamStore;
-use super::synthetic::{synthetic_dataset, Split};
 
 /// Width of every encoder's feature vector.
 const HIDDEN: usize = 64;
@@ -34,9 +34,14 @@ pub struct RunSummary {
     pub elapsed_seconds: f64,
 }
 
-/// Trains `config` on the CPU, reporting to `emit`. The last event is always exactly one of
-/// `Finished`, `Cancelled` or `Failed`.
-pub fn train(config: &RunConfig, cancel: &CancelToken, emit: &mut dyn FnMut(TrainingEvent)) {
+/// Trains `config` on `data` on the CPU, reporting to `emit`. The last event is always
+/// exactly one of `Finished`, `Cancelled` or `Failed`.
+pub fn train(
+    config: &RunConfig,
+    data: &Dataset,
+    cancel: &CancelToken,
+    emit: &mut dyn FnMut(TrainingEvent),
+) {
     let last = match config.validate() {
         Err(errors) => TrainingEvent::Failed {
             error: errors
@@ -45,7 +50,7 @@ pub fn train(config: &RunConfig, cancel: &CancelToken, emit: &mut dyn FnMut(Trai
                 .collect::<Vec<_>>()
                 .join("; "),
         },
-        Ok(()) => match run(config, cancel, emit) {
+        Ok(()) => match run(config, data, cancel, emit) {
             Ok(Some(summary)) => TrainingEvent::Finished(summary),
             Ok(None) => TrainingEvent::Cancelled,
             Err(e) => TrainingEvent::Failed {
@@ -59,14 +64,12 @@ pub fn train(config: &RunConfig, cancel: &CancelToken, emit: &mut dyn FnMut(Trai
 /// `Ok(None)` when cancelled.
 fn run(
     config: &RunConfig,
+    data: &Dataset,
     cancel: &CancelToken,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<Option<RunSummary>> {
     let started = Instant::now();
     let device = Device::Cpu;
-    let data = match &config.dataset {
-        DatasetConfig::Synthetic(s) => synthetic_dataset(s, config.seed, &device)?,
-    };
     // Independent streams for data, initial weights and batch order, all from one seed.
     let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, &device);
     let model = LateFusionMlp::new(&mut store, &data.input_dims, HIDDEN, data.classes)?;
@@ -128,7 +131,7 @@ fn run(
             optimizer.step(&grads)?;
             let coefficients = coefficients.unwrap_or_else(|| vec![1.0; modalities]);
 
-            // Under joint training the probe losses are bookkeeping, not the objective.
+            // When the heads are probes (joint, OGM) their losses are bookkeeping, not the objective.
             let objective = if probe_heads { &fused_loss } else { &total };
             let loss = objective.to_scalar::<f32>()? as f64;
             loss_sum += loss;
@@ -204,7 +207,7 @@ fn correct(logits: &Tensor, labels: &Tensor) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use balancelab_shared::{MethodConfig, OgmConfig, SyntheticConfig};
+    use balancelab_shared::{DatasetConfig, MethodConfig, OgmConfig, SyntheticConfig};
 
     fn small(method: MethodConfig) -> RunConfig {
         RunConfig {
@@ -221,9 +224,15 @@ mod tests {
         }
     }
 
+    fn data(config: &RunConfig) -> Dataset {
+        crate::data::load(&config.dataset, None, config.seed, &Device::Cpu).unwrap()
+    }
+
     fn events(config: &RunConfig) -> Vec<TrainingEvent> {
         let mut seen = Vec::new();
-        train(config, &CancelToken::default(), &mut |e| seen.push(e));
+        train(config, &data(config), &CancelToken::default(), &mut |e| {
+            seen.push(e)
+        });
         seen
     }
 
@@ -307,7 +316,8 @@ mod tests {
         let cancel = CancelToken::default();
         cancel.cancel();
         let mut seen = Vec::new();
-        train(&small(MethodConfig::Joint), &cancel, &mut |e| seen.push(e));
+        let config = small(MethodConfig::Joint);
+        train(&config, &data(&config), &cancel, &mut |e| seen.push(e));
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1], TrainingEvent::Cancelled);
     }

@@ -6,42 +6,11 @@
 
 use balancelab_shared::SyntheticConfig;
 use candle_core::{Device, Result, Tensor};
+
+use crate::engine::{Dataset, Split};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
-
-/// Samples of one split: `inputs[m]` is `[n, features_m]` (f32), `labels` is `[n]` (u32).
-pub struct Split {
-    pub inputs: Vec<Tensor>,
-    pub labels: Tensor,
-}
-
-impl Split {
-    pub fn len(&self) -> usize {
-        self.labels.dims1().unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The samples at `indices` (a `[b]` u32 tensor).
-    pub fn select(&self, indices: &Tensor) -> Result<(Vec<Tensor>, Tensor)> {
-        let inputs = self
-            .inputs
-            .iter()
-            .map(|x| x.index_select(indices, 0))
-            .collect::<Result<_>>()?;
-        Ok((inputs, self.labels.index_select(indices, 0)?))
-    }
-}
-
-pub struct Dataset {
-    pub train: Split,
-    pub test: Split,
-    pub classes: usize,
-    pub input_dims: Vec<usize>,
-}
 
 /// Draws the dataset; the same config and seed always give the same samples.
 pub fn synthetic_dataset(config: &SyntheticConfig, seed: u64, device: &Device) -> Result<Dataset> {

@@ -1,0 +1,17 @@
+//! `/datasets`: what can be trained on here, with each dataset's source and license.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use balancelab_shared::DatasetInfo;
+
+use super::AppState;
+use crate::data::catalog;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/datasets", get(list))
+}
+
+async fn list(State(state): State<AppState>) -> Json<Vec<DatasetInfo>> {
+    Json(catalog(state.runner.data_dir()))
+}

@@ -1,6 +1,6 @@
 //! Calls to the BalanceLab HTTP API.
 
-use balancelab_shared::{ErrorBody, Run, RunConfig, RunDetail};
+use balancelab_shared::{DatasetInfo, ErrorBody, Run, RunConfig, RunDetail};
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 
@@ -42,6 +42,11 @@ pub async fn list_runs() -> Result<Vec<Run>, ApiFailure> {
 
 pub async fn get_run(id: i64) -> Result<RunDetail, ApiFailure> {
     let response = Request::get(&format!("/api/runs/{id}")).send().await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
+pub async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
+    let response = Request::get("/api/datasets").send().await;
     read(response.map_err(ApiFailure::message)?).await
 }
 

@@ -4,7 +4,7 @@
 // Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +14,9 @@ import { chromium } from 'playwright-core';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const binary = resolve(root, process.env.BALANCELAB_BIN ?? 'target/debug/balancelab');
 const artifacts = join(root, 'artifacts', 'e2e');
+// Real datasets, where this machine has them (the project keeps them in ../shared/data).
+const dataDir = resolve(root, process.env.BALANCELAB_DATA_DIR ?? '../shared/data');
+const hasData = existsSync(join(dataDir, 'mfeat'));
 const EPOCHS = 40;
 const K_CHART = 'figure[data-chart^="Gradient coefficient"]';
 const ACCURACY_CHART = 'figure[data-chart^="Test accuracy"]';
@@ -56,11 +59,10 @@ async function main() {
   const state = mkdtempSync(join(tmpdir(), 'balancelab-e2e-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawn(
-    binary,
-    ['serve', '--addr', `127.0.0.1:${port}`, '--state-dir', state, '--ui-dir', join(root, 'dist')],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--state-dir', state, '--ui-dir', join(root, 'dist')];
+  if (hasData) args.push('--data-dir', dataDir);
+  else console.log(`e2e: no real data at ${dataDir}; checking real datasets are shown as not found`);
+  const server = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   let browser;
   try {
     await waitForHealth(base, server);
@@ -78,6 +80,17 @@ async function main() {
 
     await page.goto(`${base}/`);
     await page.locator('#start-run').waitFor();
+
+    // The dataset list says which real datasets this server found, with their attribution.
+    const mfeat = page.locator('#field-dataset option[value="mfeat_fac_mor"]');
+    await page.waitForFunction(() => document.querySelectorAll('#field-dataset option').length === 4);
+    assert.equal(await mfeat.isDisabled(), !hasData);
+    if (hasData) {
+      await page.selectOption('#field-dataset', 'mfeat_fac_mor');
+      await page.locator('.field .hint', { hasText: 'License: UCI' }).waitFor();
+      assert.equal(await page.locator('#field-dataset-noise-0-').count(), 0, 'noise is for synthetic data only');
+    }
+    await page.selectOption('#field-dataset', 'synthetic');
 
     // A bad value is refused with an error next to its field, and nothing is started.
     await page.fill('#field-epochs', '0');

@@ -1,7 +1,8 @@
 //! The start page: a form that starts a run, and the list of runs.
 
 use balancelab_shared::{
-    DatasetConfig, FieldError, MethodConfig, MlbConfig, OgmConfig, Run, RunConfig, SyntheticConfig,
+    DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
+    OgmConfig, Run, RunConfig, SplitConfig, SyntheticConfig,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -17,9 +18,9 @@ pub fn HomePage() -> impl IntoView {
         <section class="card">
             <h1>"New run"</h1>
             <p class="hint">
-                "Built-in synthetic data: two modalities drawn around the same class means; "
-                "the one with more noise is the weaker. MLB multiplies each modality's gradients "
-                "by k = 1 + tanh(alpha (r - 1)), r = the other head's confidence over its own."
+                "Two modalities, one encoder and one unimodal head each, and a late-fusion head. "
+                "MLB multiplies each modality's gradients by k = 1 + tanh(alpha (r - 1)), "
+                "r = the other head's confidence over its own, so the weaker modality speeds up."
             </p>
             <RunForm />
         </section>
@@ -33,6 +34,8 @@ pub fn HomePage() -> impl IntoView {
 /// The form's inputs, kept as typed text until submitted.
 #[derive(Clone, Copy)]
 struct FormFields {
+    /// One of [`DATASET_CHOICES`]' values.
+    dataset: RwSignal<String>,
     method: RwSignal<String>,
     alpha: RwSignal<String>,
     epochs: RwSignal<String>,
@@ -44,18 +47,19 @@ struct FormFields {
 
 impl FormFields {
     fn new(defaults: &RunConfig) -> Self {
-        let DatasetConfig::Synthetic(data) = &defaults.dataset;
+        let synthetic = SyntheticConfig::default();
         let alpha = match &defaults.method {
             MethodConfig::Mlb(mlb) => mlb.alpha,
             MethodConfig::Ogm(ogm) => ogm.alpha,
             _ => MlbConfig::default().alpha,
         };
         Self {
+            dataset: RwSignal::new(DATASET_CHOICES[0].0.to_owned()),
             method: RwSignal::new(defaults.method.name().to_owned()),
             alpha: RwSignal::new(alpha.to_string()),
             epochs: RwSignal::new(defaults.epochs.to_string()),
-            noise_strong: RwSignal::new(data.noise[0].to_string()),
-            noise_weak: RwSignal::new(data.noise[1].to_string()),
+            noise_strong: RwSignal::new(synthetic.noise[0].to_string()),
+            noise_weak: RwSignal::new(synthetic.noise[1].to_string()),
             learning_rate: RwSignal::new(defaults.learning_rate.to_string()),
             seed: RwSignal::new(defaults.seed.to_string()),
         }
@@ -105,6 +109,10 @@ impl FormFields {
         if !uses_alpha(&self.method.get()) {
             errors.retain(|e| e.field != "method.alpha");
         }
+        let dataset = dataset_choice(&self.dataset.get(), noise);
+        if !matches!(dataset, DatasetConfig::Synthetic(_)) {
+            errors.retain(|e| !e.field.starts_with("dataset.noise"));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -113,13 +121,48 @@ impl FormFields {
             epochs: epochs.unwrap_or_default(),
             seed: seed.unwrap_or_default(),
             learning_rate,
-            dataset: DatasetConfig::Synthetic(SyntheticConfig {
-                noise,
-                ..SyntheticConfig::default()
-            }),
+            dataset,
             ..RunConfig::default()
         };
         config.validate().map(|()| config)
+    }
+}
+
+/// The form's dataset options: (value, label, catalog kind).
+const DATASET_CHOICES: [(&str, &str, &str); 4] = [
+    (
+        "synthetic",
+        "Synthetic clusters (noise per modality)",
+        "synthetic",
+    ),
+    (
+        "mfeat_fac_mor",
+        "UCI mfeat: fac + mor (strongly imbalanced)",
+        "mfeat",
+    ),
+    ("mfeat_pix_zer", "UCI mfeat: pix + zer", "mfeat"),
+    (
+        "digits_halves",
+        "Optical digits: left + right halves",
+        "digits_halves",
+    ),
+];
+
+fn dataset_choice(value: &str, noise: Vec<f64>) -> DatasetConfig {
+    let mfeat = |views: [MfeatView; 2]| {
+        DatasetConfig::Mfeat(MfeatConfig {
+            views: views.to_vec(),
+            ..MfeatConfig::default()
+        })
+    };
+    match value {
+        "mfeat_fac_mor" => mfeat([MfeatView::Fac, MfeatView::Mor]),
+        "mfeat_pix_zer" => mfeat([MfeatView::Pix, MfeatView::Zer]),
+        "digits_halves" => DatasetConfig::DigitsHalves(SplitConfig::default()),
+        _ => DatasetConfig::Synthetic(SyntheticConfig {
+            noise,
+            ..SyntheticConfig::default()
+        }),
     }
 }
 
@@ -163,8 +206,52 @@ fn RunForm() -> impl IntoView {
     };
 
     let has_alpha = move || uses_alpha(&fields.method.get());
+    let is_synthetic = move || fields.dataset.get() == "synthetic";
+    let catalog = LocalResource::new(api::list_datasets);
+    let info = move |kind: &str| -> Option<DatasetInfo> {
+        catalog
+            .get()
+            .and_then(Result::ok)
+            .and_then(|all| all.into_iter().find(|d| d.kind == kind))
+    };
+    let chosen_kind = move || {
+        let value = fields.dataset.get();
+        DATASET_CHOICES
+            .iter()
+            .find(|c| c.0 == value)
+            .map_or("synthetic", |c| c.2)
+    };
+    let dataset_options = move || {
+        DATASET_CHOICES
+            .iter()
+            .map(|&(value, label, kind)| {
+                let available = info(kind).is_some_and(|d| d.available);
+                let label = if available {
+                    label.to_owned()
+                } else {
+                    format!("{label} (not found)")
+                };
+                view! { <option value=value disabled=!available>{label}</option> }
+            })
+            .collect_view()
+    };
+    let attribution = move || {
+        info(chosen_kind())
+            .map(|d| format!("{}. Source: {}. License: {}.", d.name, d.source, d.license))
+    };
     view! {
         <form class="run-form" on:submit=submit novalidate>
+            <label class="field wide">
+                <span>"Dataset"</span>
+                <select
+                    id="field-dataset"
+                    prop:value=move || fields.dataset.get()
+                    on:change=move |ev| fields.dataset.set(event_target_value(&ev))
+                >
+                    {dataset_options}
+                </select>
+                <small class="hint">{attribution}</small>
+            </label>
             <label class="field">
                 <span>"Method"</span>
                 <select
@@ -183,8 +270,10 @@ fn RunForm() -> impl IntoView {
                 <NumberField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
             </Show>
             <NumberField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
-            <NumberField label="Noise, modality 0" field="dataset.noise[0]" value=fields.noise_strong errors step="0.1" />
-            <NumberField label="Noise, modality 1" field="dataset.noise[1]" value=fields.noise_weak errors step="0.1" />
+            <Show when=is_synthetic>
+                <NumberField label="Noise, modality 0" field="dataset.noise[0]" value=fields.noise_strong errors step="0.1" />
+                <NumberField label="Noise, modality 1" field="dataset.noise[1]" value=fields.noise_weak errors step="0.1" />
+            </Show>
             <NumberField label="Learning rate (SGD, momentum 0.9)" field="learning_rate" value=fields.learning_rate errors step="any" />
             <NumberField label="Seed" field="seed" value=fields.seed errors step="1" />
             <div class="actions">
@@ -255,7 +344,7 @@ fn RunTable(runs: Vec<Run>) -> impl IntoView {
                 <tr>
                     <td><A href=href>{format!("#{}", run.id)}</A></td>
                     <td>{method_label(&run.config.method)}</td>
-                    <td>{run.config.dataset.modality_names().join(", ")}</td>
+                    <td>{run.config.dataset.kind()}": "{run.config.dataset.modality_names().join(", ")}</td>
                     <td class="num">{run.config.epochs}</td>
                     <td><StatusBadge status=run.status /></td>
                     <td>{run.created_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
@@ -269,7 +358,7 @@ fn RunTable(runs: Vec<Run>) -> impl IntoView {
                 <tr>
                     <th>"Run"</th>
                     <th>"Method"</th>
-                    <th>"Modalities"</th>
+                    <th>"Data: modalities"</th>
                     <th>"Epochs"</th>
                     <th>"Status"</th>
                     <th>"Created (UTC)"</th>

@@ -1,6 +1,6 @@
 //! One run: its configuration and its modality contribution curves, live while it trains.
 
-use balancelab_shared::{DatasetConfig, EpochMetrics, Run, RunEvent};
+use balancelab_shared::{DatasetConfig, EpochMetrics, Run, RunEvent, SplitConfig};
 use futures::channel::oneshot;
 use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
@@ -194,11 +194,26 @@ async fn follow_run(
 #[component]
 fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
     let config = run.config;
-    let DatasetConfig::Synthetic(data) = &config.dataset;
-    let data_label = format!(
-        "synthetic: {} classes, {} features per modality, {} train / {} test samples",
-        data.classes, data.features, data.train_samples, data.test_samples
-    );
+    let held_out = |split: SplitConfig| {
+        format!(
+            "{:.0}% of each class held out for testing (split seed {})",
+            100.0 * split.test_fraction,
+            split.split_seed
+        )
+    };
+    let data_label = match &config.dataset {
+        DatasetConfig::Synthetic(data) => format!(
+            "synthetic: {} classes, {} features per modality, {} train / {} test samples",
+            data.classes, data.features, data.train_samples, data.test_samples
+        ),
+        DatasetConfig::Mfeat(m) => format!("UCI Multiple Features; {}", held_out(m.split())),
+        DatasetConfig::DigitsHalves(split) => {
+            format!(
+                "optical digits, 8x8 split into halves; {}",
+                held_out(split.clone())
+            )
+        }
+    };
     let total = config.epochs;
     let progress = move || {
         epochs.with(|l| match l.last() {

@@ -6,11 +6,11 @@
 
 use balancelab_shared::SyntheticConfig;
 use candle_core::{Device, Result, Tensor};
-
-use crate::engine::{Dataset, Split};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
+
+use crate::engine::{Dataset, Split};
 
 /// Draws the dataset; the same config and seed always give the same samples.
 pub fn synthetic_dataset(config: &SyntheticConfig, seed: u64, device: &Device) -> Result<Dataset> {

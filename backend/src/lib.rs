@@ -16,13 +16,14 @@ use std::path::Path;
 
 use balancelab_shared::RunConfig;
 use candle_core::Device;
-use engine::{CancelToken, TrainingEvent};
+use engine::{CancelToken, Checkpointing, TrainingEvent};
 
 /// Loads a run's data, then trains it: what the server's runner and the CLI both do.
 /// Like [`engine::train`], it always ends with exactly one terminal event.
 pub fn train_run(
     config: &RunConfig,
     data_dir: Option<&Path>,
+    checkpoints: Checkpointing,
     cancel: &CancelToken,
     emit: &mut dyn FnMut(TrainingEvent),
 ) {
@@ -34,7 +35,7 @@ pub fn train_run(
         });
     }
     match data::load(&config.dataset, data_dir, config.seed, &Device::Cpu) {
-        Ok(data) => engine::train(config, &data, cancel, emit),
+        Ok(data) => engine::train(config, &data, checkpoints, cancel, emit),
         Err(e) => emit(TrainingEvent::Failed {
             error: format!("could not load the dataset: {e}"),
         }),

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use balancelab::api::{self, AppState};
-use balancelab::engine::{CancelToken, TrainingEvent};
+use balancelab::engine::{checkpoint, CancelToken, Checkpointing, TrainingEvent};
 use balancelab::runner::Runner;
 use balancelab::store::Store;
 use balancelab_shared::RunConfig;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use tower_http::services::{ServeDir, ServeFile};
 
 #[derive(Parser)]
@@ -44,14 +45,18 @@ enum Command {
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Train one run headless from a TOML configuration.
+    /// Train one run headless from a TOML configuration (presets/ has the papers' settings).
     Train {
         /// Run configuration (TOML); missing keys take their defaults.
-        #[arg(long)]
-        config: PathBuf,
-        /// Output folder for the resolved config, metrics.jsonl and summary.json.
+        #[arg(long, required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Run folder: the resolved config.toml, metrics.jsonl (every event), checkpoints/
+        /// (last and best, safetensors) and summary.json.
         #[arg(long)]
         out: PathBuf,
+        /// Continue the run in --out from its last checkpoint, with its config.toml.
+        #[arg(long, conflicts_with = "config")]
+        resume: bool,
         /// Folder of real datasets (see `balancelab datasets`).
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
@@ -81,8 +86,9 @@ fn main() -> anyhow::Result<()> {
         Command::Train {
             config,
             out,
+            resume,
             data_dir,
-        } => train(&config, &out, data_dir.as_deref()),
+        } => train(config.as_deref(), &out, resume, data_dir.as_deref()),
         Command::Datasets { data_dir } => {
             for d in balancelab::data::catalog(data_dir.as_deref()) {
                 let found = if d.available { "found" } else { "not found" };
@@ -134,59 +140,121 @@ async fn serve(
     Ok(())
 }
 
-fn train(config_path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result<()> {
-    let text = fs::read_to_string(config_path)
-        .with_context(|| format!("reading {}", config_path.display()))?;
+fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: RunConfig = toml::from_str(&text)
-        .with_context(|| format!("invalid configuration {}", config_path.display()))?;
+        .with_context(|| format!("invalid configuration {}", path.display()))?;
     if let Err(errors) = config.validate() {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
         bail!(
             "invalid configuration {}:\n{}",
-            config_path.display(),
+            path.display(),
             lines.join("\n")
         );
     }
+    Ok(config)
+}
+
+fn train(
+    config_path: Option<&Path>,
+    out: &Path,
+    resume: bool,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let resolved = out.join("config.toml");
+    let checkpoint_dir = out.join("checkpoints");
+    let config = match config_path {
+        Some(path) => read_config(path)?,
+        None => read_config(&resolved)?,
+    };
+    if resume && !checkpoint::paths(&checkpoint_dir, "last").1.exists() {
+        bail!("{} has no checkpoint to resume from", out.display());
+    }
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    fs::write(out.join("config.toml"), toml::to_string(&config)?)?;
-    let mut metrics = std::io::BufWriter::new(fs::File::create(out.join("metrics.jsonl"))?);
+    if !resume {
+        fs::write(&resolved, toml::to_string(&config)?)?;
+    }
+    let metrics_path = out.join("metrics.jsonl");
+    let metrics_file = fs::OpenOptions::new()
+        .create(true)
+        .append(resume)
+        .write(true)
+        .truncate(!resume)
+        .open(&metrics_path)
+        .with_context(|| format!("opening {}", metrics_path.display()))?;
+    let mut metrics = std::io::BufWriter::new(metrics_file);
     let names = config.dataset.modality_names();
     let mut written = Ok(());
     let mut outcome = None;
-    balancelab::train_run(&config, data_dir, &CancelToken::default(), &mut |event| {
-        if written.is_ok() {
-            written = serde_json::to_writer(&mut metrics, &event)
-                .map_err(anyhow::Error::from)
-                .and_then(|()| Ok(metrics.write_all(b"\n")?));
-        }
-        match &event {
-            TrainingEvent::Epoch(m) => {
-                let per_modality: Vec<String> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| {
-                        format!(
-                            "[{name}] k {:.3} acc {:.3}",
-                            m.coefficients[i], m.test.unimodal[i]
-                        )
-                    })
-                    .collect();
-                println!(
-                    "epoch {:>4}  loss {:.4}  fused acc {:.3}  {}",
-                    m.epoch,
-                    m.train_loss,
-                    m.test.fused,
-                    per_modality.join("  ")
-                );
+    // Hidden when stderr is not a terminal.
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{bar:30} epoch {msg} [{elapsed_precise} < {eta_precise}]")
+            .expect("a valid template"),
+    );
+    let checkpoints = Checkpointing {
+        dir: Some(&checkpoint_dir),
+        resume,
+    };
+    balancelab::train_run(
+        &config,
+        data_dir,
+        checkpoints,
+        &CancelToken::default(),
+        &mut |event| {
+            if written.is_ok() {
+                written = serde_json::to_writer(&mut metrics, &event)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| Ok(metrics.write_all(b"\n")?));
             }
-            TrainingEvent::Finished(_)
-            | TrainingEvent::Cancelled
-            | TrainingEvent::Failed { .. } => {
-                outcome = Some(event);
+            match &event {
+                TrainingEvent::Started {
+                    epochs,
+                    first_epoch,
+                    steps_per_epoch,
+                } => {
+                    bar.set_length(u64::from(epochs + 1 - first_epoch) * steps_per_epoch);
+                    if *first_epoch > 1 {
+                        println!("resuming at epoch {first_epoch}");
+                    }
+                }
+                TrainingEvent::Step(step) => {
+                    bar.inc(1);
+                    bar.set_message(format!("{} loss {:.4}", step.epoch, step.loss));
+                }
+                TrainingEvent::Epoch(m) => {
+                    let scores = m.validation.as_ref().unwrap_or(&m.test);
+                    let split = if m.validation.is_some() {
+                        "val"
+                    } else {
+                        "test"
+                    };
+                    let per_modality: Vec<String> = names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| {
+                            format!(
+                                "[{name}] k {:.3} acc {:.3}",
+                                m.coefficients[i], scores.unimodal[i]
+                            )
+                        })
+                        .collect();
+                    bar.println(format!(
+                        "epoch {:>4}  loss {:.4}  {split} acc {:.3}  {}",
+                        m.epoch,
+                        m.train_loss,
+                        scores.fused,
+                        per_modality.join("  ")
+                    ));
+                }
+                TrainingEvent::Finished(_)
+                | TrainingEvent::Cancelled
+                | TrainingEvent::Failed { .. } => {
+                    outcome = Some(event);
+                }
             }
-            _ => {}
-        }
-    });
+        },
+    );
+    bar.finish_and_clear();
     written?;
     metrics.flush()?;
     match outcome {
@@ -196,8 +264,10 @@ fn train(config_path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Res
                 serde_json::to_string_pretty(&summary)?,
             )?;
             println!(
-                "done in {:.1}s: fused test accuracy {:.3}; wrote {}",
+                "done in {:.1}s: test accuracy {:.3} at the best epoch ({}), {:.3} at the last; wrote {}",
                 summary.elapsed_seconds,
+                summary.test_at_best.fused,
+                summary.best_epoch,
                 summary.test.fused,
                 out.display()
             );

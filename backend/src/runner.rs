@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use balancelab_shared::{Run, RunEvent, RunStatus};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
-use crate::engine::{CancelToken, TrainingEvent};
+use crate::engine::{CancelToken, Checkpointing, TrainingEvent};
 use crate::store::{Store, StoreError};
 
 /// Live events buffered per viewer before a slow viewer starts missing them.
@@ -70,10 +70,16 @@ impl Runner {
         let data_dir = self.data_dir.clone();
         let training = tokio::task::spawn_blocking(move || {
             let data_dir = data_dir.as_deref();
-            crate::train_run(&config, data_dir, &CancelToken::default(), &mut |event| {
-                // The receiver only goes away if the server is shutting down.
-                let _ = events.blocking_send(event);
-            });
+            crate::train_run(
+                &config,
+                data_dir,
+                Checkpointing::default(),
+                &CancelToken::default(),
+                &mut |event| {
+                    // The receiver only goes away if the server is shutting down.
+                    let _ = events.blocking_send(event);
+                },
+            );
         });
         while let Some(event) = received.recv().await {
             if let Err(e) = self.record(run.id, event, live).await {
@@ -100,7 +106,7 @@ impl Runner {
             TrainingEvent::Step(_) => return Ok(()),
             TrainingEvent::Epoch(metrics) => {
                 self.store.add_epoch(id, &metrics).await?;
-                let _ = live.send(RunEvent::Epoch(metrics));
+                let _ = live.send(RunEvent::Epoch(Box::new(metrics)));
                 return Ok(());
             }
             TrainingEvent::Started { .. } => (RunStatus::Running, None),

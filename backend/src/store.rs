@@ -147,7 +147,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use balancelab_shared::SplitAccuracy;
+    use balancelab_shared::SplitScores;
 
     fn epoch(n: u32) -> EpochMetrics {
         EpochMetrics {
@@ -155,10 +155,17 @@ mod tests {
             train_loss: 1.0 / n as f64,
             coefficients: vec![0.9, 1.1],
             confidences: vec![0.5, 0.3],
-            test: SplitAccuracy {
+            gradient_norms: vec![0.1, 0.2],
+            learning_rate: 0.01,
+            train: SplitScores::default(),
+            validation: None,
+            test: SplitScores {
                 fused: 0.5,
                 unimodal: vec![0.4, 0.2],
+                fused_macro_f1: 0.45,
+                unimodal_macro_f1: vec![0.35, 0.15],
             },
+            solo_accuracy: vec![0.5, 0.1],
             elapsed_seconds: n as f64,
         }
     }

@@ -71,7 +71,8 @@ pub enum RunEvent {
         status: RunStatus,
         error: Option<String>,
     },
-    Epoch(EpochMetrics),
+    /// Boxed: far larger than the other variants.
+    Epoch(Box<EpochMetrics>),
 }
 
 /// A dataset the server knows, for the dataset list and its attribution.

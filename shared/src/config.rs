@@ -5,16 +5,29 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{EncoderConfig, FusionKind, ModelConfig};
+use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
+
 /// A complete, reproducible description of one training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub dataset: DatasetConfig,
     pub method: MethodConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+    /// What the method's coefficients k_m multiply.
+    pub coefficients_scale: CoefficientTarget,
     pub epochs: u32,
     pub batch_size: u32,
-    /// Learning rate of SGD with momentum 0.9.
+    /// Base learning rate of the optimiser, before the schedule.
     pub learning_rate: f64,
+    /// Fraction of every class of the training split held out for validation (0: none).
+    /// Early stopping, MSLR and the imbalance measure need it.
+    pub validation_fraction: f64,
+    /// Stop when validation accuracy has not improved for this many epochs.
+    pub early_stopping_patience: Option<u32>,
     pub seed: u64,
 }
 
@@ -23,9 +36,15 @@ impl Default for RunConfig {
         Self {
             dataset: DatasetConfig::default(),
             method: MethodConfig::default(),
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig::default(),
+            coefficients_scale: CoefficientTarget::default(),
             epochs: 20,
             batch_size: 64,
             learning_rate: 0.01,
+            validation_fraction: 0.1,
+            early_stopping_patience: None,
             seed: 0,
         }
     }
@@ -209,12 +228,20 @@ pub enum MethodConfig {
     /// Cross-entropy of the fused output only. Unimodal heads are trained as linear probes
     /// on detached features, so they measure each encoder without steering it.
     Joint,
-    /// Fused plus unimodal cross-entropies, weights 1.
-    MultiLoss,
+    /// Fused plus weighted unimodal cross-entropies, one backward pass.
+    MultiLoss(MultiLossConfig),
     /// Multi-loss with the MLB per-modality gradient coefficients (Kontras et al., BMVC 2024).
     Mlb(MlbConfig),
-    /// OGM / OGM-GE (Peng et al., CVPR 2022) on the fused loss; two modalities only.
+    /// OGM / OGM-GE (Peng et al., CVPR 2022) on the fused loss; two modalities, late fusion.
     Ogm(OgmConfig),
+    /// AGM (Li et al., ICCV 2023): Shapley-style unimodal outputs by zeroing the other input;
+    /// two modalities.
+    Agm(AgmConfig),
+    /// MSLR (Yao & Mihalcea, 2022): per-modality learning-rate multipliers updated each epoch
+    /// from validation accuracy; trained with the multi-loss.
+    Mslr(MslrConfig),
+    /// MMCosine (Xu et al., 2023): a late fusion of cosine similarities, scaled; fused loss.
+    MmCosine(MmCosineConfig),
 }
 
 impl Default for MethodConfig {
@@ -227,10 +254,98 @@ impl MethodConfig {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Joint => "joint",
-            Self::MultiLoss => "multi_loss",
+            Self::MultiLoss(_) => "multi_loss",
             Self::Mlb(_) => "mlb",
             Self::Ogm(_) => "ogm",
+            Self::Agm(_) => "agm",
+            Self::Mslr(_) => "mslr",
+            Self::MmCosine(_) => "mm_cosine",
         }
+    }
+}
+
+/// L = fused_weight CE(f, y) + sum_m unimodal_weights[m] CE(u_m, y).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MultiLossConfig {
+    pub fused_weight: f64,
+    /// One weight per modality; empty: all 1.
+    pub unimodal_weights: Vec<f64>,
+}
+
+impl Default for MultiLossConfig {
+    fn default() -> Self {
+        Self {
+            fused_weight: 1.0,
+            unimodal_weights: Vec::new(),
+        }
+    }
+}
+
+impl MultiLossConfig {
+    /// The weight of modality m's head.
+    pub fn unimodal_weight(&self, m: usize) -> f64 {
+        self.unimodal_weights.get(m).copied().unwrap_or(1.0)
+    }
+}
+
+/// k_a = exp(alpha min(r_hat_a - r_a, 10)), from running means of the unimodal scores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgmConfig {
+    pub alpha: f64,
+    /// Gradient norm clip applied after modulation, as the authors' code does.
+    pub clip_norm: f64,
+}
+
+impl Default for AgmConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 1.5,
+            clip_norm: 1.0,
+        }
+    }
+}
+
+/// k_m = initial_m * acc_val_m / mean(last `window` validation accuracies of m).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MslrConfig {
+    /// Initial multiplier of every modality; empty: 0.9 for the first, 1.1 for the others
+    /// (the authors' setting for audio and video).
+    pub initial: Vec<f64>,
+    pub window: u32,
+}
+
+impl Default for MslrConfig {
+    fn default() -> Self {
+        Self {
+            initial: Vec::new(),
+            window: 5,
+        }
+    }
+}
+
+impl MslrConfig {
+    pub fn initial_multiplier(&self, m: usize) -> f64 {
+        match self.initial.get(m) {
+            Some(&k) => k,
+            None if m == 0 => 0.9,
+            None => 1.1,
+        }
+    }
+}
+
+/// f = scale * sum_m cos(z_m, rows of A_m).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MmCosineConfig {
+    pub scale: f64,
+}
+
+impl Default for MmCosineConfig {
+    fn default() -> Self {
+        Self { scale: 10.0 }
     }
 }
 
@@ -340,6 +455,10 @@ impl Checker {
         }
     }
 
+    fn error(&mut self, field: &str, message: &str) {
+        self.0.push(FieldError::new(field, message));
+    }
+
     fn positive(&mut self, field: &str, value: f64, max: f64) {
         if !(value > 0.0 && value <= max) {
             self.0.push(FieldError::new(
@@ -357,28 +476,21 @@ impl RunConfig {
         c.range("epochs", self.epochs, 1, 10_000);
         c.range("batch_size", self.batch_size, 1, 65_536);
         c.positive("learning_rate", self.learning_rate, 10.0);
-        match &self.method {
-            MethodConfig::Joint | MethodConfig::MultiLoss => {}
-            MethodConfig::Mlb(mlb) => {
-                c.positive("method.alpha", mlb.alpha, 100.0);
-                if let Some(beta) = mlb.beta {
-                    c.range("method.beta", beta, 1.0, 100.0);
-                }
-                c.range("method.start_epoch", mlb.start_epoch, 1, self.epochs.max(1));
-                if let Some(end) = mlb.end_epoch {
-                    c.range("method.end_epoch", end, mlb.start_epoch, u32::MAX);
-                }
-            }
-            MethodConfig::Ogm(ogm) => {
-                c.positive("method.alpha", ogm.alpha, 100.0);
-                if self.dataset.modalities() != 2 {
-                    c.0.push(FieldError::new(
-                        "method.kind",
-                        "OGM is defined for exactly two modalities",
-                    ));
-                }
+        c.range("validation_fraction", self.validation_fraction, 0.0, 0.5);
+        let has_validation = self.validation_fraction > 0.0;
+        if let Some(patience) = self.early_stopping_patience {
+            c.range("early_stopping_patience", patience, 1, 10_000);
+            if !has_validation {
+                c.error(
+                    "early_stopping_patience",
+                    "needs a validation split: set validation_fraction above 0",
+                );
             }
         }
+        let modalities = self.dataset.modalities();
+        self.check_method(&mut c, modalities, has_validation);
+        self.check_model(&mut c, modalities);
+        self.check_optimizer(&mut c);
         match &self.dataset {
             DatasetConfig::Mfeat(m) => {
                 c.range("dataset.views", m.views.len(), 2, MfeatView::ALL.len());
@@ -414,6 +526,143 @@ impl RunConfig {
             Ok(())
         } else {
             Err(c.0)
+        }
+    }
+
+    fn check_method(&self, c: &mut Checker, modalities: usize, has_validation: bool) {
+        let two_only = |c: &mut Checker, name: &str| {
+            if modalities != 2 {
+                c.error(
+                    "method.kind",
+                    &format!("{name} is defined for exactly two modalities"),
+                );
+            }
+        };
+        let late_only = |c: &mut Checker, name: &str| {
+            if self.model.fusion != FusionKind::Late {
+                c.error("model.fusion", &format!("{name} needs late fusion"));
+            }
+        };
+        match &self.method {
+            MethodConfig::Joint => {}
+            MethodConfig::MultiLoss(ml) => {
+                c.range("method.fused_weight", ml.fused_weight, 0.0, 100.0);
+                if !ml.unimodal_weights.is_empty() && ml.unimodal_weights.len() != modalities {
+                    c.error(
+                        "method.unimodal_weights",
+                        &format!("needs one weight per modality ({modalities})"),
+                    );
+                }
+                for (i, &w) in ml.unimodal_weights.iter().enumerate() {
+                    c.range(&format!("method.unimodal_weights[{i}]"), w, 0.0, 100.0);
+                }
+            }
+            MethodConfig::Mlb(mlb) => {
+                c.positive("method.alpha", mlb.alpha, 100.0);
+                if let Some(beta) = mlb.beta {
+                    c.range("method.beta", beta, 1.0, 100.0);
+                }
+                c.range("method.start_epoch", mlb.start_epoch, 1, self.epochs.max(1));
+                if let Some(end) = mlb.end_epoch {
+                    c.range("method.end_epoch", end, mlb.start_epoch, u32::MAX);
+                }
+            }
+            MethodConfig::Ogm(ogm) => {
+                c.positive("method.alpha", ogm.alpha, 100.0);
+                two_only(c, "OGM");
+                late_only(c, "OGM");
+            }
+            MethodConfig::Agm(agm) => {
+                c.positive("method.alpha", agm.alpha, 100.0);
+                c.positive("method.clip_norm", agm.clip_norm, 1e6);
+                two_only(c, "AGM");
+            }
+            MethodConfig::Mslr(mslr) => {
+                if !mslr.initial.is_empty() && mslr.initial.len() != modalities {
+                    c.error(
+                        "method.initial",
+                        &format!("needs one multiplier per modality ({modalities})"),
+                    );
+                }
+                for (i, &k) in mslr.initial.iter().enumerate() {
+                    c.positive(&format!("method.initial[{i}]"), k, 100.0);
+                }
+                c.range("method.window", mslr.window, 1, 1000);
+                if !has_validation {
+                    c.error(
+                        "validation_fraction",
+                        "MSLR needs a validation split: set it above 0",
+                    );
+                }
+            }
+            MethodConfig::MmCosine(cos) => {
+                c.positive("method.scale", cos.scale, 1000.0);
+                late_only(c, "MMCosine");
+            }
+        }
+    }
+
+    fn check_model(&self, c: &mut Checker, modalities: usize) {
+        let model = &self.model;
+        c.range("model.feature_dim", model.feature_dim, 1, 4096);
+        match &model.encoder {
+            EncoderConfig::Mlp(mlp) => c.range("model.encoder.hidden", mlp.hidden, 1, 4096),
+            EncoderConfig::Cnn(cnn) => c.range("model.encoder.channels", cnn.channels, 1, 256),
+            EncoderConfig::Resnet18 => {}
+            EncoderConfig::Transformer(t) => {
+                c.range("model.encoder.layers", t.layers, 1, 24);
+                c.range("model.encoder.heads", t.heads, 1, 64);
+                if t.heads > 0 && !model.feature_dim.is_multiple_of(t.heads) {
+                    c.error(
+                        "model.encoder.heads",
+                        &format!("must divide model.feature_dim ({})", model.feature_dim),
+                    );
+                }
+            }
+        }
+        if model.fusion.two_modalities_only() && modalities != 2 {
+            c.error(
+                "model.fusion",
+                &format!(
+                    "{} fusion is defined for exactly two modalities",
+                    model.fusion.name()
+                ),
+            );
+        }
+    }
+
+    fn check_optimizer(&self, c: &mut Checker) {
+        match &self.optimizer {
+            OptimizerConfig::Sgd(sgd) => c.range("optimizer.momentum", sgd.momentum, 0.0, 0.999),
+            OptimizerConfig::Adam(adam) | OptimizerConfig::AdamW(adam) => {
+                c.range("optimizer.beta1", adam.beta1, 0.0, 0.999_999);
+                c.range("optimizer.beta2", adam.beta2, 0.0, 0.999_999);
+                c.positive("optimizer.eps", adam.eps, 1.0);
+            }
+        }
+        c.range(
+            "optimizer.weight_decay",
+            self.optimizer.weight_decay(),
+            0.0,
+            1.0,
+        );
+        match self.schedule {
+            ScheduleConfig::Constant => {}
+            ScheduleConfig::Step { step_size, gamma } => {
+                c.range("schedule.step_size", step_size, 1, 100_000);
+                c.positive("schedule.gamma", gamma, 1.0);
+            }
+            ScheduleConfig::CosineWarmRestarts {
+                start_epoch,
+                t_0,
+                t_mult,
+                eta_min,
+            } => {
+                c.range("schedule.start_epoch", start_epoch, 1, 100_000);
+                c.range("schedule.t_0", t_0, 1, 100_000);
+                c.range("schedule.t_mult", t_mult, 1, 100);
+                c.range("schedule.eta_min", eta_min, 0.0, self.learning_rate);
+            }
         }
     }
 }
@@ -519,6 +768,58 @@ mod tests {
             ..RunConfig::default()
         };
         assert_eq!(config.validate().unwrap_err()[0].field, "method.kind");
+    }
+
+    #[test]
+    fn methods_check_fusion_and_validation_needs() {
+        let config: RunConfig = serde_json::from_str(
+            r#"{"method": {"kind": "mslr"}, "validation_fraction": 0.0,
+                "model": {"fusion": "film"}, "early_stopping_patience": 3,
+                "dataset": {"kind": "synthetic", "noise": [1, 2, 3]}}"#,
+        )
+        .unwrap();
+        let fields: Vec<String> = config
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "early_stopping_patience",
+                "validation_fraction",
+                "model.fusion"
+            ]
+        );
+        let config: RunConfig = serde_json::from_str(
+            r#"{"method": {"kind": "mm_cosine"}, "model": {"fusion": "gated"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.validate().unwrap_err()[0].field, "model.fusion");
+    }
+
+    #[test]
+    fn training_settings_are_tagged_and_checked() {
+        let toml = r#"{"optimizer": {"kind": "adam_w", "weight_decay": 2.0},
+            "schedule": {"kind": "step", "step_size": 0, "gamma": 0.1},
+            "model": {"encoder": {"kind": "transformer", "heads": 5}}}"#;
+        let config: RunConfig = serde_json::from_str(toml).unwrap();
+        assert_eq!(config.optimizer.name(), "adam_w");
+        let fields: Vec<String> = config
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "model.encoder.heads",
+                "optimizer.weight_decay",
+                "schedule.step_size"
+            ]
+        );
     }
 
     #[test]

@@ -6,10 +6,15 @@
 pub mod api;
 pub mod config;
 pub mod metrics;
+pub mod model;
+pub mod optim;
 
 pub use api::{DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
 pub use config::{
-    DatasetConfig, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, OgmConfig,
-    OgmRatio, RunConfig, SplitConfig, SyntheticConfig,
+    AgmConfig, DatasetConfig, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
+    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, RunConfig, SplitConfig,
+    SyntheticConfig,
 };
-pub use metrics::{EpochMetrics, SplitAccuracy, StepMetrics};
+pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
+pub use model::{CnnConfig, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig};
+pub use optim::{AdamConfig, CoefficientTarget, OptimizerConfig, ScheduleConfig, SgdConfig};

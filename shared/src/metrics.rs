@@ -1,26 +1,39 @@
-//! Metric records a training run produces.
+//! Metric records a training run produces. Vectors hold one value per modality, in model order.
 
 use serde::{Deserialize, Serialize};
 
-/// Metrics of one optimisation step. Vectors hold one value per modality, in model order.
+/// Metrics of one optimisation step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
     pub epoch: u32,
     /// Global step index, starting at 0.
     pub step: u64,
-    /// Total training loss of the step (fused plus unimodal terms, as the method defines it).
+    /// The objective of the step, as the method defines it.
     pub loss: f64,
-    /// Gradient coefficient k_m applied to each modality's parameters (1 when not balancing).
+    /// Cross-entropy of the fused output.
+    pub fused_loss: f64,
+    /// Cross-entropy of each unimodal head.
+    pub unimodal_losses: Vec<f64>,
+    /// Coefficient k_m the method applied to each modality (1 when not balancing).
     pub coefficients: Vec<f64>,
     /// Mean confidence s_m of each unimodal head on the true class.
     pub confidences: Vec<f64>,
+    /// L2 norm of the gradient of each modality's parameters, as the optimiser received it.
+    pub gradient_norms: Vec<f64>,
+    pub learning_rate: f64,
 }
 
-/// Accuracy of the fused output and of each unimodal head on one split.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SplitAccuracy {
+/// Accuracy and macro-F1 of the fused output and of each unimodal head on one split.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SplitScores {
+    /// Accuracy of the fused output.
     pub fused: f64,
+    /// Accuracy of each unimodal head.
     pub unimodal: Vec<f64>,
+    #[serde(default)]
+    pub fused_macro_f1: f64,
+    #[serde(default)]
+    pub unimodal_macro_f1: Vec<f64>,
 }
 
 /// Metrics of one finished epoch (epochs count from 1).
@@ -33,7 +46,22 @@ pub struct EpochMetrics {
     pub coefficients: Vec<f64>,
     /// Mean s_m over the epoch's steps.
     pub confidences: Vec<f64>,
-    pub test: SplitAccuracy,
+    /// Mean per-modality gradient norm over the epoch's steps.
+    #[serde(default)]
+    pub gradient_norms: Vec<f64>,
+    #[serde(default)]
+    pub learning_rate: f64,
+    /// Scores on the training split, measured after the epoch.
+    #[serde(default)]
+    pub train: SplitScores,
+    /// Scores on the validation split, when the run holds one out.
+    #[serde(default)]
+    pub validation: Option<SplitScores>,
+    pub test: SplitScores,
+    /// Imbalance measure per modality: validation accuracy of the fused output with every
+    /// other modality's input zeroed (test split when there is no validation split).
+    #[serde(default)]
+    pub solo_accuracy: Vec<f64>,
     /// Wall time since the run started.
     pub elapsed_seconds: f64,
 }

@@ -109,7 +109,7 @@ async fn events(
         status: run.status,
         error: run.error,
     }];
-    backlog.extend(stored.into_iter().map(RunEvent::Epoch));
+    backlog.extend(stored.into_iter().map(|m| RunEvent::Epoch(Box::new(m))));
     let live = live.filter(|_| !run.status.is_terminal()).map(|receiver| {
         BroadcastStream::new(receiver).filter_map(move |event| async move {
             match event {

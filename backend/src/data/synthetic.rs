@@ -55,9 +55,10 @@ pub fn synthetic_dataset(config: &SyntheticConfig, seed: u64, device: &Device) -
     let test = draw(config.test_samples as usize)?;
     Ok(Dataset {
         train,
+        validation: None,
         test,
         classes,
-        input_dims: vec![dim; config.noise.len()],
+        input_shapes: vec![vec![dim]; config.noise.len()],
     })
 }
 

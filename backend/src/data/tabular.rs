@@ -21,6 +21,8 @@ use crate::engine::{Dataset, Split};
 pub struct Table {
     pub views: Vec<Vec<f32>>,
     pub dims: Vec<usize>,
+    /// Shape of one sample of each view (its `dims` entry is the product).
+    pub shapes: Vec<Vec<usize>>,
     pub labels: Vec<u32>,
 }
 
@@ -91,6 +93,7 @@ pub fn load_mfeat(root: &Path, views: &[MfeatView]) -> Result<Table, DataError> 
     let mut table = Table {
         views: Vec::new(),
         dims: Vec::new(),
+        shapes: Vec::new(),
         labels: Vec::new(),
     };
     for &view in views {
@@ -103,6 +106,7 @@ pub fn load_mfeat(root: &Path, views: &[MfeatView]) -> Result<Table, DataError> 
             });
         }
         table.dims.push(rows[0].len());
+        table.shapes.push(vec![rows[0].len()]);
         table.views.push(rows.concat());
         table.labels = labels;
     }
@@ -132,6 +136,8 @@ pub fn load_digits_halves(root: &Path) -> Result<Table, DataError> {
     Ok(Table {
         views: vec![half(false), half(true)],
         dims: vec![32, 32],
+        // Each half is an 8 x 4 grey image, so image encoders can read it.
+        shapes: vec![vec![1, 8, 4], vec![1, 8, 4]],
         labels,
     })
 }
@@ -160,14 +166,17 @@ pub fn split_table(
             .views
             .iter()
             .zip(&table.dims)
+            .zip(&table.shapes)
             .zip(stats)
-            .map(|((values, &dim), (mean, std))| {
+            .map(|(((values, &dim), shape), (mean, std))| {
                 let mut picked = Vec::with_capacity(indices.len() * dim);
                 for &i in indices {
                     let row = &values[i * dim..(i + 1) * dim];
                     picked.extend(row.iter().zip(mean).zip(std).map(|((x, m), s)| (x - m) / s));
                 }
-                Tensor::from_vec(picked, (indices.len(), dim), device)
+                let mut dims = vec![indices.len()];
+                dims.extend_from_slice(shape);
+                Tensor::from_vec(picked, dims, device)
             })
             .collect::<candle_core::Result<_>>()?;
         let labels: Vec<u32> = indices.iter().map(|&i| table.labels[i]).collect();
@@ -184,9 +193,10 @@ pub fn split_table(
         .collect();
     Ok(Dataset {
         train: pick(&train, &stats)?,
+        validation: None,
         test: pick(&test, &stats)?,
         classes,
-        input_dims: table.dims.clone(),
+        input_shapes: table.shapes.clone(),
     })
 }
 
@@ -312,6 +322,7 @@ mod tests {
         let table = Table {
             views: vec![(0..20).map(|i| i as f32).collect()],
             dims: vec![1],
+            shapes: vec![vec![1]],
             labels: (0..20).map(|i| (i % 2) as u32).collect(),
         };
         let split = SplitConfig {

@@ -1,30 +1,49 @@
 //! Balancing methods behind one trait.
 //!
-//! Each step the trainer asks the method for per-modality coefficients k_m from the step's
-//! outputs, then lets it transform the gradients between backward and the optimiser step.
-//! Which parameters a method touches is decided from their recorded [`Owner`] and [`Role`].
+//! Each step the method builds the objective from the step's outputs (computing its
+//! per-modality coefficients k_m on the way), then may transform the gradients between
+//! backward and the optimiser step. Which parameters it touches is decided from their
+//! recorded [`Owner`] and [`Role`], never from their names.
 
-use balancelab_shared::{MethodConfig, MlbConfig, OgmConfig};
+use balancelab_shared::{
+    AgmConfig, CoefficientTarget, MethodConfig, MlbConfig, MultiLossConfig, OgmConfig, SplitScores,
+};
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor};
+use candle_core::{bail, Result, Tensor};
+use candle_nn::loss::cross_entropy;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+use super::agm::AgmState;
 use super::mlb::mlb_coefficients;
-use super::model::Outputs;
+use super::model::{MultimodalModel, Outputs, Pass};
+use super::mslr::MslrState;
 use super::ogm::{ogm_coefficients, ogm_score};
 use super::params::{Owner, ParamStore, Role};
 
 /// What a method sees of one training step.
-pub struct StepOutputs<'a> {
+pub struct StepContext<'a> {
     /// Epoch of the step, from 1.
     pub epoch: u32,
+    /// Global step index, from 0.
+    pub step: u64,
+    pub model: &'a MultimodalModel,
+    pub pass: Pass,
+    pub inputs: &'a [Tensor],
     pub labels: &'a Tensor,
     pub outputs: &'a Outputs,
-    pub fusion_bias: &'a Tensor,
-    /// s_m of every unimodal head (the trainer computes them for its metrics anyway).
+    /// Cross-entropy of the fused output and of each unimodal head.
+    pub fused_loss: &'a Tensor,
+    pub unimodal_losses: &'a [Tensor],
+    /// s_m of every unimodal head.
     pub confidences: &'a [f64],
+}
+
+/// The loss a method minimises this step and the coefficients it applies.
+pub struct Objective {
+    pub loss: Tensor,
+    pub coefficients: Option<Vec<f64>>,
 }
 
 pub trait Balancer: Send {
@@ -33,63 +52,135 @@ pub trait Balancer: Send {
         true
     }
 
-    /// k_m of every modality for this step, or `None` when the method leaves the step alone.
-    fn coefficients(&mut self, step: &StepOutputs) -> Result<Option<Vec<f64>>>;
-
-    /// Applies the step's coefficients to the gradients.
-    fn modulate(&mut self, params: &ParamStore, grads: &mut GradStore, k: &[f64]) -> Result<()>;
-}
-
-/// The balancing method a run configuration names; `seed` drives any randomness it has.
-pub fn balancer(method: &MethodConfig, seed: u64) -> Box<dyn Balancer> {
-    match method {
-        MethodConfig::Joint => Box::new(Unbalanced { heads_train: false }),
-        MethodConfig::MultiLoss => Box::new(Unbalanced { heads_train: true }),
-        MethodConfig::Mlb(config) => Box::new(Mlb(config.clone())),
-        MethodConfig::Ogm(config) => Box::new(Ogm {
-            config: config.clone(),
-            rng: StdRng::seed_from_u64(seed),
-        }),
-    }
-}
-
-/// Joint training (heads are probes) and plain multi-loss: no modulation.
-struct Unbalanced {
-    heads_train: bool,
-}
-
-impl Balancer for Unbalanced {
-    fn trains_unimodal_heads(&self) -> bool {
-        self.heads_train
+    /// What the coefficients multiply; the trainer hands learning-rate multipliers to the
+    /// optimiser, gradient coefficients are applied by [`Balancer::modulate`].
+    fn coefficient_target(&self) -> CoefficientTarget {
+        CoefficientTarget::Gradients
     }
 
-    fn coefficients(&mut self, _: &StepOutputs) -> Result<Option<Vec<f64>>> {
-        Ok(None)
+    fn objective(&mut self, step: &StepContext) -> Result<Objective>;
+
+    /// Transforms the gradients between backward and the optimiser step.
+    fn modulate(&mut self, _: &ParamStore, _: &mut GradStore, _: Option<&[f64]>) -> Result<()> {
+        Ok(())
     }
 
-    fn modulate(&mut self, _: &ParamStore, _: &mut GradStore, _: &[f64]) -> Result<()> {
+    /// Called after every epoch with the validation scores, when there is a validation split.
+    fn end_epoch(&mut self, _validation: Option<&SplitScores>) {}
+
+    /// State that must survive a checkpoint.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<()> {
         Ok(())
     }
 }
 
-/// MLB: multi-loss, every parameter a modality owns (encoder, head, fusion slice) scaled by k_m.
-struct Mlb(MlbConfig);
-
-impl Balancer for Mlb {
-    fn coefficients(&mut self, step: &StepOutputs) -> Result<Option<Vec<f64>>> {
-        let after_end = self.0.end_epoch.is_some_and(|end| step.epoch > end);
-        if step.epoch < self.0.start_epoch || after_end {
-            return Ok(None);
+/// The balancing method a run configuration names; `seed` drives any randomness it has.
+pub fn balancer(
+    method: &MethodConfig,
+    target: CoefficientTarget,
+    seed: u64,
+    modalities: usize,
+) -> Box<dyn Balancer> {
+    match method {
+        MethodConfig::Joint | MethodConfig::MmCosine(_) => Box::new(FusedOnly),
+        MethodConfig::MultiLoss(config) => Box::new(MultiLoss(config.clone())),
+        MethodConfig::Mlb(config) => Box::new(Mlb {
+            config: config.clone(),
+            target,
+        }),
+        MethodConfig::Ogm(config) => Box::new(Ogm {
+            config: config.clone(),
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+        }),
+        MethodConfig::Agm(config) => Box::new(Agm {
+            config: config.clone(),
+            state: AgmState::default(),
+        }),
+        MethodConfig::Mslr(config) => {
+            let initial = (0..modalities)
+                .map(|m| config.initial_multiplier(m))
+                .collect();
+            Box::new(Mslr(MslrState::new(initial, config.window as usize)))
         }
-        Ok(Some(mlb_coefficients(
-            step.confidences,
-            self.0.alpha,
-            self.0.beta,
-        )))
+    }
+}
+
+/// sum_m weights[m] * losses[m], plus `first`.
+fn weighted_sum(first: Tensor, losses: &[Tensor], weight: impl Fn(usize) -> f64) -> Result<Tensor> {
+    let mut total = first;
+    for (m, loss) in losses.iter().enumerate() {
+        let w = weight(m);
+        if w != 0.0 {
+            total = (total + (loss * w)?)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Joint training and MMCosine (whose difference is in the fusion layer): the fused loss
+/// alone, unimodal heads as probes.
+struct FusedOnly;
+
+impl Balancer for FusedOnly {
+    fn trains_unimodal_heads(&self) -> bool {
+        false
     }
 
-    fn modulate(&mut self, params: &ParamStore, grads: &mut GradStore, k: &[f64]) -> Result<()> {
-        params.scale_gradients(grads, k)
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        Ok(Objective {
+            loss: step.fused_loss.clone(),
+            coefficients: None,
+        })
+    }
+}
+
+struct MultiLoss(MultiLossConfig);
+
+impl Balancer for MultiLoss {
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let fused = (step.fused_loss * self.0.fused_weight)?;
+        Ok(Objective {
+            loss: weighted_sum(fused, step.unimodal_losses, |m| self.0.unimodal_weight(m))?,
+            coefficients: None,
+        })
+    }
+}
+
+/// MLB: multi-loss, every parameter a modality owns (encoder, head, fusion part) scaled by k_m.
+struct Mlb {
+    config: MlbConfig,
+    target: CoefficientTarget,
+}
+
+impl Balancer for Mlb {
+    fn coefficient_target(&self) -> CoefficientTarget {
+        self.target
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let loss = weighted_sum(step.fused_loss.clone(), step.unimodal_losses, |_| 1.0)?;
+        let after_end = self.config.end_epoch.is_some_and(|end| step.epoch > end);
+        let active = step.epoch >= self.config.start_epoch && !after_end;
+        let coefficients =
+            active.then(|| mlb_coefficients(step.confidences, self.config.alpha, self.config.beta));
+        Ok(Objective { loss, coefficients })
+    }
+
+    fn modulate(
+        &mut self,
+        params: &ParamStore,
+        grads: &mut GradStore,
+        k: Option<&[f64]>,
+    ) -> Result<()> {
+        match (k, self.target) {
+            (Some(k), CoefficientTarget::Gradients) => params.scale_gradients(grads, k),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -97,6 +188,7 @@ impl Balancer for Mlb {
 /// with GE get Gaussian noise, as the public code does for its conv weights.
 struct Ogm {
     config: OgmConfig,
+    seed: u64,
     rng: StdRng,
 }
 
@@ -105,20 +197,40 @@ impl Balancer for Ogm {
         false
     }
 
-    fn coefficients(&mut self, step: &StepOutputs) -> Result<Option<Vec<f64>>> {
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        // Reseeded per step so that a resumed run draws the same noise.
+        self.rng = StdRng::seed_from_u64(self.seed ^ step.step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let loss = step.fused_loss.clone();
         if self.config.end_epoch.is_some_and(|end| step.epoch > end) {
-            return Ok(None);
+            return Ok(Objective {
+                loss,
+                coefficients: None,
+            });
         }
-        let parts = &step.outputs.fusion_parts;
+        let (Some(parts), Some(bias)) = (&step.outputs.fusion_parts, step.model.fusion_bias())
+        else {
+            bail!("OGM needs a late fusion layer with a bias");
+        };
         let scores = [
-            ogm_score(&parts[0], step.fusion_bias, step.labels)?,
-            ogm_score(&parts[1], step.fusion_bias, step.labels)?,
+            ogm_score(&parts[0], bias, step.labels)?,
+            ogm_score(&parts[1], bias, step.labels)?,
         ];
         let k = ogm_coefficients(scores, self.config.alpha, self.config.ratio);
-        Ok(Some(k.to_vec()))
+        Ok(Objective {
+            loss,
+            coefficients: Some(k.to_vec()),
+        })
     }
 
-    fn modulate(&mut self, params: &ParamStore, grads: &mut GradStore, k: &[f64]) -> Result<()> {
+    fn modulate(
+        &mut self,
+        params: &ParamStore,
+        grads: &mut GradStore,
+        k: Option<&[f64]>,
+    ) -> Result<()> {
+        let Some(k) = k else {
+            return Ok(());
+        };
         for param in params.params() {
             let (Owner::Modality(m), Role::Encoder) = (param.owner, param.role) else {
                 continue;
@@ -144,6 +256,93 @@ impl Balancer for Ogm {
     }
 }
 
+/// AGM (see [`AgmState`]): the fused loss on modulated Shapley outputs, then gradient clipping.
+struct Agm {
+    config: AgmConfig,
+    state: AgmState,
+}
+
+impl Balancer for Agm {
+    fn trains_unimodal_heads(&self) -> bool {
+        false
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let zeroed = |m: usize| -> Result<Tensor> {
+            let mut inputs = step.inputs.to_vec();
+            inputs[m] = inputs[m].zeros_like()?;
+            Ok(step.model.forward(&inputs, step.pass)?.fused)
+        };
+        let f = &step.outputs.fused;
+        let (without_a, without_v) = (zeroed(0)?, zeroed(1)?);
+        let m_a = ((f - &without_a)? + &without_v)?.affine(0.5, 0.0)?;
+        let m_v = ((f - &without_v)? + &without_a)?.affine(0.5, 0.0)?;
+        let score = |m: &Tensor| -> Result<f64> {
+            Ok(cross_entropy(&m.detach(), step.labels)?.to_scalar::<f32>()? as f64)
+        };
+        let k = self
+            .state
+            .coefficients([score(&m_a)?, score(&m_v)?], self.config.alpha);
+        // Forward value m_a + m_v = f; gradient through m_m scaled by k_m.
+        let scaled =
+            |m: &Tensor, k: f64| -> Result<Tensor> { (m * k)? - (m.detach() * (k - 1.0))? };
+        let modulated = (scaled(&m_a, k[0])? + scaled(&m_v, k[1])?)?;
+        Ok(Objective {
+            loss: cross_entropy(&modulated, step.labels)?,
+            coefficients: Some(k.to_vec()),
+        })
+    }
+
+    fn modulate(
+        &mut self,
+        params: &ParamStore,
+        grads: &mut GradStore,
+        _: Option<&[f64]>,
+    ) -> Result<()> {
+        params.clip_gradient_norm(grads, self.config.clip_norm)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state.clone()).map_err(candle_core::Error::wrap)?;
+        Ok(())
+    }
+}
+
+/// MSLR: the multi-loss with per-modality learning-rate multipliers set from validation.
+struct Mslr(MslrState);
+
+impl Balancer for Mslr {
+    fn coefficient_target(&self) -> CoefficientTarget {
+        CoefficientTarget::LearningRate
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        Ok(Objective {
+            loss: weighted_sum(step.fused_loss.clone(), step.unimodal_losses, |_| 1.0)?,
+            coefficients: Some(self.0.coefficients.clone()),
+        })
+    }
+
+    fn end_epoch(&mut self, validation: Option<&SplitScores>) {
+        if let Some(validation) = validation {
+            self.0.end_epoch(&validation.unimodal);
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.0 = serde_json::from_value(state.clone()).map_err(candle_core::Error::wrap)?;
+        Ok(())
+    }
+}
+
 /// Standard deviation with Bessel's correction, as `torch.Tensor.std()`.
 fn unbiased_std(t: &Tensor) -> Result<f64> {
     let n = t.elem_count() as f64;
@@ -155,18 +354,32 @@ fn unbiased_std(t: &Tensor) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::LateFusionMlp;
-    use balancelab_shared::OgmRatio;
+    use balancelab_shared::{ModelConfig, OgmRatio};
     use candle_core::{DType, Device};
     use std::collections::HashMap;
 
+    fn model(store: &mut ParamStore) -> Result<MultimodalModel> {
+        let config = ModelConfig {
+            feature_dim: 32,
+            ..ModelConfig::default()
+        };
+        MultimodalModel::new(store, &config, &[vec![8], vec![8]], 4, None)
+    }
+
+    fn inputs() -> Result<Vec<Tensor>> {
+        let x = Tensor::randn(0f32, 1.0, (16, 8), &Device::Cpu)?;
+        Ok(vec![x.clone(), (x * 2.0)?])
+    }
+
     /// A two-modality model, one backward pass of the sum of its outputs, and the gradients.
     fn gradients() -> Result<(ParamStore, GradStore)> {
-        let dev = Device::Cpu;
-        let mut store = ParamStore::new(0, &dev);
-        let model = LateFusionMlp::new(&mut store, &[8, 8], 32, 4)?;
-        let x = Tensor::randn(0f32, 1.0, (16, 8), &dev)?;
-        let out = model.forward(&[x.clone(), (x * 2.0)?], false)?;
+        let mut store = ParamStore::new(0, &Device::Cpu);
+        let model = model(&mut store)?;
+        let pass = Pass {
+            train: true,
+            probe_heads: false,
+        };
+        let out = model.forward(&inputs()?, pass)?;
         let mut loss = out.fused.sum_all()?;
         for u in &out.unimodal {
             loss = (loss + u.sqr()?.sum_all()?)?;
@@ -197,6 +410,43 @@ mod tests {
     }
 
     #[test]
+    fn mlb_scales_exactly_what_each_modality_owns() -> Result<()> {
+        let (store, mut grads) = gradients()?;
+        let before = by_name(&store, &grads);
+        let mut mlb = Mlb {
+            config: MlbConfig::default(),
+            target: CoefficientTarget::Gradients,
+        };
+        mlb.modulate(&store, &mut grads, Some(&[0.5, 2.0]))?;
+        let after = by_name(&store, &grads);
+        for param in store.params() {
+            let expected = match param.owner {
+                Owner::Modality(0) => 0.5,
+                Owner::Modality(_) => 2.0,
+                Owner::Shared => 1.0,
+            };
+            let r = ratio(&after[&param.name], &before[&param.name])?;
+            assert!((r - expected).abs() < 1e-6, "{}: {r}", param.name);
+        }
+        // As a learning-rate multiplier, the gradients are left alone.
+        let (store, mut grads) = gradients()?;
+        let before = by_name(&store, &grads);
+        let mut mlb = Mlb {
+            config: MlbConfig::default(),
+            target: CoefficientTarget::LearningRate,
+        };
+        mlb.modulate(&store, &mut grads, Some(&[0.5, 2.0]))?;
+        assert_eq!(
+            ratio(
+                &by_name(&store, &grads)["head0.weight"],
+                &before["head0.weight"]
+            )?,
+            1.0
+        );
+        Ok(())
+    }
+
+    #[test]
     fn ogm_scales_encoder_weights_only() -> Result<()> {
         let (store, mut grads) = gradients()?;
         let before = by_name(&store, &grads);
@@ -205,9 +455,10 @@ mod tests {
                 generalization_enhancement: false,
                 ..OgmConfig::default()
             },
+            seed: 0,
             rng: StdRng::seed_from_u64(0),
         };
-        ogm.modulate(&store, &mut grads, &[0.25, 1.0])?;
+        ogm.modulate(&store, &mut grads, Some(&[0.25, 1.0]))?;
         let after = by_name(&store, &grads);
         for (name, expected) in [
             ("encoder0.0.weight", 0.25),
@@ -229,11 +480,12 @@ mod tests {
         let before = by_name(&store, &grads);
         let mut ogm = Ogm {
             config: OgmConfig::default(),
+            seed: 0,
             rng: StdRng::seed_from_u64(0),
         };
-        ogm.modulate(&store, &mut grads, &[0.5, 1.0])?;
+        ogm.modulate(&store, &mut grads, Some(&[0.5, 1.0]))?;
         let after = by_name(&store, &grads);
-        // encoder1.1.weight is 32 x 32: the added noise has the gradient's std, within 10%.
+        // encoder1.1.weight is 32 x 64: the added noise has the gradient's std, within 10%.
         let g = &before["encoder1.1.weight"];
         let noise = (&after["encoder1.1.weight"] - g)?;
         let (expected, seen) = (unbiased_std(g)?, unbiased_std(&noise)?);
@@ -243,49 +495,123 @@ mod tests {
         Ok(())
     }
 
+    /// Runs `method`'s objective on one fixed batch.
+    fn objective(
+        method: &mut dyn Balancer,
+        epoch: u32,
+        confidences: &[f64],
+    ) -> Result<(Objective, Tensor)> {
+        let mut store = ParamStore::new(0, &Device::Cpu);
+        let model = model(&mut store)?;
+        let pass = Pass {
+            train: true,
+            probe_heads: !method.trains_unimodal_heads(),
+        };
+        let inputs = inputs()?;
+        let labels = Tensor::arange(0u32, 16, &Device::Cpu)?.affine(1.0, 0.0)?;
+        let labels = (labels.to_dtype(DType::F32)? / 4.0)?
+            .floor()?
+            .to_dtype(DType::U32)?;
+        let outputs = model.forward(&inputs, pass)?;
+        let fused_loss = cross_entropy(&outputs.fused, &labels)?;
+        let unimodal_losses = (outputs.unimodal.iter())
+            .map(|u| cross_entropy(u, &labels))
+            .collect::<Result<Vec<_>>>()?;
+        let step = StepContext {
+            epoch,
+            step: 0,
+            model: &model,
+            pass,
+            inputs: &inputs,
+            labels: &labels,
+            outputs: &outputs,
+            fused_loss: &fused_loss,
+            unimodal_losses: &unimodal_losses,
+            confidences,
+        };
+        Ok((method.objective(&step)?, fused_loss))
+    }
+
     #[test]
     fn mlb_balances_only_inside_its_epoch_window() -> Result<()> {
-        let dev = Device::Cpu;
-        let labels = Tensor::zeros(1, DType::U32, &dev)?;
-        let bias = Tensor::zeros(2, DType::F32, &dev)?;
-        let outputs = Outputs {
-            unimodal: Vec::new(),
-            fused: bias.clone(),
-            fusion_parts: Vec::new(),
-        };
         let mut mlb = balancer(
             &MethodConfig::Mlb(MlbConfig {
                 start_epoch: 2,
                 end_epoch: Some(3),
                 ..MlbConfig::default()
             }),
+            CoefficientTarget::Gradients,
             0,
+            2,
         );
-        let active = |epoch| {
-            let step = StepOutputs {
-                epoch,
-                labels: &labels,
-                outputs: &outputs,
-                fusion_bias: &bias,
-                confidences: &[0.8, 0.4],
-            };
-            mlb.coefficients(&step).map(|k| k.is_some())
-        };
-        let windows: Vec<bool> = (1..=4).map(active).collect::<Result<_>>()?;
+        let mut windows = Vec::new();
+        for epoch in 1..=4 {
+            windows.push(
+                objective(mlb.as_mut(), epoch, &[0.8, 0.4])?
+                    .0
+                    .coefficients
+                    .is_some(),
+            );
+        }
         assert_eq!(windows, [false, true, true, false]);
         Ok(())
     }
 
     #[test]
+    fn agm_keeps_the_fused_loss_value_and_reports_its_coefficients() -> Result<()> {
+        let mut agm = balancer(
+            &MethodConfig::Agm(AgmConfig::default()),
+            CoefficientTarget::Gradients,
+            0,
+            2,
+        );
+        let (objective, fused_loss) = objective(agm.as_mut(), 1, &[0.5, 0.5])?;
+        let (loss, fused) = (
+            objective.loss.to_scalar::<f32>()?,
+            fused_loss.to_scalar::<f32>()?,
+        );
+        assert!((loss - fused).abs() < 1e-5, "{loss} vs {fused}");
+        // The first step is its own running mean: k = 1.
+        assert_eq!(objective.coefficients, Some(vec![1.0, 1.0]));
+        Ok(())
+    }
+
+    #[test]
+    fn multi_loss_weights_its_terms() -> Result<()> {
+        let config = MultiLossConfig {
+            fused_weight: 2.0,
+            unimodal_weights: vec![0.0, 0.0],
+        };
+        let mut ml = balancer(
+            &MethodConfig::MultiLoss(config),
+            CoefficientTarget::Gradients,
+            0,
+            2,
+        );
+        let (objective, fused_loss) = objective(ml.as_mut(), 1, &[0.5, 0.5])?;
+        let (loss, fused) = (
+            objective.loss.to_scalar::<f32>()?,
+            fused_loss.to_scalar::<f32>()?,
+        );
+        assert!((loss - 2.0 * fused).abs() < 1e-5);
+        Ok(())
+    }
+
+    #[test]
     fn methods_say_whether_heads_train_the_encoders() {
-        let heads = |method: MethodConfig| balancer(&method, 0).trains_unimodal_heads();
+        let heads = |method: MethodConfig| {
+            balancer(&method, CoefficientTarget::Gradients, 0, 2).trains_unimodal_heads()
+        };
         assert!(!heads(MethodConfig::Joint));
-        assert!(heads(MethodConfig::MultiLoss));
+        assert!(heads(MethodConfig::MultiLoss(MultiLossConfig::default())));
         assert!(heads(MethodConfig::Mlb(MlbConfig::default())));
         let ogm = OgmConfig {
             ratio: OgmRatio::Paper,
             ..OgmConfig::default()
         };
         assert!(!heads(MethodConfig::Ogm(ogm)));
+        assert!(!heads(MethodConfig::Agm(AgmConfig::default())));
+        assert!(heads(MethodConfig::Mslr(Default::default())));
+        assert!(!heads(MethodConfig::MmCosine(Default::default())));
     }
 }

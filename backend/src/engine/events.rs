@@ -13,12 +13,19 @@ use super::RunSummary;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrainingEvent {
-    Started { epochs: u32, steps_per_epoch: u64 },
+    /// `first_epoch` is above 1 when the run resumed from a checkpoint.
+    Started {
+        epochs: u32,
+        first_epoch: u32,
+        steps_per_epoch: u64,
+    },
     Step(StepMetrics),
     Epoch(EpochMetrics),
     Finished(RunSummary),
     Cancelled,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Asks a running training loop to stop; it checks between steps.

@@ -4,21 +4,34 @@
 //! which reports progress as [`TrainingEvent`]s to a listener; the server, the CLI and the
 //! tests each subscribe in their own way.
 
+mod agm;
 mod balance;
+pub mod checkpoint;
 mod dataset;
+mod encoder;
 mod events;
+mod fusion;
 mod mlb;
 mod model;
+mod mslr;
 mod ogm;
 mod optim;
 mod params;
+mod resnet;
 mod trainer;
+mod transformer;
 
-pub use balance::{balancer, Balancer, StepOutputs};
+pub use agm::AgmState;
+pub use balance::{balancer, Balancer, Objective, StepContext};
 pub use dataset::{Dataset, Split};
+pub use encoder::Encoder;
 pub use events::{CancelToken, TrainingEvent};
+pub use fusion::Fusion;
 pub use mlb::mlb_coefficients;
-pub use model::{LateFusionMlp, Outputs};
+pub use model::{MultimodalModel, Outputs, Pass};
+pub use mslr::MslrState;
 pub use ogm::{ogm_coefficients, ogm_score};
+pub use optim::Optimizer;
 pub use params::{Owner, Param, ParamStore, Role};
-pub use trainer::{train, RunSummary};
+pub use resnet::ResNet18;
+pub use trainer::{macro_f1, train, Checkpointing, RunSummary};

@@ -6,9 +6,10 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Tensor, Var};
-use candle_nn::Linear;
+use candle_nn::{Conv2d, Conv2dConfig, Linear};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 
 /// Who a parameter belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,8 @@ pub struct Param {
 /// runs reproducible.
 pub struct ParamStore {
     params: Vec<Param>,
+    /// State that is not trained but must be saved with the model (batch-norm statistics).
+    buffers: Vec<(String, Var)>,
     rng: StdRng,
     device: Device,
 }
@@ -50,6 +53,7 @@ impl ParamStore {
     pub fn new(seed: u64, device: &Device) -> Self {
         Self {
             params: Vec::new(),
+            buffers: Vec::new(),
             rng: StdRng::seed_from_u64(seed),
             device: device.clone(),
         }
@@ -80,11 +84,27 @@ impl ParamStore {
         Ok(Linear::new(weight, bias))
     }
 
+    /// A square `kernel` convolution without bias, drawn as torchvision's ResNet does:
+    /// normal with std sqrt(2 / fan_out) (Kaiming, fan-out mode).
+    pub fn conv2d(
+        &mut self,
+        name: &str,
+        owner_role: (Owner, Role),
+        (in_channels, out_channels): (usize, usize),
+        kernel: usize,
+        config: Conv2dConfig,
+    ) -> Result<Conv2d> {
+        let std = (2.0 / (out_channels * kernel * kernel) as f32).sqrt();
+        let shape = [out_channels, in_channels, kernel, kernel];
+        let weight = self.normal(&format!("{name}.weight"), owner_role, &shape, std)?;
+        Ok(Conv2d::new(weight, None, config))
+    }
+
     /// A parameter drawn uniformly from `[-bound, bound)`.
     pub fn uniform(
         &mut self,
         name: &str,
-        (owner, role): (Owner, Role),
+        owner_role: (Owner, Role),
         shape: &[usize],
         bound: f32,
     ) -> Result<Tensor> {
@@ -92,6 +112,56 @@ impl ParamStore {
         let values: Vec<f32> = (0..count)
             .map(|_| self.rng.random_range(-bound..bound))
             .collect();
+        self.push(name, owner_role, values, shape)
+    }
+
+    /// A parameter drawn from N(0, std^2).
+    pub fn normal(
+        &mut self,
+        name: &str,
+        owner_role: (Owner, Role),
+        shape: &[usize],
+        std: f32,
+    ) -> Result<Tensor> {
+        let count = shape.iter().product();
+        let values: Vec<f32> = (0..count)
+            .map(|_| std * self.rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        self.push(name, owner_role, values, shape)
+    }
+
+    /// A parameter with every entry `value` (normalisation scales and shifts).
+    pub fn constant(
+        &mut self,
+        name: &str,
+        owner_role: (Owner, Role),
+        shape: &[usize],
+        value: f32,
+    ) -> Result<Tensor> {
+        let count = shape.iter().product();
+        self.push(name, owner_role, vec![value; count], shape)
+    }
+
+    /// Untrained state saved with the model; starts at `value` everywhere.
+    pub fn buffer(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Tensor> {
+        let count: usize = shape.iter().product();
+        let var = Var::from_tensor(&Tensor::from_vec(vec![value; count], shape, &self.device)?)?;
+        let tensor = var.as_tensor().clone();
+        self.buffers.push((name.to_owned(), var));
+        Ok(tensor)
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        (owner, role): (Owner, Role),
+        values: Vec<f32>,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        assert!(
+            self.params.iter().all(|p| p.name != name),
+            "parameter {name} created twice"
+        );
         let var = Var::from_tensor(&Tensor::from_vec(values, shape, &self.device)?)?;
         let tensor = var.as_tensor().clone();
         self.params.push(Param {
@@ -107,8 +177,12 @@ impl ParamStore {
         &self.params
     }
 
-    pub fn vars(&self) -> Vec<Var> {
-        self.params.iter().map(|p| p.var.clone()).collect()
+    pub fn buffers(&self) -> &[(String, Var)] {
+        &self.buffers
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Multiplies the gradient of every parameter owned by modality m by `coefficients[m]`;
@@ -124,6 +198,40 @@ impl ParamStore {
             }
             if let Some(grad) = grads.remove(param.var.as_tensor()) {
                 grads.insert(param.var.as_tensor(), (grad * k)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The L2 norm of the gradients of each modality's parameters.
+    pub fn gradient_norms(&self, grads: &GradStore, modalities: usize) -> Result<Vec<f64>> {
+        let mut sums = vec![0.0; modalities];
+        for param in &self.params {
+            if let (Owner::Modality(m), Some(grad)) =
+                (param.owner, grads.get(param.var.as_tensor()))
+            {
+                sums[m] += grad.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        Ok(sums.into_iter().map(f64::sqrt).collect())
+    }
+
+    /// Scales every gradient so that their joint L2 norm is at most `max_norm`, as
+    /// `torch.nn.utils.clip_grad_norm_`.
+    pub fn clip_gradient_norm(&self, grads: &mut GradStore, max_norm: f64) -> Result<()> {
+        let mut sum = 0.0;
+        for param in &self.params {
+            if let Some(grad) = grads.get(param.var.as_tensor()) {
+                sum += grad.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        let scale = max_norm / (sum.sqrt() + 1e-6);
+        if scale >= 1.0 {
+            return Ok(());
+        }
+        for param in &self.params {
+            if let Some(grad) = grads.remove(param.var.as_tensor()) {
+                grads.insert(param.var.as_tensor(), (grad * scale)?);
             }
         }
         Ok(())

@@ -1,9 +1,12 @@
 //! The training loop: one run from its configuration to its last epoch.
 
+use std::path::Path;
 use std::time::Instant;
 
-use balancelab_shared::{EpochMetrics, RunConfig, SplitAccuracy, StepMetrics};
-use candle_core::{DType, Device, Result, Tensor, D};
+use balancelab_shared::{
+    CoefficientTarget, EpochMetrics, MethodConfig, RunConfig, SplitScores, StepMetrics,
+};
+use candle_core::{DType, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
 use rand::rngs::StdRng;
@@ -11,34 +14,48 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::balance::{balancer, StepOutputs};
+use super::balance::{balancer, StepContext};
+use super::checkpoint::{self, Progress};
 use super::dataset::{Dataset, Split};
 use super::events::{CancelToken, TrainingEvent};
-use super::model::LateFusionMlp;
-use super::optim::SgdMomentum;
+use super::model::{MultimodalModel, Pass};
+use super::optim::Optimizer;
 use super::params::ParamStore;
 
-/// Width of every encoder's feature vector.
-const HIDDEN: usize = 64;
-const MOMENTUM: f64 = 0.9;
-const EVAL_BATCH: usize = 1024;
+const EVAL_BATCH: usize = 512;
+/// The validation split is drawn with a fixed seed, so runs with different seeds share it.
+const VALIDATION_SEED: u64 = 0x7a11_da7e;
+
+/// Where a run keeps its checkpoints, and whether it continues from the last one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checkpointing<'a> {
+    pub dir: Option<&'a Path>,
+    pub resume: bool,
+}
 
 /// The outcome of a completed run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunSummary {
+    /// Epochs trained (fewer than configured when early stopping ended the run).
     pub epochs: u32,
+    pub stopped_early: bool,
     pub parameters: usize,
-    /// Test accuracy after the last epoch.
-    pub test: SplitAccuracy,
-    pub best_fused_accuracy: f64,
+    /// Test scores after the last epoch.
+    pub test: SplitScores,
+    /// Epoch with the best validation accuracy of the fused output, and the test scores
+    /// then: what the papers report. Without a validation split, the last epoch.
+    pub best_epoch: u32,
+    pub best_validation_accuracy: Option<f64>,
+    pub test_at_best: SplitScores,
     pub elapsed_seconds: f64,
 }
 
-/// Trains `config` on `data` on the CPU, reporting to `emit`. The last event is always
-/// exactly one of `Finished`, `Cancelled` or `Failed`.
+/// Trains `config` on `data`, reporting to `emit`. The last event is always exactly one of
+/// `Finished`, `Cancelled` or `Failed`.
 pub fn train(
     config: &RunConfig,
     data: &Dataset,
+    checkpoints: Checkpointing,
     cancel: &CancelToken,
     emit: &mut dyn FnMut(TrainingEvent),
 ) {
@@ -50,7 +67,7 @@ pub fn train(
                 .collect::<Vec<_>>()
                 .join("; "),
         },
-        Ok(()) => match run(config, data, cancel, emit) {
+        Ok(()) => match run(config, data, checkpoints, cancel, emit) {
             Ok(Some(summary)) => TrainingEvent::Finished(summary),
             Ok(None) => TrainingEvent::Cancelled,
             Err(e) => TrainingEvent::Failed {
@@ -61,112 +78,218 @@ pub fn train(
     emit(last);
 }
 
+/// Batch order of `epoch`: a pure function of the seed and the epoch, so a resumed run sees
+/// the batches the uninterrupted one would have.
+fn epoch_order(n: usize, seed: u64, epoch: u32) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0002 ^ (u64::from(epoch) << 32));
+    order.shuffle(&mut rng);
+    order
+}
+
 /// `Ok(None)` when cancelled.
 fn run(
     config: &RunConfig,
     data: &Dataset,
+    checkpoints: Checkpointing,
     cancel: &CancelToken,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<Option<RunSummary>> {
     let started = Instant::now();
-    let device = Device::Cpu;
-    // Independent streams for data, initial weights and batch order, all from one seed.
-    let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, &device);
-    let model = LateFusionMlp::new(&mut store, &data.input_dims, HIDDEN, data.classes)?;
-    let mut optimizer = SgdMomentum::new(store.vars(), config.learning_rate, MOMENTUM);
-    let mut order_rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_0002);
-    let mut balancer = balancer(&config.method, config.seed ^ 0x5eed_0003);
+    let device = data.train.labels.device().clone();
+    let mut data = data.clone();
+    data.hold_out_validation(config.validation_fraction, VALIDATION_SEED)?;
+    let modalities = data.input_shapes.len();
 
-    let probe_heads = !balancer.trains_unimodal_heads();
-    let modalities = data.input_dims.len();
+    // Independent streams for initial weights, batch order and method noise, from one seed.
+    let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, &device);
+    let cosine_scale = match &config.method {
+        MethodConfig::MmCosine(c) => Some(c.scale),
+        _ => None,
+    };
+    let model = MultimodalModel::new(
+        &mut store,
+        &config.model,
+        &data.input_shapes,
+        data.classes,
+        cosine_scale,
+    )?;
+    let mut optimizer = Optimizer::new(&config.optimizer, &store);
+    let mut balancer = balancer(
+        &config.method,
+        config.coefficients_scale,
+        config.seed ^ 0x5eed_0003,
+        modalities,
+    );
+    let mut progress = Progress::default();
+    if let (Some(dir), true) = (checkpoints.dir, checkpoints.resume) {
+        progress = checkpoint::load(dir, "last", &store, Some(&mut optimizer), &device)?;
+        balancer.restore(&progress.balancer)?;
+    }
+
+    let pass = Pass {
+        train: true,
+        probe_heads: !balancer.trains_unimodal_heads(),
+    };
     let n = data.train.len();
     let batch = (config.batch_size as usize).min(n);
     let steps_per_epoch = n.div_ceil(batch) as u64;
     emit(TrainingEvent::Started {
         epochs: config.epochs,
+        first_epoch: progress.epoch + 1,
         steps_per_epoch,
     });
 
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut step = 0u64;
-    let mut best_fused_accuracy = 0.0f64;
     let mut last_test = None;
-    for epoch in 1..=config.epochs {
-        order.shuffle(&mut order_rng);
+    let mut stopped_early = false;
+    for epoch in progress.epoch + 1..=config.epochs {
+        let lr = config.schedule.learning_rate(config.learning_rate, epoch);
         let mut loss_sum = 0.0;
         let mut k_sum = vec![0.0; modalities];
         let mut s_sum = vec![0.0; modalities];
-        for chunk in order.chunks(batch) {
+        let mut norm_sum = vec![0.0; modalities];
+        for chunk in epoch_order(n, config.seed, epoch).chunks(batch) {
             if cancel.is_cancelled() {
                 return Ok(None);
             }
             let indices = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let (inputs, labels) = data.train.select(&indices)?;
-            let out = model.forward(&inputs, probe_heads)?;
-
-            let fused_loss = cross_entropy(&out.fused, &labels)?;
-            let mut total = fused_loss.clone();
-            for logits in &out.unimodal {
-                total = (total + cross_entropy(logits, &labels)?)?;
-            }
-            let confidences = out
-                .unimodal
-                .iter()
+            let outputs = model.forward(&inputs, pass)?;
+            let fused_loss = cross_entropy(&outputs.fused, &labels)?;
+            let unimodal_losses = (outputs.unimodal.iter())
+                .map(|logits| cross_entropy(logits, &labels))
+                .collect::<Result<Vec<_>>>()?;
+            let confidences = (outputs.unimodal.iter())
                 .map(|logits| true_class_confidence(logits, &labels))
                 .collect::<Result<Vec<_>>>()?;
-            let step_outputs = StepOutputs {
+            let objective = balancer.objective(&StepContext {
                 epoch,
+                step: progress.step,
+                model: &model,
+                pass,
+                inputs: &inputs,
                 labels: &labels,
-                outputs: &out,
-                fusion_bias: model.fusion_bias(),
+                outputs: &outputs,
+                fused_loss: &fused_loss,
+                unimodal_losses: &unimodal_losses,
                 confidences: &confidences,
-            };
-            let coefficients = balancer.coefficients(&step_outputs)?;
+            })?;
 
-            // With probe heads, the unimodal losses reach only the heads (see the model).
-            let mut grads = total.backward()?;
-            if let Some(k) = &coefficients {
-                balancer.modulate(&store, &mut grads, k)?;
+            // Probe heads learn from their own losses, which reach only the heads.
+            let mut minimised = objective.loss.clone();
+            if pass.probe_heads {
+                for loss in &unimodal_losses {
+                    minimised = (minimised + loss)?;
+                }
             }
-            optimizer.step(&grads)?;
-            let coefficients = coefficients.unwrap_or_else(|| vec![1.0; modalities]);
+            let mut grads = minimised.backward()?;
+            let k = objective.coefficients.as_deref();
+            balancer.modulate(&store, &mut grads, k)?;
+            let lr_scale =
+                k.filter(|_| balancer.coefficient_target() == CoefficientTarget::LearningRate);
+            let gradient_norms = store.gradient_norms(&grads, modalities)?;
+            optimizer.step(&grads, lr, lr_scale)?;
 
-            // When the heads are probes (joint, OGM) their losses are bookkeeping, not the objective.
-            let objective = if probe_heads { &fused_loss } else { &total };
-            let loss = objective.to_scalar::<f32>()? as f64;
+            let coefficients = objective
+                .coefficients
+                .unwrap_or_else(|| vec![1.0; modalities]);
+            let loss = objective.loss.to_scalar::<f32>()? as f64;
             loss_sum += loss;
             for m in 0..modalities {
                 k_sum[m] += coefficients[m];
                 s_sum[m] += confidences[m];
+                norm_sum[m] += gradient_norms[m];
             }
             emit(TrainingEvent::Step(StepMetrics {
                 epoch,
-                step,
+                step: progress.step,
                 loss,
+                fused_loss: fused_loss.to_scalar::<f32>()? as f64,
+                unimodal_losses: (unimodal_losses.iter())
+                    .map(|l| Ok(l.to_scalar::<f32>()? as f64))
+                    .collect::<Result<_>>()?,
                 coefficients,
                 confidences,
+                gradient_norms,
+                learning_rate: lr,
             }));
-            step += 1;
+            progress.step += 1;
         }
 
-        let test = evaluate(&model, &data.test, &device)?;
-        best_fused_accuracy = best_fused_accuracy.max(test.fused);
-        let steps = steps_per_epoch as f64;
+        let train = evaluate(&model, &data.train, data.classes)?;
+        let validation = data
+            .validation
+            .as_ref()
+            .map(|v| evaluate(&model, v, data.classes))
+            .transpose()?;
+        let test = evaluate(&model, &data.test, data.classes)?;
+        let solo_split = data.validation.as_ref().unwrap_or(&data.test);
+        let solo_accuracy = (0..modalities)
+            .map(|m| solo_accuracy(&model, solo_split, m))
+            .collect::<Result<_>>()?;
+        balancer.end_epoch(validation.as_ref());
+        let mean = |sums: &[f64]| sums.iter().map(|v| v / steps_per_epoch as f64).collect();
         emit(TrainingEvent::Epoch(EpochMetrics {
             epoch,
-            train_loss: loss_sum / steps,
-            coefficients: k_sum.iter().map(|k| k / steps).collect(),
-            confidences: s_sum.iter().map(|s| s / steps).collect(),
+            train_loss: loss_sum / steps_per_epoch as f64,
+            coefficients: mean(&k_sum),
+            confidences: mean(&s_sum),
+            gradient_norms: mean(&norm_sum),
+            learning_rate: lr,
+            train,
+            validation: validation.clone(),
             test: test.clone(),
+            solo_accuracy,
             elapsed_seconds: started.elapsed().as_secs_f64(),
         }));
+
+        progress.epoch = epoch;
+        progress.balancer = balancer.state();
+        let improved = match (&validation, progress.best_validation) {
+            (Some(v), Some(best)) => v.fused > best,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if improved {
+            progress.best_validation = validation.as_ref().map(|v| v.fused);
+            progress.best_epoch = epoch;
+            progress.test_at_best = Some(test.clone());
+            progress.stale_epochs = 0;
+            if let Some(dir) = checkpoints.dir {
+                checkpoint::save(dir, "best", &store, None, &progress)?;
+            }
+        } else {
+            progress.stale_epochs += 1;
+        }
+        if let Some(dir) = checkpoints.dir {
+            checkpoint::save(dir, "last", &store, Some(&optimizer), &progress)?;
+        }
         last_test = Some(test);
+        if config
+            .early_stopping_patience
+            .is_some_and(|p| progress.stale_epochs >= p)
+        {
+            stopped_early = epoch < config.epochs;
+            break;
+        }
     }
-    Ok(last_test.map(|test| RunSummary {
-        epochs: config.epochs,
+    let test = match last_test {
+        Some(test) => test,
+        // Resumed after the last epoch: nothing left to train, measure the saved model.
+        None => evaluate(&model, &data.test, data.classes)?,
+    };
+    let (best_epoch, test_at_best) = match &progress.test_at_best {
+        Some(scores) => (progress.best_epoch, scores.clone()),
+        None => (progress.epoch, test.clone()),
+    };
+    Ok(Some(RunSummary {
+        epochs: progress.epoch,
+        stopped_early,
         parameters: store.parameter_count(),
         test,
-        best_fused_accuracy,
+        best_epoch,
+        best_validation_accuracy: progress.best_validation,
+        test_at_best,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     }))
 }
@@ -178,36 +301,90 @@ fn true_class_confidence(logits: &Tensor, labels: &Tensor) -> Result<f64> {
     Ok(on_true.mean_all()?.to_scalar::<f32>()? as f64)
 }
 
-fn evaluate(model: &LateFusionMlp, split: &Split, device: &Device) -> Result<SplitAccuracy> {
+/// Predicted classes of the fused output and of every head over a split; with `solo`, every
+/// modality but that one gets zero input.
+fn predict(
+    model: &MultimodalModel,
+    split: &Split,
+    solo: Option<usize>,
+) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
     let n = split.len();
-    let mut fused_correct = 0.0;
-    let mut unimodal_correct = vec![0.0; split.inputs.len()];
+    let device = split.labels.device();
+    let mut fused = Vec::with_capacity(n);
+    let mut unimodal = vec![Vec::with_capacity(n); split.inputs.len()];
     for start in (0..n).step_by(EVAL_BATCH) {
         let end = (start + EVAL_BATCH).min(n);
         let indices = Tensor::arange(start as u32, end as u32, device)?;
-        let (inputs, labels) = split.select(&indices)?;
-        let out = model.forward(&inputs, false)?;
-        fused_correct += correct(&out.fused, &labels)?;
+        let (mut inputs, _) = split.select(&indices)?;
+        if let Some(keep) = solo {
+            for (m, x) in inputs.iter_mut().enumerate() {
+                if m != keep {
+                    *x = x.zeros_like()?;
+                }
+            }
+        }
+        let out = model.forward(&inputs, Pass::EVAL)?;
+        fused.extend(out.fused.argmax(D::Minus1)?.to_vec1::<u32>()?);
         for (m, logits) in out.unimodal.iter().enumerate() {
-            unimodal_correct[m] += correct(logits, &labels)?;
+            unimodal[m].extend(logits.argmax(D::Minus1)?.to_vec1::<u32>()?);
         }
     }
-    let n = n as f64;
-    Ok(SplitAccuracy {
-        fused: fused_correct / n,
-        unimodal: unimodal_correct.iter().map(|c| c / n).collect(),
+    Ok((fused, unimodal))
+}
+
+fn evaluate(model: &MultimodalModel, split: &Split, classes: usize) -> Result<SplitScores> {
+    let labels = split.labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+    let (fused, unimodal) = predict(model, split, None)?;
+    Ok(SplitScores {
+        fused: accuracy(&fused, &labels),
+        unimodal: unimodal.iter().map(|p| accuracy(p, &labels)).collect(),
+        fused_macro_f1: macro_f1(&fused, &labels, classes),
+        unimodal_macro_f1: unimodal
+            .iter()
+            .map(|p| macro_f1(p, &labels, classes))
+            .collect(),
     })
 }
 
-fn correct(logits: &Tensor, labels: &Tensor) -> Result<f64> {
-    let hits = logits.argmax(D::Minus1)?.eq(labels)?.to_dtype(DType::F32)?;
-    Ok(hits.sum_all()?.to_scalar::<f32>()? as f64)
+/// Fused accuracy when only modality `m` is seen: how much the fusion relies on it.
+fn solo_accuracy(model: &MultimodalModel, split: &Split, m: usize) -> Result<f64> {
+    let labels = split.labels.to_vec1::<u32>()?;
+    Ok(accuracy(&predict(model, split, Some(m))?.0, &labels))
+}
+
+fn accuracy(predicted: &[u32], labels: &[u32]) -> f64 {
+    let hits = predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
+    hits as f64 / labels.len().max(1) as f64
+}
+
+/// Unweighted mean of per-class F1 over the classes that occur in the labels or the
+/// predictions (scikit-learn's `f1_score(average="macro")`).
+pub fn macro_f1(predicted: &[u32], labels: &[u32], classes: usize) -> f64 {
+    let (mut tp, mut fp, mut fn_) = (
+        vec![0u64; classes],
+        vec![0u64; classes],
+        vec![0u64; classes],
+    );
+    for (&p, &y) in predicted.iter().zip(labels) {
+        if p == y {
+            tp[y as usize] += 1;
+        } else {
+            fp[p as usize] += 1;
+            fn_[y as usize] += 1;
+        }
+    }
+    let scores: Vec<f64> = (0..classes)
+        .filter(|&c| tp[c] + fp[c] + fn_[c] > 0)
+        .map(|c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fn_[c]) as f64)
+        .collect();
+    scores.iter().sum::<f64>() / scores.len().max(1) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use balancelab_shared::{DatasetConfig, MethodConfig, OgmConfig, SyntheticConfig};
+    use candle_core::Device;
 
     fn small(method: MethodConfig) -> RunConfig {
         RunConfig {
@@ -230,9 +407,13 @@ mod tests {
 
     fn events(config: &RunConfig) -> Vec<TrainingEvent> {
         let mut seen = Vec::new();
-        train(config, &data(config), &CancelToken::default(), &mut |e| {
-            seen.push(e)
-        });
+        train(
+            config,
+            &data(config),
+            Checkpointing::default(),
+            &CancelToken::default(),
+            &mut |e| seen.push(e),
+        );
         seen
     }
 
@@ -253,14 +434,16 @@ mod tests {
             seen[0],
             TrainingEvent::Started {
                 epochs: 3,
-                steps_per_epoch: 16
+                first_epoch: 1,
+                steps_per_epoch: 15
             }
         );
         let steps = seen
             .iter()
             .filter(|e| matches!(e, TrainingEvent::Step(_)))
             .count();
-        assert_eq!(steps, 48);
+        // 512 samples less a 10% validation split: 461 in batches of 32.
+        assert_eq!(steps, 45);
         assert_eq!(epochs(&seen).len(), 3);
         assert!(matches!(seen.last(), Some(TrainingEvent::Finished(s)) if s.epochs == 3));
     }
@@ -291,7 +474,10 @@ mod tests {
 
     #[test]
     fn unbalanced_methods_keep_unit_coefficients() {
-        for method in [MethodConfig::Joint, MethodConfig::MultiLoss] {
+        for method in [
+            MethodConfig::Joint,
+            MethodConfig::MultiLoss(Default::default()),
+        ] {
             let first = &epochs(&events(&small(method)))[0];
             assert_eq!(first.coefficients, [1.0, 1.0]);
         }
@@ -299,7 +485,7 @@ mod tests {
 
     #[test]
     fn learns_and_is_reproducible_for_a_seed() {
-        let config = small(MethodConfig::MultiLoss);
+        let config = small(MethodConfig::MultiLoss(Default::default()));
         let a = epochs(&events(&config));
         let b = epochs(&events(&config));
         let strip = |m: &EpochMetrics| (m.train_loss, m.test.clone(), m.confidences.clone());
@@ -317,7 +503,13 @@ mod tests {
         cancel.cancel();
         let mut seen = Vec::new();
         let config = small(MethodConfig::Joint);
-        train(&config, &data(&config), &cancel, &mut |e| seen.push(e));
+        train(
+            &config,
+            &data(&config),
+            Checkpointing::default(),
+            &cancel,
+            &mut |e| seen.push(e),
+        );
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1], TrainingEvent::Cancelled);
     }

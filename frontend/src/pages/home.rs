@@ -1,8 +1,9 @@
 //! The start page: a form that starts a run, and the list of runs.
 
 use balancelab_shared::{
-    DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
-    OgmConfig, Run, RunConfig, SplitConfig, SyntheticConfig,
+    AgmConfig, DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView,
+    MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, Run, RunConfig, SplitConfig,
+    SyntheticConfig,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -51,6 +52,7 @@ impl FormFields {
         let alpha = match &defaults.method {
             MethodConfig::Mlb(mlb) => mlb.alpha,
             MethodConfig::Ogm(ogm) => ogm.alpha,
+            MethodConfig::Agm(agm) => agm.alpha,
             _ => MlbConfig::default().alpha,
         };
         Self {
@@ -98,9 +100,15 @@ impl FormFields {
         };
         let method = match self.method.get().as_str() {
             "joint" => MethodConfig::Joint,
-            "multi_loss" => MethodConfig::MultiLoss,
+            "multi_loss" => MethodConfig::MultiLoss(MultiLossConfig::default()),
             "ogm_ge" => ogm(true),
             "ogm" => ogm(false),
+            "agm" => MethodConfig::Agm(AgmConfig {
+                alpha,
+                ..AgmConfig::default()
+            }),
+            "mslr" => MethodConfig::Mslr(MslrConfig::default()),
+            "mm_cosine" => MethodConfig::MmCosine(MmCosineConfig::default()),
             _ => MethodConfig::Mlb(MlbConfig {
                 alpha,
                 ..MlbConfig::default()
@@ -168,7 +176,7 @@ fn dataset_choice(value: &str, noise: Vec<f64>) -> DatasetConfig {
 
 /// Whether the method chosen in the form (by its option value) has an alpha.
 fn uses_alpha(method: &str) -> bool {
-    matches!(method, "mlb" | "ogm_ge" | "ogm")
+    matches!(method, "mlb" | "ogm_ge" | "ogm" | "agm")
 }
 
 #[component]
@@ -264,6 +272,9 @@ fn RunForm() -> impl IntoView {
                     <option value="mlb">"MLB (multi-loss + gradient balancing)"</option>
                     <option value="ogm_ge">"OGM-GE (on-the-fly modulation + noise)"</option>
                     <option value="ogm">"OGM (on-the-fly modulation)"</option>
+                    <option value="agm">"AGM (adaptive gradient modulation)"</option>
+                    <option value="mslr">"MSLR (modality-specific learning rates)"</option>
+                    <option value="mm_cosine">"MMCosine (cosine fusion)"</option>
                 </select>
             </label>
             <Show when=has_alpha>

@@ -13,7 +13,7 @@ use leptos::prelude::*;
 pub fn method_label(method: &MethodConfig) -> String {
     match method {
         MethodConfig::Joint => "joint".into(),
-        MethodConfig::MultiLoss => "multi-loss".into(),
+        MethodConfig::MultiLoss(_) => "multi-loss".into(),
         MethodConfig::Mlb(mlb) => match mlb.beta {
             Some(beta) => format!("MLB (alpha {}, beta {beta})", mlb.alpha),
             None => format!("MLB (alpha {})", mlb.alpha),
@@ -22,6 +22,9 @@ pub fn method_label(method: &MethodConfig) -> String {
             format!("OGM-GE (alpha {})", ogm.alpha)
         }
         MethodConfig::Ogm(ogm) => format!("OGM (alpha {})", ogm.alpha),
+        MethodConfig::Agm(agm) => format!("AGM (alpha {})", agm.alpha),
+        MethodConfig::Mslr(_) => "MSLR".into(),
+        MethodConfig::MmCosine(cos) => format!("MMCosine (scale {})", cos.scale),
     }
 }
 

@@ -172,7 +172,7 @@ async fn follow_run(
             // The stream replays stored epochs first; keep each epoch once.
             RunEvent::Epoch(metrics) => epochs.update(|list| {
                 if list.last().is_none_or(|last| last.epoch < metrics.epoch) {
-                    list.push(metrics);
+                    list.push(*metrics);
                 }
             }),
             RunEvent::Status { status, error } => {

@@ -1,0 +1,229 @@
+//! Fusion heads: how the modalities' features z_m become multimodal logits f.
+//!
+//! Each part that reads one modality only is owned by that modality, so balancing methods
+//! scale it with the modality's encoder; everything that mixes modalities is shared.
+
+use balancelab_shared::FusionKind;
+use candle_core::{Result, Tensor, D};
+use candle_nn::ops::sigmoid;
+use candle_nn::{LayerNorm, Linear, Module};
+
+use super::params::{Owner, ParamStore, Role};
+use super::transformer::{layer_norm, TransformerBlock};
+
+/// Width of the mid, gated and transformer fusions' hidden representation.
+const WIDTH: usize = 64;
+const TRANSFORMER_HEADS: usize = 4;
+
+pub enum Fusion {
+    /// f = sum_m A_m z_m + b, or with a cosine scale s: f = s sum_m cos(z_m, rows of A_m).
+    Late {
+        slices: Vec<Tensor>,
+        bias: Option<Tensor>,
+        cosine_scale: Option<f64>,
+    },
+    Mid {
+        projections: Vec<Linear>,
+        hidden: Linear,
+        out: Linear,
+    },
+    /// z_0 gives scale and shift for z_1.
+    Film {
+        condition: Linear,
+        out: Linear,
+    },
+    /// sigmoid(gate(z_0)) multiplies value(z_1).
+    Gated {
+        gate: Linear,
+        value: Linear,
+        out: Linear,
+    },
+    Transformer {
+        projections: Vec<Linear>,
+        modality_embeddings: Vec<Tensor>,
+        cls: Tensor,
+        block: TransformerBlock,
+        norm: LayerNorm,
+        out: Linear,
+    },
+    Decision,
+}
+
+/// The fused logits and, for late fusion, each modality's share of them.
+pub struct Fused {
+    pub logits: Tensor,
+    /// A_m z_m per modality (late fusion only), what OGM scores.
+    pub parts: Option<Vec<Tensor>>,
+}
+
+impl Fusion {
+    /// `dims[m]` is the width of z_m. `cosine_scale` turns late fusion into MMCosine's.
+    pub fn new(
+        store: &mut ParamStore,
+        kind: FusionKind,
+        dims: &[usize],
+        classes: usize,
+        cosine_scale: Option<f64>,
+    ) -> Result<Self> {
+        let shared = (Owner::Shared, Role::Fusion);
+        let owned = |m: usize| (Owner::Modality(m), Role::Fusion);
+        Ok(match kind {
+            FusionKind::Late => {
+                // Initialised with the fan-in of the whole concatenation, as one nn.Linear is.
+                let bound = 1.0 / (dims.iter().sum::<usize>() as f32).sqrt();
+                let slices = (dims.iter().enumerate())
+                    .map(|(m, &d)| {
+                        store.uniform(&format!("fusion.slice{m}"), owned(m), &[classes, d], bound)
+                    })
+                    .collect::<Result<_>>()?;
+                let bias = match cosine_scale {
+                    Some(_) => None,
+                    None => Some(store.uniform("fusion.bias", shared, &[classes], bound)?),
+                };
+                Self::Late {
+                    slices,
+                    bias,
+                    cosine_scale,
+                }
+            }
+            FusionKind::Mid => Self::Mid {
+                projections: (dims.iter().enumerate())
+                    .map(|(m, &d)| {
+                        store.linear(&format!("fusion.projection{m}"), owned(m), d, WIDTH, true)
+                    })
+                    .collect::<Result<_>>()?,
+                hidden: store.linear("fusion.hidden", shared, WIDTH, WIDTH, true)?,
+                out: store.linear("fusion.out", shared, WIDTH, classes, true)?,
+            },
+            FusionKind::Film => Self::Film {
+                condition: store.linear("fusion.film", owned(0), dims[0], 2 * dims[1], true)?,
+                out: store.linear("fusion.out", shared, dims[1], classes, true)?,
+            },
+            FusionKind::Gated => Self::Gated {
+                gate: store.linear("fusion.gate", owned(0), dims[0], WIDTH, true)?,
+                value: store.linear("fusion.value", owned(1), dims[1], WIDTH, true)?,
+                out: store.linear("fusion.out", shared, WIDTH, classes, true)?,
+            },
+            FusionKind::Transformer => Self::Transformer {
+                projections: (dims.iter().enumerate())
+                    .map(|(m, &d)| {
+                        store.linear(&format!("fusion.projection{m}"), owned(m), d, WIDTH, true)
+                    })
+                    .collect::<Result<_>>()?,
+                modality_embeddings: (0..dims.len())
+                    .map(|m| {
+                        store.normal(
+                            &format!("fusion.embedding{m}"),
+                            owned(m),
+                            &[1, 1, WIDTH],
+                            0.02,
+                        )
+                    })
+                    .collect::<Result<_>>()?,
+                cls: store.normal("fusion.cls", shared, &[1, 1, WIDTH], 0.02)?,
+                block: TransformerBlock::new(
+                    store,
+                    "fusion.block",
+                    shared,
+                    WIDTH,
+                    TRANSFORMER_HEADS,
+                )?,
+                norm: layer_norm(store, "fusion.norm", shared, WIDTH)?,
+                out: store.linear("fusion.out", shared, WIDTH, classes, true)?,
+            },
+            FusionKind::Decision => Self::Decision,
+        })
+    }
+
+    /// The shared bias b of a late fusion (OGM splits it evenly between the modalities).
+    pub fn late_bias(&self) -> Option<&Tensor> {
+        match self {
+            Self::Late { bias, .. } => bias.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `features[m]` is z_m, `unimodal[m]` is u_m (decision fusion sums them).
+    pub fn forward(&self, features: &[Tensor], unimodal: &[Tensor]) -> Result<Fused> {
+        let logits = match self {
+            Self::Late {
+                slices,
+                bias,
+                cosine_scale,
+            } => {
+                let parts = (features.iter().zip(slices))
+                    .map(|(z, a)| match cosine_scale {
+                        Some(s) => unit_rows(z)?.matmul(&unit_rows(a)?.t()?)? * *s,
+                        None => z.matmul(&a.t()?),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut logits = sum(&parts)?;
+                if let Some(b) = bias {
+                    logits = logits.broadcast_add(b)?;
+                }
+                return Ok(Fused {
+                    logits,
+                    parts: Some(parts),
+                });
+            }
+            Self::Mid {
+                projections,
+                hidden,
+                out,
+            } => {
+                let projected = (features.iter().zip(projections))
+                    .map(|(z, p)| p.forward(z))
+                    .collect::<Result<Vec<_>>>()?;
+                sum(&projected)?.relu()?.apply(hidden)?.relu()?.apply(out)?
+            }
+            Self::Film { condition, out } => {
+                let dim = features[1].dim(1)?;
+                let film = condition.forward(&features[0])?;
+                let (gamma, beta) = (
+                    film.narrow(D::Minus1, 0, dim)?,
+                    film.narrow(D::Minus1, dim, dim)?,
+                );
+                ((gamma * &features[1])? + beta)?.apply(out)?
+            }
+            Self::Gated { gate, value, out } => {
+                let gate = sigmoid(&gate.forward(&features[0])?)?;
+                (gate * value.forward(&features[1])?)?.apply(out)?
+            }
+            Self::Transformer {
+                projections,
+                modality_embeddings,
+                cls,
+                block,
+                norm,
+                out,
+            } => {
+                let b = features[0].dim(0)?;
+                let mut tokens = vec![cls.broadcast_as((b, 1, WIDTH))?];
+                for ((z, p), e) in features.iter().zip(projections).zip(modality_embeddings) {
+                    tokens.push(p.forward(z)?.unsqueeze(1)?.broadcast_add(e)?);
+                }
+                let h = block.forward(&Tensor::cat(&tokens, 1)?)?;
+                h.narrow(1, 0, 1)?.squeeze(1)?.apply(norm)?.apply(out)?
+            }
+            Self::Decision => sum(unimodal)?,
+        };
+        Ok(Fused {
+            logits,
+            parts: None,
+        })
+    }
+}
+
+fn sum(tensors: &[Tensor]) -> Result<Tensor> {
+    let mut total = tensors[0].clone();
+    for t in &tensors[1..] {
+        total = (total + t)?;
+    }
+    Ok(total)
+}
+
+/// Rows scaled to unit L2 norm (`F.normalize(x, dim=1)`).
+fn unit_rows(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    x.broadcast_div(&norm)
+}

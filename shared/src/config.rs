@@ -488,6 +488,14 @@ impl RunConfig {
             }
         }
         let modalities = self.dataset.modalities();
+        if self.coefficients_scale == CoefficientTarget::LearningRate
+            && !matches!(self.method, MethodConfig::Mlb(_))
+        {
+            c.error(
+                "coefficients_scale",
+                "only MLB's coefficients can be applied to the learning rate (MSLR's always are)",
+            );
+        }
         self.check_method(&mut c, modalities, has_validation);
         self.check_model(&mut c, modalities);
         self.check_optimizer(&mut c);

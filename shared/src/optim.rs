@@ -121,7 +121,8 @@ impl ScheduleConfig {
     }
 }
 
-/// What a balancing method's per-modality coefficients k_m multiply.
+/// What MLB's per-modality coefficients k_m multiply. (MSLR's are learning-rate multipliers
+/// by definition; OGM's and AGM's act on gradients by definition.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CoefficientTarget {

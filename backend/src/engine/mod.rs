@@ -34,4 +34,4 @@ pub use ogm::{ogm_coefficients, ogm_score};
 pub use optim::Optimizer;
 pub use params::{Owner, Param, ParamStore, Role};
 pub use resnet::ResNet18;
-pub use trainer::{macro_f1, train, Checkpointing, RunSummary};
+pub use trainer::{macro_f1, train, Checkpointing, RunSummary, Session};

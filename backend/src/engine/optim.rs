@@ -52,7 +52,9 @@ impl Optimizer {
     /// `lr_scale[m]` when given. Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore, lr: f64, lr_scale: Option<&[f64]>) -> Result<()> {
         for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+            // Detached: a gradient can still reference the forward graph, and a state that
+            // kept it would keep every step's graph alive.
+            let Some(grad) = grads.get(slot.var.as_tensor()).map(Tensor::detach) else {
                 continue;
             };
             let lr = match (slot.owner, lr_scale) {
@@ -63,7 +65,7 @@ impl Optimizer {
             slot.steps += 1;
             let updated = match &self.config {
                 OptimizerConfig::Sgd(sgd) => {
-                    let grad = with_l2(grad, p, sgd.weight_decay)?;
+                    let grad = with_l2(&grad, p, sgd.weight_decay)?;
                     let direction = if sgd.momentum == 0.0 {
                         grad
                     } else {
@@ -71,6 +73,7 @@ impl Optimizer {
                             Some(buf) => ((buf * sgd.momentum)? + grad)?,
                             None => grad,
                         };
+                        let buf = buf.detach();
                         slot.first = Some(buf.clone());
                         buf
                     };
@@ -81,7 +84,7 @@ impl Optimizer {
                     let (grad, p) = if decoupled {
                         (grad.clone(), (p * (1.0 - lr * adam.weight_decay))?)
                     } else {
-                        (with_l2(grad, p, adam.weight_decay)?, p.clone())
+                        (with_l2(&grad, p, adam.weight_decay)?, p.clone())
                     };
                     let zeros = || grad.zeros_like();
                     let m = slot.first.take().map_or_else(zeros, Ok)?;
@@ -92,8 +95,8 @@ impl Optimizer {
                     let m_hat = (&m / (1.0 - adam.beta1.powi(t)))?;
                     let v_hat = (&v / (1.0 - adam.beta2.powi(t)))?;
                     let update = (m_hat / (v_hat.sqrt()? + adam.eps)?)?;
-                    slot.first = Some(m);
-                    slot.second = Some(v);
+                    slot.first = Some(m.detach());
+                    slot.second = Some(v.detach());
                     (p - (update * lr)?)?
                 }
             };

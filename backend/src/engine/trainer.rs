@@ -6,7 +6,7 @@ use std::time::Instant;
 use balancelab_shared::{
     CoefficientTarget, EpochMetrics, MethodConfig, RunConfig, SplitScores, StepMetrics,
 };
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
 use rand::rngs::StdRng;
@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::balance::{balancer, StepContext};
+use super::balance::{balancer, Balancer, StepContext};
 use super::checkpoint::{self, Progress};
 use super::dataset::{Dataset, Split};
 use super::events::{CancelToken, TrainingEvent};
@@ -101,36 +101,18 @@ fn run(
     data.hold_out_validation(config.validation_fraction, VALIDATION_SEED)?;
     let modalities = data.input_shapes.len();
 
-    // Independent streams for initial weights, batch order and method noise, from one seed.
-    let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, &device);
-    let cosine_scale = match &config.method {
-        MethodConfig::MmCosine(c) => Some(c.scale),
-        _ => None,
-    };
-    let model = MultimodalModel::new(
-        &mut store,
-        &config.model,
-        &data.input_shapes,
-        data.classes,
-        cosine_scale,
-    )?;
-    let mut optimizer = Optimizer::new(&config.optimizer, &store);
-    let mut balancer = balancer(
-        &config.method,
-        config.coefficients_scale,
-        config.seed ^ 0x5eed_0003,
-        modalities,
-    );
+    let mut session = Session::new(config, &data.input_shapes, data.classes, &device)?;
     let mut progress = Progress::default();
     if let (Some(dir), true) = (checkpoints.dir, checkpoints.resume) {
-        progress = checkpoint::load(dir, "last", &store, Some(&mut optimizer), &device)?;
-        balancer.restore(&progress.balancer)?;
+        progress = checkpoint::load(
+            dir,
+            "last",
+            &session.store,
+            Some(&mut session.optimizer),
+            &device,
+        )?;
+        session.balancer.restore(&progress.balancer)?;
     }
-
-    let pass = Pass {
-        train: true,
-        probe_heads: !balancer.trains_unimodal_heads(),
-    };
     let n = data.train.len();
     let batch = (config.batch_size as usize).min(n);
     let steps_per_epoch = n.div_ceil(batch) as u64;
@@ -154,80 +136,29 @@ fn run(
             }
             let indices = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let (inputs, labels) = data.train.select(&indices)?;
-            let outputs = model.forward(&inputs, pass)?;
-            let fused_loss = cross_entropy(&outputs.fused, &labels)?;
-            let unimodal_losses = (outputs.unimodal.iter())
-                .map(|logits| cross_entropy(logits, &labels))
-                .collect::<Result<Vec<_>>>()?;
-            let confidences = (outputs.unimodal.iter())
-                .map(|logits| true_class_confidence(logits, &labels))
-                .collect::<Result<Vec<_>>>()?;
-            let objective = balancer.objective(&StepContext {
-                epoch,
-                step: progress.step,
-                model: &model,
-                pass,
-                inputs: &inputs,
-                labels: &labels,
-                outputs: &outputs,
-                fused_loss: &fused_loss,
-                unimodal_losses: &unimodal_losses,
-                confidences: &confidences,
-            })?;
-
-            // Probe heads learn from their own losses, which reach only the heads.
-            let mut minimised = objective.loss.clone();
-            if pass.probe_heads {
-                for loss in &unimodal_losses {
-                    minimised = (minimised + loss)?;
-                }
-            }
-            let mut grads = minimised.backward()?;
-            let k = objective.coefficients.as_deref();
-            balancer.modulate(&store, &mut grads, k)?;
-            let lr_scale =
-                k.filter(|_| balancer.coefficient_target() == CoefficientTarget::LearningRate);
-            let gradient_norms = store.gradient_norms(&grads, modalities)?;
-            optimizer.step(&grads, lr, lr_scale)?;
-
-            let coefficients = objective
-                .coefficients
-                .unwrap_or_else(|| vec![1.0; modalities]);
-            let loss = objective.loss.to_scalar::<f32>()? as f64;
-            loss_sum += loss;
+            let metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
+            loss_sum += metrics.loss;
             for m in 0..modalities {
-                k_sum[m] += coefficients[m];
-                s_sum[m] += confidences[m];
-                norm_sum[m] += gradient_norms[m];
+                k_sum[m] += metrics.coefficients[m];
+                s_sum[m] += metrics.confidences[m];
+                norm_sum[m] += metrics.gradient_norms[m];
             }
-            emit(TrainingEvent::Step(StepMetrics {
-                epoch,
-                step: progress.step,
-                loss,
-                fused_loss: fused_loss.to_scalar::<f32>()? as f64,
-                unimodal_losses: (unimodal_losses.iter())
-                    .map(|l| Ok(l.to_scalar::<f32>()? as f64))
-                    .collect::<Result<_>>()?,
-                coefficients,
-                confidences,
-                gradient_norms,
-                learning_rate: lr,
-            }));
+            emit(TrainingEvent::Step(metrics));
             progress.step += 1;
         }
 
-        let train = evaluate(&model, &data.train, data.classes)?;
+        let train = evaluate(&session.model, &data.train, data.classes)?;
         let validation = data
             .validation
             .as_ref()
-            .map(|v| evaluate(&model, v, data.classes))
+            .map(|v| evaluate(&session.model, v, data.classes))
             .transpose()?;
-        let test = evaluate(&model, &data.test, data.classes)?;
+        let test = evaluate(&session.model, &data.test, data.classes)?;
         let solo_split = data.validation.as_ref().unwrap_or(&data.test);
         let solo_accuracy = (0..modalities)
-            .map(|m| solo_accuracy(&model, solo_split, m))
+            .map(|m| solo_accuracy(&session.model, solo_split, m))
             .collect::<Result<_>>()?;
-        balancer.end_epoch(validation.as_ref());
+        session.balancer.end_epoch(validation.as_ref());
         let mean = |sums: &[f64]| sums.iter().map(|v| v / steps_per_epoch as f64).collect();
         emit(TrainingEvent::Epoch(EpochMetrics {
             epoch,
@@ -244,7 +175,7 @@ fn run(
         }));
 
         progress.epoch = epoch;
-        progress.balancer = balancer.state();
+        progress.balancer = session.balancer.state();
         let improved = match (&validation, progress.best_validation) {
             (Some(v), Some(best)) => v.fused > best,
             (Some(_), None) => true,
@@ -256,13 +187,19 @@ fn run(
             progress.test_at_best = Some(test.clone());
             progress.stale_epochs = 0;
             if let Some(dir) = checkpoints.dir {
-                checkpoint::save(dir, "best", &store, None, &progress)?;
+                checkpoint::save(dir, "best", &session.store, None, &progress)?;
             }
         } else {
             progress.stale_epochs += 1;
         }
         if let Some(dir) = checkpoints.dir {
-            checkpoint::save(dir, "last", &store, Some(&optimizer), &progress)?;
+            checkpoint::save(
+                dir,
+                "last",
+                &session.store,
+                Some(&session.optimizer),
+                &progress,
+            )?;
         }
         last_test = Some(test);
         if config
@@ -276,7 +213,7 @@ fn run(
     let test = match last_test {
         Some(test) => test,
         // Resumed after the last epoch: nothing left to train, measure the saved model.
-        None => evaluate(&model, &data.test, data.classes)?,
+        None => evaluate(&session.model, &data.test, data.classes)?,
     };
     let (best_epoch, test_at_best) = match &progress.test_at_best {
         Some(scores) => (progress.best_epoch, scores.clone()),
@@ -285,13 +222,127 @@ fn run(
     Ok(Some(RunSummary {
         epochs: progress.epoch,
         stopped_early,
-        parameters: store.parameter_count(),
+        parameters: session.store.parameter_count(),
         test,
         best_epoch,
         best_validation_accuracy: progress.best_validation,
         test_at_best,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// A model with its optimiser and balancing method: what one training step needs.
+pub struct Session {
+    pub store: ParamStore,
+    pub model: MultimodalModel,
+    pub optimizer: Optimizer,
+    pub balancer: Box<dyn Balancer>,
+    pass: Pass,
+    modalities: usize,
+}
+
+impl Session {
+    pub fn new(
+        config: &RunConfig,
+        input_shapes: &[Vec<usize>],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let modalities = input_shapes.len();
+        // Independent streams for initial weights, batch order and method noise, from one seed.
+        let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, device);
+        let cosine_scale = match &config.method {
+            MethodConfig::MmCosine(c) => Some(c.scale),
+            _ => None,
+        };
+        let model = MultimodalModel::new(
+            &mut store,
+            &config.model,
+            input_shapes,
+            classes,
+            cosine_scale,
+        )?;
+        let optimizer = Optimizer::new(&config.optimizer, &store);
+        let balancer = balancer(
+            &config.method,
+            config.coefficients_scale,
+            config.seed ^ 0x5eed_0003,
+            modalities,
+        );
+        let pass = Pass {
+            train: true,
+            probe_heads: !balancer.trains_unimodal_heads(),
+        };
+        Ok(Self {
+            store,
+            model,
+            optimizer,
+            balancer,
+            pass,
+            modalities,
+        })
+    }
+
+    /// One optimisation step on a batch at learning rate `lr`.
+    pub fn step(
+        &mut self,
+        epoch: u32,
+        step: u64,
+        lr: f64,
+        inputs: &[Tensor],
+        labels: &Tensor,
+    ) -> Result<StepMetrics> {
+        let outputs = self.model.forward(inputs, self.pass)?;
+        let fused_loss = cross_entropy(&outputs.fused, labels)?;
+        let unimodal_losses = (outputs.unimodal.iter())
+            .map(|logits| cross_entropy(logits, labels))
+            .collect::<Result<Vec<_>>>()?;
+        let confidences = (outputs.unimodal.iter())
+            .map(|logits| true_class_confidence(logits, labels))
+            .collect::<Result<Vec<_>>>()?;
+        let objective = self.balancer.objective(&StepContext {
+            epoch,
+            step,
+            model: &self.model,
+            pass: self.pass,
+            inputs,
+            labels,
+            outputs: &outputs,
+            fused_loss: &fused_loss,
+            unimodal_losses: &unimodal_losses,
+            confidences: &confidences,
+        })?;
+
+        // Probe heads learn from their own losses, which reach only the heads.
+        let mut minimised = objective.loss.clone();
+        if self.pass.probe_heads {
+            for loss in &unimodal_losses {
+                minimised = (minimised + loss)?;
+            }
+        }
+        let mut grads = minimised.backward()?;
+        let k = objective.coefficients.as_deref();
+        self.balancer.modulate(&self.store, &mut grads, k)?;
+        let lr_scale =
+            k.filter(|_| self.balancer.coefficient_target() == CoefficientTarget::LearningRate);
+        let gradient_norms = self.store.gradient_norms(&grads, self.modalities)?;
+        self.optimizer.step(&grads, lr, lr_scale)?;
+
+        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_scalar::<f32>()? as f64) };
+        Ok(StepMetrics {
+            epoch,
+            step,
+            loss: scalar(&objective.loss)?,
+            fused_loss: scalar(&fused_loss)?,
+            unimodal_losses: unimodal_losses.iter().map(scalar).collect::<Result<_>>()?,
+            coefficients: objective
+                .coefficients
+                .unwrap_or_else(|| vec![1.0; self.modalities]),
+            confidences,
+            gradient_norms,
+            learning_rate: lr,
+        })
+    }
 }
 
 /// s = (1/B) sum_b softmax(logits)_b[y_b]: the head's mean confidence on the true class.
@@ -512,6 +563,121 @@ mod tests {
         );
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1], TrainingEvent::Cancelled);
+    }
+
+    #[test]
+    fn a_resumed_run_continues_the_same_curves() {
+        // AGM (running means) with AdamW (moments) and a step schedule: every kind of state
+        // a checkpoint must carry.
+        let config = RunConfig {
+            optimizer: balancelab_shared::OptimizerConfig::AdamW(Default::default()),
+            schedule: balancelab_shared::ScheduleConfig::Step {
+                step_size: 2,
+                gamma: 0.5,
+            },
+            learning_rate: 0.003,
+            epochs: 4,
+            ..small(MethodConfig::Agm(Default::default()))
+        };
+        let data = data(&config);
+        let dir = tempfile::tempdir().unwrap();
+        let run = |resume: bool, stop_after: Option<u32>| {
+            let cancel = CancelToken::default();
+            let mut seen = Vec::new();
+            let checkpoints = Checkpointing {
+                dir: Some(dir.path()),
+                resume,
+            };
+            train(&config, &data, checkpoints, &cancel, &mut |e| {
+                if matches!(&e, TrainingEvent::Epoch(m) if Some(m.epoch) == stop_after) {
+                    cancel.cancel();
+                }
+                seen.push(e);
+            });
+            seen
+        };
+        let uninterrupted = epochs(&run(false, None));
+        let interrupted = run(false, Some(2));
+        assert_eq!(interrupted.last(), Some(&TrainingEvent::Cancelled));
+        let resumed = run(true, None);
+        assert!(matches!(
+            resumed[0],
+            TrainingEvent::Started { first_epoch: 3, .. }
+        ));
+        let strip = |m: &EpochMetrics| {
+            (
+                m.epoch,
+                m.train_loss,
+                m.coefficients.clone(),
+                m.test.clone(),
+            )
+        };
+        let continued: Vec<_> = epochs(&resumed).iter().map(strip).collect();
+        let expected: Vec<_> = uninterrupted[2..].iter().map(strip).collect();
+        assert_eq!(continued, expected);
+    }
+
+    #[test]
+    fn early_stopping_ends_a_run_whose_validation_accuracy_stalls() {
+        let config = RunConfig {
+            epochs: 40,
+            early_stopping_patience: Some(2),
+            ..small(MethodConfig::MultiLoss(Default::default()))
+        };
+        let seen = events(&config);
+        let Some(TrainingEvent::Finished(summary)) = seen.last() else {
+            panic!("{:?}", seen.last())
+        };
+        assert!(summary.stopped_early && summary.epochs < 40, "{summary:?}");
+        assert_eq!(summary.epochs, summary.best_epoch + 2);
+        let best = &epochs(&seen)[summary.best_epoch as usize - 1];
+        assert_eq!(summary.test_at_best, best.test);
+        assert_eq!(
+            summary.best_validation_accuracy,
+            best.validation.as_ref().map(|v| v.fused)
+        );
+    }
+
+    #[test]
+    fn every_method_and_fusion_trains() {
+        use balancelab_shared::FusionKind;
+        let methods = [
+            MethodConfig::Joint,
+            MethodConfig::MultiLoss(Default::default()),
+            MethodConfig::default(),
+            MethodConfig::Ogm(OgmConfig::default()),
+            MethodConfig::Agm(Default::default()),
+            MethodConfig::Mslr(Default::default()),
+            MethodConfig::MmCosine(Default::default()),
+        ];
+        for method in methods {
+            let fusions: &[FusionKind] = match method {
+                MethodConfig::Ogm(_) | MethodConfig::MmCosine(_) => &[FusionKind::Late],
+                _ => &FusionKind::ALL,
+            };
+            for &fusion in fusions {
+                let mut config = small(method.clone());
+                config.epochs = 2;
+                config.model.fusion = fusion;
+                let seen = events(&config);
+                let last = &epochs(&seen)[1];
+                // 8 classes: chance is 12.5%.
+                assert!(
+                    last.test.fused > 0.3,
+                    "{} {fusion:?}: {last:?}",
+                    method.name()
+                );
+                assert!(matches!(seen.last(), Some(TrainingEvent::Finished(_))));
+            }
+        }
+    }
+
+    #[test]
+    fn macro_f1_matches_scikit_learn() {
+        // y_true [0, 0, 1, 2], y_pred [0, 1, 1, 1]: per-class F1 = 2TP / (2TP + FP + FN) is
+        // 2/3, 2/4 and 0; f1_score(average="macro") = 0.388889.
+        let f1 = macro_f1(&[0, 1, 1, 1], &[0, 0, 1, 2], 3);
+        assert!((f1 - (2.0 / 3.0 + 0.5) / 3.0).abs() < 1e-12, "{f1}");
     }
 
     #[test]

@@ -238,13 +238,16 @@ fn train(
                             )
                         })
                         .collect();
-                    bar.println(format!(
-                        "epoch {:>4}  loss {:.4}  {split} acc {:.3}  {}",
-                        m.epoch,
-                        m.train_loss,
-                        scores.fused,
-                        per_modality.join("  ")
-                    ));
+                    // println on the bar does nothing when it is hidden; suspend prints anyway.
+                    bar.suspend(|| {
+                        println!(
+                            "epoch {:>4}  loss {:.4}  {split} acc {:.3}  {}",
+                            m.epoch,
+                            m.train_loss,
+                            scores.fused,
+                            per_modality.join("  ")
+                        )
+                    });
                 }
                 TrainingEvent::Finished(_)
                 | TrainingEvent::Cancelled

@@ -163,6 +163,7 @@ mod tests {
                 fused: 0.5,
                 unimodal: vec![0.4, 0.2],
                 fused_macro_f1: 0.45,
+                fused_loss: 1.2,
                 unimodal_macro_f1: vec![0.35, 0.15],
             },
             solo_accuracy: vec![0.5, 0.1],

@@ -3,19 +3,35 @@
 use std::fs;
 use std::process::{Command, Output};
 
+fn balancelab(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_balancelab"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
 fn train(config: &str) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.toml");
     fs::write(&path, config).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_balancelab"))
-        .args(["train", "--config"])
-        .arg(&path)
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+    let out = dir.path().join("out");
+    let output = balancelab(&[
+        "train".as_ref(),
+        "--config".as_ref(),
+        path.as_ref(),
+        "--out".as_ref(),
+        out.as_ref(),
+    ]);
     (output, dir)
+}
+
+fn events(out: &std::path::Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 #[test]
@@ -35,11 +51,7 @@ fn a_run_writes_its_config_metrics_and_summary() {
         resolved.contains("alpha = 0.5") && resolved.contains("batch_size = 64"),
         "{resolved}"
     );
-    let events: Vec<serde_json::Value> = fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = events(&out);
     assert_eq!(events[0]["type"], "started");
     assert_eq!(events.iter().filter(|e| e["type"] == "epoch").count(), 2);
     assert_eq!(events.last().unwrap()["type"], "finished");
@@ -54,6 +66,93 @@ fn a_run_writes_its_config_metrics_and_summary() {
 }
 
 #[test]
+fn a_finished_run_is_extended_from_its_checkpoint() {
+    let (output, dir) = train(
+        "epochs = 2\n[dataset]\nkind = \"synthetic\"\ntrain_samples = 256\ntest_samples = 64\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = dir.path().join("out");
+    for file in [
+        "last.safetensors",
+        "last.json",
+        "best.safetensors",
+        "best.json",
+    ] {
+        assert!(out.join("checkpoints").join(file).is_file(), "{file}");
+    }
+    // Train one more epoch: raise epochs in the run's own config and resume.
+    let config = fs::read_to_string(out.join("config.toml")).unwrap();
+    fs::write(
+        out.join("config.toml"),
+        config.replace("epochs = 2", "epochs = 3"),
+    )
+    .unwrap();
+    let output = balancelab(&[
+        "train".as_ref(),
+        "--resume".as_ref(),
+        "--out".as_ref(),
+        out.as_ref(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("resuming at epoch 3"));
+    let events = events(&out);
+    let epochs: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] == "epoch")
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["epochs"], 3);
+}
+
+#[test]
+fn resuming_without_a_checkpoint_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("empty");
+    fs::create_dir_all(&out).unwrap();
+    fs::write(out.join("config.toml"), "epochs = 2\n").unwrap();
+    let output = balancelab(&[
+        "train".as_ref(),
+        "--resume".as_ref(),
+        "--out".as_ref(),
+        out.as_ref(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("has no checkpoint to resume from"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_preset_is_a_valid_configuration() {
+    let presets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../presets");
+    let mut checked = 0;
+    for entry in fs::read_dir(&presets).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let config: balancelab_shared::RunConfig =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Err(errors) = config.validate() {
+            panic!("{}: {errors:?}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} presets");
+}
+
+#[test]
 fn unknown_keys_and_bad_values_name_the_field() {
     for (config, expected) in [
         ("epoch = 3\n", "unknown field `epoch`"),
@@ -62,6 +161,15 @@ fn unknown_keys_and_bad_values_name_the_field() {
             "[method]\nkind = \"mlb\"\nalpha = -2.0\n",
             "method.alpha: must be greater than 0",
         ),
+        (
+            "[optimizer]\nkind = \"adam\"\nweight_decay = -1.0\n",
+            "optimizer.weight_decay: must be between 0 and 1",
+        ),
+        (
+            "[model]\nfusion = \"gated\"\n[dataset]\nkind = \"synthetic\"\nnoise = [1.0, 2.0, 3.0]\n",
+            "model.fusion: gated fusion is defined for exactly two modalities",
+        ),
+        ("[model]\nfusion = \"sum\"\n", "unknown variant `sum`"),
     ] {
         let (output, _dir) = train(config);
         assert!(!output.status.success(), "{config}");

@@ -32,6 +32,9 @@ pub struct SplitScores {
     pub unimodal: Vec<f64>,
     #[serde(default)]
     pub fused_macro_f1: f64,
+    /// Mean cross-entropy of the fused output.
+    #[serde(default)]
+    pub fused_loss: f64,
     #[serde(default)]
     pub unimodal_macro_f1: Vec<f64>,
 }

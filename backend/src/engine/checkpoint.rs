@@ -20,8 +20,9 @@ pub struct Progress {
     pub epoch: u32,
     /// Steps taken so far.
     pub step: u64,
-    /// Best validation accuracy of the fused output so far, its epoch and the test scores then.
-    pub best_validation: Option<f64>,
+    /// Best validation scores so far (by fused accuracy, then loss), their epoch and the
+    /// test scores then.
+    pub best_scores: Option<SplitScores>,
     pub best_epoch: u32,
     pub test_at_best: Option<SplitScores>,
     /// Epochs since validation accuracy last improved.

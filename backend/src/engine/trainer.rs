@@ -6,7 +6,7 @@ use std::time::Instant;
 use balancelab_shared::{
     CoefficientTarget, EpochMetrics, MethodConfig, RunConfig, SplitScores, StepMetrics,
 };
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{Device, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
 use rand::rngs::StdRng;
@@ -176,13 +176,16 @@ fn run(
 
         progress.epoch = epoch;
         progress.balancer = session.balancer.state();
-        let improved = match (&validation, progress.best_validation) {
-            (Some(v), Some(best)) => v.fused > best,
+        // Ties in accuracy are common on small validation sets: the lower loss wins them.
+        let improved = match (&validation, &progress.best_scores) {
+            (Some(v), Some(best)) => {
+                v.fused > best.fused || (v.fused == best.fused && v.fused_loss < best.fused_loss)
+            }
             (Some(_), None) => true,
             (None, _) => false,
         };
         if improved {
-            progress.best_validation = validation.as_ref().map(|v| v.fused);
+            progress.best_scores = validation.clone();
             progress.best_epoch = epoch;
             progress.test_at_best = Some(test.clone());
             progress.stale_epochs = 0;
@@ -225,7 +228,7 @@ fn run(
         parameters: session.store.parameter_count(),
         test,
         best_epoch,
-        best_validation_accuracy: progress.best_validation,
+        best_validation_accuracy: progress.best_scores.as_ref().map(|v| v.fused),
         test_at_best,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     }))
@@ -352,21 +355,25 @@ fn true_class_confidence(logits: &Tensor, labels: &Tensor) -> Result<f64> {
     Ok(on_true.mean_all()?.to_scalar::<f32>()? as f64)
 }
 
-/// Predicted classes of the fused output and of every head over a split; with `solo`, every
-/// modality but that one gets zero input.
-fn predict(
-    model: &MultimodalModel,
-    split: &Split,
-    solo: Option<usize>,
-) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
+/// What a model predicts for a split.
+struct Predictions {
+    fused: Vec<u32>,
+    unimodal: Vec<Vec<u32>>,
+    /// Sum of the fused output's cross-entropy over the samples.
+    fused_loss_sum: f64,
+}
+
+/// Predictions over a split; with `solo`, every modality but that one gets zero input.
+fn predict(model: &MultimodalModel, split: &Split, solo: Option<usize>) -> Result<Predictions> {
     let n = split.len();
     let device = split.labels.device();
     let mut fused = Vec::with_capacity(n);
     let mut unimodal = vec![Vec::with_capacity(n); split.inputs.len()];
+    let mut fused_loss_sum = 0.0;
     for start in (0..n).step_by(EVAL_BATCH) {
         let end = (start + EVAL_BATCH).min(n);
         let indices = Tensor::arange(start as u32, end as u32, device)?;
-        let (mut inputs, _) = split.select(&indices)?;
+        let (mut inputs, labels) = split.select(&indices)?;
         if let Some(keep) = solo {
             for (m, x) in inputs.iter_mut().enumerate() {
                 if m != keep {
@@ -375,32 +382,38 @@ fn predict(
             }
         }
         let out = model.forward(&inputs, Pass::EVAL)?;
+        let loss = cross_entropy(&out.fused, &labels)?.to_scalar::<f32>()? as f64;
+        fused_loss_sum += loss * (end - start) as f64;
         fused.extend(out.fused.argmax(D::Minus1)?.to_vec1::<u32>()?);
         for (m, logits) in out.unimodal.iter().enumerate() {
             unimodal[m].extend(logits.argmax(D::Minus1)?.to_vec1::<u32>()?);
         }
     }
-    Ok((fused, unimodal))
+    Ok(Predictions {
+        fused,
+        unimodal,
+        fused_loss_sum,
+    })
 }
 
 fn evaluate(model: &MultimodalModel, split: &Split, classes: usize) -> Result<SplitScores> {
-    let labels = split.labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-    let (fused, unimodal) = predict(model, split, None)?;
+    let labels = split.labels.to_vec1::<u32>()?;
+    let p = predict(model, split, None)?;
     Ok(SplitScores {
-        fused: accuracy(&fused, &labels),
-        unimodal: unimodal.iter().map(|p| accuracy(p, &labels)).collect(),
-        fused_macro_f1: macro_f1(&fused, &labels, classes),
-        unimodal_macro_f1: unimodal
-            .iter()
-            .map(|p| macro_f1(p, &labels, classes))
+        fused: accuracy(&p.fused, &labels),
+        unimodal: p.unimodal.iter().map(|u| accuracy(u, &labels)).collect(),
+        fused_macro_f1: macro_f1(&p.fused, &labels, classes),
+        unimodal_macro_f1: (p.unimodal.iter())
+            .map(|u| macro_f1(u, &labels, classes))
             .collect(),
+        fused_loss: p.fused_loss_sum / labels.len().max(1) as f64,
     })
 }
 
 /// Fused accuracy when only modality `m` is seen: how much the fusion relies on it.
 fn solo_accuracy(model: &MultimodalModel, split: &Split, m: usize) -> Result<f64> {
     let labels = split.labels.to_vec1::<u32>()?;
-    Ok(accuracy(&predict(model, split, Some(m))?.0, &labels))
+    Ok(accuracy(&predict(model, split, Some(m))?.fused, &labels))
 }
 
 fn accuracy(predicted: &[u32], labels: &[u32]) -> f64 {

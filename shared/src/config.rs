@@ -242,6 +242,9 @@ pub enum MethodConfig {
     Mslr(MslrConfig),
     /// MMCosine (Xu et al., 2023): a late fusion of cosine similarities, scaled; fused loss.
     MmCosine(MmCosineConfig),
+    /// PMR (Fan et al., CVPR 2023): class prototypes per modality, recomputed every epoch; the
+    /// weaker modality by prototype score gets an extra prototype cross-entropy. Two modalities.
+    Pmr(PmrConfig),
 }
 
 impl Default for MethodConfig {
@@ -260,6 +263,7 @@ impl MethodConfig {
             Self::Agm(_) => "agm",
             Self::Mslr(_) => "mslr",
             Self::MmCosine(_) => "mm_cosine",
+            Self::Pmr(_) => "pmr",
         }
     }
 }
@@ -333,6 +337,19 @@ impl MslrConfig {
             None if m == 0 => 0.9,
             None => 1.1,
         }
+    }
+}
+
+/// Weight of the prototype cross-entropy of the weaker modality.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PmrConfig {
+    pub alpha: f64,
+}
+
+impl Default for PmrConfig {
+    fn default() -> Self {
+        Self { alpha: 1.0 }
     }
 }
 
@@ -606,6 +623,10 @@ impl RunConfig {
             MethodConfig::MmCosine(cos) => {
                 c.positive("method.scale", cos.scale, 1000.0);
                 late_only(c, "MMCosine");
+            }
+            MethodConfig::Pmr(pmr) => {
+                c.positive("method.alpha", pmr.alpha, 100.0);
+                two_only(c, "PMR");
             }
         }
     }

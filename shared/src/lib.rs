@@ -12,8 +12,8 @@ pub mod optim;
 pub use api::{DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
 pub use config::{
     AgmConfig, DatasetConfig, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
-    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, RunConfig, SplitConfig,
-    SyntheticConfig,
+    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig,
+    SplitConfig, SyntheticConfig,
 };
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
 pub use model::{CnnConfig, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig};

@@ -16,11 +16,13 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use super::agm::AgmState;
+use super::dataset::Split;
 use super::mlb::mlb_coefficients;
 use super::model::{MultimodalModel, Outputs, Pass};
 use super::mslr::MslrState;
 use super::ogm::{ogm_coefficients, ogm_score};
 use super::params::{Owner, ParamStore, Role};
+use super::pmr::{pmr_weights, prototype_logits, prototype_score, prototypes};
 
 /// What a method sees of one training step.
 pub struct StepContext<'a> {
@@ -65,6 +67,16 @@ pub trait Balancer: Send {
         Ok(())
     }
 
+    /// Called before every epoch with the model and the training split.
+    fn start_epoch(
+        &mut self,
+        _model: &MultimodalModel,
+        _train: &Split,
+        _classes: usize,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Called after every epoch with the validation scores, when there is a validation split.
     fn end_epoch(&mut self, _validation: Option<&SplitScores>) {}
 
@@ -100,6 +112,10 @@ pub fn balancer(
         MethodConfig::Agm(config) => Box::new(Agm {
             config: config.clone(),
             state: AgmState::default(),
+        }),
+        MethodConfig::Pmr(config) => Box::new(Pmr {
+            alpha: config.alpha,
+            prototypes: Vec::new(),
         }),
         MethodConfig::Mslr(config) => {
             let initial = (0..modalities)
@@ -311,6 +327,51 @@ impl Balancer for Agm {
     fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
         self.state = serde_json::from_value(state.clone()).map_err(candle_core::Error::wrap)?;
         Ok(())
+    }
+}
+
+/// PMR (see [`pmr_weights`]): the fused loss plus the weaker modality's prototype loss.
+struct Pmr {
+    alpha: f64,
+    /// This epoch's class prototypes of each modality.
+    prototypes: Vec<Tensor>,
+}
+
+impl Balancer for Pmr {
+    fn trains_unimodal_heads(&self) -> bool {
+        false
+    }
+
+    fn start_epoch(
+        &mut self,
+        model: &MultimodalModel,
+        train: &Split,
+        classes: usize,
+    ) -> Result<()> {
+        self.prototypes = prototypes(model, train, classes)?;
+        Ok(())
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let logits = (step.outputs.features.iter().zip(&self.prototypes))
+            .map(|(z, c)| prototype_logits(z, c))
+            .collect::<Result<Vec<_>>>()?;
+        let scores = [
+            prototype_score(&logits[0], step.labels)?,
+            prototype_score(&logits[1], step.labels)?,
+        ];
+        let weights = pmr_weights(scores, self.alpha);
+        let mut loss = step.fused_loss.clone();
+        for (logits, w) in logits.iter().zip(weights) {
+            if w > 0.0 {
+                loss = (loss + (cross_entropy(logits, step.labels)? * w)?)?;
+            }
+        }
+        // Reported as 1 + weight: which modality is being pushed, and how hard.
+        Ok(Objective {
+            loss,
+            coefficients: Some(weights.iter().map(|w| 1.0 + w).collect()),
+        })
     }
 }
 
@@ -615,5 +676,6 @@ mod tests {
         assert!(!heads(MethodConfig::Agm(AgmConfig::default())));
         assert!(heads(MethodConfig::Mslr(Default::default())));
         assert!(!heads(MethodConfig::MmCosine(Default::default())));
+        assert!(!heads(MethodConfig::Pmr(Default::default())));
     }
 }

@@ -17,6 +17,8 @@ pub struct Outputs {
     pub fused: Tensor,
     /// Each modality's share A_m z_m of the fused logits (late fusion only).
     pub fusion_parts: Option<Vec<Tensor>>,
+    /// Each encoder's features z_m, `[batch, dim_m]`.
+    pub features: Vec<Tensor>,
 }
 
 /// How a forward pass runs.
@@ -74,10 +76,15 @@ impl MultimodalModel {
         })
     }
 
+    /// Each encoder's features z_m.
+    pub fn features(&self, inputs: &[Tensor], train: bool) -> Result<Vec<Tensor>> {
+        (self.encoders.iter().zip(inputs))
+            .map(|(encoder, x)| encoder.forward(x, train))
+            .collect()
+    }
+
     pub fn forward(&self, inputs: &[Tensor], pass: Pass) -> Result<Outputs> {
-        let features = (self.encoders.iter().zip(inputs))
-            .map(|(encoder, x)| encoder.forward(x, pass.train))
-            .collect::<Result<Vec<_>>>()?;
+        let features = self.features(inputs, pass.train)?;
         let decision = self.fusion_kind == FusionKind::Decision;
         let mut unimodal = Vec::with_capacity(features.len());
         for (z, head) in features.iter().zip(&self.heads) {
@@ -94,6 +101,7 @@ impl MultimodalModel {
             unimodal,
             fused: fused.logits,
             fusion_parts: fused.parts,
+            features,
         })
     }
 

@@ -126,6 +126,7 @@ fn run(
     let mut stopped_early = false;
     for epoch in progress.epoch + 1..=config.epochs {
         let lr = config.schedule.learning_rate(config.learning_rate, epoch);
+        (session.balancer).start_epoch(&session.model, &data.train, data.classes)?;
         let mut loss_sum = 0.0;
         let mut k_sum = vec![0.0; modalities];
         let mut s_sum = vec![0.0; modalities];
@@ -662,6 +663,7 @@ mod tests {
             MethodConfig::Agm(Default::default()),
             MethodConfig::Mslr(Default::default()),
             MethodConfig::MmCosine(Default::default()),
+            MethodConfig::Pmr(Default::default()),
         ];
         for method in methods {
             let fusions: &[FusionKind] = match method {

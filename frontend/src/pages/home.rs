@@ -2,8 +2,8 @@
 
 use balancelab_shared::{
     AgmConfig, DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView,
-    MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, Run, RunConfig, SplitConfig,
-    SyntheticConfig,
+    MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, PmrConfig, Run, RunConfig,
+    SplitConfig, SyntheticConfig,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -53,6 +53,7 @@ impl FormFields {
             MethodConfig::Mlb(mlb) => mlb.alpha,
             MethodConfig::Ogm(ogm) => ogm.alpha,
             MethodConfig::Agm(agm) => agm.alpha,
+            MethodConfig::Pmr(pmr) => pmr.alpha,
             _ => MlbConfig::default().alpha,
         };
         Self {
@@ -109,6 +110,7 @@ impl FormFields {
             }),
             "mslr" => MethodConfig::Mslr(MslrConfig::default()),
             "mm_cosine" => MethodConfig::MmCosine(MmCosineConfig::default()),
+            "pmr" => MethodConfig::Pmr(PmrConfig { alpha }),
             _ => MethodConfig::Mlb(MlbConfig {
                 alpha,
                 ..MlbConfig::default()
@@ -176,7 +178,7 @@ fn dataset_choice(value: &str, noise: Vec<f64>) -> DatasetConfig {
 
 /// Whether the method chosen in the form (by its option value) has an alpha.
 fn uses_alpha(method: &str) -> bool {
-    matches!(method, "mlb" | "ogm_ge" | "ogm" | "agm")
+    matches!(method, "mlb" | "ogm_ge" | "ogm" | "agm" | "pmr")
 }
 
 #[component]
@@ -275,6 +277,7 @@ fn RunForm() -> impl IntoView {
                     <option value="agm">"AGM (adaptive gradient modulation)"</option>
                     <option value="mslr">"MSLR (modality-specific learning rates)"</option>
                     <option value="mm_cosine">"MMCosine (cosine fusion)"</option>
+                    <option value="pmr">"PMR (prototypical rebalance)"</option>
                 </select>
             </label>
             <Show when=has_alpha>

@@ -25,6 +25,7 @@ pub fn method_label(method: &MethodConfig) -> String {
         MethodConfig::Agm(agm) => format!("AGM (alpha {})", agm.alpha),
         MethodConfig::Mslr(_) => "MSLR".into(),
         MethodConfig::MmCosine(cos) => format!("MMCosine (scale {})", cos.scale),
+        MethodConfig::Pmr(pmr) => format!("PMR (alpha {})", pmr.alpha),
     }
 }
 

@@ -146,7 +146,7 @@ async fn type_errors_and_unknown_fields_name_their_path() {
     for (body, field) in [
         (r#"{"epochs": "ten"}"#, "epochs"),
         (r#"{"method": {"kind": "mlb", "alpha": "x"}}"#, "method"),
-        (r#"{"method": {"kind": "pmr"}}"#, "method.kind"),
+        (r#"{"method": {"kind": "gradblend"}}"#, "method.kind"),
         // Internally tagged enums are buffered by serde, so the path stops at the enum.
         (
             r#"{"dataset": {"kind": "synthetic", "noise": [1, "x"]}}"#,

@@ -121,3 +121,58 @@ fn mfeat_fac_mor_is_imbalanced_and_mlb_boosts_mor() {
     assert!(m.coefficients[1] > 1.0 && m.coefficients[0] < 1.0, "{m:?}");
     assert!(m.test.fused > 0.9 && m.test.unimodal[1] > 0.5, "{m:?}");
 }
+
+#[test]
+fn fsdd_spectrograms_match_librosa() {
+    let Some(dir) = data_dir() else {
+        return;
+    };
+    use balancelab::data::audio::{read_wav, tile, LogSpectrogram};
+    // Written by scripts/reference/fsdd_stft.py (librosa 0.11.0, numpy 2.4.6).
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/fsdd_stft.json")).unwrap();
+    let stft = LogSpectrogram::new(256, 128);
+    let files = expected["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    for file in files {
+        let name = file["name"].as_str().unwrap();
+        let (samples, rate) = read_wav(&dir.join("fsdd/recordings").join(name)).unwrap();
+        assert_eq!(u64::from(rate), file["rate"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            samples.len() as u64,
+            file["samples"].as_u64().unwrap(),
+            "{name}"
+        );
+        let out = stft.compute(&tile(&samples, 8000));
+        let frames = stft.frames(8000);
+        assert_eq!([stft.bins(), frames], [129, 63]);
+        let mean = out.iter().map(|&v| f64::from(v)).sum::<f64>() / out.len() as f64;
+        let expected_mean = file["mean"].as_f64().unwrap();
+        assert!(
+            (mean - expected_mean).abs() < 1e-4,
+            "{name}: mean {mean} vs {expected_mean}"
+        );
+        let mut worst = 0f64;
+        for (t, column) in file["frames"].as_object().unwrap() {
+            let t: usize = t.parse().unwrap();
+            for (f, v) in column.as_array().unwrap().iter().enumerate() {
+                let diff = (f64::from(out[f * frames + t]) - v.as_f64().unwrap()).abs();
+                worst = worst.max(diff);
+            }
+        }
+        eprintln!("{name}: largest difference from librosa {worst:.2e}");
+        assert!(worst < 1e-4, "{name}: {worst}");
+    }
+}
+
+#[test]
+fn av_digits_train_from_the_data_dir() {
+    if data_dir().is_none() {
+        return;
+    }
+    let m = last_epoch(
+        "epochs = 3\nbatch_size = 32\n[method]\nkind = \"joint\"\n[dataset]\nkind = \"av_digits\"\n",
+    );
+    eprintln!("AV digits, joint, 3 epochs: {:?}", m.test);
+    assert!(m.test.fused > 0.8, "{:?}", m.test);
+}

@@ -63,6 +63,9 @@ pub enum DatasetConfig {
     /// scikit-learn's 8x8 digits, left and right image halves as two modalities.
     /// Read from the data directory.
     DigitsHalves(SplitConfig),
+    /// "AV digits": Free Spoken Digit Dataset recordings (log spectrograms) paired with an
+    /// MNIST image of the same digit. Read from the data directory.
+    AvDigits(AvDigitsConfig),
 }
 
 impl Default for DatasetConfig {
@@ -77,7 +80,7 @@ impl DatasetConfig {
         match self {
             Self::Synthetic(s) => s.noise.len(),
             Self::Mfeat(m) => m.views.len(),
-            Self::DigitsHalves(_) => 2,
+            Self::DigitsHalves(_) | Self::AvDigits(_) => 2,
         }
     }
 
@@ -89,6 +92,7 @@ impl DatasetConfig {
                 .collect(),
             Self::Mfeat(m) => m.views.iter().map(|v| v.name().to_owned()).collect(),
             Self::DigitsHalves(_) => vec!["left half".into(), "right half".into()],
+            Self::AvDigits(_) => vec!["audio".into(), "image".into()],
         }
     }
 
@@ -98,6 +102,7 @@ impl DatasetConfig {
             Self::Synthetic(_) => "synthetic",
             Self::Mfeat(_) => "mfeat",
             Self::DigitsHalves(_) => "digits_halves",
+            Self::AvDigits(_) => "av_digits",
         }
     }
 
@@ -122,6 +127,41 @@ impl Default for SplitConfig {
         Self {
             test_fraction: 0.3,
             split_seed: 0,
+        }
+    }
+}
+
+/// The six FSDD speakers.
+pub const FSDD_SPEAKERS: [&str; 6] = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"];
+
+/// Which FSDD recordings are the test set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AvDigitsSplit {
+    /// Takes 0-4 of every speaker and digit (FSDD's convention): 2,700 train, 300 test.
+    #[default]
+    Takes,
+    /// Every recording of `test_speaker`: 2,500 train, 500 test, a speaker never heard.
+    Speaker,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvDigitsConfig {
+    pub split: AvDigitsSplit,
+    /// The held-out speaker of the `speaker` split.
+    pub test_speaker: String,
+    /// Which MNIST image of its digit each recording is paired with (train recordings with
+    /// MNIST's training images, test recordings with its test images).
+    pub pairing_seed: u64,
+}
+
+impl Default for AvDigitsConfig {
+    fn default() -> Self {
+        Self {
+            split: AvDigitsSplit::Takes,
+            test_speaker: "theo".into(),
+            pairing_seed: 0,
         }
     }
 }
@@ -530,6 +570,14 @@ impl RunConfig {
                 c.split("dataset", &m.split());
             }
             DatasetConfig::DigitsHalves(split) => c.split("dataset", split),
+            DatasetConfig::AvDigits(av) => {
+                if !FSDD_SPEAKERS.contains(&av.test_speaker.as_str()) {
+                    c.error(
+                        "dataset.test_speaker",
+                        &format!("must be one of {}", FSDD_SPEAKERS.join(", ")),
+                    );
+                }
+            }
             DatasetConfig::Synthetic(s) => {
                 c.range("dataset.classes", s.classes, 2, 1000);
                 c.range("dataset.features", s.features, 1, 4096);

@@ -11,9 +11,9 @@ pub mod optim;
 
 pub use api::{DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
 pub use config::{
-    AgmConfig, DatasetConfig, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
-    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig,
-    SplitConfig, SyntheticConfig,
+    AgmConfig, AvDigitsConfig, AvDigitsSplit, DatasetConfig, FieldError, MethodConfig, MfeatConfig,
+    MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio,
+    PmrConfig, RunConfig, SplitConfig, SyntheticConfig, FSDD_SPEAKERS,
 };
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
 pub use model::{CnnConfig, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig};

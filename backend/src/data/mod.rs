@@ -2,6 +2,9 @@
 //! directory (`BALANCELAB_DATA_DIR`). Everything is turned into an in-memory
 //! [`Dataset`](crate::engine::Dataset) for the engine.
 
+pub mod audio;
+mod av_digits;
+mod mnist;
 mod synthetic;
 mod tabular;
 
@@ -10,6 +13,8 @@ use std::path::{Path, PathBuf};
 use balancelab_shared::{DatasetConfig, DatasetInfo, MfeatView};
 use candle_core::Device;
 
+pub use av_digits::{list_recordings, load_av_digits, Recording};
+pub use mnist::{load_mnist_part, MnistPart};
 pub use synthetic::synthetic_dataset;
 pub use tabular::{load_digits_halves, load_mfeat, split_table, Table};
 
@@ -46,6 +51,7 @@ pub fn load(
         DatasetConfig::DigitsHalves(split) => {
             split_table(&load_digits_halves(root()?)?, split, device)?
         }
+        DatasetConfig::AvDigits(av) => load_av_digits(root()?, av, device)?,
     })
 }
 
@@ -83,6 +89,21 @@ pub fn catalog(data_dir: Option<&Path>) -> Vec<DatasetInfo> {
             source: "UCI optical recognition of handwritten digits, as shipped by scikit-learn"
                 .into(),
             license: "BSD-3-Clause (scikit-learn)".into(),
+        },
+        DatasetInfo {
+            kind: "av_digits".into(),
+            name: "AV digits: spoken digits (FSDD) + MNIST images".into(),
+            modalities: "audio: 129x63 log spectrogram of 1 s at 8 kHz; image: 28x28 MNIST digit"
+                .into(),
+            available: data_dir.is_some()
+                && av_digits::recordings_dir(root).is_dir()
+                && [false, true].iter().all(|&test| {
+                    let (images, labels) = mnist::mnist_paths(root, test);
+                    images.is_file() && labels.is_file()
+                }),
+            source: "Free Spoken Digit Dataset (Jakobovski et al., zenodo 10.5281/zenodo.1342401); MNIST (LeCun, Cortes, Burges)"
+                .into(),
+            license: "FSDD: CC BY-SA 4.0; MNIST: as published by LeCun, Cortes and Burges".into(),
         },
     ]
 }

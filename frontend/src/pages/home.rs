@@ -1,9 +1,9 @@
 //! The start page: a form that starts a run, and the list of runs.
 
 use balancelab_shared::{
-    AgmConfig, DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView,
-    MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, PmrConfig, Run, RunConfig,
-    SplitConfig, SyntheticConfig,
+    AgmConfig, AvDigitsConfig, AvDigitsSplit, DatasetConfig, DatasetInfo, FieldError, MethodConfig,
+    MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig,
+    PmrConfig, Run, RunConfig, SplitConfig, SyntheticConfig,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -139,7 +139,7 @@ impl FormFields {
 }
 
 /// The form's dataset options: (value, label, catalog kind).
-const DATASET_CHOICES: [(&str, &str, &str); 4] = [
+const DATASET_CHOICES: [(&str, &str, &str); 7] = [
     (
         "synthetic",
         "Synthetic clusters (noise per modality)",
@@ -151,6 +151,17 @@ const DATASET_CHOICES: [(&str, &str, &str); 4] = [
         "mfeat",
     ),
     ("mfeat_pix_zer", "UCI mfeat: pix + zer", "mfeat"),
+    ("mfeat_fac_zer", "UCI mfeat: fac + zer", "mfeat"),
+    (
+        "av_digits",
+        "AV digits: spoken digit + MNIST image",
+        "av_digits",
+    ),
+    (
+        "av_digits_speaker",
+        "AV digits, unseen speaker (theo)",
+        "av_digits",
+    ),
     (
         "digits_halves",
         "Optical digits: left + right halves",
@@ -168,6 +179,12 @@ fn dataset_choice(value: &str, noise: Vec<f64>) -> DatasetConfig {
     match value {
         "mfeat_fac_mor" => mfeat([MfeatView::Fac, MfeatView::Mor]),
         "mfeat_pix_zer" => mfeat([MfeatView::Pix, MfeatView::Zer]),
+        "mfeat_fac_zer" => mfeat([MfeatView::Fac, MfeatView::Zer]),
+        "av_digits" => DatasetConfig::AvDigits(AvDigitsConfig::default()),
+        "av_digits_speaker" => DatasetConfig::AvDigits(AvDigitsConfig {
+            split: AvDigitsSplit::Speaker,
+            ..AvDigitsConfig::default()
+        }),
         "digits_halves" => DatasetConfig::DigitsHalves(SplitConfig::default()),
         _ => DatasetConfig::Synthetic(SyntheticConfig {
             noise,

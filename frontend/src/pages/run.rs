@@ -1,6 +1,6 @@
 //! One run: its configuration and its modality contribution curves, live while it trains.
 
-use balancelab_shared::{DatasetConfig, EpochMetrics, Run, RunEvent, SplitConfig};
+use balancelab_shared::{AvDigitsSplit, DatasetConfig, EpochMetrics, Run, RunEvent, SplitConfig};
 use futures::channel::oneshot;
 use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
@@ -213,6 +213,13 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
                 held_out(split.clone())
             )
         }
+        DatasetConfig::AvDigits(av) => match av.split {
+            AvDigitsSplit::Takes => "FSDD spoken digits + MNIST; takes 0-4 held out".into(),
+            AvDigitsSplit::Speaker => format!(
+                "FSDD spoken digits + MNIST; speaker {} held out",
+                av.test_speaker
+            ),
+        },
     };
     let total = config.epochs;
     let progress = move || {

@@ -231,7 +231,8 @@ async fn datasets_are_listed_and_only_present_ones_train() {
         [
             ("synthetic", true),
             ("mfeat", false),
-            ("digits_halves", true)
+            ("digits_halves", true),
+            ("av_digits", false)
         ]
     );
     assert!(datasets.iter().all(|d| !d.license.is_empty()));

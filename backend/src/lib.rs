@@ -34,8 +34,20 @@ pub fn train_run(
             error: error.join("; "),
         });
     }
+    let started = std::time::Instant::now();
     match data::load(&config.dataset, data_dir, config.seed, &Device::Cpu) {
-        Ok(data) => engine::train(config, &data, checkpoints, cancel, emit),
+        Ok(data) => {
+            let seconds = started.elapsed().as_secs_f64();
+            let samples = data.train.len() + data.test.len();
+            tracing::info!(
+                dataset = config.dataset.kind(),
+                samples,
+                seconds,
+                samples_per_second = samples as f64 / seconds,
+                "loaded the dataset"
+            );
+            engine::train(config, &data, checkpoints, cancel, emit)
+        }
         Err(e) => emit(TrainingEvent::Failed {
             error: format!("could not load the dataset: {e}"),
         }),

@@ -227,3 +227,31 @@ fn unit_rows(x: &Tensor) -> Result<Tensor> {
     let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
     x.broadcast_div(&norm)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn mm_cosine_logits_are_scaled_cosines() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut store = ParamStore::new(0, &dev);
+        let fusion = Fusion::new(&mut store, FusionKind::Late, &[2, 2], 2, Some(10.0))?;
+        assert!(fusion.late_bias().is_none(), "MMCosine has no bias");
+        // Set A_0 = [[1, 0], [0, 1]] and A_1 = [[3, 4], [0, 2]].
+        let slices = [[[1f32, 0.0], [0.0, 1.0]], [[3.0, 4.0], [0.0, 2.0]]];
+        for (param, values) in store.params().iter().zip(slices) {
+            param.var.set(&Tensor::new(&values, &dev)?)?;
+        }
+        let z0 = Tensor::new(&[[2f32, 0.0]], &dev)?;
+        let z1 = Tensor::new(&[[1f32, 1.0]], &dev)?;
+        let fused = fusion.forward(&[z0, z1], &[])?;
+        // By hand: cos(z0, rows of A_0) = (1, 0); cos(z1, (3, 4)) = 7 / (5 sqrt 2) = 0.989949,
+        // cos(z1, (0, 2)) = 1 / sqrt 2 = 0.707107. Logits: 10 * (1.989949, 0.707107).
+        let logits = fused.logits.to_vec2::<f32>()?;
+        assert!((logits[0][0] - 19.899_49).abs() < 1e-4, "{logits:?}");
+        assert!((logits[0][1] - 7.071_068).abs() < 1e-4, "{logits:?}");
+        Ok(())
+    }
+}

@@ -123,10 +123,21 @@ fn run(
     });
 
     let mut last_test = None;
-    let mut stopped_early = false;
-    for epoch in progress.epoch + 1..=config.epochs {
+    let patience_spent = |progress: &Progress| {
+        (config.early_stopping_patience).is_some_and(|p| progress.stale_epochs >= p)
+    };
+    // A run that stopped early stays stopped when resumed (raise the patience to go on).
+    let mut stopped_early = patience_spent(&progress);
+    let first_epoch = if stopped_early {
+        config.epochs + 1
+    } else {
+        progress.epoch + 1
+    };
+    for epoch in first_epoch..=config.epochs {
         let lr = config.schedule.learning_rate(config.learning_rate, epoch);
-        (session.balancer).start_epoch(&session.model, &data.train, data.classes)?;
+        session
+            .balancer
+            .start_epoch(&session.model, &data.train, data.classes)?;
         let mut loss_sum = 0.0;
         let mut k_sum = vec![0.0; modalities];
         let mut s_sum = vec![0.0; modalities];
@@ -206,10 +217,7 @@ fn run(
             )?;
         }
         last_test = Some(test);
-        if config
-            .early_stopping_patience
-            .is_some_and(|p| progress.stale_epochs >= p)
-        {
+        if patience_spent(&progress) {
             stopped_early = epoch < config.epochs;
             break;
         }

@@ -1,6 +1,9 @@
 //! One run: its configuration and its modality contribution curves, live while it trains.
 
-use balancelab_shared::{AvDigitsSplit, DatasetConfig, EpochMetrics, Run, RunEvent, SplitConfig};
+use balancelab_shared::{
+    AvDigitsSplit, CoefficientTarget, DatasetConfig, EpochMetrics, OptimizerConfig, Run, RunEvent,
+    ScheduleConfig, SplitConfig,
+};
 use futures::channel::oneshot;
 use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
@@ -51,7 +54,8 @@ fn RunView(id: i64) -> impl IntoView {
     });
     let planned =
         Signal::derive(move || run.with(|r| r.as_ref().map_or(1.0, |r| r.config.epochs as f64)));
-    let per_modality = move |value: fn(&EpochMetrics, usize) -> f64| {
+    // Runs stored by older versions lack some series: their epochs are skipped.
+    let per_modality = move |value: fn(&EpochMetrics, usize) -> Option<f64>| {
         Signal::derive(move || {
             let names = names.get();
             epochs.with(|list| {
@@ -61,15 +65,19 @@ fn RunView(id: i64) -> impl IntoView {
                     .map(|(m, name)| Series {
                         label: name.clone(),
                         color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
-                        points: list.iter().map(|e| (e.epoch as f64, value(e, m))).collect(),
+                        points: (list.iter())
+                            .filter_map(|e| Some((e.epoch as f64, value(e, m)?)))
+                            .collect(),
                     })
                     .collect::<Vec<_>>()
             })
         })
     };
-    let coefficients = per_modality(|e, m| e.coefficients[m]);
-    let confidences = per_modality(|e, m| e.confidences[m]);
-    let unimodal = per_modality(|e, m| e.test.unimodal[m]);
+    let coefficients = per_modality(|e, m| e.coefficients.get(m).copied());
+    let confidences = per_modality(|e, m| e.confidences.get(m).copied());
+    let unimodal = per_modality(|e, m| e.test.unimodal.get(m).copied());
+    let solo = per_modality(|e, m| e.solo_accuracy.get(m).copied());
+    let gradient_norms = per_modality(|e, m| e.gradient_norms.get(m).copied());
     let accuracy = Signal::derive(move || {
         let mut series = unimodal.get();
         series.insert(
@@ -120,6 +128,21 @@ fn RunView(id: i64) -> impl IntoView {
                 series=confidences
                 x_max=planned
                 y_range=(0.0, 1.0)
+            />
+            <LineChart
+                title="Solo accuracy: the fused output seeing one modality (others zeroed)"
+                x_label="epoch"
+                y_label="accuracy (validation split)"
+                series=solo
+                x_max=planned
+                y_range=(0.0, 1.0)
+            />
+            <LineChart
+                title="Gradient norm per modality (after balancing)"
+                x_label="epoch"
+                y_label="L2 norm (mean over the epoch)"
+                series=gradient_norms
+                x_max=planned
             />
             <LineChart
                 title="Training loss"
@@ -221,6 +244,38 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             ),
         },
     };
+    let model_label = format!(
+        "{} encoders, {} fusion, {}-wide features",
+        config.model.encoder.name(),
+        config.model.fusion.name(),
+        config.model.feature_dim
+    );
+    let optimizer = match &config.optimizer {
+        OptimizerConfig::Sgd(sgd) => format!(
+            "SGD (momentum {}, weight decay {})",
+            sgd.momentum, sgd.weight_decay
+        ),
+        OptimizerConfig::Adam(adam) => format!("Adam (weight decay {})", adam.weight_decay),
+        OptimizerConfig::AdamW(adam) => format!("AdamW (weight decay {})", adam.weight_decay),
+    };
+    let schedule = match &config.schedule {
+        ScheduleConfig::Constant => "constant".to_owned(),
+        ScheduleConfig::Step { step_size, gamma } => format!("x{gamma} every {step_size} epochs"),
+        ScheduleConfig::CosineWarmRestarts {
+            start_epoch,
+            t_0,
+            t_mult,
+            ..
+        } => format!("cosine warm restarts from epoch {start_epoch} (T0 {t_0}, x{t_mult})"),
+    };
+    let k_target = match config.coefficients_scale {
+        CoefficientTarget::Gradients => "",
+        CoefficientTarget::LearningRate => "; k applied to the learning rate",
+    };
+    let optimizer_label = format!(
+        "{optimizer}, lr {} ({schedule}), batch {}, seed {}{k_target}",
+        config.learning_rate, config.batch_size, config.seed
+    );
     let total = config.epochs;
     let progress = move || {
         epochs.with(|l| match l.last() {
@@ -237,8 +292,8 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             <dt>"Method"</dt><dd>{method_label(&config.method)}</dd>
             <dt>"Data"</dt><dd>{data_label}</dd>
             <dt>"Modalities"</dt><dd>{config.dataset.modality_names().join(", ")}</dd>
-            <dt>"Optimiser"</dt>
-            <dd>{format!("SGD, lr {}, momentum 0.9, batch {}, seed {}", config.learning_rate, config.batch_size, config.seed)}</dd>
+            <dt>"Model"</dt><dd>{model_label}</dd>
+            <dt>"Optimiser"</dt><dd>{optimizer_label}</dd>
             <dt>"Progress"</dt><dd class="progress">{progress}</dd>
             <dt>"Created"</dt><dd>{run.created_at}</dd>
         </dl>

@@ -92,8 +92,10 @@ pub fn list_recordings(root: &Path) -> Result<Vec<Recording>, DataError> {
 }
 
 /// Log spectrograms of `recordings`, decoded on every core.
-fn spectrograms(recordings: &[&Recording]) -> Result<Vec<Vec<f32>>, DataError> {
-    let stft = LogSpectrogram::new(N_FFT, HOP);
+fn spectrograms(
+    stft: &LogSpectrogram,
+    recordings: &[&Recording],
+) -> Result<Vec<Vec<f32>>, DataError> {
     let one = |r: &Recording| -> Result<Vec<f32>, DataError> {
         let (samples, rate) = read_wav(&r.path)?;
         if rate != SAMPLE_RATE {
@@ -168,8 +170,9 @@ pub fn load_av_digits(
     if test.is_empty() {
         return Err(no_samples("test"));
     }
-    let train_audio = spectrograms(&train)?;
-    let test_audio = spectrograms(&test)?;
+    let stft = LogSpectrogram::new(N_FFT, HOP);
+    let train_audio = spectrograms(&stft, &train)?;
+    let test_audio = spectrograms(&stft, &test)?;
     // One mean and deviation over every training spectrogram value.
     let count = (train_audio.len() * train_audio[0].len()) as f64;
     let mean = train_audio
@@ -186,7 +189,6 @@ pub fn load_av_digits(
         / count;
     let (mean, std) = (mean as f32, (var.sqrt() as f32).max(1e-6));
 
-    let stft = LogSpectrogram::new(N_FFT, HOP);
     let audio_shape = [1, stft.bins(), stft.frames(CLIP_SAMPLES)];
     let side = MnistPart::SIDE;
     let split =

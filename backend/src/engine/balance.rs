@@ -107,7 +107,7 @@ pub fn balancer(
         MethodConfig::Ogm(config) => Box::new(Ogm {
             config: config.clone(),
             seed,
-            rng: SmallRng::seed_from_u64(seed),
+            noise_seed: seed,
         }),
         MethodConfig::Agm(config) => Box::new(Agm {
             config: config.clone(),
@@ -205,8 +205,9 @@ impl Balancer for Mlb {
 struct Ogm {
     config: OgmConfig,
     seed: u64,
-    /// One normal sample per encoder weight per step: a fast generator matters here.
-    rng: SmallRng,
+    /// Seed of this step's GE noise, derived from the step index so that a resumed run
+    /// draws the same noise.
+    noise_seed: u64,
 }
 
 impl Balancer for Ogm {
@@ -215,9 +216,7 @@ impl Balancer for Ogm {
     }
 
     fn objective(&mut self, step: &StepContext) -> Result<Objective> {
-        // Reseeded per step so that a resumed run draws the same noise.
-        self.rng =
-            SmallRng::seed_from_u64(self.seed ^ step.step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.noise_seed = self.seed ^ step.step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let loss = step.fused_loss.clone();
         if self.config.end_epoch.is_some_and(|end| step.epoch > end) {
             return Ok(Objective {
@@ -249,6 +248,8 @@ impl Balancer for Ogm {
         let Some(k) = k else {
             return Ok(());
         };
+        // One normal sample per encoder weight per step: a fast generator matters here.
+        let mut rng = SmallRng::seed_from_u64(self.noise_seed);
         for param in params.params() {
             let (Owner::Modality(m), Role::Encoder) = (param.owner, param.role) else {
                 continue;
@@ -264,7 +265,7 @@ impl Balancer for Ogm {
             if self.config.generalization_enhancement {
                 let std = unbiased_std(&grad)? + 1e-8;
                 let noise: Vec<f32> = (0..grad.elem_count())
-                    .map(|_| std as f32 * self.rng.sample::<f32, _>(StandardNormal))
+                    .map(|_| std as f32 * rng.sample::<f32, _>(StandardNormal))
                     .collect();
                 modulated = (modulated + Tensor::from_vec(noise, grad.shape(), grad.device())?)?;
             }
@@ -519,7 +520,7 @@ mod tests {
                 ..OgmConfig::default()
             },
             seed: 0,
-            rng: SmallRng::seed_from_u64(0),
+            noise_seed: 0,
         };
         ogm.modulate(&store, &mut grads, Some(&[0.25, 1.0]))?;
         let after = by_name(&store, &grads);
@@ -544,7 +545,7 @@ mod tests {
         let mut ogm = Ogm {
             config: OgmConfig::default(),
             seed: 0,
-            rng: SmallRng::seed_from_u64(0),
+            noise_seed: 0,
         };
         ogm.modulate(&store, &mut grads, Some(&[0.5, 1.0]))?;
         let after = by_name(&store, &grads);

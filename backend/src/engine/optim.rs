@@ -115,7 +115,7 @@ impl Optimizer {
             if let Some(second) = &slot.second {
                 state.push((format!("optimizer.{}.second", slot.name), second.clone()));
             }
-            let steps = Tensor::new(&[slot.steps as f32], slot.var.device())?;
+            let steps = Tensor::new(&[slot.steps as i64], slot.var.device())?;
             state.push((format!("optimizer.{}.steps", slot.name), steps));
         }
         Ok(state)
@@ -132,7 +132,7 @@ impl Optimizer {
             slot.first = get("first");
             slot.second = get("second");
             if let Some(steps) = get("steps") {
-                slot.steps = steps.to_vec1::<f32>()?[0] as u64;
+                slot.steps = steps.to_vec1::<i64>()?[0] as u64;
             }
         }
         Ok(())

@@ -205,26 +205,35 @@ impl ParamStore {
 
     /// The L2 norm of the gradients of each modality's parameters.
     pub fn gradient_norms(&self, grads: &GradStore, modalities: usize) -> Result<Vec<f64>> {
-        let mut sums = vec![0.0; modalities];
-        for param in &self.params {
-            if let (Owner::Modality(m), Some(grad)) =
-                (param.owner, grads.get(param.var.as_tensor()))
-            {
-                sums[m] += grad.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        (0..modalities)
+            .map(|m| {
+                Ok(self
+                    .squared_norm(grads, |p| p.owner == Owner::Modality(m))?
+                    .sqrt())
+            })
+            .collect()
+    }
+
+    /// Sum of the squared gradient entries of the parameters `include` accepts, reduced on
+    /// the device so that a step reads one number back, not one per parameter.
+    fn squared_norm(&self, grads: &GradStore, include: impl Fn(&Param) -> bool) -> Result<f64> {
+        let mut total: Option<Tensor> = None;
+        for param in self.params.iter().filter(|p| include(p)) {
+            if let Some(grad) = grads.get(param.var.as_tensor()) {
+                let sum = grad.sqr()?.sum_all()?;
+                total = Some(match total {
+                    Some(t) => (t + sum)?,
+                    None => sum,
+                });
             }
         }
-        Ok(sums.into_iter().map(f64::sqrt).collect())
+        total.map_or(Ok(0.0), |t| Ok(t.to_scalar::<f32>()? as f64))
     }
 
     /// Scales every gradient so that their joint L2 norm is at most `max_norm`, as
     /// `torch.nn.utils.clip_grad_norm_`.
     pub fn clip_gradient_norm(&self, grads: &mut GradStore, max_norm: f64) -> Result<()> {
-        let mut sum = 0.0;
-        for param in &self.params {
-            if let Some(grad) = grads.get(param.var.as_tensor()) {
-                sum += grad.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            }
-        }
+        let sum = self.squared_norm(grads, |_| true)?;
         let scale = max_norm / (sum.sqrt() + 1e-6);
         if scale >= 1.0 {
             return Ok(());

@@ -2,12 +2,14 @@
 //!
 //! - [`engine`]: training (Candle), reporting progress as events; no HTTP, no database.
 //! - [`data`]: the synthetic generator and loaders of real datasets.
+//! - [`device`]: the CPU, or a CUDA GPU with the `cuda` feature.
 //! - [`store`]: runs and their metrics in SQLite.
 //! - [`runner`]: executes queued runs in the background and fans their events out.
 //! - [`api`]: the HTTP API (Axum).
 
 pub mod api;
 pub mod data;
+pub mod device;
 pub mod engine;
 pub mod runner;
 pub mod store;
@@ -15,7 +17,6 @@ pub mod store;
 use std::path::Path;
 
 use balancelab_shared::RunConfig;
-use candle_core::Device;
 use engine::{CancelToken, Checkpointing, TrainingEvent};
 
 /// Loads a run's data, then trains it: what the server's runner and the CLI both do.
@@ -34,8 +35,12 @@ pub fn train_run(
             error: error.join("; "),
         });
     }
+    let device = match device::open(config.device) {
+        Ok(device) => device,
+        Err(error) => return emit(TrainingEvent::Failed { error }),
+    };
     let started = std::time::Instant::now();
-    match data::load(&config.dataset, data_dir, config.seed, &Device::Cpu) {
+    match data::load(&config.dataset, data_dir, config.seed, &device) {
         Ok(data) => {
             let seconds = started.elapsed().as_secs_f64();
             let samples = data.train.len() + data.test.len();

@@ -144,7 +144,9 @@ fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: RunConfig = toml::from_str(&text)
         .with_context(|| format!("invalid configuration {}", path.display()))?;
-    if let Err(errors) = config.validate() {
+    let mut errors = config.validate().err().unwrap_or_default();
+    errors.extend(balancelab::device::check_supported(config.device).err());
+    if !errors.is_empty() {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
         bail!(
             "invalid configuration {}:\n{}",

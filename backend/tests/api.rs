@@ -153,12 +153,28 @@ async fn type_errors_and_unknown_fields_name_their_path() {
             "dataset",
         ),
         (r#"{"epoch": 3}"#, "epoch"),
+        (r#"{"device": "gpu"}"#, "device"),
     ] {
         let (status, response) = post_run(&app, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let error: ErrorBody = parse(&response);
         assert_eq!(error.fields[0].field, field, "{body}: {error:?}");
     }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[tokio::test]
+async fn a_gpu_run_on_a_cpu_build_is_rejected_with_the_fix() {
+    let app = test_app().await;
+    let (status, body) = post_run(&app, r#"{"device": "cuda:0", "epochs": 0}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error: ErrorBody = parse(&body);
+    let fields: Vec<&str> = error.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, ["epochs", "device"], "{error:?}");
+    assert!(
+        error.fields[1].message.contains("--features cuda"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -170,10 +170,23 @@ fn unknown_keys_and_bad_values_name_the_field() {
             "model.fusion: gated fusion is defined for exactly two modalities",
         ),
         ("[model]\nfusion = \"sum\"\n", "unknown variant `sum`"),
+        ("device = \"gpu\"\n", "expected \"cpu\" or \"cuda:N\""),
     ] {
         let (output, _dir) = train(config);
         assert!(!output.status.success(), "{config}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{config}: {stderr}");
     }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_gpu_run_on_a_cpu_build_names_the_field_and_the_fix() {
+    let (output, _dir) = train("device = \"cuda:1\"\n");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("device: cuda:1 requested, but this build of BalanceLab has no CUDA"),
+        "{stderr}"
+    );
 }

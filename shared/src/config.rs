@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::ComputeDevice;
 use crate::model::{EncoderConfig, FusionKind, ModelConfig};
 use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
 
@@ -29,6 +30,8 @@ pub struct RunConfig {
     /// Stop when validation accuracy has not improved for this many epochs.
     pub early_stopping_patience: Option<u32>,
     pub seed: u64,
+    /// Where the run executes; `cuda:N` needs a build with the `cuda` feature and a GPU.
+    pub device: ComputeDevice,
 }
 
 impl Default for RunConfig {
@@ -46,6 +49,7 @@ impl Default for RunConfig {
             validation_fraction: 0.1,
             early_stopping_patience: None,
             seed: 0,
+            device: ComputeDevice::Cpu,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod device;
 pub mod metrics;
 pub mod model;
 pub mod optim;
@@ -15,6 +16,7 @@ pub use config::{
     MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio,
     PmrConfig, RunConfig, SplitConfig, SyntheticConfig, FSDD_SPEAKERS,
 };
+pub use device::ComputeDevice;
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
 pub use model::{CnnConfig, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig};
 pub use optim::{AdamConfig, CoefficientTarget, OptimizerConfig, ScheduleConfig, SgdConfig};

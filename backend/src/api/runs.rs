@@ -36,7 +36,11 @@ fn parse_config(body: &[u8]) -> Result<RunConfig, ApiError> {
             Category::Data => ApiError::Invalid(vec![FieldError::new(path, inner.to_string())]),
         }
     })?;
-    config.validate().map_err(ApiError::Invalid)?;
+    let mut errors = config.validate().err().unwrap_or_default();
+    errors.extend(crate::device::check_supported(config.device).err());
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
     Ok(config)
 }
 

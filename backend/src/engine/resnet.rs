@@ -83,10 +83,12 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = x.apply(&self.conv1)?.apply_t(&self.bn1, train)?.relu()?;
+        let y = strided_conv(x, &self.conv1)?
+            .apply_t(&self.bn1, train)?
+            .relu()?;
         let y = y.apply(&self.conv2)?.apply_t(&self.bn2, train)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => x.apply(conv)?.apply_t(bn, train)?,
+            Some((conv, bn)) => strided_conv(x, conv)?.apply_t(bn, train)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
@@ -140,15 +142,57 @@ impl ResNet18 {
 
     /// `x` is `[batch, channels, h, w]`; returns globally average-pooled `[batch, 512]`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = x.apply(&self.conv1)?.apply_t(&self.bn1, train)?.relu()?;
-        // 3x3 max pool, stride 2, padding 1: after the ReLU, zero padding acts as -inf.
-        let x = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
-        let mut x = x.max_pool2d_with_stride(3, 2)?;
+        let x = strided_conv(x, &self.conv1)?
+            .apply_t(&self.bn1, train)?
+            .relu()?;
+        let mut x = stem_max_pool(&x)?;
         for block in &self.blocks {
             x = block.forward(&x, train)?;
         }
         x.mean((2, 3))
     }
+}
+
+/// `conv` applied to `x`, working around candle 0.11's conv2d backward, which derives the
+/// transposed convolution's output padding from the height alone: with stride 2 and a height
+/// and width of different parity, the input gradient came out one column short (a 257x188
+/// spectrogram failed). Appending a zero row or column to the odd side leaves the output
+/// unchanged (for odd kernels the floor in the output size absorbs it) and evens the sides.
+fn strided_conv(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let x = match (conv.config().stride, h % 2, w % 2) {
+        (2, 1, 0) => x.pad_with_zeros(2, 0, 1)?,
+        (2, 0, 1) => x.pad_with_zeros(3, 0, 1)?,
+        _ => x.clone(),
+    };
+    x.apply(conv)
+}
+
+/// The stem's 3x3 max pool with stride 2 and padding 1, for inputs that follow a ReLU (so
+/// zero padding acts as torch's -inf).
+///
+/// Candle's `max_pool2d` has no backward when the window is wider than the stride, so the
+/// pool is the `maximum` of its nine taps, each a stride-2 view of the padded input.
+fn stem_max_pool(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+    // One row/column of padding before; after, enough for every tap's view to hold 2 * out.
+    let x = x
+        .pad_with_zeros(2, 1, 2 * out_h + 1 - h)?
+        .pad_with_zeros(3, 1, 2 * out_w + 1 - w)?;
+    let tap = |dy: usize, dx: usize| -> Result<Tensor> {
+        x.narrow(2, dy, 2 * out_h)?
+            .narrow(3, dx, 2 * out_w)?
+            .reshape((n, c, out_h, 2, out_w, 2))?
+            .narrow(3, 0, 1)?
+            .narrow(5, 0, 1)?
+            .reshape((n, c, out_h, out_w))
+    };
+    let mut pooled = tap(0, 0)?;
+    for (dy, dx) in (0..3).flat_map(|dy| (0..3).map(move |dx| (dy, dx))).skip(1) {
+        pooled = pooled.maximum(&tap(dy, dx)?)?;
+    }
+    Ok(pooled)
 }
 
 #[cfg(test)]
@@ -171,6 +215,90 @@ mod tests {
             false,
         )?;
         assert_eq!(z.dims(), [2, RESNET18_FEATURES]);
+        Ok(())
+    }
+
+    /// The pool by its definition: each output is the largest input of its window.
+    fn reference_pool(x: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
+        let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+        let mut out = vec![0f32; out_h * out_w];
+        // d(sum of outputs)/dx: how many windows each input is the maximum of.
+        let mut grad = vec![0f32; h * w];
+        for oy in 0..out_h {
+            for ox in 0..out_w {
+                let mut best: Option<usize> = None;
+                for y in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(h) {
+                    for x_ in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(w) {
+                        if best.is_none_or(|b| x[y * w + x_] > x[b]) {
+                            best = Some(y * w + x_);
+                        }
+                    }
+                }
+                let best = best.unwrap();
+                out[oy * out_w + ox] = x[best];
+                grad[best] += 1.0;
+            }
+        }
+        (out, grad)
+    }
+
+    #[test]
+    fn stem_max_pool_matches_its_definition_with_gradients() -> Result<()> {
+        // Even and odd sizes (a 257-row spectrogram's stem output is 129 rows).
+        for (h, w) in [(6, 8), (7, 5), (9, 9)] {
+            // Distinct positive values in a scrambled order: no ties, as after a ReLU.
+            let values: Vec<f32> = (0..h * w)
+                .map(|i| ((i * 37 + 11) % 101) as f32 + 1.0)
+                .collect();
+            let x = candle_core::Var::from_vec(values.clone(), (1, 1, h, w), &Device::Cpu)?;
+            let pooled = stem_max_pool(x.as_tensor())?;
+            let grad = pooled.sum_all()?.backward()?;
+            let (expected, expected_grad) = reference_pool(&values, h, w);
+            assert_eq!(pooled.flatten_all()?.to_vec1::<f32>()?, expected, "{h}x{w}");
+            let grad = grad
+                .get(x.as_tensor())
+                .unwrap()
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            assert_eq!(grad, expected_grad, "{h}x{w}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn strided_conv_leaves_the_output_unchanged() -> Result<()> {
+        let mut store = ParamStore::new(0, &Device::Cpu);
+        let owner_role = (Owner::Modality(0), Role::Encoder);
+        for (k, padding) in [(7, 3), (3, 1), (1, 0)] {
+            let conv = store.conv2d(
+                &format!("c{k}"),
+                owner_role,
+                (2, 4),
+                k,
+                super::conv(2, padding),
+            )?;
+            let x = Tensor::randn(0f32, 1.0, (1, 2, 33, 24), &Device::Cpu)?;
+            let expected = x.apply(&conv)?;
+            let actual = strided_conv(&x, &conv)?;
+            assert_eq!(actual.dims(), expected.dims());
+            let diff = (actual - expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0, "kernel {k}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn trains_on_inputs_whose_sides_differ_in_parity() -> Result<()> {
+        // 41x30 reaches 11x8 and then 6x4: every stride-2 layer sees odd x even sides.
+        let mut store = ParamStore::new(0, &Device::Cpu);
+        let net = ResNet18::new(&mut store, "spec", (Owner::Modality(0), Role::Encoder), 1)?;
+        let x = Tensor::randn(0f32, 1.0, (2, 1, 41, 30), &Device::Cpu)?;
+        let grads = net.forward(&x, true)?.sqr()?.sum_all()?.backward()?;
+        for param in store.params() {
+            let grad = grads.get(param.var.as_tensor());
+            assert!(grad.is_some(), "no gradient for {}", param.name);
+            assert_eq!(grad.unwrap().dims(), param.var.dims(), "{}", param.name);
+        }
         Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! The start page: a form that starts a run, and the list of runs.
 
 use balancelab_shared::{
-    AgmConfig, AvDigitsConfig, AvDigitsSplit, DatasetConfig, DatasetInfo, FieldError, MethodConfig,
-    MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig,
-    PmrConfig, Run, RunConfig, SplitConfig, SyntheticConfig,
+    AgmConfig, AvDigitsConfig, AvDigitsSplit, ComputeDevice, DatasetConfig, DatasetInfo,
+    FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig,
+    MultiLossConfig, OgmConfig, PmrConfig, Run, RunConfig, SplitConfig, SyntheticConfig,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -44,6 +44,7 @@ struct FormFields {
     noise_weak: RwSignal<String>,
     learning_rate: RwSignal<String>,
     seed: RwSignal<String>,
+    device: RwSignal<String>,
 }
 
 impl FormFields {
@@ -65,6 +66,7 @@ impl FormFields {
             noise_weak: RwSignal::new(synthetic.noise[1].to_string()),
             learning_rate: RwSignal::new(defaults.learning_rate.to_string()),
             seed: RwSignal::new(defaults.seed.to_string()),
+            device: RwSignal::new(defaults.device.to_string()),
         }
     }
 
@@ -91,6 +93,10 @@ impl FormFields {
         }
         if seed.is_err() {
             errors.push(FieldError::new("seed", "must be a whole number"));
+        }
+        let device = self.device.get().parse::<ComputeDevice>();
+        if let Err(message) = &device {
+            errors.push(FieldError::new("device", message.clone()));
         }
         let ogm = |generalization_enhancement| {
             MethodConfig::Ogm(OgmConfig {
@@ -130,6 +136,7 @@ impl FormFields {
             method,
             epochs: epochs.unwrap_or_default(),
             seed: seed.unwrap_or_default(),
+            device: device.unwrap_or_default(),
             learning_rate,
             dataset,
             ..RunConfig::default()
@@ -298,15 +305,16 @@ fn RunForm() -> impl IntoView {
                 </select>
             </label>
             <Show when=has_alpha>
-                <NumberField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
+                <InputField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
             </Show>
-            <NumberField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
+            <InputField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
             <Show when=is_synthetic>
-                <NumberField label="Noise, modality 0" field="dataset.noise[0]" value=fields.noise_strong errors step="0.1" />
-                <NumberField label="Noise, modality 1" field="dataset.noise[1]" value=fields.noise_weak errors step="0.1" />
+                <InputField label="Noise, modality 0" field="dataset.noise[0]" value=fields.noise_strong errors step="0.1" />
+                <InputField label="Noise, modality 1" field="dataset.noise[1]" value=fields.noise_weak errors step="0.1" />
             </Show>
-            <NumberField label="Learning rate (SGD, momentum 0.9)" field="learning_rate" value=fields.learning_rate errors step="any" />
-            <NumberField label="Seed" field="seed" value=fields.seed errors step="1" />
+            <InputField label="Learning rate (SGD, momentum 0.9)" field="learning_rate" value=fields.learning_rate errors step="any" />
+            <InputField label="Seed" field="seed" value=fields.seed errors step="1" />
+            <InputField label="Device (cpu, cuda:N)" field="device" value=fields.device errors kind="text" />
             <div class="actions">
                 <button type="submit" id="start-run" disabled=move || busy.get()>"Start run"</button>
                 {move || message.get().map(|m| view! { <p class="form-message" role="alert">{m}</p> })}
@@ -315,14 +323,17 @@ fn RunForm() -> impl IntoView {
     }
 }
 
-/// A labelled number input showing the errors reported for `field`.
+/// A labelled input (a number unless `kind` says otherwise) showing the errors reported for `field`.
 #[component]
-fn NumberField(
+fn InputField(
     label: &'static str,
     field: &'static str,
     value: RwSignal<String>,
     errors: RwSignal<Vec<FieldError>>,
-    step: &'static str,
+    #[prop(default = "any")] step: &'static str,
+    /// The input's type: a number unless told otherwise.
+    #[prop(default = "number")]
+    kind: &'static str,
 ) -> impl IntoView {
     let error = move || {
         errors.with(|all| {
@@ -339,7 +350,7 @@ fn NumberField(
             <span>{label}</span>
             <input
                 id=id
-                type="number"
+                type=kind
                 step=step
                 prop:value=move || value.get()
                 on:input=move |ev| value.set(event_target_value(&ev))

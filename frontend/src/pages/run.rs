@@ -273,8 +273,8 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
         CoefficientTarget::LearningRate => "; k applied to the learning rate",
     };
     let optimizer_label = format!(
-        "{optimizer}, lr {} ({schedule}), batch {}, seed {}{k_target}",
-        config.learning_rate, config.batch_size, config.seed
+        "{optimizer}, lr {} ({schedule}), batch {}, seed {}{k_target}; on {}",
+        config.learning_rate, config.batch_size, config.seed, config.device
     );
     let total = config.epochs;
     let progress = move || {

@@ -1,0 +1,93 @@
+//! Where a run executes: the CPU or one CUDA GPU.
+//!
+//! Written as `"cpu"` or `"cuda:N"` (plain `"cuda"` means `"cuda:0"`), the spelling PyTorch
+//! users already type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ComputeDevice {
+    #[default]
+    Cpu,
+    /// A CUDA GPU by ordinal.
+    Cuda(usize),
+}
+
+impl ComputeDevice {
+    pub fn is_cuda(self) -> bool {
+        matches!(self, Self::Cuda(_))
+    }
+}
+
+impl fmt::Display for ComputeDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+impl FromStr for ComputeDevice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("expected \"cpu\" or \"cuda:N\" (N a GPU number), got {s:?}");
+        match s.trim() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => match other.strip_prefix("cuda:") {
+                Some(ordinal) => ordinal.parse().map(Self::Cuda).map_err(|_| invalid()),
+                None => Err(invalid()),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for ComputeDevice {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<ComputeDevice> for String {
+    fn from(device: ComputeDevice) -> Self {
+        device.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pytorch_spellings() {
+        assert_eq!("cpu".parse(), Ok(ComputeDevice::Cpu));
+        assert_eq!("cuda".parse(), Ok(ComputeDevice::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(ComputeDevice::Cuda(3)));
+        for bad in ["gpu", "cuda:", "cuda:-1", "cuda:x", "CUDA:0", ""] {
+            assert!(bad.parse::<ComputeDevice>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn round_trips_as_a_string() {
+        let json = serde_json::to_string(&ComputeDevice::Cuda(1)).unwrap();
+        assert_eq!(json, "\"cuda:1\"");
+        assert_eq!(
+            serde_json::from_str::<ComputeDevice>(&json).unwrap(),
+            ComputeDevice::Cuda(1)
+        );
+        let error = serde_json::from_str::<ComputeDevice>("\"tpu\"").unwrap_err();
+        assert!(
+            error.to_string().contains("expected \"cpu\" or \"cuda:N\""),
+            "{error}"
+        );
+    }
+}

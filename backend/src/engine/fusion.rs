@@ -6,10 +6,10 @@
 use balancelab_shared::FusionKind;
 use candle_core::{Result, Tensor, D};
 use candle_nn::ops::sigmoid;
-use candle_nn::{LayerNorm, Linear, Module};
+use candle_nn::{Linear, Module};
 
 use super::params::{Owner, ParamStore, Role};
-use super::transformer::{layer_norm, TransformerBlock};
+use super::transformer::{layer_norm, LayerNorm, TransformerBlock};
 
 /// Width of the mid, gated and transformer fusions' hidden representation.
 const WIDTH: usize = 64;

@@ -696,6 +696,73 @@ mod tests {
     }
 
     #[test]
+    fn every_encoder_takes_training_steps() -> Result<()> {
+        use balancelab_shared::{CnnConfig, EncoderConfig, FusionKind, ModelConfig};
+        // Inputs shaped as datasets give them: vectors, images and clips whose sides differ in
+        // parity (as spectrograms' do), token sequences. A forward pass alone once hid that
+        // ResNet18 could not be trained.
+        // Every parameter must move in one step, the transformer fusion's too.
+        let late = FusionKind::Late;
+        let cases = [
+            (EncoderConfig::default(), late, vec![vec![12], vec![7]]),
+            (
+                EncoderConfig::Cnn(CnnConfig { channels: 4 }),
+                late,
+                vec![vec![1, 13, 10], vec![2, 1, 12, 12]],
+            ),
+            (
+                EncoderConfig::Resnet18,
+                late,
+                vec![vec![1, 41, 30], vec![2, 3, 16, 16]],
+            ),
+            (
+                EncoderConfig::Transformer(Default::default()),
+                late,
+                vec![vec![5, 4], vec![6]],
+            ),
+            (
+                EncoderConfig::default(),
+                FusionKind::Transformer,
+                vec![vec![12], vec![7]],
+            ),
+        ];
+        let device = Device::Cpu;
+        for (encoder, fusion, shapes) in cases {
+            let config = RunConfig {
+                model: ModelConfig {
+                    encoder: encoder.clone(),
+                    fusion,
+                    ..ModelConfig::default()
+                },
+                ..RunConfig::default()
+            };
+            let mut session = Session::new(&config, &shapes, 3, &device)?;
+            let before = (session.store.params().iter())
+                .map(|p| p.var.as_tensor().copy())
+                .collect::<Result<Vec<_>>>()?;
+            let inputs = (shapes.iter())
+                .map(|shape| {
+                    let mut dims = vec![4];
+                    dims.extend_from_slice(shape);
+                    Tensor::randn(0f32, 1.0, dims, &device)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let labels = Tensor::new(&[0u32, 1, 2, 0], &device)?;
+            let metrics = session.step(1, 0, 0.01, &inputs, &labels)?;
+            assert!(metrics.loss.is_finite(), "{encoder:?}");
+            for (param, before) in session.store.params().iter().zip(&before) {
+                let moved = (param.var.as_tensor() - before)?.abs()?.sum_all()?;
+                assert!(
+                    moved.to_scalar::<f32>()? > 0.0,
+                    "{encoder:?} {fusion:?}: {} did not move",
+                    param.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
     fn macro_f1_matches_scikit_learn() {
         // y_true [0, 0, 1, 2], y_pred [0, 1, 1, 1]: per-class F1 = 2TP / (2TP + FP + FN) is
         // 2/3, 2/4 and 0; f1_score(average="macro") = 0.388889.

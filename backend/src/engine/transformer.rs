@@ -1,23 +1,45 @@
 //! A small pre-norm transformer: the token encoder and the transformer fusion both use it.
 
 use candle_core::{Result, Tensor, D};
-use candle_nn::ops::softmax_last_dim;
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::ops::softmax;
+use candle_nn::{Linear, Module};
 
 use super::params::{Owner, ParamStore, Role};
 
 const EPS: f64 = 1e-5;
 
-/// A `LayerNorm` whose scale and shift are parameters of `owner_role`.
+/// Layer norm over the last dimension, with a learned scale and shift.
+///
+/// Built from differentiable ops on purpose: candle_nn's `LayerNorm` (and its
+/// `softmax_last_dim`) run fused kernels without a backward pass on contiguous inputs, so no
+/// gradient reached their parameters or anything before them.
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        centred
+            .broadcast_div(&(variance + EPS)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// A [`LayerNorm`] whose scale and shift are parameters of `owner_role`.
 pub fn layer_norm(
     store: &mut ParamStore,
     name: &str,
     owner_role: (Owner, Role),
     dim: usize,
 ) -> Result<LayerNorm> {
-    let weight = store.constant(&format!("{name}.weight"), owner_role, &[dim], 1.0)?;
-    let bias = store.constant(&format!("{name}.bias"), owner_role, &[dim], 0.0)?;
-    Ok(LayerNorm::new(weight, bias, EPS))
+    Ok(LayerNorm {
+        weight: store.constant(&format!("{name}.weight"), owner_role, &[dim], 1.0)?,
+        bias: store.constant(&format!("{name}.bias"), owner_role, &[dim], 0.0)?,
+    })
 }
 
 /// x + MHA(LN(x)), then x + FFN(LN(x)), FFN width twice the model width.
@@ -63,7 +85,7 @@ impl TransformerBlock {
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        let attended = softmax_last_dim(&scores)?.matmul(&v)?;
+        let attended = softmax(&scores, D::Minus1)?.matmul(&v)?;
         let attended = attended.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + attended.apply(&self.out)?)?;
         let ffn = x

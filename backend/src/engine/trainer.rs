@@ -701,7 +701,7 @@ mod tests {
         // Inputs shaped as datasets give them: vectors, images and clips whose sides differ in
         // parity (as spectrograms' do), token sequences. A forward pass alone once hid that
         // ResNet18 could not be trained.
-        // Every parameter must move in one step, the transformer fusion's too.
+        // Every parameter must move in one step, every fusion's too.
         let late = FusionKind::Late;
         let cases = [
             (EncoderConfig::default(), late, vec![vec![12], vec![7]]),
@@ -720,14 +720,11 @@ mod tests {
                 late,
                 vec![vec![5, 4], vec![6]],
             ),
-            (
-                EncoderConfig::default(),
-                FusionKind::Transformer,
-                vec![vec![12], vec![7]],
-            ),
         ];
+        let fusions =
+            FusionKind::ALL.map(|f| (EncoderConfig::default(), f, vec![vec![12], vec![7]]));
         let device = Device::Cpu;
-        for (encoder, fusion, shapes) in cases {
+        for (encoder, fusion, shapes) in cases.into_iter().chain(fusions) {
             let config = RunConfig {
                 model: ModelConfig {
                     encoder: encoder.clone(),

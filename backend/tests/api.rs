@@ -8,7 +8,9 @@ use axum::Router;
 use balancelab::api::{app, AppState};
 use balancelab::runner::Runner;
 use balancelab::store::Store;
-use balancelab_shared::{DatasetInfo, ErrorBody, Run, RunDetail, RunStatus};
+use balancelab_shared::{
+    Comparison, DatasetInfo, ErrorBody, ResultsTable, Run, RunDetail, RunStatus,
+};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -284,4 +286,84 @@ async fn real_datasets_need_a_data_directory() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let error: ErrorBody = parse(&body);
     assert!(error.fields[0].message.contains("has none"), "{error:?}");
+}
+
+#[tokio::test]
+async fn runs_are_compared_and_tabulated_like_a_paper() {
+    let app = test_app().await;
+    let mut ids = Vec::new();
+    for (method, seed) in [("mlb", 0), ("mlb", 1), ("joint", 0)] {
+        let body = json!({
+            "method": {"kind": method},
+            "seed": seed,
+            "epochs": 2,
+            "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 128}
+        });
+        let (status, body) = post_run(&app, &body.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(parse::<Run>(&body).id);
+    }
+    let mut finals = Vec::new();
+    for &id in &ids {
+        let detail = wait_until_finished(&app, id).await;
+        assert_eq!(detail.run.status, RunStatus::Completed);
+        finals.push(detail.epochs.last().unwrap().test.fused);
+    }
+
+    let uri = format!("/api/compare?runs={},{}", ids[0], ids[2]);
+    let (status, comparison): (_, Comparison) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(comparison.runs.len(), 2);
+    let kind = (comparison.differences.iter())
+        .find(|d| d.field == "method.kind")
+        .expect("the methods differ");
+    assert_eq!(kind.values, ["mlb", "joint"]);
+    assert!(comparison.differences.iter().all(|d| d.field != "epochs"));
+
+    let uri = "/api/results?group_by=method.kind&metrics=test.fused,test.unimodal[0]";
+    let (status, table): (_, ResultsTable) = get(&app, uri).await;
+    assert_eq!(status, StatusCode::OK);
+    let groups: Vec<&str> = table.rows.iter().map(|r| r.group[0].as_str()).collect();
+    assert_eq!(groups, ["joint", "mlb"]);
+    let mlb = table.rows[1].metrics[0].as_ref().unwrap();
+    assert_eq!(mlb.n, 2);
+    assert!((mlb.mean - (finals[0] + finals[1]) / 2.0).abs() < 1e-12);
+
+    let request = Request::get("/api/results?format=csv&group_by=method.kind,seed")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let csv = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(
+        csv.starts_with("method.kind,seed,runs,test.fused mean"),
+        "{csv}"
+    );
+    let (status, body) = send(
+        &app,
+        Request::get("/api/results?format=latex")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("\\begin{tabular}"));
+
+    // Bad requests say what is wrong.
+    let (status, error): (_, ErrorBody) = get(&app, "/api/results?metrics=test.fussed").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error.fields[0].field, "metrics");
+    let (status, error): (_, ErrorBody) = get(&app, "/api/compare?runs=1,x").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error.fields[0].field, "runs");
+    let (status, _): (_, ErrorBody) = get(&app, "/api/compare?runs=999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _): (_, ErrorBody) = get(&app, "/api/results?format=pdf").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EpochMetrics, FieldError, RunConfig};
+use crate::{ConfigDifference, EpochMetrics, FieldError, RunConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,4 +123,11 @@ mod tests {
             serde_json::json!({"type": "status", "status": "running", "error": null})
         );
     }
+}
+
+/// Runs side by side: each run, and only the configuration fields that differ.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub runs: Vec<Run>,
+    pub differences: Vec<ConfigDifference>,
 }

@@ -9,8 +9,9 @@ pub mod device;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod results;
 
-pub use api::{DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
+pub use api::{Comparison, DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, DatasetConfig, FieldError, MethodConfig, MfeatConfig,
     MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio,
@@ -20,3 +21,7 @@ pub use device::ComputeDevice;
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
 pub use model::{CnnConfig, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig};
 pub use optim::{AdamConfig, CoefficientTarget, OptimizerConfig, ScheduleConfig, SgdConfig};
+pub use results::{
+    config_differences, results_table, ConfigDifference, EpochChoice, ResultsRow, ResultsTable,
+    RunResult, Summary,
+};

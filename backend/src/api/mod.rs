@@ -2,6 +2,7 @@
 
 mod datasets;
 mod error;
+mod results;
 mod runs;
 
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +33,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(runs::router())
         .merge(datasets::router())
+        .merge(results::router())
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
     Router::new()
         .nest("/api", api)

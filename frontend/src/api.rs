@@ -1,6 +1,8 @@
 //! Calls to the BalanceLab HTTP API.
 
-use balancelab_shared::{DatasetInfo, ErrorBody, Run, RunConfig, RunDetail};
+use balancelab_shared::{
+    Comparison, DatasetInfo, ErrorBody, ResultsTable, Run, RunConfig, RunDetail,
+};
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 
@@ -47,6 +49,37 @@ pub async fn get_run(id: i64) -> Result<RunDetail, ApiFailure> {
 
 pub async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
     let response = Request::get("/api/datasets").send().await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+pub async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
+    let response = Request::get(&format!("/api/compare?runs={}", id_list(ids)))
+        .send()
+        .await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
+/// URL of the results table of `ids`, grouped by `group_by`, in `format` (json, csv,
+/// markdown, latex).
+pub fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &str) -> String {
+    format!(
+        "/api/results?runs={}&group_by={group_by}&metrics={metrics}&format={format}",
+        id_list(ids)
+    )
+}
+
+pub async fn results(
+    ids: &[i64],
+    group_by: &str,
+    metrics: &str,
+) -> Result<ResultsTable, ApiFailure> {
+    let response = Request::get(&results_url(ids, group_by, metrics, "json"))
+        .send()
+        .await;
     read(response.map_err(ApiFailure::message)?).await
 }
 

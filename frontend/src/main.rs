@@ -29,6 +29,7 @@ fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p>"Page not found."</p> }>
                     <Route path=path!("/") view=pages::HomePage />
                     <Route path=path!("/runs/:id") view=pages::RunPage />
+                    <Route path=path!("/compare") view=pages::ComparePage />
                 </Routes>
             </main>
         </Router>

@@ -1,6 +1,7 @@
 // End-to-end: the real `balancelab serve` and the built UI in headless Chromium.
 // A bad value shows an inline error; a good MLB run is started from the form; its curves
-// are seen growing while it trains; after it completes, a reload shows the stored curves.
+// are seen growing while it trains; after it completes, a reload shows the stored curves;
+// it is then compared with a second run (config diff, overlaid curves, results, CSV export).
 // Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -150,6 +151,41 @@ async function main() {
     // The run is listed on the start page.
     await page.goto(`${base}/`);
     await page.locator(`table.runs a[href="${runPath}"]`).waitFor();
+
+    // Compare it with a joint-training run: config diff, overlaid curves, results, export.
+    const created = await fetch(`${base}/api/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ method: { kind: 'joint' }, epochs: 5 }),
+    });
+    assert.equal(created.status, 201);
+    const joint = await created.json();
+    for (let i = 0; ; i++) {
+      const run = await (await fetch(`${base}/api/runs/${joint.id}`)).json();
+      if (run.status === 'completed') break;
+      assert.ok(i < 600 && run.status !== 'failed', `joint run: ${run.status} ${run.error}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await page.reload();
+    const runId = runPath.split('/').at(-1);
+    await page.locator(`input[aria-label="compare run ${runId}"]`).check();
+    await page.locator(`input[aria-label="compare run ${joint.id}"]`).check();
+    await page.locator('#compare-selected').click();
+    await page.locator('table.differences').waitFor();
+    const compared = [Number(runId), joint.id].sort((a, b) => a - b).join(',');
+    assert.equal(new URL(page.url()).searchParams.get('runs'), compared, 'the view lives in the URL');
+    const fields = await page.locator('table.differences tbody th').allTextContents();
+    assert.ok(fields.includes('method.kind') && fields.includes('epochs'), `differences: ${fields}`);
+    assert.ok(!fields.includes('seed'), 'equal fields are not listed');
+    await page.locator('table.results tbody tr').nth(1).waitFor();
+    const groups = await page.locator('table.results tbody tr td:first-child').allTextContents();
+    assert.deepEqual(groups, ['joint', 'mlb']);
+    await page.locator('figure[data-chart^="Test accuracy of the fused"] circle.point').nth(EPOCHS + 4).waitFor();
+    const csvHref = await page.locator('a.export', { hasText: 'CSV' }).getAttribute('href');
+    const csv = await (await fetch(`${base}${csvHref}`)).text();
+    assert.match(csv, /^method\.kind,model\.fusion,runs,test\.fused mean/);
+    assert.equal(csv.trim().split('\n').length, 3, csv);
+    await page.screenshot({ path: join(artifacts, '5-compare.png'), fullPage: true });
 
     assert.deepEqual(pageErrors, [], 'the page logged errors');
     console.log(`e2e: passed; screenshots in ${artifacts}`);

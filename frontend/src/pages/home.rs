@@ -378,12 +378,27 @@ fn RunList() -> impl IntoView {
 
 #[component]
 fn RunTable(runs: Vec<Run>) -> impl IntoView {
+    let selected = RwSignal::new(Vec::<i64>::new());
     let rows = runs
         .into_iter()
         .map(|run| {
             let href = format!("/runs/{}", run.id);
+            let id = run.id;
+            let toggle = move |ev| {
+                let checked = event_target_checked(&ev);
+                selected.update(|ids| {
+                    ids.retain(|i| *i != id);
+                    if checked {
+                        ids.push(id);
+                    }
+                });
+            };
             view! {
                 <tr>
+                    <td>
+                        <input type="checkbox" class="select-run" aria-label=format!("compare run {id}")
+                            prop:checked=move || selected.with(|ids| ids.contains(&id)) on:change=toggle />
+                    </td>
                     <td><A href=href>{format!("#{}", run.id)}</A></td>
                     <td>{method_label(&run.config.method)}</td>
                     <td>{run.config.dataset.kind()}": "{run.config.dataset.modality_names().join(", ")}</td>
@@ -394,10 +409,26 @@ fn RunTable(runs: Vec<Run>) -> impl IntoView {
             }
         })
         .collect_view();
+    let compare_href = move || {
+        let mut ids = selected.get();
+        ids.sort_unstable();
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!("/compare?runs={}", ids.join(","))
+    };
+    let count = move || selected.with(Vec::len);
     view! {
+        <p class="compare-bar">
+            <Show
+                when=move || { count() >= 2 }
+                fallback=|| view! { <span class="hint">"Tick two runs or more to compare them."</span> }
+            >
+                <A href=compare_href attr:id="compare-selected">{move || format!("Compare {} runs", count())}</A>
+            </Show>
+        </p>
         <table class="runs">
             <thead>
                 <tr>
+                    <th><span class="visually-hidden">"Compare"</span></th>
                     <th>"Run"</th>
                     <th>"Method"</th>
                     <th>"Data: modalities"</th>

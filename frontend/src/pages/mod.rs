@@ -1,8 +1,10 @@
 //! The app's pages, one per route.
 
+mod compare;
 mod home;
 mod run;
 
+pub use compare::ComparePage;
 pub use home::HomePage;
 pub use run::RunPage;
 

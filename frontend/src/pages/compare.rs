@@ -1,0 +1,214 @@
+//! Several runs side by side: the configuration fields that differ, their curves overlaid,
+//! and their results grouped as a paper's table, with exports. The runs are in the URL
+//! (`/compare?runs=3,4,7`), so the view can be shared and survives a reload.
+
+use balancelab_shared::{Comparison, EpochMetrics, ResultsTable, RunDetail};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use super::method_label;
+use crate::api::{self, ApiFailure};
+use crate::chart::{LineChart, Series, MODALITY_COLORS};
+
+/// What the results table groups by and reports (query parameters of `/api/results`).
+const GROUP_BY: &str = "method.kind,model.fusion";
+const METRICS: &str = "test.fused,test.unimodal[0],test.unimodal[1],test.fused_macro_f1";
+
+#[component]
+pub fn ComparePage() -> impl IntoView {
+    let query = use_query_map();
+    move || {
+        let text = query.read().get("runs").unwrap_or_default();
+        match (text.split(','))
+            .map(|id| id.trim().parse::<i64>())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(ids) if ids.len() >= 2 => view! { <CompareView ids /> }.into_any(),
+            _ => view! {
+                <p>"Choose two runs or more to compare on the "<A href="/">"runs page"</A>"."</p>
+            }
+            .into_any(),
+        }
+    }
+}
+
+#[component]
+fn CompareView(ids: Vec<i64>) -> impl IntoView {
+    let comparison = {
+        let ids = ids.clone();
+        LocalResource::new(move || {
+            let ids = ids.clone();
+            async move { api::compare(&ids).await }
+        })
+    };
+    let details = {
+        let ids = ids.clone();
+        LocalResource::new(move || {
+            let ids = ids.clone();
+            async move {
+                let mut details = Vec::new();
+                for id in ids {
+                    details.push(api::get_run(id).await?);
+                }
+                Ok::<_, ApiFailure>(details)
+            }
+        })
+    };
+    let results = {
+        let ids = ids.clone();
+        LocalResource::new(move || {
+            let ids = ids.clone();
+            async move { api::results(&ids, GROUP_BY, METRICS).await }
+        })
+    };
+    let exports = [
+        ("csv", "CSV", "csv"),
+        ("markdown", "Markdown", "md"),
+        ("latex", "LaTeX", "tex"),
+    ]
+    .map(|(format, label, extension)| {
+        let href = api::results_url(&ids, GROUP_BY, METRICS, format);
+        view! { <a class="export" href=href download=format!("results.{extension}")>{label}</a> }
+    })
+    .collect_view();
+    let title = format!(
+        "Comparing runs {}",
+        ids.iter()
+            .map(|id| format!("#{id}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    view! {
+        <section class="card">
+            <h1>{title}</h1>
+            <h2>"Configuration: the fields that differ"</h2>
+            <Suspense fallback=|| view! { <p>"Loading..."</p> }>
+                {move || comparison.get().map(|result| match result {
+                    Ok(comparison) => view! { <Differences comparison /> }.into_any(),
+                    Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+        <section class="card">
+            <Suspense fallback=|| view! { <p>"Loading curves..."</p> }>
+                {move || details.get().map(|result| match result {
+                    Ok(details) => view! { <Curves details /> }.into_any(),
+                    Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+        <section class="card">
+            <h2>"Results (last epoch; mean ± sample std over the runs of each group)"</h2>
+            <Suspense fallback=|| view! { <p>"Loading results..."</p> }>
+                {move || results.get().map(|result| match result {
+                    Ok(table) => view! { <Results table /> }.into_any(),
+                    Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
+                })}
+            </Suspense>
+            <p class="exports">"Export: "{exports}</p>
+        </section>
+    }
+}
+
+#[component]
+fn Differences(comparison: Comparison) -> impl IntoView {
+    if comparison.differences.is_empty() {
+        return view! { <p class="hint">"The configurations are identical."</p> }.into_any();
+    }
+    let header = (comparison.runs.iter())
+        .map(|run| view! { <th>{format!("#{}", run.id)}</th> })
+        .collect_view();
+    let rows = (comparison.differences.into_iter())
+        .map(|d| {
+            let cells = d
+                .values
+                .into_iter()
+                .map(|v| view! { <td>{v}</td> })
+                .collect_view();
+            view! { <tr><th scope="row"><code>{d.field}</code></th>{cells}</tr> }
+        })
+        .collect_view();
+    view! {
+        <table class="runs differences">
+            <thead><tr><th>"Field"</th>{header}</tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// One line per run for a metric of its epochs.
+fn per_run(details: &[RunDetail], value: fn(&EpochMetrics) -> Option<f64>) -> Vec<Series> {
+    (details.iter().enumerate())
+        .map(|(i, d)| Series {
+            label: format!("#{} {}", d.run.id, method_label(&d.run.config.method)),
+            color: MODALITY_COLORS[i % MODALITY_COLORS.len()],
+            points: (d.epochs.iter())
+                .filter_map(|e| Some((e.epoch as f64, value(e)?)))
+                .collect(),
+        })
+        .collect()
+}
+
+#[component]
+fn Curves(details: Vec<RunDetail>) -> impl IntoView {
+    let x_max = details
+        .iter()
+        .map(|d| d.run.config.epochs as f64)
+        .fold(1.0, f64::max);
+    let fused = per_run(&details, |e| Some(e.test.fused));
+    let weak = per_run(&details, |e| e.test.unimodal.get(1).copied());
+    let k = per_run(&details, |e| e.coefficients.get(1).copied());
+    let loss = per_run(&details, |e| Some(e.train_loss));
+    view! {
+        <div class="charts">
+            <LineChart title="Test accuracy of the fused output" x_label="epoch" y_label="accuracy"
+                series=Signal::stored(fused) x_max=Signal::stored(x_max) />
+            <LineChart title="Test accuracy of the second modality's head" x_label="epoch"
+                y_label="accuracy" series=Signal::stored(weak) x_max=Signal::stored(x_max) />
+            <LineChart title="Coefficient k of the second modality" x_label="epoch"
+                y_label="k (mean over the epoch)" series=Signal::stored(k)
+                x_max=Signal::stored(x_max) reference=1.0 />
+            <LineChart title="Training loss" x_label="epoch" y_label="loss (mean over the epoch)"
+                series=Signal::stored(loss) x_max=Signal::stored(x_max) />
+        </div>
+    }
+}
+
+#[component]
+fn Results(table: ResultsTable) -> impl IntoView {
+    let header = (table
+        .group_by
+        .iter()
+        .chain(std::iter::once(&"runs".to_owned())))
+    .chain(&table.metrics)
+    .map(|name| view! { <th>{name.clone()}</th> })
+    .collect_view();
+    let rows = (table.rows.into_iter())
+        .map(|row| {
+            let group = row
+                .group
+                .into_iter()
+                .map(|g| view! { <td>{g}</td> })
+                .collect_view();
+            let metrics = (row.metrics.into_iter())
+                .map(|m| {
+                    let text = match m {
+                        Some(s) if s.n > 1 => format!("{:.3} ± {:.3}", s.mean, s.std),
+                        Some(s) => format!("{:.3}", s.mean),
+                        None => "-".into(),
+                    };
+                    view! { <td class="num">{text}</td> }
+                })
+                .collect_view();
+            view! { <tr>{group}<td class="num">{row.run_ids.len()}</td>{metrics}</tr> }
+        })
+        .collect_view();
+    view! {
+        <table class="runs results">
+            <thead><tr>{header}</tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}

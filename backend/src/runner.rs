@@ -18,10 +18,16 @@ use crate::store::{Store, StoreError};
 /// Live events buffered per viewer before a slow viewer starts missing them.
 const LIVE_BUFFER: usize = 1024;
 
+/// What the runner holds for a run that is queued or training.
+struct Active {
+    live: broadcast::Sender<RunEvent>,
+    cancel: CancelToken,
+}
+
 #[derive(Clone)]
 pub struct Runner {
     store: Store,
-    live: Arc<Mutex<HashMap<i64, broadcast::Sender<RunEvent>>>>,
+    active: Arc<Mutex<HashMap<i64, Active>>>,
     slots: Arc<Semaphore>,
     data_dir: Option<Arc<Path>>,
 }
@@ -32,7 +38,7 @@ impl Runner {
     pub fn new(store: Store, concurrency: usize, data_dir: Option<PathBuf>) -> Self {
         Self {
             store,
-            live: Arc::default(),
+            active: Arc::default(),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             data_dir: data_dir.map(Arc::from),
         }
@@ -45,25 +51,43 @@ impl Runner {
     /// Queues a stored run; it trains as soon as a slot is free.
     pub fn submit(&self, run: Run) {
         let (sender, _) = broadcast::channel(LIVE_BUFFER);
-        self.live.lock().unwrap().insert(run.id, sender.clone());
+        let cancel = CancelToken::default();
+        let active = Active {
+            live: sender.clone(),
+            cancel: cancel.clone(),
+        };
+        self.active.lock().unwrap().insert(run.id, active);
         let runner = self.clone();
         tokio::spawn(async move {
             let id = run.id;
-            runner.execute(run, &sender).await;
+            runner.execute(run, &sender, cancel).await;
             // Dropping the last sender ends every viewer's stream.
-            runner.live.lock().unwrap().remove(&id);
+            runner.active.lock().unwrap().remove(&id);
         });
     }
 
     /// Live events of a run that is queued or training; `None` once it has ended.
     pub fn subscribe(&self, id: i64) -> Option<broadcast::Receiver<RunEvent>> {
-        self.live.lock().unwrap().get(&id).map(|s| s.subscribe())
+        (self.active.lock().unwrap().get(&id)).map(|a| a.live.subscribe())
     }
 
-    async fn execute(&self, run: Run, live: &broadcast::Sender<RunEvent>) {
+    /// Asks a queued or training run to stop (between two steps); false if it is not active.
+    pub fn cancel(&self, id: i64) -> bool {
+        let active = self.active.lock().unwrap();
+        active.get(&id).map(|a| a.cancel.cancel()).is_some()
+    }
+
+    async fn execute(&self, run: Run, live: &broadcast::Sender<RunEvent>, cancel: CancelToken) {
         let Ok(_slot) = self.slots.acquire().await else {
             return;
         };
+        if cancel.is_cancelled() {
+            // Cancelled while queued: no need to load its data.
+            if let Err(e) = self.record(run.id, TrainingEvent::Cancelled, live).await {
+                tracing::error!(run = run.id, error = %e, "could not record a cancellation");
+            }
+            return;
+        }
         // Bounded, so a stalled database slows training down instead of filling memory.
         let (events, mut received) = mpsc::channel(256);
         let config = run.config.clone();
@@ -74,7 +98,7 @@ impl Runner {
                 &config,
                 data_dir,
                 Checkpointing::default(),
-                &CancelToken::default(),
+                &cancel,
                 &mut |event| {
                     // The receiver only goes away if the server is shutting down.
                     let _ = events.blocking_send(event);

@@ -367,3 +367,53 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
     let (status, _): (_, ErrorBody) = get(&app, "/api/results?format=pdf").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn queued_and_training_runs_are_cancelled() {
+    let app = test_app().await;
+    let body = json!({
+        "epochs": 10000,
+        "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 128}
+    });
+    let (status, body) = post_run(&app, &body.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = parse::<Run>(&body).id;
+    // With one training slot, a second run waits in the queue; cancelled there, it never trains.
+    let (_, queued) = post_run(&app, r#"{"epochs": 5}"#).await;
+    let queued = parse::<Run>(&queued).id;
+    let request = Request::post(format!("/api/runs/{queued}/cancel"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, request).await.0, StatusCode::ACCEPTED);
+    // Let the first train an epoch or more first.
+    for _ in 0..600 {
+        let (_, detail): (_, RunDetail) = get(&app, &format!("/api/runs/{id}")).await;
+        if !detail.epochs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancel = || {
+        Request::post(format!("/api/runs/{id}/cancel"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _) = send(&app, cancel()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let detail = wait_until_finished(&app, id).await;
+    assert_eq!(detail.run.status, RunStatus::Cancelled);
+    assert!(!detail.epochs.is_empty() && detail.epochs.len() < 10000);
+    let queued = wait_until_finished(&app, queued).await;
+    assert_eq!(queued.run.status, RunStatus::Cancelled);
+    assert!(queued.epochs.is_empty());
+
+    let (status, body) = send(&app, cancel()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(parse::<ErrorBody>(&body)
+        .message
+        .contains("cannot be cancelled"));
+    let missing = Request::post("/api/runs/999/cancel")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, missing).await.0, StatusCode::NOT_FOUND);
+}

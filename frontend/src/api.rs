@@ -47,6 +47,12 @@ pub async fn get_run(id: i64) -> Result<RunDetail, ApiFailure> {
     read(response.map_err(ApiFailure::message)?).await
 }
 
+/// Asks the server to stop a queued or training run.
+pub async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
+    let response = Request::post(&format!("/api/runs/{id}/cancel")).send().await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
 pub async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
     let response = Request::get("/api/datasets").send().await;
     read(response.map_err(ApiFailure::message)?).await

@@ -1,7 +1,8 @@
 // End-to-end: the real `balancelab serve` and the built UI in headless Chromium.
 // A bad value shows an inline error; a good MLB run is started from the form; its curves
 // are seen growing while it trains; after it completes, a reload shows the stored curves;
-// it is then compared with a second run (config diff, overlaid curves, results, CSV export).
+// it is then compared with a second run (config diff, overlaid curves, results, CSV export);
+// a third, long run is cancelled from its page.
 // Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -186,6 +187,19 @@ async function main() {
     assert.match(csv, /^method\.kind,model\.fusion,runs,test\.fused mean/);
     assert.equal(csv.trim().split('\n').length, 3, csv);
     await page.screenshot({ path: join(artifacts, '5-compare.png'), fullPage: true });
+
+    // A long run is cancelled from its page; the epochs it finished stay.
+    const long = await (await fetch(`${base}/api/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ epochs: 10000 }),
+    })).json();
+    await page.goto(`${base}/runs/${long.id}`);
+    await page.locator(`${K_CHART} circle.point`).first().waitFor({ timeout: 60_000 });
+    await page.locator('#cancel-run').click();
+    await page.locator('.badge-cancelled').waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator('#cancel-run').count(), 0, 'no cancel button on an ended run');
+    assert.ok((await pointCount(page, K_CHART)) >= 2, 'the finished epochs stay drawn');
 
     assert.deepEqual(pageErrors, [], 'the page logged errors');
     console.log(`e2e: passed; screenshots in ${artifacts}`);

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// The body is not JSON at all.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is valid but the resource's state forbids it (cancelling a finished run).
+    #[error("{0}")]
+    Conflict(String),
     /// Well-formed JSON that does not describe a valid value.
     #[error("invalid run configuration")]
     Invalid(Vec<FieldError>),
@@ -26,6 +29,7 @@ impl IntoResponse for ApiError {
         let (status, fields) = match &self {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, Vec::new()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+            Self::Conflict(_) => (StatusCode::CONFLICT, Vec::new()),
             Self::Invalid(fields) => (StatusCode::UNPROCESSABLE_ENTITY, fields.clone()),
             Self::Store(e) => {
                 tracing::error!(error = %e, "store error");

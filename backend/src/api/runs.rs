@@ -1,10 +1,10 @@
-//! `/runs`: create, list and read runs, and follow one live.
+//! `/runs`: create, list and read runs, follow one live, cancel one.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use balancelab_shared::{FieldError, Run, RunConfig, RunDetail, RunEvent};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs", get(list).post(create))
         .route("/runs/{id}", get(detail))
         .route("/runs/{id}/events", get(events))
+        .route("/runs/{id}/cancel", post(cancel))
 }
 
 /// Parses a run configuration, naming the field of every problem found.
@@ -96,6 +97,21 @@ async fn detail(
     let run = find(&state, id).await?;
     let epochs = state.store.epochs(id).await?;
     Ok(Json(RunDetail { run, epochs }))
+}
+
+/// Stops a queued or training run between two steps; it ends as `cancelled` with the epochs
+/// it completed kept. 409 if it has already ended.
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let run = find(&state, id).await?;
+    if run.status.is_terminal() || !state.runner.cancel(id) {
+        return Err(ApiError::Conflict(format!(
+            "run {id} is not queued or running, so it cannot be cancelled"
+        )));
+    }
+    Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
 /// The run's status and stored epochs, then live events until the run ends.

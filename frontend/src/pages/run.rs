@@ -98,9 +98,26 @@ fn RunView(id: i64) -> impl IntoView {
         }]
     });
 
+    let active = move || run.with(|r| r.as_ref().is_some_and(|r| !r.status.is_terminal()));
+    let cancelling = RwSignal::new(false);
+    // The run ends as `cancelled` through its event stream; only a refusal is shown here.
+    let cancel = move |_| {
+        cancelling.set(true);
+        spawn_local(async move {
+            if let Err(api::ApiFailure(e)) = api::cancel_run(id).await {
+                problem.set(Some(e.message));
+                cancelling.set(false);
+            }
+        });
+    };
     view! {
         <section class="card">
             <h1>{format!("Run #{id} ")} {move || run.get().map(|r| view! { <StatusBadge status=r.status /> })}</h1>
+            <Show when=active>
+                <button type="button" id="cancel-run" disabled=move || cancelling.get() on:click=cancel>
+                    "Cancel run"
+                </button>
+            </Show>
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
         </section>

@@ -1,5 +1,7 @@
 //! GPU check of the `cuda` build, for a machine with an NVIDIA GPU (`scripts/cuda/gpu-check`).
 //!
+//! 0. Ops: each convolution, pooling and normalisation op the encoders use, output and input
+//!    gradients, GPU against CPU to a relative 1e-4.
 //! 1. Parity: every balancing method, on MLP, CNN, ResNet18 and transformer models, takes the
 //!    same steps on the GPU and on the CPU from the same initial weights and batches; the
 //!    losses, coefficients k, confidences s, gradient norms, the first step's update of every
@@ -13,7 +15,7 @@
 //!    3x224x224 frames, 6 classes), MLB with Adam as in the paper's recipe; prints samples/s.
 //!    `scripts/reference/resnet18_throughput.py` trains the same model in PyTorch.
 //!
-//! Exits with status 1 when a parity check fails.
+//! Exits with status 1 when an op or parity check fails.
 
 use std::process::ExitCode;
 use std::time::Instant;

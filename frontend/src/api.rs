@@ -49,7 +49,9 @@ pub async fn get_run(id: i64) -> Result<RunDetail, ApiFailure> {
 
 /// Asks the server to stop a queued or training run.
 pub async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
-    let response = Request::post(&format!("/api/runs/{id}/cancel")).send().await;
+    let response = Request::post(&format!("/api/runs/{id}/cancel"))
+        .send()
+        .await;
     read(response.map_err(ApiFailure::message)?).await
 }
 

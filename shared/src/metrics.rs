@@ -39,6 +39,16 @@ pub struct SplitScores {
     pub unimodal_macro_f1: Vec<f64>,
 }
 
+impl SplitScores {
+    /// Whether these (validation) scores are better than `other`: a higher fused accuracy,
+    /// or the same accuracy with a lower fused loss (ties are common on small splits).
+    /// Early stopping and "best epoch" results both pick by this.
+    pub fn beats(&self, other: &SplitScores) -> bool {
+        self.fused > other.fused
+            || (self.fused == other.fused && self.fused_loss < other.fused_loss)
+    }
+}
+
 /// Metrics of one finished epoch (epochs count from 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {

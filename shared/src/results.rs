@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{EpochMetrics, FieldError, RunConfig};
+use crate::{EpochMetrics, FieldError, RunConfig, SplitScores};
 
 /// Every leaf of a JSON value by path (`a.b`, `a.list[0]`); an empty list or object, and
 /// null, are leaves too so that "absent" and "empty" still differ from a value.
@@ -97,24 +97,19 @@ pub enum EpochChoice {
 
 impl EpochChoice {
     pub fn pick(self, epochs: &[EpochMetrics]) -> Option<&EpochMetrics> {
-        let best = |a: &&EpochMetrics, b: &&EpochMetrics| {
-            let (a, b) = (a.validation.as_ref()?, b.validation.as_ref()?);
-            // Higher accuracy wins; at equal accuracy the lower loss does; then the earlier.
-            Some(
-                a.fused
-                    .total_cmp(&b.fused)
-                    .then(b.fused_loss.total_cmp(&a.fused_loss)),
-            )
-        };
-        match self {
-            Self::Last => epochs.last(),
-            Self::BestValidation if epochs.iter().any(|e| e.validation.is_some()) => epochs
-                .iter()
-                .filter(|e| e.validation.is_some())
-                .rev()
-                .max_by(|a, b| best(a, b).expect("filtered to epochs with validation")),
-            Self::BestValidation => epochs.last(),
+        if self == Self::Last {
+            return epochs.last();
         }
+        // The rule early stopping uses; on a full tie the earlier epoch stays best.
+        let mut best: Option<(&EpochMetrics, &SplitScores)> = None;
+        for epoch in epochs {
+            if let Some(scores) = &epoch.validation {
+                if best.is_none_or(|(_, b)| scores.beats(b)) {
+                    best = Some((epoch, scores));
+                }
+            }
+        }
+        best.map(|(epoch, _)| epoch).or(epochs.last())
     }
 }
 
@@ -252,7 +247,7 @@ pub fn results_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MethodConfig, MlbConfig, SplitScores};
+    use crate::{MethodConfig, MlbConfig};
 
     fn epoch(epoch: u32, validation: Option<(f64, f64)>, test: f64) -> EpochMetrics {
         EpochMetrics {

@@ -188,11 +188,8 @@ fn run(
 
         progress.epoch = epoch;
         progress.balancer = session.balancer.state();
-        // Ties in accuracy are common on small validation sets: the lower loss wins them.
         let improved = match (&validation, &progress.best_scores) {
-            (Some(v), Some(best)) => {
-                v.fused > best.fused || (v.fused == best.fused && v.fused_loss < best.fused_loss)
-            }
+            (Some(v), Some(best)) => v.beats(best),
             (Some(_), None) => true,
             (None, _) => false,
         };

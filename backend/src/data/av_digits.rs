@@ -217,8 +217,8 @@ pub fn load_av_digits(
                 })
                 .collect();
             let labels: Vec<u32> = recordings.iter().map(|r| u32::from(r.digit)).collect();
-            Ok(Split {
-                inputs: vec![
+            Ok(Split::new(
+                vec![
                     Tensor::from_vec(
                         audio,
                         (n, audio_shape[0], audio_shape[1], audio_shape[2]),
@@ -226,8 +226,8 @@ pub fn load_av_digits(
                     )?,
                     Tensor::from_vec(images, (n, 1, side, side), device)?,
                 ],
-                labels: Tensor::from_vec(labels, n, device)?,
-            })
+                Tensor::from_vec(labels, n, device)?,
+            ))
         };
     Ok(Dataset {
         train: split(&train, train_audio, false)?,
@@ -297,7 +297,7 @@ mod tests {
         // Every image shows the recording's digit: fixture image i is filled with i, and
         // the test part's labels are [2, 1, 0], so digit d's image is filled with 2 - d.
         let labels = data.test.labels.to_vec1::<u32>().unwrap();
-        let images = data.test.inputs[1]
+        let images = data.test.tensors().unwrap()[1]
             .flatten_from(1)
             .unwrap()
             .to_vec2::<f32>()

@@ -46,10 +46,7 @@ pub fn synthetic_dataset(config: &SyntheticConfig, seed: u64, device: &Device) -
                 Tensor::from_vec(values, (n, dim), device)
             })
             .collect::<Result<_>>()?;
-        Ok(Split {
-            inputs,
-            labels: Tensor::from_vec(labels, n, device)?,
-        })
+        Ok(Split::new(inputs, Tensor::from_vec(labels, n, device)?))
     };
     let train = draw(config.train_samples as usize)?;
     let test = draw(config.test_samples as usize)?;
@@ -77,13 +74,13 @@ mod tests {
         };
         let data = synthetic_dataset(&config, 1, &Device::Cpu)?;
         assert_eq!(data.train.len(), 2000);
-        assert_eq!(data.train.inputs[1].dims(), [2000, 50]);
+        assert_eq!(data.train.tensors().unwrap()[1].dims(), [2000, 50]);
         // Within-class standard deviation of each modality, from samples of class 0.
         let labels = data.train.labels.to_vec1::<u32>()?;
         let zeros: Vec<u32> = (0..2000u32).filter(|&i| labels[i as usize] == 0).collect();
         let idx = Tensor::new(zeros.as_slice(), &Device::Cpu)?;
         for (m, expected) in [(0, 0.5), (1, 2.0)] {
-            let x = data.train.inputs[m].index_select(&idx, 0)?;
+            let x = data.train.tensors().unwrap()[m].index_select(&idx, 0)?;
             let centered = x.broadcast_sub(&x.mean_keepdim(0)?)?;
             let std = centered.sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()? as f64;
             assert!(
@@ -99,7 +96,7 @@ mod tests {
         let config = SyntheticConfig::default();
         let a = synthetic_dataset(&config, 3, &Device::Cpu)?;
         let b = synthetic_dataset(&config, 3, &Device::Cpu)?;
-        let first = |d: &Dataset| d.test.inputs[1].flatten_all()?.to_vec1::<f32>();
+        let first = |d: &Dataset| d.test.tensors().unwrap()[1].flatten_all()?.to_vec1::<f32>();
         assert_eq!(first(&a)?, first(&b)?);
         Ok(())
     }

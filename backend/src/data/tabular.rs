@@ -180,10 +180,10 @@ pub fn split_table(
             })
             .collect::<candle_core::Result<_>>()?;
         let labels: Vec<u32> = indices.iter().map(|&i| table.labels[i]).collect();
-        Ok(Split {
+        Ok(Split::new(
             inputs,
-            labels: Tensor::from_vec(labels, indices.len(), device)?,
-        })
+            Tensor::from_vec(labels, indices.len(), device)?,
+        ))
     };
     let stats: Vec<(Vec<f32>, Vec<f32>)> = table
         .views
@@ -336,7 +336,7 @@ mod tests {
         );
         let test_labels = data.test.labels.to_vec1::<u32>()?;
         assert_eq!(test_labels.iter().filter(|&&l| l == 1).count(), 3);
-        let train = data.train.inputs[0].flatten_all()?;
+        let train = data.train.tensors().unwrap()[0].flatten_all()?;
         let mean = train.mean_all()?.to_scalar::<f32>()?;
         let var = train.sqr()?.mean_all()?.to_scalar::<f32>()?;
         assert!(

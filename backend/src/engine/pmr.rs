@@ -20,10 +20,8 @@ const BATCH: usize = 512;
 pub fn prototypes(model: &MultimodalModel, split: &Split, classes: usize) -> Result<Vec<Tensor>> {
     let device = split.labels.device();
     let mut sums: Option<Vec<Tensor>> = None;
-    for start in (0..split.len()).step_by(BATCH) {
-        let end = (start + BATCH).min(split.len());
-        let indices = Tensor::arange(start as u32, end as u32, device)?;
-        let (inputs, labels) = split.select(&indices)?;
+    for batch in split.in_order(BATCH) {
+        let (inputs, labels) = batch?;
         // [classes, batch] one-hot, so that one matmul sums every class's features.
         let one_hot = Tensor::arange(0u32, classes as u32, device)?
             .unsqueeze(1)?

@@ -142,12 +142,13 @@ fn run(
         let mut k_sum = vec![0.0; modalities];
         let mut s_sum = vec![0.0; modalities];
         let mut norm_sum = vec![0.0; modalities];
-        for chunk in epoch_order(n, config.seed, epoch).chunks(batch) {
+        let order = epoch_order(n, config.seed, epoch);
+        let augment = Some(config.seed ^ u64::from(epoch).rotate_left(32));
+        for batch in data.train.batches(&order, batch, augment) {
             if cancel.is_cancelled() {
                 return Ok(None);
             }
-            let indices = Tensor::from_slice(chunk, chunk.len(), &device)?;
-            let (inputs, labels) = data.train.select(&indices)?;
+            let (inputs, labels) = batch?;
             let metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
             loss_sum += metrics.loss;
             for m in 0..modalities {
@@ -372,14 +373,11 @@ struct Predictions {
 /// Predictions over a split; with `solo`, every modality but that one gets zero input.
 fn predict(model: &MultimodalModel, split: &Split, solo: Option<usize>) -> Result<Predictions> {
     let n = split.len();
-    let device = split.labels.device();
     let mut fused = Vec::with_capacity(n);
-    let mut unimodal = vec![Vec::with_capacity(n); split.inputs.len()];
+    let mut unimodal = Vec::new();
     let mut fused_loss_sum = 0.0;
-    for start in (0..n).step_by(EVAL_BATCH) {
-        let end = (start + EVAL_BATCH).min(n);
-        let indices = Tensor::arange(start as u32, end as u32, device)?;
-        let (mut inputs, labels) = split.select(&indices)?;
+    for batch in split.in_order(EVAL_BATCH) {
+        let (mut inputs, labels) = batch?;
         if let Some(keep) = solo {
             for (m, x) in inputs.iter_mut().enumerate() {
                 if m != keep {
@@ -389,8 +387,9 @@ fn predict(model: &MultimodalModel, split: &Split, solo: Option<usize>) -> Resul
         }
         let out = model.forward(&inputs, Pass::EVAL)?;
         let loss = cross_entropy(&out.fused, &labels)?.to_scalar::<f32>()? as f64;
-        fused_loss_sum += loss * (end - start) as f64;
+        fused_loss_sum += loss * labels.dim(0)? as f64;
         fused.extend(out.fused.argmax(D::Minus1)?.to_vec1::<u32>()?);
+        unimodal.resize(out.unimodal.len(), Vec::with_capacity(n));
         for (m, logits) in out.unimodal.iter().enumerate() {
             unimodal[m].extend(logits.argmax(D::Minus1)?.to_vec1::<u32>()?);
         }

@@ -166,6 +166,58 @@ fn fsdd_spectrograms_match_librosa() {
 }
 
 #[test]
+fn crema_d_audio_path_matches_librosa_and_soxr() {
+    let Some(dir) = data_dir() else {
+        return;
+    };
+    use balancelab::data::audio::ClipAudio;
+    // Written by scripts/reference/crema_audio.py (librosa 0.11.0, soxr 1.1.0, numpy 2.4.6):
+    // FSDD's 8 kHz recordings through CREMA-D's pipeline (22.05 kHz, 3 s, 512 / 353).
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/crema_audio.json")).unwrap();
+    let audio = ClipAudio {
+        source_rate: None,
+        ..ClipAudio::CREMA_D
+    };
+    let (bins, frames) = (257, 188);
+    assert_eq!(audio.shape(), [1, bins, frames]);
+    for file in expected["files"].as_array().unwrap() {
+        let name = file["name"].as_str().unwrap();
+        let path = dir.join("fsdd/recordings").join(name);
+        let values = |key: &str| -> Vec<f64> {
+            let array = file[key].as_array().unwrap();
+            array.iter().map(|v| v.as_f64().unwrap()).collect()
+        };
+        // The resampled waveform before tiling: libsoxr HQ, as librosa.load(sr=22050).
+        let (raw, rate) = balancelab::data::audio::read_wav(&path).unwrap();
+        let length = file["resampled_length"].as_u64().unwrap() as usize;
+        let resampled = &audio.waveform(&path).unwrap()[..length];
+        assert_eq!(length as u64, (raw.len() as u64 * 22_050).div_ceil(u64::from(rate)));
+        let mut worst_wave = 0f64;
+        for (offset, key) in [(0, "resampled_head"), (length / 2, "resampled_middle")] {
+            for (i, v) in values(key).iter().enumerate() {
+                worst_wave = worst_wave.max((f64::from(resampled[offset + i]) - v).abs());
+            }
+        }
+        let out = audio.spectrogram(&path).unwrap();
+        assert_eq!(out.len(), bins * frames);
+        let mean = out.iter().map(|&v| f64::from(v)).sum::<f64>() / out.len() as f64;
+        let expected_mean = file["mean"].as_f64().unwrap();
+        let mut worst = (mean - expected_mean).abs();
+        for (t, column) in file["frames"].as_object().unwrap() {
+            let t: usize = t.parse().unwrap();
+            for (f, v) in column.as_array().unwrap().iter().enumerate() {
+                let diff = (f64::from(out[f * frames + t]) - v.as_f64().unwrap()).abs();
+                worst = worst.max(diff);
+            }
+        }
+        eprintln!("{name}: waveform {worst_wave:.2e}, log spectrogram {worst:.2e} from librosa");
+        assert!(worst_wave < 1e-6, "{name}: waveform {worst_wave}");
+        assert!(worst < 1e-4, "{name}: spectrogram {worst}");
+    }
+}
+
+#[test]
 fn av_digits_train_from_the_data_dir() {
     if data_dir().is_none() {
         return;

@@ -1,13 +1,15 @@
 //! Audio as the reference research code prepares it: 16-bit PCM wav read as floats in
 //! [-1, 1) (soundfile's scaling, which `librosa.load` uses), tiled to a fixed clip length
 //! with `np.tile(samples, k)[:length]`, then `librosa.stft` (periodic Hann window, centred
-//! frames with zero padding) and `np.log(np.abs(stft) + 1e-7)`.
+//! frames with zero padding) and `np.log(np.abs(stft) + 1e-7)`. Files at another rate are
+//! resampled as `librosa.load(path, sr=rate)` does ([`super::resample`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
+use super::resample::resample;
 use super::DataError;
 
 /// Samples of a mono 16-bit PCM wav file, scaled by 1/32768, and its sample rate.
@@ -37,6 +39,70 @@ pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), DataError> {
         return Err(bad("no audio samples".into()));
     }
     Ok((samples, spec.sample_rate))
+}
+
+/// The audio features of one clip: the reference pipeline with its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClipAudio {
+    /// The rate the files must have (a file at another rate is the wrong file), if any.
+    pub source_rate: Option<u32>,
+    /// The rate features are computed at (`librosa.load(..., sr=rate)`).
+    pub rate: u32,
+    /// Samples after tiling.
+    pub clip_samples: usize,
+    pub n_fft: usize,
+    pub hop: usize,
+}
+
+impl ClipAudio {
+    /// CREMA-D in the authors' code: 16 kHz files loaded at 22.05 kHz, 3 s, 512 / 353:
+    /// a 257 x 188 spectrogram.
+    pub const CREMA_D: ClipAudio = ClipAudio {
+        source_rate: Some(16_000),
+        rate: 22_050,
+        clip_samples: 3 * 22_050,
+        n_fft: 512,
+        hop: 353,
+    };
+
+    /// `[1, bins, frames]`: the spectrogram as a one-channel image.
+    pub fn shape(&self) -> Vec<usize> {
+        vec![1, self.n_fft / 2 + 1, 1 + self.clip_samples / self.hop]
+    }
+
+    /// A key naming these parameters, for caches.
+    pub fn key(&self) -> String {
+        format!(
+            "sr{}-clip{}-fft{}-hop{}",
+            self.rate, self.clip_samples, self.n_fft, self.hop
+        )
+    }
+
+    /// Samples of `path` at [`Self::rate`], tiled to the clip length and clipped to [-1, 1].
+    pub fn waveform(&self, path: &Path) -> Result<Vec<f32>, DataError> {
+        let (samples, rate) = read_wav(path)?;
+        let bad = |message: String| DataError::Format {
+            path: path.to_owned(),
+            message,
+        };
+        if let Some(expected) = self.source_rate.filter(|&r| r != rate) {
+            return Err(bad(format!(
+                "sample rate {rate} Hz, expected {expected} Hz: not a file of this dataset"
+            )));
+        }
+        let samples = resample(&samples, rate, self.rate).map_err(bad)?;
+        let mut clip = tile(&samples, self.clip_samples);
+        for s in &mut clip {
+            *s = s.clamp(-1.0, 1.0);
+        }
+        Ok(clip)
+    }
+
+    /// The log spectrogram of `path`, `[bins, frames]` row-major.
+    pub fn spectrogram(&self, path: &Path) -> Result<Vec<f32>, DataError> {
+        let clip = self.waveform(path)?;
+        Ok(LogSpectrogram::new(self.n_fft, self.hop).compute(&clip))
+    }
 }
 
 /// `np.tile(samples, k)[:length]` for the smallest k that reaches `length`.

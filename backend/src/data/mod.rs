@@ -3,6 +3,7 @@
 //! [`Dataset`](crate::engine::Dataset) for the engine.
 
 pub mod audio;
+mod resample;
 mod av_digits;
 mod mnist;
 mod synthetic;

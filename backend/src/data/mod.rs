@@ -5,6 +5,7 @@
 pub mod audio;
 mod resample;
 mod av_digits;
+pub mod frames;
 mod mnist;
 mod synthetic;
 mod tabular;

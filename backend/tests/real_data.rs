@@ -192,7 +192,10 @@ fn crema_d_audio_path_matches_librosa_and_soxr() {
         let (raw, rate) = balancelab::data::audio::read_wav(&path).unwrap();
         let length = file["resampled_length"].as_u64().unwrap() as usize;
         let resampled = &audio.waveform(&path).unwrap()[..length];
-        assert_eq!(length as u64, (raw.len() as u64 * 22_050).div_ceil(u64::from(rate)));
+        assert_eq!(
+            length as u64,
+            (raw.len() as u64 * 22_050).div_ceil(u64::from(rate))
+        );
         let mut worst_wave = 0f64;
         for (offset, key) in [(0, "resampled_head"), (length / 2, "resampled_middle")] {
             for (i, v) in values(key).iter().enumerate() {

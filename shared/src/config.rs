@@ -70,6 +70,15 @@ pub enum DatasetConfig {
     /// "AV digits": Free Spoken Digit Dataset recordings (log spectrograms) paired with an
     /// MNIST image of the same digit. Read from the data directory.
     AvDigits(AvDigitsConfig),
+    /// CREMA-D (Cao et al., 2014): 7,442 clips of 91 actors, 6 emotions; audio + frames.
+    /// Read from `{data dir}/{root}` in the layout of the reference code.
+    CremaD(CremaDConfig),
+    /// AVE (Tian et al., 2018): 4,143 videos of 28 audio-visual events; the event's audio and
+    /// frames within its window. Read from `{data dir}/{root}`.
+    Ave(AveConfig),
+    /// UCF101 (Soomro et al., 2012): 101 actions; audio + RGB (the classes with sound) or
+    /// RGB + optical flow. Read from `{data dir}/{root}`.
+    Ucf101(Ucf101Config),
 }
 
 impl Default for DatasetConfig {
@@ -84,7 +93,11 @@ impl DatasetConfig {
         match self {
             Self::Synthetic(s) => s.noise.len(),
             Self::Mfeat(m) => m.views.len(),
-            Self::DigitsHalves(_) | Self::AvDigits(_) => 2,
+            Self::DigitsHalves(_)
+            | Self::AvDigits(_)
+            | Self::CremaD(_)
+            | Self::Ave(_)
+            | Self::Ucf101(_) => 2,
         }
     }
 
@@ -97,6 +110,11 @@ impl DatasetConfig {
             Self::Mfeat(m) => m.views.iter().map(|v| v.name().to_owned()).collect(),
             Self::DigitsHalves(_) => vec!["left half".into(), "right half".into()],
             Self::AvDigits(_) => vec!["audio".into(), "image".into()],
+            Self::CremaD(_) | Self::Ave(_) => vec!["audio".into(), "visual".into()],
+            Self::Ucf101(u) => match u.modalities {
+                Ucf101Modalities::AudioRgb => vec!["audio".into(), "rgb".into()],
+                Ucf101Modalities::RgbFlow => vec!["rgb".into(), "flow".into()],
+            },
         }
     }
 
@@ -107,6 +125,9 @@ impl DatasetConfig {
             Self::Mfeat(_) => "mfeat",
             Self::DigitsHalves(_) => "digits_halves",
             Self::AvDigits(_) => "av_digits",
+            Self::CremaD(_) => "crema_d",
+            Self::Ave(_) => "ave",
+            Self::Ucf101(_) => "ucf101",
         }
     }
 
@@ -166,6 +187,97 @@ impl Default for AvDigitsConfig {
             split: AvDigitsSplit::Takes,
             test_speaker: "theo".into(),
             pairing_seed: 0,
+        }
+    }
+}
+
+/// Which CREMA-D clips are the test set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CremaDSplit {
+    /// The `train.csv` / `test.csv` of the reference code (6,698 / 744 clips). Its speakers
+    /// appear on both sides.
+    #[default]
+    Csv,
+    /// Speaker-independent: actors in order of their id, actor `i` in fold `i % folds`; the
+    /// test set is every clip of fold `fold`.
+    SpeakerFold,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CremaDConfig {
+    /// Folder of the dataset under the data directory.
+    pub root: String,
+    pub split: CremaDSplit,
+    pub folds: u32,
+    pub fold: u32,
+    /// The reference code's `--fps`: frames per clip (1-3 in the papers).
+    pub frames: u32,
+    pub image_size: u32,
+}
+
+impl Default for CremaDConfig {
+    fn default() -> Self {
+        Self {
+            root: "CREMA-D".into(),
+            split: CremaDSplit::Csv,
+            folds: 5,
+            fold: 0,
+            frames: 1,
+            image_size: 224,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AveConfig {
+    pub root: String,
+    /// Frames per clip, drawn from the event window (4 in the papers).
+    pub frames: u32,
+    pub image_size: u32,
+}
+
+impl Default for AveConfig {
+    fn default() -> Self {
+        Self {
+            root: "AVE_Dataset".into(),
+            frames: 4,
+            image_size: 224,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ucf101Modalities {
+    /// Audio + RGB, over the videos that have a sound track (51 classes).
+    #[default]
+    AudioRgb,
+    /// RGB + TV-L1 optical flow, all 101 classes.
+    RgbFlow,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ucf101Config {
+    pub root: String,
+    pub modalities: Ucf101Modalities,
+    /// Which of the three official train/test splits (1-3).
+    pub split: u32,
+    pub frames: u32,
+    pub image_size: u32,
+}
+
+impl Default for Ucf101Config {
+    fn default() -> Self {
+        Self {
+            root: "UCF101".into(),
+            modalities: Ucf101Modalities::AudioRgb,
+            split: 1,
+            frames: 3,
+            image_size: 224,
         }
     }
 }
@@ -516,6 +628,25 @@ impl Checker {
         }
     }
 
+    /// A dataset folder under the data directory: relative, without `..`.
+    fn root(&mut self, root: &str) {
+        let path = std::path::Path::new(root);
+        let inside = path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if root.is_empty() || !inside {
+            self.error(
+                "dataset.root",
+                "must be a folder name under the data directory (relative, no ..)",
+            );
+        }
+    }
+
+    fn frames(&mut self, frames: u32, image_size: u32) {
+        self.range("dataset.frames", frames, 1, 64);
+        self.range("dataset.image_size", image_size, 8, 1024);
+    }
+
     fn error(&mut self, field: &str, message: &str) {
         self.0.push(FieldError::new(field, message));
     }
@@ -581,6 +712,23 @@ impl RunConfig {
                         &format!("must be one of {}", FSDD_SPEAKERS.join(", ")),
                     );
                 }
+            }
+            DatasetConfig::CremaD(d) => {
+                c.root(&d.root);
+                c.frames(d.frames, d.image_size);
+                if d.split == CremaDSplit::SpeakerFold {
+                    c.range("dataset.folds", d.folds, 2, 91);
+                    c.range("dataset.fold", d.fold, 0, d.folds.max(1) - 1);
+                }
+            }
+            DatasetConfig::Ave(d) => {
+                c.root(&d.root);
+                c.frames(d.frames, d.image_size);
+            }
+            DatasetConfig::Ucf101(d) => {
+                c.root(&d.root);
+                c.frames(d.frames, d.image_size);
+                c.range("dataset.split", d.split, 1, 3);
             }
             DatasetConfig::Synthetic(s) => {
                 c.range("dataset.classes", s.classes, 2, 1000);

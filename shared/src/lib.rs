@@ -13,9 +13,10 @@ pub mod results;
 
 pub use api::{Comparison, DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
 pub use config::{
-    AgmConfig, AvDigitsConfig, AvDigitsSplit, DatasetConfig, FieldError, MethodConfig, MfeatConfig,
-    MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, OgmRatio,
-    PmrConfig, RunConfig, SplitConfig, SyntheticConfig, FSDD_SPEAKERS,
+    AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,
+    FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig,
+    MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig, SplitConfig, SyntheticConfig,
+    Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
 };
 pub use device::ComputeDevice;
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};

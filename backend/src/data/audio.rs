@@ -65,6 +65,16 @@ impl ClipAudio {
         hop: 353,
     };
 
+    /// A video's sound track (AVE's event window, a UCF101 clip) as BalanceLab prepares it:
+    /// 16 kHz, tiled to 10 s, CREMA-D's STFT: 257 x 454.
+    pub const SOUND_TRACK: ClipAudio = ClipAudio {
+        source_rate: Some(16_000),
+        rate: 16_000,
+        clip_samples: 10 * 16_000,
+        n_fft: 512,
+        hop: 353,
+    };
+
     /// `[1, bins, frames]`: the spectrogram as a one-channel image.
     pub fn shape(&self) -> Vec<usize> {
         vec![1, self.n_fft / 2 + 1, 1 + self.clip_samples / self.hop]

@@ -44,9 +44,10 @@ pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut frames = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let image = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-            ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str())
-        });
+        let image = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str()));
         if image {
             frames.push(path);
         }
@@ -263,7 +264,10 @@ mod tests {
         }
         assert!(smallest < 0.1 && largest > 0.9, "{smallest} {largest}");
         // A 10:1 strip never fits a 3/4-4/3 crop: the fallback is the centred 4/3 box.
-        assert_eq!(random_resized_crop_box(1000, 10, &mut rng), (493, 0, 13, 10));
+        assert_eq!(
+            random_resized_crop_box(1000, 10, &mut rng),
+            (493, 0, 13, 10)
+        );
     }
 
     #[test]
@@ -302,8 +306,12 @@ mod tests {
         let (x, y) = (dir.path().join("x.jpg"), dir.path().join("y.jpg"));
         // Uniform x flow 200 (moving right) and y flow 128 (still); PNG-exact values in JPEG
         // survive for flat images.
-        GrayImage::from_pixel(16, 16, image::Luma([200])).save(&x).unwrap();
-        GrayImage::from_pixel(16, 16, image::Luma([128])).save(&y).unwrap();
+        GrayImage::from_pixel(16, 16, image::Luma([200]))
+            .save(&x)
+            .unwrap();
+        GrayImage::from_pixel(16, 16, image::Luma([128]))
+            .save(&y)
+            .unwrap();
         let right = (200.0 / 255.0 - FLOW_MEAN) / FLOW_STD;
         let left = (55.0 / 255.0 - FLOW_MEAN) / FLOW_STD;
         let (mut saw_flip, mut saw_plain) = (false, false);
@@ -311,10 +319,15 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(seed);
             let out = flow_frame(&x, &y, 4, Some(&mut rng)).unwrap();
             let dx = out[0];
-            assert!((dx - right).abs() < 0.05 || (dx - left).abs() < 0.05, "{dx}");
+            assert!(
+                (dx - right).abs() < 0.05 || (dx - left).abs() < 0.05,
+                "{dx}"
+            );
             saw_flip |= (dx - left).abs() < 0.05;
             saw_plain |= (dx - right).abs() < 0.05;
-            assert!(out[16..].iter().all(|v| (v - (128.0 / 255.0 - 0.5) / FLOW_STD).abs() < 0.05));
+            assert!(out[16..]
+                .iter()
+                .all(|v| (v - (128.0 / 255.0 - 0.5) / FLOW_STD).abs() < 0.05));
         }
         assert!(saw_flip && saw_plain);
     }
@@ -322,13 +335,18 @@ mod tests {
     #[test]
     fn bad_frames_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = list_frames(&dir.path().join("nope")).unwrap_err().to_string();
+        let missing = list_frames(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("nope"), "{missing}");
         let empty = list_frames(dir.path()).unwrap_err().to_string();
         assert!(empty.contains("no frames"), "{empty}");
         let broken = dir.path().join("broken.jpg");
         std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
         let error = rgb_frame(&broken, 8, None).unwrap_err().to_string();
-        assert!(error.contains("broken.jpg") && error.contains("unreadable image"), "{error}");
+        assert!(
+            error.contains("broken.jpg") && error.contains("unreadable image"),
+            "{error}"
+        );
     }
 }

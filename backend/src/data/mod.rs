@@ -3,12 +3,16 @@
 //! [`Dataset`](crate::engine::Dataset) for the engine.
 
 pub mod audio;
-mod resample;
 mod av_digits;
+pub mod ave;
+pub mod clips;
+pub mod crema_d;
 pub mod frames;
 mod mnist;
+mod resample;
 mod synthetic;
 mod tabular;
+pub mod ucf101;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +20,7 @@ use balancelab_shared::{DatasetConfig, DatasetInfo, MfeatView};
 use candle_core::Device;
 
 pub use av_digits::{list_recordings, load_av_digits, Recording};
+use clips::default_cache_dir as cache_dir;
 pub use mnist::{load_mnist_part, MnistPart};
 pub use synthetic::synthetic_dataset;
 pub use tabular::{load_digits_halves, load_mfeat, split_table, Table};
@@ -54,6 +59,9 @@ pub fn load(
             split_table(&load_digits_halves(root()?)?, split, device)?
         }
         DatasetConfig::AvDigits(av) => load_av_digits(root()?, av, device)?,
+        DatasetConfig::CremaD(c) => crema_d::load_crema_d(root()?, c, cache_dir(), device)?,
+        DatasetConfig::Ave(c) => ave::load_ave(root()?, c, cache_dir(), device)?,
+        DatasetConfig::Ucf101(c) => ucf101::load_ucf101(root()?, c, cache_dir(), device)?,
     })
 }
 
@@ -106,6 +114,43 @@ pub fn catalog(data_dir: Option<&Path>) -> Vec<DatasetInfo> {
             source: "Free Spoken Digit Dataset (Jakobovski et al., zenodo 10.5281/zenodo.1342401); MNIST (LeCun, Cortes, Burges)"
                 .into(),
             license: "FSDD: CC BY-SA 4.0; MNIST: as published by LeCun, Cortes and Burges".into(),
+        },
+        DatasetInfo {
+            kind: "crema_d".into(),
+            name: "CREMA-D: crowd-sourced emotional multimodal actors".into(),
+            modalities: "audio: 257x188 log spectrogram (22.05 kHz, 3 s); visual: 1-3 frames"
+                .into(),
+            available: present(root.join("CREMA-D").join("train.csv"))
+                && root.join("CREMA-D").join("AudioWAV").is_dir(),
+            source: "Cao et al., IEEE Trans. Affective Computing 2014; github.com/CheyneyComputerScience/CREMA-D"
+                .into(),
+            license: "Open Database License (ODbL) 1.0; contents under the Database Contents License"
+                .into(),
+        },
+        DatasetInfo {
+            kind: "ave".into(),
+            name: "AVE: audio-visual event localisation".into(),
+            modalities: "audio: 257x454 log spectrogram of the event (16 kHz, 10 s); visual: 4 frames of the event"
+                .into(),
+            available: present(root.join("AVE_Dataset").join("Annotations.txt")),
+            source: "Tian et al., ECCV 2018; github.com/YapengTian/AVE-ECCV18 (videos from AudioSet / YouTube)"
+                .into(),
+            license: "research use; the videos stay under their YouTube owners' terms".into(),
+        },
+        DatasetInfo {
+            kind: "ucf101".into(),
+            name: "UCF101 action recognition".into(),
+            modalities: "audio + RGB frames (the 51 classes with sound), or RGB + TV-L1 optical flow"
+                .into(),
+            available: present(
+                root.join("UCF101")
+                    .join("ucfTrainTestlist")
+                    .join("classInd.txt"),
+            ),
+            source: "Soomro, Zamir and Shah, CRCV-TR-12-01, 2012; crcv.ucf.edu/data/UCF101.php"
+                .into(),
+            license: "research use, as distributed by the UCF Center for Research in Computer Vision"
+                .into(),
         },
     ]
 }

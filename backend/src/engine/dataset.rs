@@ -52,6 +52,9 @@ enum Samples {
 /// One batch: inputs per modality and labels.
 pub type Batch = (Vec<Tensor>, Tensor);
 
+/// A batch as decoded: its sample indices and, per sample, one buffer per modality.
+type Decoded = (Vec<u32>, Vec<Vec<Vec<f32>>>);
+
 impl Split {
     /// A split held in memory: `inputs[m]` is `[n, ...shape_m]`, `labels` `[n]`.
     pub fn new(inputs: Vec<Tensor>, labels: Tensor) -> Self {
@@ -174,7 +177,7 @@ pub enum Batches {
     Disk {
         shapes: Vec<Vec<usize>>,
         labels: Tensor,
-        receiver: Option<Receiver<Result<(Vec<u32>, Vec<Vec<Vec<f32>>>)>>>,
+        receiver: Option<Receiver<Result<Decoded>>>,
         producer: Option<JoinHandle<()>>,
     },
 }
@@ -312,7 +315,11 @@ mod tests {
         assert_eq!(counts, [1, 2, 3, 4]);
         assert_eq!(data.train.len(), 90);
         let mut seen: Vec<f32> = data.train.tensors().unwrap()[0].flatten_all()?.to_vec1()?;
-        seen.extend(validation.tensors().unwrap()[0].flatten_all()?.to_vec1::<f32>()?);
+        seen.extend(
+            validation.tensors().unwrap()[0]
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
         seen.sort_by(f32::total_cmp);
         assert_eq!(seen, (0..100).map(|i| i as f32).collect::<Vec<_>>());
         Ok(())
@@ -348,7 +355,8 @@ mod tests {
     fn disk_batches_follow_the_order_with_per_sample_seeds() -> Result<()> {
         let split = disk_split((100..110).collect())?;
         let order = [9, 0, 4, 5, 1, 2, 3, 6, 7, 8];
-        let read = |augment| -> Result<Vec<(Vec<Vec<f32>>, Vec<u32>)>> {
+        type Rows = Vec<(Vec<Vec<f32>>, Vec<u32>)>;
+        let read = |augment| -> Result<Rows> {
             split
                 .batches(&order, 4, augment)
                 .map(|b| {
@@ -362,7 +370,7 @@ mod tests {
         let items: Vec<f32> = a.iter().flat_map(|(x, _)| x.iter().map(|r| r[0])).collect();
         assert_eq!(items, order.map(|i| 100.0 + i as f32));
         let labels: Vec<u32> = a.iter().flat_map(|(_, y)| y.clone()).collect();
-        assert_eq!(labels, order.map(|i| ((100 + i) % 3) as u32));
+        assert_eq!(labels, order.map(|i| (100 + i) % 3));
         // Same seed, same transforms whatever the thread timing; another seed differs.
         assert_eq!(a, read(Some(7))?);
         assert_ne!(a, read(Some(8))?);
@@ -378,7 +386,7 @@ mod tests {
         let split = disk_split((0..40).collect())?;
         let results: Vec<Result<Batch>> = split.in_order(5).collect();
         assert_eq!(results.len(), 8);
-        let error = results[2].as_ref().err().expect("batch 2 holds item 13");
+        let error = results[2].as_ref().expect_err("batch 2 holds item 13");
         assert!(error.to_string().contains("numbers/13"), "{error}");
         // Dropping the iterator after one batch stops the producer (the test would hang).
         let mut batches = split.in_order(1);
@@ -408,7 +416,10 @@ mod tests {
             }
             Ok(out)
         };
-        let (train, validation) = (items(&data.train)?, items(data.validation.as_ref().unwrap())?);
+        let (train, validation) = (
+            items(&data.train)?,
+            items(data.validation.as_ref().unwrap())?,
+        );
         assert_eq!((train.len(), validation.len()), (24, 6));
         let mut all = [train, validation].concat();
         all.sort_unstable();

@@ -24,7 +24,7 @@ mod transformer;
 
 pub use agm::AgmState;
 pub use balance::{balancer, Balancer, Objective, StepContext};
-pub use dataset::{Dataset, Split};
+pub use dataset::{Batch, Batches, Dataset, SampleReader, Split};
 pub use encoder::Encoder;
 pub use events::{CancelToken, TrainingEvent};
 pub use fusion::Fusion;

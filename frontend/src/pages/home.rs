@@ -1,9 +1,10 @@
 //! The start page: a form that starts a run, and the list of runs.
 
 use balancelab_shared::{
-    AgmConfig, AvDigitsConfig, AvDigitsSplit, ComputeDevice, DatasetConfig, DatasetInfo,
-    FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig,
-    MultiLossConfig, OgmConfig, PmrConfig, Run, RunConfig, SplitConfig, SyntheticConfig,
+    AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, ComputeDevice, CremaDConfig, CremaDSplit,
+    DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
+    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, PmrConfig, Run, RunConfig, SplitConfig,
+    SyntheticConfig, Ucf101Config, Ucf101Modalities,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -146,7 +147,7 @@ impl FormFields {
 }
 
 /// The form's dataset options: (value, label, catalog kind).
-const DATASET_CHOICES: [(&str, &str, &str); 7] = [
+const DATASET_CHOICES: [(&str, &str, &str); 12] = [
     (
         "synthetic",
         "Synthetic clusters (noise per modality)",
@@ -174,6 +175,23 @@ const DATASET_CHOICES: [(&str, &str, &str); 7] = [
         "Optical digits: left + right halves",
         "digits_halves",
     ),
+    (
+        "crema_d",
+        "CREMA-D: audio + frames (train/test CSV)",
+        "crema_d",
+    ),
+    (
+        "crema_d_fold",
+        "CREMA-D, speaker-independent fold 0 of 5",
+        "crema_d",
+    ),
+    ("ave", "AVE: event audio + 4 frames", "ave"),
+    (
+        "ucf101_audio_rgb",
+        "UCF101: audio + RGB (51 classes)",
+        "ucf101",
+    ),
+    ("ucf101_rgb_flow", "UCF101: RGB + optical flow", "ucf101"),
 ];
 
 fn dataset_choice(value: &str, noise: Vec<f64>) -> DatasetConfig {
@@ -193,6 +211,17 @@ fn dataset_choice(value: &str, noise: Vec<f64>) -> DatasetConfig {
             ..AvDigitsConfig::default()
         }),
         "digits_halves" => DatasetConfig::DigitsHalves(SplitConfig::default()),
+        "crema_d" => DatasetConfig::CremaD(CremaDConfig::default()),
+        "crema_d_fold" => DatasetConfig::CremaD(CremaDConfig {
+            split: CremaDSplit::SpeakerFold,
+            ..CremaDConfig::default()
+        }),
+        "ave" => DatasetConfig::Ave(AveConfig::default()),
+        "ucf101_audio_rgb" => DatasetConfig::Ucf101(Ucf101Config::default()),
+        "ucf101_rgb_flow" => DatasetConfig::Ucf101(Ucf101Config {
+            modalities: Ucf101Modalities::RgbFlow,
+            ..Ucf101Config::default()
+        }),
         _ => DatasetConfig::Synthetic(SyntheticConfig {
             noise,
             ..SyntheticConfig::default()

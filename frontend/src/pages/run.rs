@@ -1,8 +1,8 @@
 //! One run: its configuration and its modality contribution curves, live while it trains.
 
 use balancelab_shared::{
-    AvDigitsSplit, CoefficientTarget, DatasetConfig, EpochMetrics, OptimizerConfig, Run, RunEvent,
-    ScheduleConfig, SplitConfig,
+    AvDigitsSplit, CoefficientTarget, CremaDSplit, DatasetConfig, EpochMetrics, OptimizerConfig,
+    Run, RunEvent, ScheduleConfig, SplitConfig, Ucf101Modalities,
 };
 use futures::channel::oneshot;
 use futures::StreamExt;
@@ -260,6 +260,33 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
                 av.test_speaker
             ),
         },
+        DatasetConfig::CremaD(c) => {
+            let split = match c.split {
+                CremaDSplit::Csv => "train.csv / test.csv".to_owned(),
+                CremaDSplit::SpeakerFold => {
+                    format!("speaker fold {} of {}", c.fold, c.folds)
+                }
+            };
+            format!(
+                "CREMA-D ({}); {split}; {} frame(s) at {}px",
+                c.root, c.frames, c.image_size
+            )
+        }
+        DatasetConfig::Ave(c) => format!(
+            "AVE ({}); official lists; {} frame(s) at {}px",
+            c.root, c.frames, c.image_size
+        ),
+        DatasetConfig::Ucf101(c) => format!(
+            "UCF101 ({}), {}; split {}; {} frame(s) at {}px",
+            c.root,
+            match c.modalities {
+                Ucf101Modalities::AudioRgb => "audio + RGB",
+                Ucf101Modalities::RgbFlow => "RGB + flow",
+            },
+            c.split,
+            c.frames,
+            c.image_size
+        ),
     };
     let model_label = format!(
         "{} encoders, {} fusion, {}-wide features",

@@ -61,11 +61,30 @@ enum Command {
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Check a raw download of CREMA-D, AVE or UCF101, extract the frames and audio the
+    /// loaders read (ffmpeg), and write balancelab-manifest.json into it. Problems are
+    /// reported with their paths and skipped; a second run only checks.
+    Prepare {
+        dataset: PrepareDataset,
+        /// The dataset's folder (e.g. {data dir}/CREMA-D); outputs are written into it.
+        #[arg(long)]
+        src: PathBuf,
+        /// Frames per second to extract (default: CREMA-D 1, AVE 4, UCF101 every frame).
+        #[arg(long)]
+        fps: Option<u32>,
+    },
     /// List the datasets, whether they were found, and their sources and licenses.
     Datasets {
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PrepareDataset {
+    CremaD,
+    Ave,
+    Ucf101,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,6 +108,7 @@ fn main() -> anyhow::Result<()> {
             resume,
             data_dir,
         } => train(config.as_deref(), &out, resume, data_dir.as_deref()),
+        Command::Prepare { dataset, src, fps } => prepare(dataset, &src, fps),
         Command::Datasets { data_dir } => {
             for d in balancelab::data::catalog(data_dir.as_deref()) {
                 let found = if d.available { "found" } else { "not found" };
@@ -99,6 +119,34 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn prepare(dataset: PrepareDataset, src: &Path, fps: Option<u32>) -> anyhow::Result<()> {
+    use balancelab::data::prepare::{prepare, PrepareKind};
+    let kind = match dataset {
+        PrepareDataset::CremaD => PrepareKind::CremaD,
+        PrepareDataset::Ave => PrepareKind::Ave,
+        PrepareDataset::Ucf101 => PrepareKind::Ucf101,
+    };
+    if fps == Some(0) {
+        bail!("--fps must be at least 1");
+    }
+    if !src.is_dir() {
+        bail!("--src {} is not a folder", src.display());
+    }
+    let summary = prepare(kind, src, fps, &|problem| {
+        eprintln!("problem: {}: {}", problem.path.display(), problem.message);
+    })?;
+    println!(
+        "{} clips: {} usable, {} with problems ({} problems in all); {} extractions this run; manifest: {}",
+        summary.clips,
+        summary.usable,
+        summary.clips - summary.usable,
+        summary.problems,
+        summary.extracted,
+        summary.manifest.display()
+    );
+    Ok(())
 }
 
 #[tokio::main]

@@ -9,6 +9,7 @@ pub mod clips;
 pub mod crema_d;
 pub mod frames;
 mod mnist;
+pub mod prepare;
 mod resample;
 mod synthetic;
 mod tabular;

@@ -19,7 +19,7 @@ use balancelab_shared::{Ucf101Config, Ucf101Modalities};
 use candle_core::Device;
 
 use super::audio::ClipAudio;
-use super::clips::{clip_dataset, Labelled, Manifest, Stream};
+use super::clips::{clip_dataset, Labelled, Stream};
 use super::frames::FrameSpec;
 use super::DataError;
 use crate::engine::Dataset;
@@ -131,14 +131,10 @@ pub fn load_ucf101(
     let streams = streams(&root, config);
     let mut class_count = classes.len();
     if config.modalities == Ucf101Modalities::AudioRgb {
+        // Videos without a sound track have no wav (`prepare` extracts only real tracks).
         let audio = &streams[0];
-        let manifest = Manifest::read(&root)?;
-        let sounding = |name: &str| match &manifest {
-            Some(m) => m.clips.iter().any(|c| c == name),
-            None => audio.has(name),
-        };
-        train.retain(|(name, _)| sounding(name));
-        test.retain(|(name, _)| sounding(name));
+        train.retain(|(name, _)| audio.has(name));
+        test.retain(|(name, _)| audio.has(name));
         // Renumber the classes that have sound, keeping classInd order.
         let mut kept: Vec<u32> = train.iter().chain(&test).map(|&(_, c)| c).collect();
         kept.sort_unstable();

@@ -1,6 +1,7 @@
 //! Datasets: the built-in synthetic generator and loaders for real data read from the data
-//! directory (`BALANCELAB_DATA_DIR`). Everything is turned into an in-memory
-//! [`Dataset`](crate::engine::Dataset) for the engine.
+//! directory (`BALANCELAB_DATA_DIR`). Small datasets become in-memory tensors; the video
+//! datasets (CREMA-D, AVE, UCF101) stay on disk and are decoded batch by batch (see
+//! [`clips`]). Either way the engine gets a [`Dataset`](crate::engine::Dataset).
 
 pub mod audio;
 mod av_digits;

@@ -250,7 +250,10 @@ async fn datasets_are_listed_and_only_present_ones_train() {
             ("synthetic", true),
             ("mfeat", false),
             ("digits_halves", true),
-            ("av_digits", false)
+            ("av_digits", false),
+            ("crema_d", false),
+            ("ave", false),
+            ("ucf101", false)
         ]
     );
     assert!(datasets.iter().all(|d| !d.license.is_empty()));

@@ -231,3 +231,47 @@ fn av_digits_train_from_the_data_dir() {
     eprintln!("AV digits, joint, 3 epochs: {:?}", m.test);
     assert!(m.test.fused > 0.8, "{:?}", m.test);
 }
+
+#[test]
+fn the_cli_trains_on_av_digits_and_mfeat() {
+    let Some(dir) = data_dir() else {
+        return;
+    };
+    for (dataset, floor) in [
+        ("kind = \"av_digits\"", 0.8),
+        ("kind = \"mfeat\"\nviews = [\"fac\", \"mor\"]", 0.8),
+    ] {
+        let run = tempfile::tempdir().unwrap();
+        let config = run.path().join("run.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "epochs = 2\nbatch_size = 32\n[method]\nkind = \"mlb\"\n[dataset]\n{dataset}\n"
+            ),
+        )
+        .unwrap();
+        let out = run.path().join("out");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_balancelab"))
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{dataset}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        let fused = summary["test"]["fused"].as_f64().unwrap();
+        eprintln!("CLI, {dataset}, MLB, 2 epochs: test accuracy {fused:.3}");
+        assert!(stdout.contains("epoch    2"), "{stdout}");
+        assert!(fused > floor, "{dataset}: {}", summary["test"]);
+    }
+}

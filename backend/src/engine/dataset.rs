@@ -31,6 +31,10 @@ pub trait SampleReader: Send + Sync {
     ) -> std::result::Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// Input values per evaluation batch, about 16 MB: whole-split passes of tabular data go
+/// 512 at a time, video clips a few dozen, so activations stay within training's footprint.
+const EVALUATION_VALUES: usize = 1 << 22;
+
 /// Labelled samples: `labels` is `[n]` (u32); a batch holds `[b, ...shape_m]` f32 per modality.
 #[derive(Clone)]
 pub struct Split {
@@ -131,6 +135,24 @@ impl Split {
                 }
             }
         }
+    }
+
+    /// Values in one sample, all modalities together.
+    fn sample_values(&self) -> usize {
+        match &self.samples {
+            Samples::Memory(inputs) => (inputs.iter())
+                .map(|x| x.dims().iter().skip(1).product::<usize>())
+                .sum(),
+            Samples::Disk { reader, .. } => (reader.shapes().iter())
+                .map(|s| s.iter().product::<usize>())
+                .sum(),
+        }
+    }
+
+    /// The batch size for passes over the whole split (evaluation, prototypes): up to 512
+    /// samples, fewer for large ones.
+    pub fn evaluation_batch(&self) -> usize {
+        (EVALUATION_VALUES / self.sample_values().max(1)).clamp(1, 512)
     }
 
     /// Every sample, in order, in evaluation form.
@@ -424,6 +446,31 @@ mod tests {
         let mut all = [train, validation].concat();
         all.sort_unstable();
         assert_eq!(all, (100..130).collect::<Vec<_>>());
+        Ok(())
+    }
+
+    #[test]
+    fn evaluation_batches_shrink_for_large_samples() -> Result<()> {
+        let small = Split::new(
+            vec![Tensor::zeros(
+                (3, 64),
+                candle_core::DType::F32,
+                &Device::Cpu,
+            )?],
+            Tensor::zeros(3, candle_core::DType::U32, &Device::Cpu)?,
+        );
+        assert_eq!(small.evaluation_batch(), 512);
+        assert_eq!(disk_split(vec![1])?.evaluation_batch(), 512);
+        // A CREMA-D sample, a 257 x 188 spectrogram and a 3 x 224 x 224 frame, is 198,844
+        // values: 21 per batch of 2^22.
+        let crema = Split::new(
+            vec![
+                Tensor::zeros((2, 1, 257, 188), candle_core::DType::F32, &Device::Cpu)?,
+                Tensor::zeros((2, 1, 3, 224, 224), candle_core::DType::F32, &Device::Cpu)?,
+            ],
+            Tensor::zeros(2, candle_core::DType::U32, &Device::Cpu)?,
+        );
+        assert_eq!(crema.evaluation_batch(), 21);
         Ok(())
     }
 }

@@ -13,14 +13,12 @@ use candle_nn::ops::softmax;
 use super::dataset::Split;
 use super::model::MultimodalModel;
 
-const BATCH: usize = 512;
-
 /// Class means of each modality's features over `split` in evaluation mode: one
 /// `[classes, dim_m]` tensor per modality (a class without samples gets zeros).
 pub fn prototypes(model: &MultimodalModel, split: &Split, classes: usize) -> Result<Vec<Tensor>> {
     let device = split.labels.device();
     let mut sums: Option<Vec<Tensor>> = None;
-    for batch in split.in_order(BATCH) {
+    for batch in split.in_order(split.evaluation_batch()) {
         let (inputs, labels) = batch?;
         // [classes, batch] one-hot, so that one matmul sums every class's features.
         let one_hot = Tensor::arange(0u32, classes as u32, device)?

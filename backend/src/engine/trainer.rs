@@ -22,7 +22,6 @@ use super::model::{MultimodalModel, Pass};
 use super::optim::Optimizer;
 use super::params::ParamStore;
 
-const EVAL_BATCH: usize = 512;
 /// The validation split is drawn with a fixed seed, so runs with different seeds share it.
 const VALIDATION_SEED: u64 = 0x7a11_da7e;
 
@@ -376,7 +375,7 @@ fn predict(model: &MultimodalModel, split: &Split, solo: Option<usize>) -> Resul
     let mut fused = Vec::with_capacity(n);
     let mut unimodal = Vec::new();
     let mut fused_loss_sum = 0.0;
-    for batch in split.in_order(EVAL_BATCH) {
+    for batch in split.in_order(split.evaluation_batch()) {
         let (mut inputs, labels) = batch?;
         if let Some(keep) = solo {
             for (m, x) in inputs.iter_mut().enumerate() {

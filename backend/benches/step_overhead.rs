@@ -126,7 +126,10 @@ fn main() -> Result<()> {
     let vectors = [vec![512], vec![512]];
     bench("MLP encoders, 2 x 512 features", mlp, &vectors, (40, 10))?;
     let cnn = ModelConfig {
-        encoder: EncoderConfig::Cnn(CnnConfig { channels: 16 }),
+        encoder: EncoderConfig::Cnn(CnnConfig {
+            channels: 16,
+            ..CnnConfig::default()
+        }),
         ..ModelConfig::default()
     };
     let images = [vec![1, 16, 16], vec![1, 16, 16]];

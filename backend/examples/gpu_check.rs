@@ -217,7 +217,10 @@ fn parity_cases() -> Vec<(&'static str, ModelConfig, Vec<Vec<usize>>, MethodConf
     cases.push((
         "CNN, gated fusion, MLB",
         ModelConfig {
-            encoder: EncoderConfig::Cnn(CnnConfig { channels: 8 }),
+            encoder: EncoderConfig::Cnn(CnnConfig {
+                channels: 8,
+                ..CnnConfig::default()
+            }),
             fusion: FusionKind::Gated,
             ..ModelConfig::default()
         },

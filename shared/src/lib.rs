@@ -20,7 +20,9 @@ pub use config::{
 };
 pub use device::ComputeDevice;
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
-pub use model::{CnnConfig, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig};
+pub use model::{
+    CnnConfig, Downsample, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig,
+};
 pub use optim::{AdamConfig, CoefficientTarget, OptimizerConfig, ScheduleConfig, SgdConfig};
 pub use results::{
     config_differences, results_table, ConfigDifference, EpochChoice, ResultsRow, ResultsTable,

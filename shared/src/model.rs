@@ -72,12 +72,28 @@ impl Default for MlpConfig {
 pub struct CnnConfig {
     /// Channels of the first block; each following block doubles them.
     pub channels: u32,
+    /// How each block halves the resolution.
+    pub downsample: Downsample,
 }
 
 impl Default for CnnConfig {
     fn default() -> Self {
-        Self { channels: 16 }
+        Self {
+            channels: 16,
+            downsample: Downsample::MaxPool,
+        }
     }
+}
+
+/// How a CNN block halves the resolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Downsample {
+    /// A 2x2 max pool after the convolution.
+    #[default]
+    MaxPool,
+    /// The convolution itself has stride 2.
+    Stride,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
 //! The backbone of one modality: input `[batch, ...shape]` to features `[batch, dim]`.
 
-use balancelab_shared::EncoderConfig;
+use balancelab_shared::{Downsample, EncoderConfig};
 use candle_core::{bail, Result, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear};
 
 use super::params::{Owner, ParamStore, Role};
-use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
+use super::resnet::{batch_norm, strided_conv, ResNet18, RESNET18_FEATURES};
 use super::transformer::TokenTransformer;
 
 pub enum Encoder {
@@ -60,8 +60,13 @@ impl Encoder {
                 let mut blocks = Vec::new();
                 for i in 0..3 {
                     let cout = (cnn.channels as usize) << i;
+                    let stride = match cnn.downsample {
+                        Downsample::MaxPool => 1,
+                        Downsample::Stride => 2,
+                    };
                     let config = Conv2dConfig {
                         padding: 1,
+                        stride,
                         ..Conv2dConfig::default()
                     };
                     let conv = store.conv2d(
@@ -148,9 +153,11 @@ impl Encoder {
             Self::Cnn(blocks, out) => {
                 let mut x = x.clone();
                 for (conv, bn) in blocks {
-                    x = x.apply(conv)?.apply_t(bn, train)?.relu()?;
-                    let (_, _, h, w) = x.dims4()?;
-                    x = x.max_pool2d((h.min(2), w.min(2)))?;
+                    x = strided_conv(&x, conv)?.apply_t(bn, train)?.relu()?;
+                    if conv.config().stride == 1 {
+                        let (_, _, h, w) = x.dims4()?;
+                        x = x.max_pool2d((h.min(2), w.min(2)))?;
+                    }
                 }
                 x.mean((2, 3))?.apply(out)?.relu()
             }
@@ -171,12 +178,18 @@ mod tests {
         let cases: [(EncoderConfig, &[usize], usize); 5] = [
             (EncoderConfig::Mlp(MlpConfig::default()), &[6], 16),
             (
-                EncoderConfig::Cnn(CnnConfig { channels: 4 }),
+                EncoderConfig::Cnn(CnnConfig {
+                    channels: 4,
+                    ..CnnConfig::default()
+                }),
                 &[1, 8, 4],
                 16,
             ),
             (
-                EncoderConfig::Cnn(CnnConfig { channels: 4 }),
+                EncoderConfig::Cnn(CnnConfig {
+                    channels: 4,
+                    ..CnnConfig::default()
+                }),
                 &[3, 3, 8, 8],
                 16,
             ),

@@ -158,7 +158,7 @@ impl ResNet18 {
 /// and width of different parity, the input gradient came out one column short (a 257x188
 /// spectrogram failed). Appending a zero row or column to the odd side leaves the output
 /// unchanged (for odd kernels the floor in the output size absorbs it) and evens the sides.
-fn strided_conv(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
+pub fn strided_conv(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let x = match (conv.config().stride, h % 2, w % 2) {
         (2, 1, 0) => x.pad_with_zeros(2, 0, 1)?,

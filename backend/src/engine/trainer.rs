@@ -692,7 +692,7 @@ mod tests {
 
     #[test]
     fn every_encoder_takes_training_steps() -> Result<()> {
-        use balancelab_shared::{CnnConfig, EncoderConfig, FusionKind, ModelConfig};
+        use balancelab_shared::{CnnConfig, Downsample, EncoderConfig, FusionKind, ModelConfig};
         // Inputs shaped as datasets give them: vectors, images and clips whose sides differ in
         // parity (as spectrograms' do), token sequences. A forward pass alone once hid that
         // ResNet18 could not be trained.
@@ -701,7 +701,18 @@ mod tests {
         let cases = [
             (EncoderConfig::default(), late, vec![vec![12], vec![7]]),
             (
-                EncoderConfig::Cnn(CnnConfig { channels: 4 }),
+                EncoderConfig::Cnn(CnnConfig {
+                    channels: 4,
+                    ..CnnConfig::default()
+                }),
+                late,
+                vec![vec![1, 13, 10], vec![2, 1, 12, 12]],
+            ),
+            (
+                EncoderConfig::Cnn(CnnConfig {
+                    channels: 4,
+                    downsample: Downsample::Stride,
+                }),
                 late,
                 vec![vec![1, 13, 10], vec![2, 1, 12, 12]],
             ),

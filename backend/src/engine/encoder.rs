@@ -4,8 +4,9 @@ use balancelab_shared::{Downsample, EncoderConfig};
 use candle_core::{bail, Result, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear};
 
+use super::conv;
 use super::params::{Owner, ParamStore, Role};
-use super::resnet::{batch_norm, strided_conv, ResNet18, RESNET18_FEATURES};
+use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
 use super::transformer::TokenTransformer;
 
 pub enum Encoder {
@@ -153,7 +154,7 @@ impl Encoder {
             Self::Cnn(blocks, out) => {
                 let mut x = x.clone();
                 for (conv, bn) in blocks {
-                    x = strided_conv(&x, conv)?.apply_t(bn, train)?.relu()?;
+                    x = conv::apply(&x, conv)?.apply_t(bn, train)?.relu()?;
                     if conv.config().stride == 1 {
                         let (_, _, h, w) = x.dims4()?;
                         x = x.max_pool2d((h.min(2), w.min(2)))?;

@@ -7,6 +7,7 @@
 mod agm;
 mod balance;
 pub mod checkpoint;
+mod conv;
 mod dataset;
 mod encoder;
 mod events;

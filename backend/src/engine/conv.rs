@@ -1,0 +1,474 @@
+//! 2-D convolution on the CPU as im2col + GEMM, forward and backward.
+//!
+//! Candle 0.11 computes a convolution's input gradient with a direct transposed-convolution
+//! loop and its weight gradient as a convolution whose kernel is the whole gradient map, both
+//! several times slower than the forward pass; and it computes the input gradient of a first
+//! layer, which nothing uses. Here every pass is a GEMM per sample over that sample's im2col
+//! matrix (`[c_in * k * k, h_out * w_out]`, never materialised for the whole batch), samples
+//! spread over the threads, and the input gradient is skipped when the input is data.
+//! Other devices use Candle's own convolution.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_nn::Conv2d;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// A bias-free, undilated, ungrouped candle_nn convolution applied to `x`.
+pub fn apply(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
+    let config = conv.config();
+    debug_assert!(conv.bias().is_none() && config.dilation == 1 && config.groups == 1);
+    conv2d(x, conv.weight(), config.stride, config.padding)
+}
+
+/// `conv2d(x, w)` with `x` `[b, c_in, h, w]` and `w` `[c_out, c_in, k, k]`, no bias or dilation.
+pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+        return candle_conv2d(x, w, stride, padding);
+    }
+    let (_, c_in, h, w_in) = x.dims4()?;
+    let (c_out, c_in_w, kh, kw) = w.dims4()?;
+    if c_in != c_in_w || kh != kw {
+        candle_core::bail!(
+            "conv2d: input {:?} and square kernel {:?} disagree",
+            x.dims(),
+            w.dims()
+        );
+    }
+    let geometry = Geometry {
+        c_in,
+        c_out,
+        h,
+        w: w_in,
+        k: kh,
+        stride,
+        padding,
+    };
+    if geometry.h_out() == 0 || geometry.w_out() == 0 {
+        candle_core::bail!("conv2d: kernel {kh} larger than the padded input {h}x{w_in}");
+    }
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, Forward(geometry))
+}
+
+/// Candle's convolution, working around candle 0.11's conv2d backward, which derives the
+/// transposed convolution's output padding from the height alone: with stride 2 and a height
+/// and width of different parity, the input gradient came out one column short (a 257x188
+/// spectrogram failed). Appending a zero row or column to the odd side leaves the output
+/// unchanged (for odd kernels the floor in the output size absorbs it) and evens the sides.
+fn candle_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (_, _, h, width) = x.dims4()?;
+    let x = match (stride, h % 2, width % 2) {
+        (2, 1, 0) => x.pad_with_zeros(2, 0, 1)?,
+        (2, 0, 1) => x.pad_with_zeros(3, 0, 1)?,
+        _ => x.clone(),
+    };
+    x.conv2d(w, padding, stride, 1, 1)
+}
+
+/// Sizes of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Geometry {
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Geometry {
+    fn h_out(&self) -> usize {
+        (self.h + 2 * self.padding).saturating_sub(self.k) / self.stride + 1
+    }
+
+    fn w_out(&self) -> usize {
+        (self.w + 2 * self.padding).saturating_sub(self.k) / self.stride + 1
+    }
+
+    /// Rows of the im2col matrix.
+    fn rows(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    /// Columns of the im2col matrix: output positions.
+    fn positions(&self) -> usize {
+        self.h_out() * self.w_out()
+    }
+
+    /// For output coordinate range `0..n_out` and kernel offset `offset`, the first and
+    /// one-past-last outputs whose input coordinate `o * stride + offset - padding` lies in
+    /// `0..n_in`.
+    fn valid(&self, n_in: usize, n_out: usize, offset: usize) -> (usize, usize) {
+        let (s, p) = (self.stride as isize, self.padding as isize);
+        let first = (p - offset as isize).max(0);
+        let first = ((first + s - 1) / s) as usize;
+        let last = (n_in as isize - 1 + p - offset as isize).div_euclid(s) + 1;
+        let last = (last.max(0) as usize).min(n_out);
+        (first.min(last), last)
+    }
+
+    /// The im2col matrix of one sample `x` (`[c_in, h, w]`) into `cols` (`[rows, positions]`).
+    fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+        let (h_out, w_out) = (self.h_out(), self.w_out());
+        for c in 0..self.c_in {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.k {
+                let (y0, y1) = self.valid(self.h, h_out, i);
+                for j in 0..self.k {
+                    let (x0, x1) = self.valid(self.w, w_out, j);
+                    let row = (c * self.k + i) * self.k + j;
+                    let out = &mut cols[row * h_out * w_out..(row + 1) * h_out * w_out];
+                    out.fill(0.0);
+                    for oy in y0..y1 {
+                        let iy = oy * self.stride + i - self.padding;
+                        let source = &plane[iy * self.w..(iy + 1) * self.w];
+                        let target = &mut out[oy * w_out..(oy + 1) * w_out];
+                        let ix0 = x0 * self.stride + j - self.padding;
+                        if self.stride == 1 {
+                            target[x0..x1].copy_from_slice(&source[ix0..ix0 + (x1 - x0)]);
+                        } else {
+                            for (t, ox) in target[x0..x1].iter_mut().zip(0..) {
+                                *t = source[ix0 + ox * self.stride];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the im2col-shaped gradient `cols` back onto the sample gradient `dx`.
+    fn col2im(&self, cols: &[f32], dx: &mut [f32]) {
+        let (h_out, w_out) = (self.h_out(), self.w_out());
+        for c in 0..self.c_in {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.k {
+                let (y0, y1) = self.valid(self.h, h_out, i);
+                for j in 0..self.k {
+                    let (x0, x1) = self.valid(self.w, w_out, j);
+                    let row = (c * self.k + i) * self.k + j;
+                    let source = &cols[row * h_out * w_out..(row + 1) * h_out * w_out];
+                    for oy in y0..y1 {
+                        let iy = oy * self.stride + i - self.padding;
+                        let target = &mut plane[iy * self.w..(iy + 1) * self.w];
+                        let from = &source[oy * w_out..(oy + 1) * w_out];
+                        let ix0 = x0 * self.stride + j - self.padding;
+                        for (ox, &g) in (x0..x1).zip(&from[x0..x1]) {
+                            target[ix0 + (ox - x0) * self.stride] += g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, each operand given by its row and
+/// column strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+    parallelism: Parallelism,
+) {
+    debug_assert!(dst.len() >= m * n);
+    debug_assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    debug_assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the slices cover every element the strides address (checked above in debug
+    // builds; the callers size them from the same geometry), dst is m x n row-major.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Samples run in parallel, one GEMM thread each; a batch smaller than the thread count
+/// gives its GEMMs the threads instead.
+fn split_threads(batch: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if batch >= threads {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(threads)
+    }
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("conv2d expects contiguous tensors"),
+    }
+}
+
+/// The convolution: `(x, w) -> y`.
+struct Forward(Geometry);
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "conv2d-gemm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
+        let batch = xl.dims()[0];
+        let (rows, positions) = (g.rows(), g.positions());
+        let mut y = vec![0f32; batch * g.c_out * positions];
+        let parallelism = split_threads(batch);
+        y.par_chunks_mut(g.c_out * positions)
+            .zip(x.par_chunks(g.c_in * g.h * g.w))
+            .for_each_init(
+                || vec![0f32; rows * positions],
+                |cols, (y, x)| {
+                    g.im2col(x, cols);
+                    let shape = (g.c_out, positions, rows);
+                    gemm(
+                        shape,
+                        y,
+                        false,
+                        w,
+                        (rows, 1),
+                        cols,
+                        (positions, 1),
+                        parallelism,
+                    );
+                },
+            );
+        let shape = Shape::from((batch, g.c_out, g.h_out(), g.w_out()));
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dw = grad.apply_op2_no_bwd(x, &WeightGrad(self.0))?;
+        // Data (a tensor no parameter produced) needs no gradient.
+        let dx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(w, &InputGrad(self.0))?)
+        } else {
+            None
+        };
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `(grad_y, x) -> grad_w`: the sum over samples of `grad_y[b] * im2col(x[b])^T`.
+struct WeightGrad(Geometry);
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "conv2d-gemm-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (grad, x) = (contiguous(gs, gl)?, contiguous(xs, xl)?);
+        let batch = xl.dims()[0];
+        let (rows, positions) = (g.rows(), g.positions());
+        let parallelism = split_threads(batch);
+        let dw = grad
+            .par_chunks(g.c_out * positions)
+            .zip(x.par_chunks(g.c_in * g.h * g.w))
+            .fold(
+                || (vec![0f32; g.c_out * rows], vec![0f32; rows * positions]),
+                |(mut dw, mut cols), (grad, x)| {
+                    g.im2col(x, &mut cols);
+                    // cols^T: element (p, r) is cols[r * positions + p].
+                    let shape = (g.c_out, rows, positions);
+                    gemm(
+                        shape,
+                        &mut dw,
+                        true,
+                        grad,
+                        (positions, 1),
+                        &cols,
+                        (1, positions),
+                        parallelism,
+                    );
+                    (dw, cols)
+                },
+            )
+            .map(|(dw, _)| dw)
+            .reduce(
+                || vec![0f32; g.c_out * rows],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        let shape = Shape::from((g.c_out, g.c_in, g.k, g.k));
+        Ok((CpuStorage::F32(dw), shape))
+    }
+}
+
+/// `(grad_y, w) -> grad_x`: col2im of `w^T * grad_y[b]` for every sample.
+struct InputGrad(Geometry);
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "conv2d-gemm-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (grad, w) = (contiguous(gs, gl)?, contiguous(ws, wl)?);
+        let batch = gl.dims()[0];
+        let (rows, positions) = (g.rows(), g.positions());
+        let parallelism = split_threads(batch);
+        let mut dx = vec![0f32; batch * g.c_in * g.h * g.w];
+        dx.par_chunks_mut(g.c_in * g.h * g.w)
+            .zip(grad.par_chunks(g.c_out * positions))
+            .for_each_init(
+                || vec![0f32; rows * positions],
+                |cols, (dx, grad)| {
+                    // w^T: element (r, o) is w[o * rows + r].
+                    let shape = (rows, positions, g.c_out);
+                    gemm(
+                        shape,
+                        cols,
+                        false,
+                        w,
+                        (1, rows),
+                        grad,
+                        (positions, 1),
+                        parallelism,
+                    );
+                    g.col2im(cols, dx);
+                },
+            );
+        let shape = Shape::from((batch, g.c_in, g.h, g.w));
+        Ok((CpuStorage::F32(dx), shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
+        let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        Ok(diff / norm.max(1e-12))
+    }
+
+    /// Output, input gradient and weight gradient against Candle's own conv2d, whose
+    /// backward is checked against finite differences in Candle's test suite.
+    #[test]
+    fn matches_candles_convolution_and_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        for (shape, c_out, k, stride, padding) in [
+            ((2, 3, 9, 7), 4, 3, 1, 1),
+            ((3, 2, 8, 8), 5, 3, 2, 1),
+            // Sides of one parity: Candle's own backward fails on mixed parity at stride 2.
+            ((2, 3, 13, 11), 6, 7, 2, 3),
+            ((1, 4, 5, 6), 3, 1, 1, 0),
+            ((2, 4, 6, 6), 3, 1, 2, 0),
+            ((4, 2, 2, 2), 3, 3, 2, 1),
+        ] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev)?)?;
+            let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (c_out, shape.1, k, k), &dev)?)?;
+            let ours = conv2d(&x, &w, stride, padding)?;
+            let theirs = x.conv2d(&w, padding, stride, 1, 1)?;
+            assert_eq!(ours.dims(), theirs.dims());
+            assert!(relative(&ours, &theirs)? < 1e-5, "{shape:?} k{k} s{stride}");
+            // A loss that weighs every output differently.
+            let weights = Tensor::randn(0f32, 1.0, ours.dims(), &dev)?;
+            let g_ours = (ours * &weights)?.sum_all()?.backward()?;
+            let g_theirs = (theirs * &weights)?.sum_all()?.backward()?;
+            for (name, v) in [("input", &x), ("weight", &w)] {
+                let (a, b) = (g_ours.get(v).unwrap(), g_theirs.get(v).unwrap());
+                let error = relative(a, b)?;
+                assert!(
+                    error < 1e-4,
+                    "{shape:?} k{k} s{stride}: {name} gradient {error}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sides of mixed parity at stride 2, where Candle's own backward fails: against
+    /// [`candle_conv2d`]'s zero-padded workaround (same output, gradients of the padded input
+    /// cut back), and the workaround's output against Candle's plain forward.
+    #[test]
+    fn mixed_parity_at_stride_two() -> Result<()> {
+        let dev = Device::Cpu;
+        for (k, padding) in [(7, 3), (3, 1), (1, 0)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 2, 33, 24), &dev)?)?;
+            let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 2, k, k), &dev)?)?;
+            let plain = x.conv2d(&w, padding, 2, 1, 1)?;
+            let theirs = candle_conv2d(&x, &w, 2, padding)?;
+            assert_eq!(relative(&theirs, &plain)?, 0.0, "kernel {k}");
+            let ours = conv2d(&x, &w, 2, padding)?;
+            assert!(relative(&ours, &plain)? < 1e-5, "kernel {k}");
+            let weights = Tensor::randn(0f32, 1.0, ours.dims(), &dev)?;
+            let g_ours = (ours * &weights)?.sum_all()?.backward()?;
+            let g_theirs = (theirs * &weights)?.sum_all()?.backward()?;
+            for v in [&x, &w] {
+                let error = relative(g_ours.get(v).unwrap(), g_theirs.get(v).unwrap())?;
+                assert!(error < 1e-4, "kernel {k}: {error}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn data_inputs_get_no_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 6, 6), &dev)?;
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 3, 3), &dev)?)?;
+        let grads = conv2d(&x, &w, 1, 1)?.sum_all()?.backward()?;
+        assert!(grads.get(&x).is_none() && grads.get(&w).is_some());
+        Ok(())
+    }
+}

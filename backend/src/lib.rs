@@ -7,6 +7,7 @@
 //! - [`runner`]: executes queued runs in the background and fans their events out.
 //! - [`api`]: the HTTP API (Axum).
 
+pub mod allocator;
 pub mod api;
 pub mod data;
 pub mod device;

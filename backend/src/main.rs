@@ -88,6 +88,7 @@ enum PrepareDataset {
 }
 
 fn main() -> anyhow::Result<()> {
+    balancelab::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

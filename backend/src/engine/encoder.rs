@@ -2,8 +2,9 @@
 
 use balancelab_shared::{Downsample, EncoderConfig};
 use candle_core::{bail, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear};
+use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
+use super::batch_norm::BatchNorm2d;
 use super::conv;
 use super::params::{Owner, ParamStore, Role};
 use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
@@ -13,7 +14,7 @@ pub enum Encoder {
     /// Flatten, then two ReLU layers.
     Mlp(Linear, Linear),
     /// Conv-BN-ReLU-max-pool blocks, global average pool, then a ReLU layer.
-    Cnn(Vec<(Conv2d, BatchNorm)>, Linear),
+    Cnn(Vec<(Conv2d, BatchNorm2d)>, Linear),
     Resnet(ResNet18),
     Transformer(TokenTransformer),
 }
@@ -154,7 +155,7 @@ impl Encoder {
             Self::Cnn(blocks, out) => {
                 let mut x = x.clone();
                 for (conv, bn) in blocks {
-                    x = conv::apply(&x, conv)?.apply_t(bn, train)?.relu()?;
+                    x = bn.forward(&conv::apply(&x, conv)?, train, true)?;
                     if conv.config().stride == 1 {
                         let (_, _, h, w) = x.dims4()?;
                         x = x.max_pool2d((h.min(2), w.min(2)))?;

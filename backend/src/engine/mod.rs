@@ -6,6 +6,7 @@
 
 mod agm;
 mod balance;
+mod batch_norm;
 pub mod checkpoint;
 mod conv;
 mod dataset;

@@ -2,8 +2,9 @@
 //! torchvision's layout without the classifier, for any number of input channels.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig};
+use candle_nn::{Conv2d, Conv2dConfig};
 
+use super::batch_norm::BatchNorm2d;
 use super::conv;
 use super::params::{Owner, ParamStore, Role};
 
@@ -24,20 +25,20 @@ pub fn batch_norm(
     name: &str,
     owner_role: (Owner, Role),
     channels: usize,
-) -> Result<BatchNorm> {
+) -> Result<BatchNorm2d> {
     let weight = store.constant(&format!("{name}.weight"), owner_role, &[channels], 1.0)?;
     let bias = store.constant(&format!("{name}.bias"), owner_role, &[channels], 0.0)?;
     let mean = store.buffer(&format!("{name}.running_mean"), &[channels], 0.0)?;
     let var = store.buffer(&format!("{name}.running_var"), &[channels], 1.0)?;
-    BatchNorm::new(channels, mean, var, weight, bias, 1e-5)
+    BatchNorm2d::new(weight, bias, mean, var, 1e-5)
 }
 
 struct BasicBlock {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: BatchNorm2d,
     conv2: Conv2d,
-    bn2: BatchNorm,
-    downsample: Option<(Conv2d, BatchNorm)>,
+    bn2: BatchNorm2d,
+    downsample: Option<(Conv2d, BatchNorm2d)>,
 }
 
 impl BasicBlock {
@@ -84,12 +85,14 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = conv::apply(x, &self.conv1)?
-            .apply_t(&self.bn1, train)?
-            .relu()?;
-        let y = conv::apply(&y, &self.conv2)?.apply_t(&self.bn2, train)?;
+        let y = self
+            .bn1
+            .forward(&conv::apply(x, &self.conv1)?, train, true)?;
+        let y = self
+            .bn2
+            .forward(&conv::apply(&y, &self.conv2)?, train, false)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => conv::apply(x, conv)?.apply_t(bn, train)?,
+            Some((conv, bn)) => bn.forward(&conv::apply(x, conv)?, train, false)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
@@ -98,7 +101,7 @@ impl BasicBlock {
 
 pub struct ResNet18 {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: BatchNorm2d,
     blocks: Vec<BasicBlock>,
 }
 
@@ -143,9 +146,9 @@ impl ResNet18 {
 
     /// `x` is `[batch, channels, h, w]`; returns globally average-pooled `[batch, 512]`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = conv::apply(x, &self.conv1)?
-            .apply_t(&self.bn1, train)?
-            .relu()?;
+        let x = self
+            .bn1
+            .forward(&conv::apply(x, &self.conv1)?, train, true)?;
         let mut x = stem_max_pool(&x)?;
         for block in &self.blocks {
             x = block.forward(&x, train)?;

@@ -1,0 +1,339 @@
+//! Batch normalisation over `[n, c, h, w]`, optionally followed by a ReLU, as one CPU kernel.
+//!
+//! In training, candle_nn's BatchNorm is a dozen tensor ops (transpose, copy, two means,
+//! broadcasts), each a pass over the activations forward and more backward; with the ReLU
+//! after it, element-wise passes were half of a CNN step on the CPU. Here the forward pass is
+//! one pass for the statistics and one for the output, the backward pass the same, with
+//! PyTorch's running-statistics update (momentum 0.1, unbiased running variance). Evaluation
+//! and other devices use candle_nn's BatchNorm.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var};
+use candle_nn::{BatchNorm, ModuleT};
+use rayon::prelude::*;
+
+const MOMENTUM: f64 = 0.1;
+
+pub struct BatchNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    /// The same parameters and buffers, for evaluation and non-CPU devices.
+    fallback: BatchNorm,
+}
+
+impl BatchNorm2d {
+    /// `running_mean` and `running_var` must be variables (they are updated in place).
+    pub fn new(
+        weight: Tensor,
+        bias: Tensor,
+        running_mean: Tensor,
+        running_var: Tensor,
+        eps: f64,
+    ) -> Result<Self> {
+        let channels = weight.dim(0)?;
+        let fallback = BatchNorm::new(
+            channels,
+            running_mean.clone(),
+            running_var.clone(),
+            weight.clone(),
+            bias.clone(),
+            eps,
+        )?;
+        Ok(Self {
+            weight,
+            bias,
+            running_mean: Var::from_tensor(&running_mean)?,
+            running_var: Var::from_tensor(&running_var)?,
+            eps,
+            fallback,
+        })
+    }
+
+    /// Normalised `x` (batch statistics when training, running ones otherwise), then a ReLU
+    /// if `relu`.
+    pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        if !train || !x.device().is_cpu() || x.dtype() != DType::F32 || x.rank() != 4 {
+            let y = self.fallback.forward_t(x, train)?;
+            return if relu { y.relu() } else { Ok(y) };
+        }
+        let stats = Arc::new(Mutex::new(Vec::new()));
+        let op = Normalize {
+            eps: self.eps,
+            relu,
+            stats: stats.clone(),
+        };
+        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+        let stats = stats.lock().expect("no panics while held");
+        let channels = self.weight.dim(0)?;
+        let (n, _, h, w) = x.dims4()?;
+        let count = (n * h * w) as f32;
+        let device = x.device();
+        let mean = Tensor::from_slice(&stats[..channels], channels, device)?;
+        let unbiased = count / (count - 1.0).max(1.0);
+        let var = (Tensor::from_slice(&stats[channels..2 * channels], channels, device)?
+            * f64::from(unbiased))?;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - MOMENTUM))? + (mean * MOMENTUM)?)?)?;
+        self.running_var
+            .set(&((self.running_var.as_tensor() * (1.0 - MOMENTUM))? + (var * MOMENTUM)?)?)?;
+        Ok(y)
+    }
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("batch norm expects contiguous tensors"),
+    }
+}
+
+/// Per channel: the mean and biased variance of `x` (`[n, c, plane]`), in double precision.
+fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let samples =
+                || (0..n).map(move |b| &x[(b * c + ch) * plane..(b * c + ch + 1) * plane]);
+            let count = (n * plane) as f64;
+            let mean = samples()
+                .map(|s| s.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .sum::<f64>()
+                / count;
+            let var = samples()
+                .map(|s| {
+                    s.iter()
+                        .map(|&v| (f64::from(v) - mean).powi(2))
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / count;
+            (mean as f32, var as f32)
+        })
+        .unzip()
+}
+
+/// `(x, weight, bias) -> y`; records the batch mean and variance in `stats` (`[mean; c]`
+/// then `[var; c]`) for the running statistics and the backward pass.
+struct Normalize {
+    eps: f64,
+    relu: bool,
+    stats: Arc<Mutex<Vec<f32>>>,
+}
+
+impl CustomOp3 for Normalize {
+    fn name(&self) -> &'static str {
+        "batch-norm-2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, weight, bias) = (
+            contiguous(xs, xl)?,
+            contiguous(ws, wl)?,
+            contiguous(bs, bl)?,
+        );
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let plane = h * w;
+        let (mean, var) = moments(x, n, c, plane);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(plane)
+            .zip(x.par_chunks(plane))
+            .enumerate()
+            .for_each(|(i, (y, x))| {
+                let ch = i % c;
+                let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
+                let shift = bias[ch] - mean[ch] * scale;
+                for (y, &x) in y.iter_mut().zip(x) {
+                    let v = x * scale + shift;
+                    *y = if self.relu { v.max(0.0) } else { v };
+                }
+            });
+        *self.stats.lock().expect("no panics while held") = [mean, var].concat();
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self.stats.lock().expect("no panics while held").clone();
+        let op = NormalizeGrad {
+            eps: self.eps,
+            relu: self.relu,
+            stats,
+            weight: weight.to_vec1()?,
+        };
+        let flat = grad.contiguous()?.apply_op3_no_bwd(x, y, &op)?;
+        let (size, c) = (x.elem_count(), weight.dim(0)?);
+        let dx = flat.narrow(0, 0, size)?.reshape(x.shape())?;
+        let dweight = flat.narrow(0, size, c)?;
+        let dbias = flat.narrow(0, size + c, c)?;
+        Ok((x.track_op().then_some(dx), Some(dweight), Some(dbias)))
+    }
+}
+
+/// `(grad_y, x, y) -> [grad_x, grad_weight, grad_bias]` flattened into one vector.
+struct NormalizeGrad {
+    eps: f64,
+    relu: bool,
+    stats: Vec<f32>,
+    weight: Vec<f32>,
+}
+
+impl CustomOp3 for NormalizeGrad {
+    fn name(&self) -> &'static str {
+        "batch-norm-2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (grad, x, y) = (
+            contiguous(gs, gl)?,
+            contiguous(xs, xl)?,
+            contiguous(ys, yl)?,
+        );
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let plane = h * w;
+        let (mean, var) = self.stats.split_at(c);
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|v| 1.0 / (v + self.eps as f32).sqrt())
+            .collect();
+        let relu = self.relu;
+        // The gradient reaching the normalisation: zero where the ReLU clipped.
+        let g = |i: usize| if relu && y[i] <= 0.0 { 0.0 } else { grad[i] };
+        // Per channel: sum of g and of g * x_hat.
+        let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for b in 0..n {
+                    let start = (b * c + ch) * plane;
+                    for i in start..start + plane {
+                        let gi = f64::from(g(i));
+                        sg += gi;
+                        sgx += gi * f64::from((x[i] - mean[ch]) * inv_std[ch]);
+                    }
+                }
+                (sg, sgx)
+            })
+            .unzip();
+        let count = (n * plane) as f64;
+        let mut out = vec![0f32; x.len() + 2 * c];
+        let (dx, dparams) = out.split_at_mut(x.len());
+        dx.par_chunks_mut(plane).enumerate().for_each(|(p, dx)| {
+            let ch = p % c;
+            let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
+            let scale = self.weight[ch] * inv_std[ch];
+            let start = p * plane;
+            for (j, d) in dx.iter_mut().enumerate() {
+                let i = start + j;
+                let x_hat = (x[i] - mean[ch]) * inv_std[ch];
+                *d = scale * (g(i) - mean_g - x_hat * mean_gx);
+            }
+        });
+        for ch in 0..c {
+            dparams[ch] = sum_gx[ch] as f32;
+            dparams[c + ch] = sum_g[ch] as f32;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
+        let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        Ok(diff / norm.max(1e-12))
+    }
+
+    fn layer(c: usize, dev: &Device) -> Result<(BatchNorm2d, Var, Var)> {
+        let weight = Var::from_tensor(&Tensor::randn(1f32, 0.3, c, dev)?)?;
+        let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, dev)?)?;
+        let mean = Var::from_tensor(&Tensor::zeros(c, DType::F32, dev)?)?;
+        let var = Var::from_tensor(&Tensor::ones(c, DType::F32, dev)?)?;
+        let bn = BatchNorm2d::new(
+            weight.as_tensor().clone(),
+            bias.as_tensor().clone(),
+            mean.as_tensor().clone(),
+            var.as_tensor().clone(),
+            1e-5,
+        )?;
+        Ok((bn, weight, bias))
+    }
+
+    /// Output, gradients and running statistics against candle_nn's BatchNorm followed by
+    /// Candle's relu, both built from differentiable tensor ops.
+    #[test]
+    fn matches_candle_nn_with_and_without_relu() -> Result<()> {
+        let dev = Device::Cpu;
+        for (shape, relu) in [
+            ((4, 3, 5, 6), true),
+            ((3, 5, 1, 1), false),
+            ((3, 2, 7, 4), false),
+        ] {
+            let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, shape, &dev)? + 0.5)?)?;
+            let (ours, w1, b1) = layer(shape.1, &dev)?;
+            let (theirs, w2, b2) = layer(shape.1, &dev)?;
+            w2.set(w1.as_tensor())?;
+            b2.set(b1.as_tensor())?;
+            let y_ours = ours.forward(&x, true, relu)?;
+            let y_theirs = theirs.fallback.forward_t(&x, true)?;
+            let y_theirs = if relu { y_theirs.relu()? } else { y_theirs };
+            assert!(relative(&y_ours, &y_theirs)? < 1e-5);
+            let weights = Tensor::randn(0f32, 1.0, shape, &dev)?;
+            let g_ours = (y_ours * &weights)?.sum_all()?.backward()?;
+            let g_theirs = (y_theirs * &weights)?.sum_all()?.backward()?;
+            for (name, a, b) in [("x", &x, &x), ("weight", &w1, &w2), ("bias", &b1, &b2)] {
+                let error = relative(g_ours.get(a).unwrap(), g_theirs.get(b).unwrap())?;
+                assert!(
+                    error < 1e-4,
+                    "{shape:?} relu {relu}: {name} gradient {error}"
+                );
+            }
+            for (a, b) in [
+                (&ours.running_mean, &theirs.fallback_running().0),
+                (&ours.running_var, &theirs.fallback_running().1),
+            ] {
+                assert!(relative(a.as_tensor(), b)? < 1e-5);
+            }
+        }
+        Ok(())
+    }
+
+    impl BatchNorm2d {
+        fn fallback_running(&self) -> (Tensor, Tensor) {
+            (
+                self.fallback.running_mean().clone(),
+                self.fallback.running_var().clone(),
+            )
+        }
+    }
+}

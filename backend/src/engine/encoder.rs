@@ -6,6 +6,7 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
 use super::batch_norm::BatchNorm2d;
 use super::conv;
+use super::max_pool::max_pool2d;
 use super::params::{Owner, ParamStore, Role};
 use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
 use super::transformer::TokenTransformer;
@@ -158,7 +159,7 @@ impl Encoder {
                     x = bn.forward(&conv::apply(&x, conv)?, train, true)?;
                     if conv.config().stride == 1 {
                         let (_, _, h, w) = x.dims4()?;
-                        x = x.max_pool2d((h.min(2), w.min(2)))?;
+                        x = max_pool2d(&x, (h.min(2), w.min(2)))?;
                     }
                 }
                 x.mean((2, 3))?.apply(out)?.relu()

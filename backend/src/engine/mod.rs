@@ -13,6 +13,7 @@ mod dataset;
 mod encoder;
 mod events;
 mod fusion;
+mod max_pool;
 mod mlb;
 mod model;
 mod mslr;

@@ -92,27 +92,69 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]>
     }
 }
 
+/// Over one plane: the sum of `g` and of `g * (x - mean)`, `g` zeroed where the ReLU output
+/// `y` is (if `relu`). Eight running sums so that the loop vectorises.
+fn plane_sums(grad: &[f32], x: &[f32], y: &[f32], mean: f32, relu: bool) -> (f32, f32) {
+    let (mut sg, mut sgx) = ([0f32; 8], [0f32; 8]);
+    let lanes = grad.len() / 8 * 8;
+    for ((g, x), y) in grad[..lanes]
+        .chunks_exact(8)
+        .zip(x[..lanes].chunks_exact(8))
+        .zip(y[..lanes].chunks_exact(8))
+    {
+        for l in 0..8 {
+            let g = if relu && y[l] <= 0.0 { 0.0 } else { g[l] };
+            sg[l] += g;
+            sgx[l] += g * (x[l] - mean);
+        }
+    }
+    let (mut a, mut b) = (sg.iter().sum::<f32>(), sgx.iter().sum::<f32>());
+    for i in lanes..grad.len() {
+        let g = if relu && y[i] <= 0.0 { 0.0 } else { grad[i] };
+        a += g;
+        b += g * (x[i] - mean);
+    }
+    (a, b)
+}
+
+/// Sum and sum of squared deviations from `center` of one plane, eight lanes wide.
+fn plane_moments(x: &[f32], center: f32) -> (f32, f32) {
+    let (mut s, mut q) = ([0f32; 8], [0f32; 8]);
+    let lanes = x.len() / 8 * 8;
+    for chunk in x[..lanes].chunks_exact(8) {
+        for l in 0..8 {
+            let d = chunk[l] - center;
+            s[l] += d;
+            q[l] += d * d;
+        }
+    }
+    let (mut a, mut b) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
+    for &v in &x[lanes..] {
+        let d = v - center;
+        a += d;
+        b += d * d;
+    }
+    (a, b)
+}
+
 /// Per channel: the mean and biased variance of `x` (`[n, c, plane]`), in double precision.
 fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let samples =
-                || (0..n).map(move |b| &x[(b * c + ch) * plane..(b * c + ch + 1) * plane]);
+            // Sums of deviations from a value of the channel keep float32 lanes accurate.
+            let center = x[ch * plane];
+            let (mut s, mut q) = (0f64, 0f64);
+            for b in 0..n {
+                let start = (b * c + ch) * plane;
+                let (a, b) = plane_moments(&x[start..start + plane], center);
+                s += f64::from(a);
+                q += f64::from(b);
+            }
             let count = (n * plane) as f64;
-            let mean = samples()
-                .map(|s| s.iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum::<f64>()
-                / count;
-            let var = samples()
-                .map(|s| {
-                    s.iter()
-                        .map(|&v| (f64::from(v) - mean).powi(2))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / count;
-            (mean as f32, var as f32)
+            let shift = s / count;
+            let var = (q / count - shift * shift).max(0.0);
+            ((f64::from(center) + shift) as f32, var as f32)
         })
         .unzip()
 }
@@ -223,20 +265,19 @@ impl CustomOp3 for NormalizeGrad {
             .map(|v| 1.0 / (v + self.eps as f32).sqrt())
             .collect();
         let relu = self.relu;
-        // The gradient reaching the normalisation: zero where the ReLU clipped.
-        let g = |i: usize| if relu && y[i] <= 0.0 { 0.0 } else { grad[i] };
-        // Per channel: sum of g and of g * x_hat.
+        // Per channel: sums of g and of g * x_hat, g being the gradient that reaches the
+        // normalisation (zero where the ReLU clipped).
         let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
             .into_par_iter()
             .map(|ch| {
                 let (mut sg, mut sgx) = (0f64, 0f64);
                 for b in 0..n {
-                    let start = (b * c + ch) * plane;
-                    for i in start..start + plane {
-                        let gi = f64::from(g(i));
-                        sg += gi;
-                        sgx += gi * f64::from((x[i] - mean[ch]) * inv_std[ch]);
-                    }
+                    let at = (b * c + ch) * plane..(b * c + ch + 1) * plane;
+                    let (a, b) =
+                        plane_sums(&grad[at.clone()], &x[at.clone()], &y[at], mean[ch], relu);
+                    sg += f64::from(a);
+                    // sum g (x - mean) inv_std
+                    sgx += f64::from(b) * f64::from(inv_std[ch]);
                 }
                 (sg, sgx)
             })
@@ -244,17 +285,20 @@ impl CustomOp3 for NormalizeGrad {
         let count = (n * plane) as f64;
         let mut out = vec![0f32; x.len() + 2 * c];
         let (dx, dparams) = out.split_at_mut(x.len());
-        dx.par_chunks_mut(plane).enumerate().for_each(|(p, dx)| {
-            let ch = p % c;
-            let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
-            let scale = self.weight[ch] * inv_std[ch];
-            let start = p * plane;
-            for (j, d) in dx.iter_mut().enumerate() {
-                let i = start + j;
-                let x_hat = (x[i] - mean[ch]) * inv_std[ch];
-                *d = scale * (g(i) - mean_g - x_hat * mean_gx);
-            }
-        });
+        dx.par_chunks_mut(plane)
+            .zip(grad.par_chunks(plane))
+            .zip(x.par_chunks(plane).zip(y.par_chunks(plane)))
+            .enumerate()
+            .for_each(|(p, ((dx, grad), (x, y)))| {
+                let ch = p % c;
+                let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
+                let scale = self.weight[ch] * inv_std[ch];
+                let (m, s) = (mean[ch], inv_std[ch]);
+                for (((d, &g), &x), &y) in dx.iter_mut().zip(grad).zip(x).zip(y) {
+                    let g = if relu && y <= 0.0 { 0.0 } else { g };
+                    *d = scale * (g - mean_g - (x - m) * s * mean_gx);
+                }
+            });
         for ch in 0..c {
             dparams[ch] = sum_gx[ch] as f32;
             dparams[c + ch] = sum_g[ch] as f32;

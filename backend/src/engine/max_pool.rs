@@ -31,6 +31,16 @@ impl MaxPool {
     /// Index within the input plane of the first maximum of output `(oy, ox)`'s window.
     fn argmax(&self, plane: &[f32], w: usize, oy: usize, ox: usize) -> usize {
         let mut best = oy * self.kh * w + ox * self.kw;
+        if (self.kh, self.kw) == (2, 2) {
+            // The common window, unrolled.
+            let window = [best, best + 1, best + w, best + w + 1];
+            for i in &window[1..] {
+                if plane[*i] > plane[best] {
+                    best = *i;
+                }
+            }
+            return best;
+        }
         for dy in 0..self.kh {
             let row = (oy * self.kh + dy) * w + ox * self.kw;
             for i in row..row + self.kw {

@@ -95,6 +95,14 @@ fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]>
 /// Over one plane: the sum of `g` and of `g * (x - mean)`, `g` zeroed where the ReLU output
 /// `y` is (if `relu`). Eight running sums so that the loop vectorises.
 fn plane_sums(grad: &[f32], x: &[f32], y: &[f32], mean: f32, relu: bool) -> (f32, f32) {
+    if relu {
+        lane_sums::<true>(grad, x, y, mean)
+    } else {
+        lane_sums::<false>(grad, x, y, mean)
+    }
+}
+
+fn lane_sums<const RELU: bool>(grad: &[f32], x: &[f32], y: &[f32], mean: f32) -> (f32, f32) {
     let (mut sg, mut sgx) = ([0f32; 8], [0f32; 8]);
     let lanes = grad.len() / 8 * 8;
     for ((g, x), y) in grad[..lanes]
@@ -103,14 +111,14 @@ fn plane_sums(grad: &[f32], x: &[f32], y: &[f32], mean: f32, relu: bool) -> (f32
         .zip(y[..lanes].chunks_exact(8))
     {
         for l in 0..8 {
-            let g = if relu && y[l] <= 0.0 { 0.0 } else { g[l] };
+            let g = if RELU && y[l] <= 0.0 { 0.0 } else { g[l] };
             sg[l] += g;
             sgx[l] += g * (x[l] - mean);
         }
     }
     let (mut a, mut b) = (sg.iter().sum::<f32>(), sgx.iter().sum::<f32>());
     for i in lanes..grad.len() {
-        let g = if relu && y[i] <= 0.0 { 0.0 } else { grad[i] };
+        let g = if RELU && y[i] <= 0.0 { 0.0 } else { grad[i] };
         a += g;
         b += g * (x[i] - mean);
     }

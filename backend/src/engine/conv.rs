@@ -128,8 +128,9 @@ impl Geometry {
                         if self.stride == 1 {
                             target[x0..x1].copy_from_slice(&source[ix0..ix0 + (x1 - x0)]);
                         } else {
-                            for (t, ox) in target[x0..x1].iter_mut().zip(0..) {
-                                *t = source[ix0 + ox * self.stride];
+                            let taps = source[ix0..].iter().step_by(self.stride);
+                            for (t, &v) in target[x0..x1].iter_mut().zip(taps) {
+                                *t = v;
                             }
                         }
                     }
@@ -154,8 +155,9 @@ impl Geometry {
                         let target = &mut plane[iy * self.w..(iy + 1) * self.w];
                         let from = &source[oy * w_out..(oy + 1) * w_out];
                         let ix0 = x0 * self.stride + j - self.padding;
-                        for (ox, &g) in (x0..x1).zip(&from[x0..x1]) {
-                            target[ix0 + (ox - x0) * self.stride] += g;
+                        let taps = target[ix0..].iter_mut().step_by(self.stride);
+                        for (t, &g) in taps.zip(&from[x0..x1]) {
+                            *t += g;
                         }
                     }
                 }

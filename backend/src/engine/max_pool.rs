@@ -1,9 +1,10 @@
-//! Max pooling with non-overlapping windows (stride = window), as one CPU kernel each way.
+//! Max pooling as one CPU kernel each way: non-overlapping windows (the CNN's 2x2) and
+//! ResNet's padded 3x3 stride-2 stem pool.
 //!
 //! Candle's backward for max_pool2d upsamples the output, compares it with the input, pools
-//! the mask and upsamples again: six passes over the activations. Here the backward pass
-//! sends each output's gradient to the first maximum of its window, as PyTorch does.
-//! Other devices use Candle's max_pool2d.
+//! the mask and upsamples again: six passes over the activations; it has none for windows
+//! wider than the stride. Here the backward pass sends each output's gradient to the first
+//! maximum of its window, as PyTorch does. Other devices use Candle's max_pool2d.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -18,20 +19,76 @@ pub fn max_pool2d(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
     if kh == 0 || kw == 0 || kh > h || kw > w {
         candle_core::bail!("max_pool2d: window {kh}x{kw} does not fit {h}x{w}");
     }
-    x.contiguous()?.apply_op1(MaxPool { kh, kw })
+    let pool = MaxPool {
+        kh,
+        kw,
+        stride: (kh, kw),
+        padding: 0,
+    };
+    x.contiguous()?.apply_op1(pool)
+}
+
+/// A square `k` window with `stride` and `padding` (padding never wins, as PyTorch's -inf);
+/// CPU only (Candle has no backward for it).
+pub fn max_pool2d_padded(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if !x.device().is_cpu()
+        || x.dtype() != DType::F32
+        || padding >= k
+        || k > h + 2 * padding
+        || k > w + 2 * padding
+    {
+        candle_core::bail!(
+            "max_pool2d_padded: a {k}x{k} window with padding {padding} on a {h}x{w} CPU f32 input"
+        );
+    }
+    let pool = MaxPool {
+        kh: k,
+        kw: k,
+        stride: (stride, stride),
+        padding,
+    };
+    x.contiguous()?.apply_op1(pool)
 }
 
 #[derive(Clone, Copy)]
 struct MaxPool {
     kh: usize,
     kw: usize,
+    stride: (usize, usize),
+    padding: usize,
 }
 
 impl MaxPool {
-    /// Index within the input plane of the first maximum of output `(oy, ox)`'s window.
-    fn argmax(&self, plane: &[f32], w: usize, oy: usize, ox: usize) -> usize {
-        let mut best = oy * self.kh * w + ox * self.kw;
-        if (self.kh, self.kw) == (2, 2) {
+    fn output(&self, h: usize, w: usize) -> (usize, usize) {
+        let p = 2 * self.padding;
+        (
+            (h + p - self.kh) / self.stride.0 + 1,
+            (w + p - self.kw) / self.stride.1 + 1,
+        )
+    }
+
+    /// Index within the input plane (`h x w`) of the first maximum of output `(oy, ox)`'s
+    /// window.
+    fn argmax(&self, plane: &[f32], (h, w): (usize, usize), oy: usize, ox: usize) -> usize {
+        if self.padding > 0 {
+            let (y0, x0) = (oy * self.stride.0, ox * self.stride.1);
+            let rows = y0.max(self.padding) - self.padding
+                ..(y0 + self.kh).min(h + self.padding) - self.padding;
+            let cols = x0.max(self.padding) - self.padding
+                ..(x0 + self.kw).min(w + self.padding) - self.padding;
+            let mut best = rows.start * w + cols.start;
+            for y in rows {
+                for i in y * w + cols.start..y * w + cols.end {
+                    if plane[i] > plane[best] {
+                        best = i;
+                    }
+                }
+            }
+            return best;
+        }
+        let mut best = oy * self.stride.0 * w + ox * self.stride.1;
+        if (self.kh, self.kw, self.stride) == (2, 2, (2, 2)) {
             // The common window, unrolled.
             let window = [best, best + 1, best + w, best + w + 1];
             for i in &window[1..] {
@@ -42,7 +99,7 @@ impl MaxPool {
             return best;
         }
         for dy in 0..self.kh {
-            let row = (oy * self.kh + dy) * w + ox * self.kw;
+            let row = (oy * self.stride.0 + dy) * w + ox * self.stride.1;
             for i in row..row + self.kw {
                 if plane[i] > plane[best] {
                     best = i;
@@ -69,14 +126,14 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(storage, layout)?;
         let (n, c, h, w) = layout.shape().dims4()?;
-        let (oh, ow) = (h / self.kh, w / self.kw);
+        let (oh, ow) = self.output(h, w);
         let mut y = vec![0f32; n * c * oh * ow];
         y.par_chunks_mut(oh * ow)
             .zip(x.par_chunks(h * w))
             .for_each(|(y, plane)| {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        y[oy * ow + ox] = plane[self.argmax(plane, w, oy, ox)];
+                        y[oy * ow + ox] = plane[self.argmax(plane, (h, w), oy, ox)];
                     }
                 }
             });
@@ -108,7 +165,7 @@ impl CustomOp2 for MaxPoolGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (grad, x) = (contiguous(gs, gl)?, contiguous(xs, xl)?);
         let (_, _, h, w) = xl.shape().dims4()?;
-        let (oh, ow) = (h / self.0.kh, w / self.0.kw);
+        let (oh, ow) = self.0.output(h, w);
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w))
@@ -116,7 +173,7 @@ impl CustomOp2 for MaxPoolGrad {
             .for_each(|((dx, plane), grad)| {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        dx[self.0.argmax(plane, w, oy, ox)] += grad[oy * ow + ox];
+                        dx[self.0.argmax(plane, (h, w), oy, ox)] += grad[oy * ow + ox];
                     }
                 }
             });
@@ -174,6 +231,23 @@ mod tests {
         let grads = max_pool2d(&x, (2, 2))?.sum_all()?.backward()?;
         let g = grads.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?;
         assert_eq!(g, [1.0, 0.0, 0.0, 0.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn padding_never_wins() -> Result<()> {
+        // All negative: a zero-padded pool would output zeros at the borders.
+        let values: Vec<f32> = (0..20).map(|i| -1.0 - ((i * 7) % 20) as f32).collect();
+        let x = Var::from_vec(values.clone(), (1, 1, 4, 5), &Device::Cpu)?;
+        let pooled = max_pool2d_padded(&x, 3, 2, 1)?;
+        assert_eq!(pooled.dims(), [1, 1, 2, 3]);
+        let out = pooled.flatten_all()?.to_vec1::<f32>()?;
+        // Window of output (0, 0): rows 0-1, columns 0-1.
+        let expected = [values[0], values[1], values[5], values[6]]
+            .into_iter()
+            .fold(f32::MIN, f32::max);
+        assert_eq!(out[0], expected);
+        assert!(out.iter().all(|&v| v < 0.0));
         Ok(())
     }
 }

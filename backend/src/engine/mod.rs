@@ -4,6 +4,7 @@
 //! which reports progress as [`TrainingEvent`]s to a listener; the server, the CLI and the
 //! tests each subscribe in their own way.
 
+mod add_relu;
 mod agm;
 mod balance;
 mod batch_norm;

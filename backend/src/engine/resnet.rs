@@ -4,8 +4,10 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig};
 
+use super::add_relu::add_relu;
 use super::batch_norm::BatchNorm2d;
 use super::conv;
+use super::max_pool::max_pool2d_padded;
 use super::params::{Owner, ParamStore, Role};
 
 /// Width of the pooled features.
@@ -95,7 +97,7 @@ impl BasicBlock {
             Some((conv, bn)) => bn.forward(&conv::apply(x, conv)?, train, false)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        add_relu(&y, &shortcut)
     }
 }
 
@@ -157,12 +159,21 @@ impl ResNet18 {
     }
 }
 
-/// The stem's 3x3 max pool with stride 2 and padding 1, for inputs that follow a ReLU (so
-/// zero padding acts as torch's -inf).
-///
-/// Candle's `max_pool2d` has no backward when the window is wider than the stride, so the
-/// pool is the `maximum` of its nine taps, each a stride-2 view of the padded input.
+/// The stem's 3x3 max pool with stride 2 and padding 1: one kernel on the CPU, elsewhere
+/// [`taps_max_pool`].
 fn stem_max_pool(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        max_pool2d_padded(x, 3, 2, 1)
+    } else {
+        taps_max_pool(x)
+    }
+}
+
+/// The stem pool for inputs that follow a ReLU (so zero padding acts as torch's -inf), from
+/// differentiable ops: Candle's `max_pool2d` has no backward when the window is wider than
+/// the stride, so the pool is the `maximum` of its nine taps, each a stride-2 view of the
+/// padded input.
+fn taps_max_pool(x: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
     // One row/column of padding before; after, enough for every tap's view to hold 2 * out.
@@ -240,16 +251,18 @@ mod tests {
                 .map(|i| ((i * 37 + 11) % 101) as f32 + 1.0)
                 .collect();
             let x = candle_core::Var::from_vec(values.clone(), (1, 1, h, w), &Device::Cpu)?;
-            let pooled = stem_max_pool(x.as_tensor())?;
-            let grad = pooled.sum_all()?.backward()?;
             let (expected, expected_grad) = reference_pool(&values, h, w);
-            assert_eq!(pooled.flatten_all()?.to_vec1::<f32>()?, expected, "{h}x{w}");
-            let grad = grad
-                .get(x.as_tensor())
-                .unwrap()
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            assert_eq!(grad, expected_grad, "{h}x{w}");
+            // The CPU kernel, and the taps form other devices use.
+            for pooled in [stem_max_pool(x.as_tensor())?, taps_max_pool(x.as_tensor())?] {
+                let grad = pooled.sum_all()?.backward()?;
+                assert_eq!(pooled.flatten_all()?.to_vec1::<f32>()?, expected, "{h}x{w}");
+                let grad = grad
+                    .get(x.as_tensor())
+                    .unwrap()
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                assert_eq!(grad, expected_grad, "{h}x{w}");
+            }
         }
         Ok(())
     }

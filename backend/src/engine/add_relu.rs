@@ -1,0 +1,117 @@
+//! `relu(a + b)`, a residual connection's join, as one CPU kernel each way (Candle's form
+//! is an add, a relu, and a comparison, a cast and a multiply backward). Other devices use
+//! Candle's ops.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !a.device().is_cpu() || a.dtype() != DType::F32 || a.shape() != b.shape() {
+        return (a + b)?.relu();
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("add_relu expects contiguous tensors"),
+    }
+}
+
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let mut y = vec![0f32; a.len()];
+        y.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(y, (a, b))| {
+                for ((y, a), b) in y.iter_mut().zip(a).zip(b) {
+                    *y = (a + b).max(0.0);
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?.apply_op2_no_bwd(y, &PassPositive)?;
+        Ok((a.track_op().then(|| g.clone()), b.track_op().then_some(g)))
+    }
+}
+
+/// `(grad, y) -> grad` where `y > 0`, else 0.
+struct PassPositive;
+
+impl CustomOp2 for PassPositive {
+    fn name(&self) -> &'static str {
+        "add-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (grad, y) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let mut out = vec![0f32; grad.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+            .for_each(|(out, (grad, y))| {
+                for ((o, &g), &y) in out.iter_mut().zip(grad).zip(y) {
+                    *o = if y > 0.0 { g } else { 0.0 };
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn matches_candles_add_and_relu() -> Result<()> {
+        let dev = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &dev)?)?;
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &dev)?)?;
+        let weights = Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &dev)?;
+        let ours = add_relu(&a, &b)?;
+        let theirs = (a.as_tensor() + b.as_tensor())?.relu()?;
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        assert_eq!(flat(&ours)?, flat(&theirs)?);
+        let g_ours = (ours * &weights)?.sum_all()?.backward()?;
+        let g_theirs = (theirs * &weights)?.sum_all()?.backward()?;
+        for v in [&a, &b] {
+            assert_eq!(
+                flat(g_ours.get(v).unwrap())?,
+                flat(g_theirs.get(v).unwrap())?
+            );
+        }
+        Ok(())
+    }
+}

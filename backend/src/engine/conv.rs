@@ -3,9 +3,10 @@
 //! Candle 0.11 computes a convolution's input gradient with a direct transposed-convolution
 //! loop and its weight gradient as a convolution whose kernel is the whole gradient map, both
 //! several times slower than the forward pass; and it computes the input gradient of a first
-//! layer, which nothing uses. Here every pass is a GEMM per sample over that sample's im2col
-//! matrix (`[c_in * k * k, h_out * w_out]`, never materialised for the whole batch), samples
-//! spread over the threads, and the input gradient is skipped when the input is data.
+//! layer, which nothing uses. Here every pass is a GEMM over the im2col matrix
+//! (`[c_in * k * k, h_out * w_out]` per sample) of one sample, or of a few where a sample has
+//! few positions (never of the whole batch); groups of samples spread over the threads, and
+//! the input gradient is skipped when the input is data.
 //! Other devices use Candle's own convolution.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
@@ -108,8 +109,9 @@ impl Geometry {
         (first.min(last), last)
     }
 
-    /// The im2col matrix of one sample `x` (`[c_in, h, w]`) into `cols` (`[rows, positions]`).
-    fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+    /// The im2col matrix of one sample `x` (`[c_in, h, w]`) into columns
+    /// `offset..offset + positions` of `cols` (`rows` rows of `stride` values).
+    fn im2col(&self, x: &[f32], cols: &mut [f32], (stride, offset): (usize, usize)) {
         let (h_out, w_out) = (self.h_out(), self.w_out());
         for c in 0..self.c_in {
             let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -118,7 +120,8 @@ impl Geometry {
                 for j in 0..self.k {
                     let (x0, x1) = self.valid(self.w, w_out, j);
                     let row = (c * self.k + i) * self.k + j;
-                    let out = &mut cols[row * h_out * w_out..(row + 1) * h_out * w_out];
+                    let at = row * stride + offset;
+                    let out = &mut cols[at..at + h_out * w_out];
                     out.fill(0.0);
                     for oy in y0..y1 {
                         let iy = oy * self.stride + i - self.padding;
@@ -139,8 +142,9 @@ impl Geometry {
         }
     }
 
-    /// Adds the im2col-shaped gradient `cols` back onto the sample gradient `dx`.
-    fn col2im(&self, cols: &[f32], dx: &mut [f32]) {
+    /// Adds columns `offset..offset + positions` of the im2col-shaped gradient `cols` back
+    /// onto the sample gradient `dx`.
+    fn col2im(&self, cols: &[f32], (stride, offset): (usize, usize), dx: &mut [f32]) {
         let (h_out, w_out) = (self.h_out(), self.w_out());
         for c in 0..self.c_in {
             let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -149,7 +153,8 @@ impl Geometry {
                 for j in 0..self.k {
                     let (x0, x1) = self.valid(self.w, w_out, j);
                     let row = (c * self.k + i) * self.k + j;
-                    let source = &cols[row * h_out * w_out..(row + 1) * h_out * w_out];
+                    let at = row * stride + offset;
+                    let source = &cols[at..at + h_out * w_out];
                     for oy in y0..y1 {
                         let iy = oy * self.stride + i - self.padding;
                         let target = &mut plane[iy * self.w..(iy + 1) * self.w];
@@ -209,15 +214,23 @@ fn gemm(
     }
 }
 
-/// Samples run in parallel, one GEMM thread each; a batch smaller than the thread count
-/// gives its GEMMs the threads instead.
-fn split_threads(batch: usize) -> Parallelism {
+/// GEMM columns worth packing the other operand for: deep layers have few positions per
+/// sample (4x4 in ResNet18's last stage), so their samples are multiplied together.
+const MIN_COLUMNS: usize = 512;
+
+/// How a batch is cut: `group` samples per GEMM, groups spread over the threads, each GEMM
+/// on one thread unless there are fewer groups than threads.
+fn plan(batch: usize, positions: usize) -> (usize, Parallelism) {
     let threads = rayon::current_num_threads();
-    if batch >= threads {
+    let group = MIN_COLUMNS
+        .div_ceil(positions)
+        .clamp(1, batch.div_ceil(threads).max(1));
+    let parallelism = if batch.div_ceil(group) >= threads {
         Parallelism::None
     } else {
         Parallelism::Rayon(threads)
-    }
+    };
+    (group, parallelism)
 }
 
 fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -247,27 +260,51 @@ impl CustomOp2 for Forward {
         let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
         let batch = xl.dims()[0];
         let (rows, positions) = (g.rows(), g.positions());
-        let mut y = vec![0f32; batch * g.c_out * positions];
-        let parallelism = split_threads(batch);
-        y.par_chunks_mut(g.c_out * positions)
-            .zip(x.par_chunks(g.c_in * g.h * g.w))
-            .for_each_init(
-                || vec![0f32; rows * positions],
-                |cols, (y, x)| {
-                    g.im2col(x, cols);
-                    let shape = (g.c_out, positions, rows);
+        let (group, parallelism) = plan(batch, positions);
+        let (sample_in, sample_out) = (g.c_in * g.h * g.w, g.c_out * positions);
+        let mut y = vec![0f32; batch * sample_out];
+        y.par_chunks_mut(group * sample_out)
+            .zip(x.par_chunks(group * sample_in))
+            .for_each(|(y, x)| {
+                let n = x.len() / sample_in;
+                let columns = n * positions;
+                let mut cols = vec![0f32; rows * columns];
+                for (s, x) in x.chunks(sample_in).enumerate() {
+                    g.im2col(x, &mut cols, (columns, s * positions));
+                }
+                let shape = (g.c_out, columns, rows);
+                if n == 1 {
                     gemm(
                         shape,
                         y,
                         false,
                         w,
                         (rows, 1),
-                        cols,
-                        (positions, 1),
+                        &cols,
+                        (columns, 1),
                         parallelism,
                     );
-                },
-            );
+                    return;
+                }
+                // [c_out, n * positions] back to n samples of [c_out, positions].
+                let mut out = vec![0f32; g.c_out * columns];
+                gemm(
+                    shape,
+                    &mut out,
+                    false,
+                    w,
+                    (rows, 1),
+                    &cols,
+                    (columns, 1),
+                    parallelism,
+                );
+                for (s, y) in y.chunks_mut(sample_out).enumerate() {
+                    for (o, y) in y.chunks_mut(positions).enumerate() {
+                        let at = o * columns + s * positions;
+                        y.copy_from_slice(&out[at..at + positions]);
+                    }
+                }
+            });
         let shape = Shape::from((batch, g.c_out, g.h_out(), g.w_out()));
         Ok((CpuStorage::F32(y), shape))
     }
@@ -291,6 +328,20 @@ impl CustomOp2 for Forward {
     }
 }
 
+/// A group's output gradients as one `[c_out, n * positions]` matrix.
+fn gather(grad: &[f32], c_out: usize, positions: usize) -> Vec<f32> {
+    let n = grad.len() / (c_out * positions);
+    let columns = n * positions;
+    let mut out = vec![0f32; c_out * columns];
+    for (s, sample) in grad.chunks(c_out * positions).enumerate() {
+        for (o, row) in sample.chunks(positions).enumerate() {
+            let at = o * columns + s * positions;
+            out[at..at + positions].copy_from_slice(row);
+        }
+    }
+    out
+}
+
 /// `(grad_y, x) -> grad_w`: the sum over samples of `grad_y[b] * im2col(x[b])^T`.
 struct WeightGrad(Geometry);
 
@@ -310,30 +361,42 @@ impl CustomOp2 for WeightGrad {
         let (grad, x) = (contiguous(gs, gl)?, contiguous(xs, xl)?);
         let batch = xl.dims()[0];
         let (rows, positions) = (g.rows(), g.positions());
-        let parallelism = split_threads(batch);
+        let (group, parallelism) = plan(batch, positions);
+        let (sample_in, sample_out) = (g.c_in * g.h * g.w, g.c_out * positions);
         let dw = grad
-            .par_chunks(g.c_out * positions)
-            .zip(x.par_chunks(g.c_in * g.h * g.w))
+            .par_chunks(group * sample_out)
+            .zip(x.par_chunks(group * sample_in))
             .fold(
-                || (vec![0f32; g.c_out * rows], vec![0f32; rows * positions]),
-                |(mut dw, mut cols), (grad, x)| {
-                    g.im2col(x, &mut cols);
-                    // cols^T: element (p, r) is cols[r * positions + p].
-                    let shape = (g.c_out, rows, positions);
+                || vec![0f32; g.c_out * rows],
+                |mut dw, (grad, x)| {
+                    let n = x.len() / sample_in;
+                    let columns = n * positions;
+                    let mut cols = vec![0f32; rows * columns];
+                    for (s, x) in x.chunks(sample_in).enumerate() {
+                        g.im2col(x, &mut cols, (columns, s * positions));
+                    }
+                    let grouped;
+                    let grad = if n == 1 {
+                        grad
+                    } else {
+                        grouped = gather(grad, g.c_out, positions);
+                        &grouped
+                    };
+                    // cols^T: element (p, r) is cols[r * columns + p].
+                    let shape = (g.c_out, rows, columns);
                     gemm(
                         shape,
                         &mut dw,
                         true,
                         grad,
-                        (positions, 1),
+                        (columns, 1),
                         &cols,
-                        (1, positions),
+                        (1, columns),
                         parallelism,
                     );
-                    (dw, cols)
+                    dw
                 },
             )
-            .map(|(dw, _)| dw)
             .reduce(
                 || vec![0f32; g.c_out * rows],
                 |mut a, b| {
@@ -365,28 +428,38 @@ impl CustomOp2 for InputGrad {
         let (grad, w) = (contiguous(gs, gl)?, contiguous(ws, wl)?);
         let batch = gl.dims()[0];
         let (rows, positions) = (g.rows(), g.positions());
-        let parallelism = split_threads(batch);
-        let mut dx = vec![0f32; batch * g.c_in * g.h * g.w];
-        dx.par_chunks_mut(g.c_in * g.h * g.w)
-            .zip(grad.par_chunks(g.c_out * positions))
-            .for_each_init(
-                || vec![0f32; rows * positions],
-                |cols, (dx, grad)| {
-                    // w^T: element (r, o) is w[o * rows + r].
-                    let shape = (rows, positions, g.c_out);
-                    gemm(
-                        shape,
-                        cols,
-                        false,
-                        w,
-                        (1, rows),
-                        grad,
-                        (positions, 1),
-                        parallelism,
-                    );
-                    g.col2im(cols, dx);
-                },
-            );
+        let (group, parallelism) = plan(batch, positions);
+        let (sample_in, sample_out) = (g.c_in * g.h * g.w, g.c_out * positions);
+        let mut dx = vec![0f32; batch * sample_in];
+        dx.par_chunks_mut(group * sample_in)
+            .zip(grad.par_chunks(group * sample_out))
+            .for_each(|(dx, grad)| {
+                let n = grad.len() / sample_out;
+                let columns = n * positions;
+                let grouped;
+                let grad = if n == 1 {
+                    grad
+                } else {
+                    grouped = gather(grad, g.c_out, positions);
+                    &grouped
+                };
+                let mut cols = vec![0f32; rows * columns];
+                // w^T: element (r, o) is w[o * rows + r].
+                let shape = (rows, columns, g.c_out);
+                gemm(
+                    shape,
+                    &mut cols,
+                    false,
+                    w,
+                    (1, rows),
+                    grad,
+                    (columns, 1),
+                    parallelism,
+                );
+                for (s, dx) in dx.chunks_mut(sample_in).enumerate() {
+                    g.col2im(&cols, (columns, s * positions), dx);
+                }
+            });
         let shape = Shape::from((batch, g.c_in, g.h, g.w));
         Ok((CpuStorage::F32(dx), shape))
     }
@@ -416,6 +489,9 @@ mod tests {
             ((1, 4, 5, 6), 3, 1, 1, 0),
             ((2, 4, 6, 6), 3, 1, 2, 0),
             ((4, 2, 2, 2), 3, 3, 2, 1),
+            // Few positions per sample: samples share a GEMM (groups of 4 and a last of 3).
+            ((8, 3, 6, 6), 4, 3, 1, 1),
+            ((7, 5, 4, 4), 6, 3, 2, 1),
         ] {
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev)?)?;
             let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (c_out, shape.1, k, k), &dev)?)?;

@@ -12,12 +12,12 @@ use rayon::prelude::*;
 /// `x` `[n, c, h, w]` pooled by `(kh, kw)` windows with the same stride (the last partial
 /// row or column of windows is dropped, as in PyTorch and Candle).
 pub fn max_pool2d(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != DType::F32 {
-        return x.max_pool2d((kh, kw));
-    }
     let (_, _, h, w) = x.dims4()?;
     if kh == 0 || kw == 0 || kh > h || kw > w {
         candle_core::bail!("max_pool2d: window {kh}x{kw} does not fit {h}x{w}");
+    }
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return window_max(x, (kh, kw));
     }
     let pool = MaxPool {
         kh,
@@ -26,6 +26,18 @@ pub fn max_pool2d(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
         padding: 0,
     };
     x.contiguous()?.apply_op1(pool)
+}
+
+/// The same pool from differentiable ops, for other devices: the windows as two axes of a
+/// reshape, reduced by `max` (whose backward is right, unlike Candle's max_pool2d's).
+fn window_max(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / kh, w / kw);
+    x.narrow(2, 0, oh * kh)?
+        .narrow(3, 0, ow * kw)?
+        .reshape((n, c, oh, kh, ow, kw))?
+        .max(5)?
+        .max(3)
 }
 
 /// A square `k` window with `stride` and `padding` (padding never wins, as PyTorch's -inf);
@@ -205,7 +217,15 @@ mod tests {
             let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
             assert_eq!(flat(&ours)?, flat(&theirs)?);
             let weights = Tensor::randn(0f32, 1.0, ours.dims(), &dev)?;
-            let grads = (ours * &weights)?.sum_all()?.backward()?;
+            let grads = (&ours * &weights)?.sum_all()?.backward()?;
+            // The other devices' form, run here on the CPU.
+            let other = window_max(&x, (kh, kw))?;
+            assert_eq!(flat(&other)?, flat(&ours)?);
+            let other_grads = (other * &weights)?.sum_all()?.backward()?;
+            assert_eq!(
+                flat(other_grads.get(&x).unwrap())?,
+                flat(grads.get(&x).unwrap())?
+            );
             let (values, weights) = (flat(&x)?, flat(&weights)?);
             let (oh, ow) = (h / kh, w / kw);
             let mut expected = vec![0f32; values.len()];

@@ -5,6 +5,8 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_storage::contiguous_f32;
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
@@ -13,14 +15,6 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         return (a + b)?.relu();
     }
     a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
-}
-
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("add_relu expects contiguous tensors"),
-    }
 }
 
 struct AddRelu;
@@ -37,7 +31,7 @@ impl CustomOp2 for AddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (a, b) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let mut y = vec![0f32; a.len()];
         y.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
@@ -76,7 +70,7 @@ impl CustomOp2 for PassPositive {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (grad, y) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (grad, y) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let mut out = vec![0f32; grad.len()];
         out.par_chunks_mut(CHUNK)
             .zip(grad.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))

@@ -13,6 +13,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, V
 use candle_nn::{BatchNorm, ModuleT};
 use rayon::prelude::*;
 
+use super::cpu_storage::contiguous_f32;
+
 const MOMENTUM: f64 = 0.1;
 
 pub struct BatchNorm2d {
@@ -81,14 +83,6 @@ impl BatchNorm2d {
         self.running_var
             .set(&((self.running_var.as_tensor() * (1.0 - MOMENTUM))? + (var * MOMENTUM)?)?)?;
         Ok(y)
-    }
-}
-
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("batch norm expects contiguous tensors"),
     }
 }
 
@@ -190,9 +184,9 @@ impl CustomOp3 for Normalize {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, weight, bias) = (
-            contiguous(xs, xl)?,
-            contiguous(ws, wl)?,
-            contiguous(bs, bl)?,
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ws, wl)?,
+            contiguous_f32(bs, bl)?,
         );
         let (n, c, h, w) = xl.shape().dims4()?;
         let plane = h * w;
@@ -261,9 +255,9 @@ impl CustomOp3 for NormalizeGrad {
         yl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (grad, x, y) = (
-            contiguous(gs, gl)?,
-            contiguous(xs, xl)?,
-            contiguous(ys, yl)?,
+            contiguous_f32(gs, gl)?,
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ys, yl)?,
         );
         let (n, c, h, w) = xl.shape().dims4()?;
         let plane = h * w;

@@ -14,6 +14,8 @@ use candle_nn::Conv2d;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::cpu_storage::contiguous_f32;
+
 /// A bias-free, undilated, ungrouped candle_nn convolution applied to `x`.
 pub fn apply(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
     let config = conv.config();
@@ -233,14 +235,6 @@ fn plan(batch: usize, positions: usize) -> (usize, Parallelism) {
     (group, parallelism)
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("conv2d expects contiguous tensors"),
-    }
-}
-
 /// The convolution: `(x, w) -> y`.
 struct Forward(Geometry);
 
@@ -257,7 +251,7 @@ impl CustomOp2 for Forward {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
+        let (x, w) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
         let batch = xl.dims()[0];
         let (rows, positions) = (g.rows(), g.positions());
         let (group, parallelism) = plan(batch, positions);
@@ -358,7 +352,7 @@ impl CustomOp2 for WeightGrad {
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (grad, x) = (contiguous(gs, gl)?, contiguous(xs, xl)?);
+        let (grad, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
         let batch = xl.dims()[0];
         let (rows, positions) = (g.rows(), g.positions());
         let (group, parallelism) = plan(batch, positions);
@@ -425,7 +419,7 @@ impl CustomOp2 for InputGrad {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (grad, w) = (contiguous(gs, gl)?, contiguous(ws, wl)?);
+        let (grad, w) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let batch = gl.dims()[0];
         let (rows, positions) = (g.rows(), g.positions());
         let (group, parallelism) = plan(batch, positions);

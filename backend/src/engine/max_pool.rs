@@ -9,6 +9,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_storage::contiguous_f32;
+
 /// `x` `[n, c, h, w]` pooled by `(kh, kw)` windows with the same stride (the last partial
 /// row or column of windows is dropped, as in PyTorch and Candle).
 pub fn max_pool2d(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
@@ -122,21 +124,13 @@ impl MaxPool {
     }
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("max_pool2d expects contiguous tensors"),
-    }
-}
-
 impl CustomOp1 for MaxPool {
     fn name(&self) -> &'static str {
         "max-pool-2d"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout)?;
+        let x = contiguous_f32(storage, layout)?;
         let (n, c, h, w) = layout.shape().dims4()?;
         let (oh, ow) = self.output(h, w);
         let mut y = vec![0f32; n * c * oh * ow];
@@ -175,7 +169,7 @@ impl CustomOp2 for MaxPoolGrad {
         xs: &CpuStorage,
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (grad, x) = (contiguous(gs, gl)?, contiguous(xs, xl)?);
+        let (grad, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
         let (_, _, h, w) = xl.shape().dims4()?;
         let (oh, ow) = self.0.output(h, w);
         let mut dx = vec![0f32; x.len()];

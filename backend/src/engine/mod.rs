@@ -10,6 +10,7 @@ mod balance;
 mod batch_norm;
 pub mod checkpoint;
 mod conv;
+mod cpu_storage;
 mod dataset;
 mod encoder;
 mod events;

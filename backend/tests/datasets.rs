@@ -2,31 +2,16 @@
 //! tests: small wav files and JPEG frames whose content encodes the class, so that loading,
 //! labels and training can be checked end to end; and every kind of bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use balancelab::data::{ave, crema_d, ucf101};
 use balancelab::engine::{Dataset, Split, TrainingEvent};
 use balancelab_shared::{AveConfig, CremaDConfig, CremaDSplit, Ucf101Config, Ucf101Modalities};
 use candle_core::Device;
+use common::write_wav;
 use image::{GrayImage, Luma, Rgb, RgbImage};
-
-/// A mono 16-bit wav of a tone, `seconds` long.
-fn write_wav(path: &Path, rate: u32, seconds: f32, frequency: f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(rate as f32 * seconds) as usize {
-        let t = i as f32 / rate as f32;
-        let value = (2.0 * std::f32::consts::PI * frequency * t).sin() * 0.4;
-        writer.write_sample((value * 32767.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
 
 /// `count` JPEG frames of one colour, `frame000001.jpg`...
 fn write_frames(dir: &Path, count: usize, colour: [u8; 3]) {

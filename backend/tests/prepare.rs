@@ -2,6 +2,8 @@
 //! test sources (scripts/setup installs ffmpeg): what it extracts, what it reports, the
 //! manifest it writes, and that the loaders then read the result.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -10,6 +12,7 @@ use balancelab::data::prepare::{prepare, PrepareKind};
 use balancelab::data::{ave, crema_d, ucf101};
 use balancelab_shared::{AveConfig, CremaDConfig, CremaDSplit, Ucf101Config, Ucf101Modalities};
 use candle_core::Device;
+use common::write_wav;
 
 /// A test-pattern video of `seconds`, with a 440 Hz tone when `sound`.
 fn write_video(path: &Path, seconds: u32, sound: bool) {
@@ -34,21 +37,6 @@ fn write_video(path: &Path, seconds: u32, sound: bool) {
     );
 }
 
-fn write_wav(path: &Path, rate: u32, seconds: f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(rate as f32 * seconds) as u32 {
-        writer.write_sample(((i % 50) as i16 - 25) * 500).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
 fn frame_count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
@@ -65,6 +53,7 @@ fn crema_d_prepare_extracts_frames_reports_problems_and_carries_on() {
                 &root.join("AudioWAV").join(format!("{clip}.wav")),
                 16_000,
                 0.5,
+                440.0,
             );
             write_video(
                 &root.join("VideoFlash").join(format!("{clip}.flv")),
@@ -233,8 +222,18 @@ fn ucf101_prepare_extracts_frames_and_only_real_sound_tracks() {
 fn the_cli_prints_problems_and_a_summary() {
     let src = tempfile::tempdir().unwrap();
     let root = src.path();
-    write_wav(&root.join("AudioWAV/1001_DFA_ANG_XX.wav"), 16_000, 0.5);
-    write_wav(&root.join("AudioWAV/1002_DFA_ANG_XX.wav"), 8_000, 0.5);
+    write_wav(
+        &root.join("AudioWAV/1001_DFA_ANG_XX.wav"),
+        16_000,
+        0.5,
+        440.0,
+    );
+    write_wav(
+        &root.join("AudioWAV/1002_DFA_ANG_XX.wav"),
+        8_000,
+        0.5,
+        440.0,
+    );
     write_video(&root.join("VideoFlash/1001_DFA_ANG_XX.flv"), 1, false);
     write_video(&root.join("VideoFlash/1002_DFA_ANG_XX.flv"), 1, false);
     let out = Command::new(env!("CARGO_BIN_EXE_balancelab"))

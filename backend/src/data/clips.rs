@@ -65,14 +65,11 @@ impl ClipReader {
             .map(|(m, stream)| {
                 // Modalities of one clip get independent draws.
                 let seed = augment.map(|s| s.wrapping_add(m as u64));
+                let paths = stream.paths(name);
                 match stream {
-                    Stream::Audio { dir, audio } => {
-                        self.spectrogram(&dir.join(format!("{name}.wav")), audio)
-                    }
-                    Stream::Rgb { dir, spec } => rgb_clip(&dir.join(name), *spec, seed),
-                    Stream::Flow { x_dir, y_dir, spec } => {
-                        flow_clip(&x_dir.join(name), &y_dir.join(name), *spec, seed)
-                    }
+                    Stream::Audio { audio, .. } => self.spectrogram(&paths[0], audio),
+                    Stream::Rgb { spec, .. } => rgb_clip(&paths[0], *spec, seed),
+                    Stream::Flow { spec, .. } => flow_clip(&paths[0], &paths[1], *spec, seed),
                 }
             })
             .collect()

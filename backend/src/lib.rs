@@ -3,8 +3,9 @@
 //! - [`engine`]: training (Candle), reporting progress as events; no HTTP, no database.
 //! - [`data`]: the synthetic generator and loaders of real datasets.
 //! - [`device`]: the CPU, or a CUDA GPU with the `cuda` feature.
-//! - [`store`]: runs and their metrics in SQLite.
-//! - [`runner`]: executes queued runs in the background and fans their events out.
+//! - [`store`]: runs, their event logs and the run queue (SQLite or PostgreSQL).
+//! - [`worker`]: claims queued runs and trains them, here or on other machines.
+//! - [`live`]: live updates for viewers, read from the store.
 //! - [`api`]: the HTTP API (Axum).
 
 pub mod allocator;
@@ -12,8 +13,9 @@ pub mod api;
 pub mod data;
 pub mod device;
 pub mod engine;
-pub mod runner;
+pub mod live;
 pub mod store;
+pub mod worker;
 
 use std::path::Path;
 

@@ -6,10 +6,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use std::future::IntoFuture;
+use std::time::Duration;
+
 use balancelab::api::{self, AppState};
 use balancelab::engine::{checkpoint, CancelToken, Checkpointing, TrainingEvent};
-use balancelab::runner::Runner;
+use balancelab::live::Hub;
 use balancelab::store::Store;
+use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::RunConfig;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,22 +32,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the web UI and the API.
+    /// Serve the web UI and the API, and train queued runs.
     Serve {
         #[arg(long, env = "BALANCELAB_ADDR", default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// Folder for the SQLite database.
-        #[arg(long, env = "BALANCELAB_STATE_DIR", default_value = "data")]
-        state_dir: PathBuf,
         /// The built UI (scripts/build-ui writes it to dist/).
         #[arg(long, env = "BALANCELAB_UI_DIR", default_value = "dist")]
         ui_dir: PathBuf,
-        /// Runs that may train at the same time.
+        /// Runs this process trains at the same time (0: only serve; `balancelab worker`
+        /// processes train).
         #[arg(long, default_value_t = 1)]
         workers: usize,
-        /// Folder of real datasets (see `balancelab datasets`).
-        #[arg(long, env = "BALANCELAB_DATA_DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: WorkerArgs,
+    },
+    /// Train queued runs of a shared database, e.g. on a GPU node:
+    /// `balancelab worker --database-url postgres://...`.
+    Worker {
+        /// Runs trained at the same time.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        #[command(flatten)]
+        common: WorkerArgs,
     },
     /// Train one run headless from a TOML configuration (presets/ has the papers' settings).
     Train {
@@ -80,6 +90,77 @@ enum Command {
     },
 }
 
+/// Where runs are stored and how workers behave: shared by `serve` and `worker`.
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// The database: `postgres://...` for several machines; default: SQLite in --state-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Folder of the SQLite database and of the runs' checkpoints.
+    #[arg(long, env = "BALANCELAB_STATE_DIR", default_value = "data")]
+    state_dir: PathBuf,
+    /// Folder of real datasets (see `balancelab datasets`).
+    #[arg(long, env = "BALANCELAB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Seconds between a training worker's heartbeats.
+    #[arg(long, default_value_t = 2.0)]
+    heartbeat_secs: f64,
+    /// Seconds without a heartbeat after which a run is re-queued (it resumes from its
+    /// last checkpoint).
+    #[arg(long, default_value_t = 30.0)]
+    stale_after_secs: f64,
+}
+
+impl WorkerArgs {
+    async fn open(&self, concurrency: usize) -> anyhow::Result<(Store, Hub, Workers)> {
+        let positive = |name: &str, secs: f64| -> anyhow::Result<Duration> {
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("--{name} must be a positive number of seconds"))
+        };
+        let heartbeat = positive("heartbeat-secs", self.heartbeat_secs)?;
+        let stale_after = positive("stale-after-secs", self.stale_after_secs)?;
+        if stale_after <= heartbeat {
+            bail!("--stale-after-secs must be longer than --heartbeat-secs");
+        }
+        let state_dir = &self.state_dir;
+        fs::create_dir_all(state_dir)
+            .with_context(|| format!("creating {}", state_dir.display()))?;
+        let store = match &self.database_url {
+            Some(url) => Store::connect(url)
+                .await
+                .with_context(|| format!("--database-url {url}"))?,
+            None => Store::open(&state_dir.join("balancelab.sqlite")).await?,
+        };
+        match &self.data_dir {
+            Some(dir) => tracing::info!(data_dir = %dir.display(), "reading real datasets"),
+            None => tracing::info!("no data directory: only the synthetic dataset is available"),
+        }
+        let hub = Hub::new(store.clone());
+        let options = WorkerOptions {
+            concurrency,
+            data_dir: self.data_dir.clone(),
+            heartbeat,
+            stale_after,
+            ..WorkerOptions::new(state_dir.join("checkpoints"))
+        };
+        let workers = Workers::start(store.clone(), hub.clone(), options);
+        Ok((store, hub, workers))
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: runs in training go back to the queue");
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PrepareDataset {
     CremaD,
@@ -98,11 +179,14 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve {
             addr,
-            state_dir,
             ui_dir,
             workers,
-            data_dir,
-        } => serve(addr, &state_dir, ui_dir, workers, data_dir),
+            common,
+        } => serve(addr, ui_dir, workers, &common),
+        Command::Worker {
+            concurrency,
+            common,
+        } => worker(concurrency, &common),
         Command::Train {
             config,
             out,
@@ -153,39 +237,51 @@ fn prepare(dataset: PrepareDataset, src: &Path, fps: Option<u32>) -> anyhow::Res
 #[tokio::main]
 async fn serve(
     addr: SocketAddr,
-    state_dir: &Path,
     ui_dir: PathBuf,
     workers: usize,
-    data_dir: Option<PathBuf>,
+    common: &WorkerArgs,
 ) -> anyhow::Result<()> {
-    fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    let store = Store::open(&state_dir.join("balancelab.sqlite")).await?;
-    let orphaned = store
-        .fail_unfinished("the server stopped before this run finished")
-        .await?;
-    if orphaned > 0 {
-        tracing::warn!(
-            orphaned,
-            "marked runs of a previous server process as failed"
-        );
-    }
-    match &data_dir {
-        Some(dir) => tracing::info!(data_dir = %dir.display(), "reading real datasets"),
-        None => tracing::info!("no data directory: only the synthetic dataset is available"),
-    }
-    let runner = Runner::new(store.clone(), workers, data_dir);
+    let (store, hub, workers) = common.open(workers).await?;
     if !ui_dir.join("index.html").exists() {
         tracing::warn!(ui_dir = %ui_dir.display(), "no built UI found: run scripts/build-ui; serving the API only");
     }
     let index = ServeFile::new(ui_dir.join("index.html"));
+    let state = AppState {
+        store,
+        hub,
+        workers: workers.clone(),
+    };
     // Client-side routes such as /runs/7 are served the UI, which routes them itself.
-    let app = api::app(AppState { store, runner })
-        .fallback_service(ServeDir::new(&ui_dir).fallback(index));
+    let app = api::app(state).fallback_service(ServeDir::new(&ui_dir).fallback(index));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!("BalanceLab is serving at http://{addr}");
-    axum::serve(listener, app).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    shutdown_signal().await;
+    workers.shutdown().await;
+    let _ = stop.send(());
+    // Live event streams never end by themselves: give requests a moment, then exit.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn worker(concurrency: usize, common: &WorkerArgs) -> anyhow::Result<()> {
+    if concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let (_, _, workers) = common.open(concurrency).await?;
+    tracing::info!(concurrency, "worker started: training queued runs");
+    shutdown_signal().await;
+    workers.shutdown().await;
     Ok(())
 }
 

@@ -6,20 +6,38 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use balancelab::api::{app, AppState};
-use balancelab::runner::Runner;
+use balancelab::live::Hub;
 use balancelab::store::Store;
+use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::{
-    Comparison, DatasetInfo, ErrorBody, ResultsTable, Run, RunDetail, RunStatus,
+    Comparison, DatasetInfo, ErrorBody, MetricSeries, ResultsTable, Run, RunDetail, RunPage,
+    RunStatus,
 };
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+/// The app on a scratch database (PostgreSQL when BALANCELAB_TEST_DATABASE_URL is set) with
+/// one worker, reading real datasets from `data_dir`.
+async fn app_reading(data_dir: Option<std::path::PathBuf>) -> Router {
+    let store = Store::scratch().await.unwrap();
+    let hub = Hub::new(store.clone());
+    let checkpoints = tempfile::tempdir().unwrap().keep();
+    let options = WorkerOptions {
+        data_dir,
+        ..WorkerOptions::new(checkpoints)
+    };
+    let workers = Workers::start(store.clone(), hub.clone(), options);
+    app(AppState {
+        store,
+        hub,
+        workers,
+    })
+}
+
 async fn test_app() -> Router {
-    let store = Store::in_memory().await.unwrap();
-    let runner = Runner::new(store.clone(), 1, None);
-    app(AppState { store, runner })
+    app_reading(None).await
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
@@ -94,9 +112,47 @@ async fn a_created_run_trains_and_its_metrics_are_stored() {
     assert_eq!(last.test.unimodal.len(), 2);
     assert_ne!(last.coefficients, [1.0, 1.0], "MLB must modulate");
 
-    let (status, runs): (_, Vec<Run>) = get(&app, "/api/runs").await;
+    assert_eq!(
+        (detail.run.epochs_done, detail.run.attempts),
+        (3, 1),
+        "progress is kept on the run"
+    );
+    let best = (detail.epochs.iter())
+        .map(|m| m.validation.as_ref().unwrap_or(&m.test).fused)
+        .fold(0.0, f64::max);
+    assert_eq!(detail.run.best_accuracy, Some(best));
+
+    let (status, page): (_, RunPage) = get(&app, "/api/runs").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [run.id]);
+    assert_eq!(page.runs.iter().map(|r| r.id).collect::<Vec<_>>(), [run.id]);
+    assert_eq!(page.total, 1);
+}
+
+/// The SSE events of a response body that ends: (id, JSON data) pairs.
+async fn sse_events(app: &Router, request: Request<Body>) -> Vec<(i64, Value)> {
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty() && !block.starts_with(':'))
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {block:?}"))
+            };
+            (
+                field("id: ").parse().unwrap(),
+                serde_json::from_str(field("data: ")).unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -106,26 +162,65 @@ async fn the_event_stream_replays_a_finished_run() {
     let run: Run = parse(&body);
     wait_until_finished(&app, run.id).await;
 
+    let events_uri = format!("/api/runs/{}/events", run.id);
+    // A finished run's stream ends after its log, so the body can be collected.
+    let request = Request::get(&events_uri).body(Body::empty()).unwrap();
+    let events = sse_events(&app, request).await;
+    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (1..=events.len() as i64).collect::<Vec<_>>());
+    let kinds: Vec<&str> = (events.iter())
+        .map(|(_, e)| e["type"].as_str().unwrap())
+        .filter(|&kind| kind != "step")
+        .collect();
+    assert_eq!(kinds, ["status", "epoch", "epoch", "epoch", "status"]);
+    assert_eq!(events[0].1["status"], "running");
+    let last = &events.last().unwrap().1;
+    assert_eq!(last["status"], "completed");
+    let steps = events.iter().filter(|(_, e)| e["type"] == "step").count();
+    // 256 training samples in batches of the default size, three epochs.
+    assert_eq!(steps, 3 * 256_usize.div_ceil(64));
+
+    // Resuming after position n gives exactly the rest, by header or by query.
+    let n = events.len() as i64 - 3;
+    let request = Request::get(&events_uri)
+        .header("Last-Event-ID", n.to_string())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(sse_events(&app, request).await, events[n as usize..]);
+    let request = Request::get(format!("{events_uri}?after={n}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(sse_events(&app, request).await, events[n as usize..]);
+    let request = Request::get(&events_uri)
+        .header("Last-Event-ID", "yesterday")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(parse::<ErrorBody>(&body).fields[0].field, "Last-Event-ID");
+}
+
+#[tokio::test]
+async fn a_live_stream_delivers_a_run_as_it_trains_and_ends_with_it() {
+    let app = test_app().await;
+    let (_, body) = post_run(&app, &small_run(json!({"kind": "mlb"}))).await;
+    let run: Run = parse(&body);
+    // Subscribed while the run is queued or training: the stream ends when the run does.
     let request = Request::get(format!("/api/runs/{}/events", run.id))
         .body(Body::empty())
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(60), sse_events(&app, request))
+        .await
+        .expect("the stream ends with the run");
+    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
     assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
+        ids,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "no gap, no repeat"
     );
-    // A finished run's stream ends after its backlog, so the body can be collected.
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let events: Vec<Value> = String::from_utf8(body.to_vec())
-        .unwrap()
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect();
-    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["status", "epoch", "epoch", "epoch"]);
-    assert_eq!(events[0]["status"], "completed");
-    assert_eq!(events[3]["epoch"], 3);
+    assert_eq!(events.last().unwrap().1["status"], "completed");
+    let epochs = events.iter().filter(|(_, e)| e["type"] == "epoch").count();
+    assert_eq!(epochs, 3);
 }
 
 #[tokio::test]
@@ -138,8 +233,8 @@ async fn invalid_values_are_rejected_with_every_field_named() {
     let fields: Vec<&str> = error.fields.iter().map(|f| f.field.as_str()).collect();
     assert_eq!(fields, ["epochs", "method.alpha"]);
 
-    let (_, runs): (_, Vec<Run>) = get(&app, "/api/runs").await;
-    assert!(runs.is_empty(), "an invalid run must not be stored");
+    let (_, page): (_, RunPage) = get(&app, "/api/runs").await;
+    assert_eq!(page.total, 0, "an invalid run must not be stored");
 }
 
 #[tokio::test]
@@ -234,9 +329,7 @@ fn digits_fixture() -> tempfile::TempDir {
 #[tokio::test]
 async fn datasets_are_listed_and_only_present_ones_train() {
     let data = digits_fixture();
-    let store = Store::in_memory().await.unwrap();
-    let runner = Runner::new(store.clone(), 1, Some(data.path().to_owned()));
-    let app = app(AppState { store, runner });
+    let app = app_reading(Some(data.path().to_owned())).await;
 
     let (status, datasets): (_, Vec<DatasetInfo>) = get(&app, "/api/datasets").await;
     assert_eq!(status, StatusCode::OK);
@@ -419,4 +512,172 @@ async fn queued_and_training_runs_are_cancelled() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&app, missing).await.0, StatusCode::NOT_FOUND);
+}
+
+fn request(method: &str, uri: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn runs_are_tagged_filtered_cloned_with_changes_and_deleted() {
+    let app = test_app().await;
+    let (_, body) = post_run(&app, &small_run(json!({"kind": "joint"}))).await;
+    let joint: Run = parse(&body);
+    wait_until_finished(&app, joint.id).await;
+
+    // Tags and note; invalid tags are named.
+    let uri = format!("/api/runs/{}", joint.id);
+    let patch = json!({"tags": ["baseline", "seed-0"], "note": "reference run"});
+    let (status, body) = send(&app, request("PATCH", &uri, patch)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let tagged: Run = parse(&body);
+    assert_eq!(
+        (tagged.tags.len(), tagged.note.as_str()),
+        (2, "reference run")
+    );
+    let (status, body) = send(
+        &app,
+        request("PATCH", &uri, json!({"tags": ["ok", "no spaces"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(parse::<ErrorBody>(&body).fields[0].field, "tags[1]");
+    let (status, _) = send(&app, request("PATCH", &uri, json!({"colour": "red"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Clone with a merge patch: the method changes, everything else is kept.
+    let clone_uri = format!("/api/runs/{}/clone", joint.id);
+    let changes = json!({"method": {"kind": "mlb", "alpha": 0.5}, "seed": 7});
+    let (status, body) = send(&app, request("POST", &clone_uri, changes)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let clone: Run = parse(&body);
+    assert_eq!((clone.config.method.name(), clone.config.seed), ("mlb", 7));
+    assert_eq!(clone.config.dataset, joint.config.dataset);
+    let (status, body) = send(&app, request("POST", &clone_uri, json!({"epochs": 0}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(parse::<ErrorBody>(&body).fields[0].field, "epochs");
+    wait_until_finished(&app, clone.id).await;
+
+    // Filters, sort and pages.
+    let ids = |page: RunPage| page.runs.iter().map(|r| r.id).collect::<Vec<_>>();
+    let (_, page): (_, RunPage) = get(&app, "/api/runs?method=mlb").await;
+    assert_eq!(ids(page), [clone.id]);
+    let (_, page): (_, RunPage) = get(&app, "/api/runs?tag=baseline").await;
+    assert_eq!(ids(page), [joint.id]);
+    let (_, page): (_, RunPage) = get(&app, "/api/runs?status=completed&order=asc").await;
+    assert_eq!(ids(page), [joint.id, clone.id]);
+    let (_, page): (_, RunPage) = get(&app, "/api/runs?limit=1&offset=1").await;
+    assert_eq!((ids(page.clone()), page.total), (vec![joint.id], 2));
+    let (_, page): (_, RunPage) = get(&app, "/api/runs?search=REFERENCE").await;
+    assert_eq!(ids(page), [joint.id]);
+    for bad in [
+        "/api/runs?limit=0",
+        "/api/runs?sort=colour",
+        "/api/runs?status=done",
+    ] {
+        let (status, _): (_, ErrorBody) = get(&app, bad).await;
+        assert!(status.is_client_error(), "{bad}: {status}");
+    }
+
+    // Deleting: gone with its metrics; deleting again is a 404.
+    let delete = || request("DELETE", &uri, Value::Null);
+    assert_eq!(send(&app, delete()).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(send(&app, delete()).await.0, StatusCode::NOT_FOUND);
+    let (status, _): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_training_run_cannot_be_deleted() {
+    let app = test_app().await;
+    let body = json!({"epochs": 10000, "dataset": {"kind": "synthetic", "train_samples": 256}});
+    let (_, body) = post_run(&app, &body.to_string()).await;
+    let run: Run = parse(&body);
+    for _ in 0..600 {
+        let (_, detail): (_, RunDetail) = get(&app, &format!("/api/runs/{}", run.id)).await;
+        if detail.run.status == RunStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let uri = format!("/api/runs/{}", run.id);
+    let (status, body) = send(&app, request("DELETE", &uri, Value::Null)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(parse::<ErrorBody>(&body).message.contains("cancel it"));
+    let cancel = request("POST", &format!("{uri}/cancel"), Value::Null);
+    assert_eq!(send(&app, cancel).await.0, StatusCode::ACCEPTED);
+    wait_until_finished(&app, run.id).await;
+    assert_eq!(
+        send(&app, request("DELETE", &uri, Value::Null)).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn metric_series_are_downsampled_keeping_extremes() {
+    let app = test_app().await;
+    let body = json!({
+        "epochs": 4,
+        "batch_size": 8,
+        "validation_fraction": 0.0,
+        "dataset": {"kind": "synthetic", "train_samples": 512, "test_samples": 64}
+    });
+    let (_, body) = post_run(&app, &body.to_string()).await;
+    let run: Run = parse(&body);
+    wait_until_finished(&app, run.id).await;
+    let uri = format!("/api/runs/{}/metrics", run.id);
+
+    // 4 epochs x 64 steps, cut to 50 points: every bucket keeps its extremes.
+    let (status, series): (_, Vec<MetricSeries>) = get(
+        &app,
+        &format!("{uri}?keys=step.loss,step.coefficients[1],epoch.test.fused&points=50"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (loss, k, accuracy) = (&series[0], &series[1], &series[2]);
+    assert_eq!((loss.key.as_str(), loss.total), ("step.loss", 256));
+    assert!(
+        loss.points.len() <= 50 && loss.points.len() >= 40,
+        "{}",
+        loss.points.len()
+    );
+    let (_, full): (_, Vec<MetricSeries>) =
+        get(&app, &format!("{uri}?keys=step.loss&points=10000")).await;
+    let max = full[0].points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    let min = full[0].points.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    assert!(loss.points.iter().any(|p| p.1 == max) && loss.points.iter().any(|p| p.1 == min));
+    assert_eq!(k.total, 256);
+    assert_eq!(
+        accuracy.points.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [64.0, 128.0, 192.0, 256.0]
+    );
+
+    // On the epoch axis, the last step of epoch 2 sits at 2.0; time grows.
+    let (_, by_epoch): (_, Vec<MetricSeries>) =
+        get(&app, &format!("{uri}?keys=step.loss&points=10000&x=epoch")).await;
+    assert_eq!(by_epoch[0].points[127].0, 2.0);
+    let (_, by_time): (_, Vec<MetricSeries>) =
+        get(&app, &format!("{uri}?keys=step.loss&points=10000&x=time")).await;
+    assert!(by_time[0].points.windows(2).all(|w| w[0].0 <= w[1].0));
+
+    let (status, body): (_, ErrorBody) =
+        get(&app, &format!("{uri}?keys=step.colour,loss&points=1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, ["points", "keys[0]", "keys[1]"]);
+    assert!(
+        body.fields[1].message.contains("step.coefficients[0]"),
+        "{}",
+        body.fields[1].message
+    );
 }

@@ -1,7 +1,7 @@
 //! Calls to the BalanceLab HTTP API.
 
 use balancelab_shared::{
-    Comparison, DatasetInfo, ErrorBody, ResultsTable, Run, RunConfig, RunDetail,
+    Comparison, DatasetInfo, ErrorBody, ResultsTable, Run, RunConfig, RunDetail, RunPage,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -37,9 +37,11 @@ pub async fn create_run(config: &RunConfig) -> Result<Run, ApiFailure> {
     read(request.send().await.map_err(ApiFailure::message)?).await
 }
 
+/// The most recent runs (the server's first page).
 pub async fn list_runs() -> Result<Vec<Run>, ApiFailure> {
     let response = Request::get("/api/runs").send().await;
-    read(response.map_err(ApiFailure::message)?).await
+    let page: RunPage = read(response.map_err(ApiFailure::message)?).await?;
+    Ok(page.runs)
 }
 
 pub async fn get_run(id: i64) -> Result<RunDetail, ApiFailure> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigDifference, EpochMetrics, FieldError, RunConfig};
+use crate::{ConfigDifference, EpochMetrics, FieldError, RunConfig, StepMetrics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +53,163 @@ pub struct Run {
     pub created_at: String,
     /// Why the run failed, when it did.
     pub error: Option<String>,
+    /// Labels for finding and grouping runs, sorted.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free text: what the run was for, what was learnt.
+    #[serde(default)]
+    pub note: String,
+    /// Epochs finished so far.
+    #[serde(default)]
+    pub epochs_done: u32,
+    /// Best fused accuracy so far on the validation split (test split without one).
+    #[serde(default)]
+    pub best_accuracy: Option<f64>,
+    /// The worker training it, while it runs.
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// How many times a worker has started it (above 1 after a crash re-queued it).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl Run {
+    /// A run as first stored: queued, nothing trained.
+    pub fn queued(id: i64, config: RunConfig, created_at: String) -> Self {
+        Self {
+            id,
+            status: RunStatus::Queued,
+            config,
+            created_at,
+            error: None,
+            tags: Vec::new(),
+            note: String::new(),
+            epochs_done: 0,
+            best_accuracy: None,
+            worker: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// Limits on what a run's tags and note may hold.
+pub const MAX_TAGS: usize = 32;
+pub const MAX_TAG_CHARS: usize = 64;
+pub const MAX_NOTE_CHARS: usize = 20_000;
+
+/// Changes to a run's tags and note (`PATCH /api/runs/{id}`); absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPatch {
+    pub tags: Option<Vec<String>>,
+    pub note: Option<String>,
+}
+
+impl RunPatch {
+    /// Tags must be 1 to 64 characters of letters, digits and `-_.:/`; at most 32 of them.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if let Some(tags) = &self.tags {
+            if tags.len() > MAX_TAGS {
+                errors.push(FieldError::new(
+                    "tags",
+                    format!("at most {MAX_TAGS} tags, got {}", tags.len()),
+                ));
+            }
+            for (i, tag) in tags.iter().enumerate() {
+                let allowed = |c: char| c.is_alphanumeric() || "-_.:/".contains(c);
+                let chars = tag.chars().count();
+                if chars == 0 || chars > MAX_TAG_CHARS || !tag.chars().all(allowed) {
+                    errors.push(FieldError::new(
+                        format!("tags[{i}]"),
+                        format!(
+                            "a tag is 1 to {MAX_TAG_CHARS} letters, digits or -_.:/ (got {tag:?})"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(note) = &self.note {
+            if note.chars().count() > MAX_NOTE_CHARS {
+                errors.push(FieldError::new(
+                    "note",
+                    format!("at most {MAX_NOTE_CHARS} characters"),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The column the run list is sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunSort {
+    /// Creation order.
+    #[default]
+    Id,
+    Status,
+    Method,
+    Dataset,
+    BestAccuracy,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// Which runs to list (`GET /api/runs?...`): every filter given must match.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunQuery {
+    pub status: Option<RunStatus>,
+    /// Method name, such as `mlb` (see `MethodConfig::name`).
+    pub method: Option<String>,
+    /// Dataset kind, such as `crema_d`.
+    pub dataset: Option<String>,
+    pub tag: Option<String>,
+    /// Case-insensitive text found in the note or a tag.
+    pub search: Option<String>,
+    pub sort: RunSort,
+    pub order: SortOrder,
+    /// Page size, 1 to [`RunQuery::MAX_LIMIT`].
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl RunQuery {
+    pub const MAX_LIMIT: u32 = 500;
+}
+
+impl Default for RunQuery {
+    fn default() -> Self {
+        Self {
+            status: None,
+            method: None,
+            dataset: None,
+            tag: None,
+            search: None,
+            sort: RunSort::Id,
+            order: SortOrder::Desc,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// One page of the run list, and how many runs match in all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    pub total: u64,
 }
 
 /// A run with every epoch's metrics recorded so far.
@@ -63,7 +220,9 @@ pub struct RunDetail {
     pub epochs: Vec<EpochMetrics>,
 }
 
-/// What the server sends on a run's live event stream (Server-Sent Events, JSON data).
+/// What the server sends on a run's live event stream (Server-Sent Events, JSON data). Each
+/// event's SSE id is its position in the run's event log: a client that reconnects with
+/// `Last-Event-ID` receives exactly the events after it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
@@ -73,6 +232,7 @@ pub enum RunEvent {
     },
     /// Boxed: far larger than the other variants.
     Epoch(Box<EpochMetrics>),
+    Step(Box<StepMetrics>),
 }
 
 /// A dataset the server knows, for the dataset list and its attribution.

@@ -10,8 +10,12 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod results;
+pub mod series;
 
-pub use api::{Comparison, DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunStatus};
+pub use api::{
+    Comparison, DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunPage, RunPatch, RunQuery,
+    RunSort, RunStatus, SortOrder,
+};
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,
     FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig,
@@ -28,3 +32,4 @@ pub use results::{
     config_differences, results_table, ConfigDifference, EpochChoice, ResultsRow, ResultsTable,
     RunResult, Summary,
 };
+pub use series::{downsample, MetricSeries, SeriesPoint, XAxis};

@@ -21,6 +21,9 @@ pub struct StepMetrics {
     /// L2 norm of the gradient of each modality's parameters, as the optimiser received it.
     pub gradient_norms: Vec<f64>,
     pub learning_rate: f64,
+    /// Wall time since the run started, at the end of the step.
+    #[serde(default)]
+    pub elapsed_seconds: f64,
 }
 
 /// Accuracy and macro-F1 of the fused output and of each unimodal head on one split.
@@ -77,4 +80,7 @@ pub struct EpochMetrics {
     pub solo_accuracy: Vec<f64>,
     /// Wall time since the run started.
     pub elapsed_seconds: f64,
+    /// Optimisation steps taken when the epoch ended.
+    #[serde(default)]
+    pub steps: u64,
 }

@@ -270,6 +270,7 @@ mod tests {
             },
             solo_accuracy: vec![],
             elapsed_seconds: 1.0,
+            steps: 0,
         }
     }
 

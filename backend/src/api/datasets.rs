@@ -13,5 +13,5 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list(State(state): State<AppState>) -> Json<Vec<DatasetInfo>> {
-    Json(catalog(state.runner.data_dir()))
+    Json(catalog(state.workers.data_dir()))
 }

@@ -17,8 +17,8 @@ pub enum ApiError {
     /// The request is valid but the resource's state forbids it (cancelling a finished run).
     #[error("{0}")]
     Conflict(String),
-    /// Well-formed JSON that does not describe a valid value.
-    #[error("invalid run configuration")]
+    /// Well-formed input that does not describe a valid value; each field says why.
+    #[error("{} invalid: {}", if .0.len() == 1 { "a field is" } else { "fields are" }, .0.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", "))]
     Invalid(Vec<FieldError>),
     #[error(transparent)]
     Store(#[from] StoreError),

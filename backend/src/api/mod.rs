@@ -2,6 +2,8 @@
 
 mod datasets;
 mod error;
+mod events;
+mod metrics;
 mod results;
 mod runs;
 
@@ -12,8 +14,9 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
-use crate::runner::Runner;
+use crate::live::Hub;
 use crate::store::Store;
+use crate::worker::Workers;
 
 /// Run configurations are small; anything larger is a mistake or an attack.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -21,7 +24,8 @@ const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub runner: Runner,
+    pub hub: Hub,
+    pub workers: Workers,
 }
 
 /// The API under `/api`. Unknown `/api` paths get a JSON 404 rather than the UI.
@@ -32,6 +36,8 @@ pub fn app(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .merge(runs::router())
+        .merge(events::router())
+        .merge(metrics::router())
         .merge(datasets::router())
         .merge(results::router())
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });

@@ -11,14 +11,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use balancelab_shared::{
     config_differences, results_table, Comparison, EpochChoice, FieldError, ResultsTable, Run,
-    RunResult, RunStatus, Summary,
+    RunQuery, RunResult, RunStatus, Summary,
 };
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-
-/// Runs a results table reads when no ids are given: the most recent completed ones.
-const RESULTS_RUN_LIMIT: u32 = 1000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,7 +24,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A comma-separated list of run ids, as `?runs=3,4,7`.
-fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
+pub(super) fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
     text.split(',')
         .map(|id| id.trim().parse::<i64>())
         .collect::<Result<_, _>>()
@@ -47,7 +44,7 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(q)| q)
         .map_err(|e| ApiError::BadRequest(e.body_text()))
@@ -112,9 +109,15 @@ async fn results(
     let params = query(params)?;
     let runs = match params.runs.as_deref() {
         Some(ids) => runs_by_id(&state, &parse_ids(ids)?).await?,
-        None => (state.store.list_runs(RESULTS_RUN_LIMIT).await?.into_iter())
-            .filter(|run| run.status == RunStatus::Completed)
-            .collect(),
+        None => {
+            // Without ids: the most recent completed runs.
+            let completed = RunQuery {
+                status: Some(RunStatus::Completed),
+                limit: RunQuery::MAX_LIMIT,
+                ..RunQuery::default()
+            };
+            state.store.list_runs(&completed).await?.runs
+        }
     };
     let mut histories = Vec::with_capacity(runs.len());
     for run in &runs {

@@ -1,33 +1,34 @@
-//! `/runs`: create, list and read runs, follow one live, cancel one.
+//! `/runs`: create, list (filtered, sorted, paged), read, tag and annotate, clone with
+//! changes, cancel and delete runs.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use balancelab_shared::{FieldError, Run, RunConfig, RunDetail, RunEvent};
-use futures_util::stream::{self, Stream, StreamExt};
+use balancelab_shared::{FieldError, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery};
+use serde::de::DeserializeOwned;
 use serde_json::error::Category;
-use tokio_stream::wrappers::BroadcastStream;
+use serde_json::Value;
 
+use super::results::query;
 use super::{ApiError, AppState};
 use crate::data::catalog;
-
-const LIST_LIMIT: u32 = 200;
+use crate::store::Cancellation;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/runs", get(list).post(create))
-        .route("/runs/{id}", get(detail))
-        .route("/runs/{id}/events", get(events))
+        .route("/runs/{id}", get(detail).patch(patch).delete(delete))
         .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/clone", post(clone))
 }
 
-/// Parses a run configuration, naming the field of every problem found.
-fn parse_config(body: &[u8]) -> Result<RunConfig, ApiError> {
+/// Parses JSON, naming the field of a type error (`method.alpha: invalid type...`).
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let config: RunConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -36,25 +37,26 @@ fn parse_config(body: &[u8]) -> Result<RunConfig, ApiError> {
             }
             Category::Data => ApiError::Invalid(vec![FieldError::new(path, inner.to_string())]),
         }
-    })?;
+    })
+}
+
+/// Checks a run configuration, naming the field of every problem found, and that its
+/// dataset is present on this server.
+fn check_config(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
     let mut errors = config.validate().err().unwrap_or_default();
     errors.extend(crate::device::check_supported(config.device).err());
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    Ok(config)
-}
-
-/// A dataset must be present on this server to be trained on.
-fn check_available(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
     let kind = config.dataset.kind();
-    let found = catalog(state.runner.data_dir())
+    let data_dir = state.workers.data_dir();
+    let found = catalog(data_dir)
         .into_iter()
         .any(|d| d.kind == kind && d.available);
     if found {
         return Ok(());
     }
-    let message = match state.runner.data_dir() {
+    let message = match data_dir {
         Some(dir) => format!(
             "{kind} was not found in the data directory {}",
             dir.display()
@@ -67,22 +69,75 @@ fn check_available(state: &AppState, config: &RunConfig) -> Result<(), ApiError>
     )]))
 }
 
+async fn queue(state: &AppState, config: &RunConfig) -> Result<(StatusCode, Json<Run>), ApiError> {
+    check_config(state, config)?;
+    let run = state.store.create_run(config).await?;
+    state.workers.wake();
+    state.hub.notify(run.id);
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
 async fn create(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    let config = parse_config(&body)?;
-    check_available(&state, &config)?;
-    let run = state.store.create_run(&config).await?;
-    state.runner.submit(run.clone());
-    Ok((StatusCode::CREATED, Json(run)))
+    let config: RunConfig = parse_json(&body)?;
+    queue(&state, &config).await
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<Run>>, ApiError> {
-    Ok(Json(state.store.list_runs(LIST_LIMIT).await?))
+/// A new run from run `id`'s configuration with the body's changes: a JSON merge patch
+/// (RFC 7396), e.g. `{"seed": 2, "method": {"alpha": 0.5}}`.
+async fn clone(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let source = find(&state, id).await?;
+    let changes: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        parse_json(&body)?
+    };
+    let mut config = serde_json::to_value(&source.config).expect("a RunConfig serializes");
+    merge_patch(&mut config, &changes);
+    let config: RunConfig = parse_json(config.to_string().as_bytes())?;
+    queue(&state, &config).await
 }
 
-async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
+/// RFC 7396: objects merge key by key, `null` removes a key, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let fields = target.as_object_mut().expect("made an object above");
+    for (key, change) in changes {
+        if change.is_null() {
+            fields.remove(key);
+        } else {
+            merge_patch(fields.entry(key.clone()).or_insert(Value::Null), change);
+        }
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<RunQuery>, QueryRejection>,
+) -> Result<Json<RunPage>, ApiError> {
+    let params = query(params)?;
+    if params.limit == 0 || params.limit > RunQuery::MAX_LIMIT {
+        return Err(ApiError::Invalid(vec![FieldError::new(
+            "limit",
+            format!("must be 1 to {}", RunQuery::MAX_LIMIT),
+        )]));
+    }
+    Ok(Json(state.store.list_runs(&params).await?))
+}
+
+pub(super) async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
     state
         .store
         .get_run(id)
@@ -99,49 +154,90 @@ async fn detail(
     Ok(Json(RunDetail { run, epochs }))
 }
 
-/// Stops a queued or training run between two steps; it ends as `cancelled` with the epochs
-/// it completed kept. 409 if it has already ended.
+/// Replaces the run's tags and/or note.
+async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Run>, ApiError> {
+    let patch: RunPatch = parse_json(&body)?;
+    patch.validate().map_err(ApiError::Invalid)?;
+    let run = state.store.patch_run(id, &patch).await?;
+    let run = run.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    state.hub.notify(id);
+    Ok(Json(run))
+}
+
+/// Deletes a run that is not training, with its metrics and checkpoints.
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    find(&state, id).await?;
+    if !state.store.delete_run(id).await? {
+        return Err(ApiError::Conflict(format!(
+            "run {id} is training; cancel it before deleting it"
+        )));
+    }
+    let checkpoints = state.workers.checkpoint_dir(id);
+    if let Err(e) = std::fs::remove_dir_all(&checkpoints) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(run = id, error = %e, "could not delete the run's checkpoints");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Cancels a queued run at once; stops a training run between two steps (it ends as
+/// `cancelled` with the epochs it completed kept). 409 if it has already ended.
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    let run = find(&state, id).await?;
-    if run.status.is_terminal() || !state.runner.cancel(id) {
-        return Err(ApiError::Conflict(format!(
-            "run {id} is not queued or running, so it cannot be cancelled"
-        )));
+    find(&state, id).await?;
+    match state.store.request_cancel(id).await? {
+        Cancellation::Cancelled => state.hub.notify(id),
+        Cancellation::Requested => state.workers.cancel_local(id),
+        Cancellation::NotActive => {
+            return Err(ApiError::Conflict(format!(
+                "run {id} is not queued or running, so it cannot be cancelled"
+            )))
+        }
     }
-    Ok((StatusCode::ACCEPTED, Json(run)))
+    Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?)))
 }
 
-/// The run's status and stored epochs, then live events until the run ends.
-async fn events(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Sse<impl Stream<Item = Result<Event, axum::Error>>>, ApiError> {
-    // Subscribe before reading the store: an event recorded in between is then received live.
-    let live = state.runner.subscribe(id);
-    let run = find(&state, id).await?;
-    let stored = state.store.epochs(id).await?;
-    let last_stored = stored.last().map_or(0, |m| m.epoch);
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
 
-    let mut backlog = vec![RunEvent::Status {
-        status: run.status,
-        error: run.error,
-    }];
-    backlog.extend(stored.into_iter().map(|m| RunEvent::Epoch(Box::new(m))));
-    let live = live.filter(|_| !run.status.is_terminal()).map(|receiver| {
-        BroadcastStream::new(receiver).filter_map(move |event| async move {
-            match event {
-                Ok(RunEvent::Epoch(m)) if m.epoch <= last_stored => None,
-                Ok(event) => Some(event),
-                // A viewer too slow for LIVE_BUFFER events skips ahead; a reload recovers.
-                Err(_lagged) => None,
-            }
-        })
-    });
-    let events = stream::iter(backlog)
-        .chain(stream::iter(live).flatten())
-        .map(|event| Event::default().json_data(event));
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    use super::merge_patch;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The example of RFC 7396, section 3.
+        let mut target = json!({
+            "title": "Goodbye!",
+            "author": {"givenName": "John", "familyName": "Doe"},
+            "tags": ["example", "sample"],
+            "content": "This will be unchanged"
+        });
+        let patch = json!({
+            "title": "Hello!",
+            "phoneNumber": "+01-123-456-7890",
+            "author": {"familyName": null},
+            "tags": ["example"]
+        });
+        merge_patch(&mut target, &patch);
+        assert_eq!(
+            target,
+            json!({
+                "title": "Hello!",
+                "author": {"givenName": "John"},
+                "tags": ["example"],
+                "content": "This will be unchanged",
+                "phoneNumber": "+01-123-456-7890"
+            })
+        );
+    }
 }

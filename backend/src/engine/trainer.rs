@@ -148,7 +148,8 @@ fn run(
                 return Ok(None);
             }
             let (inputs, labels) = batch?;
-            let metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
+            let mut metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
+            metrics.elapsed_seconds = started.elapsed().as_secs_f64();
             loss_sum += metrics.loss;
             for m in 0..modalities {
                 k_sum[m] += metrics.coefficients[m];
@@ -184,6 +185,7 @@ fn run(
             test: test.clone(),
             solo_accuracy,
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            steps: progress.step,
         }));
 
         progress.epoch = epoch;
@@ -350,6 +352,8 @@ impl Session {
             confidences,
             gradient_norms,
             learning_rate: lr,
+            // Filled in by the training loop, which owns the clock.
+            elapsed_seconds: 0.0,
         })
     }
 }

@@ -215,6 +215,8 @@ async fn follow_run(
                     list.push(*metrics);
                 }
             }),
+            // Step-level curves come from /metrics; the run page charts epochs.
+            RunEvent::Step(_) => {}
             RunEvent::Status { status, error } => {
                 run.update(|r| {
                     if let Some(r) = r {

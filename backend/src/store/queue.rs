@@ -1,0 +1,210 @@
+//! The run queue. Workers (the server's own, or `balancelab worker` on other machines)
+//! claim the oldest queued run in one statement, prove they are alive with heartbeats, and
+//! hand the run back finished, failed, cancelled or re-queued. A run whose worker stopped
+//! sending heartbeats is re-queued by whichever worker notices, and resumes from its last
+//! checkpoint; after too many attempts it fails instead, with the reason.
+//!
+//! Every status change and its event-log entry are written in one transaction.
+
+use balancelab_shared::{Run, RunEvent, RunStatus};
+use sqlx::Row;
+
+use super::events::append;
+use super::{run_from_row, Result, Store, RUN_COLUMNS};
+
+/// What a worker learns from a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// Keep training.
+    Continue,
+    /// Someone asked to cancel the run: stop between two steps.
+    Cancel,
+    /// The run is no longer this worker's (it was re-queued or deleted): stop, store nothing.
+    Lost,
+}
+
+/// What a cancellation request found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The run was queued and is now cancelled.
+    Cancelled,
+    /// The run is training; its worker stops it at its next heartbeat (or at once, when
+    /// it is this process's).
+    Requested,
+    /// The run has ended (or does not exist).
+    NotActive,
+}
+
+/// A claimed run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    pub run: Run,
+}
+
+impl Store {
+    /// Claims the oldest queued run for `worker`, marking it running. Two workers never get
+    /// the same run: SQLite serialises writers, and PostgreSQL workers skip a row another
+    /// worker has locked.
+    pub async fn claim_next(&self, worker: &str) -> Result<Option<Claim>> {
+        let sql = self.dialect.sql(&format!(
+            "UPDATE runs SET status = 'running', worker = $1, heartbeat_ms = NOW_MS, \
+             attempts = attempts + 1, cancel_requested = 0, error = NULL, updated_ms = NOW_MS \
+             WHERE status = 'queued' AND id = \
+             (SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1 SKIP_LOCKED) \
+             RETURNING {RUN_COLUMNS}"
+        ));
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(&sql)
+            .bind(worker)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let run = run_from_row(&row)?;
+        let event = RunEvent::Status {
+            status: RunStatus::Running,
+            error: None,
+        };
+        append(&mut tx, self.dialect, run.id, &[event]).await?;
+        tx.commit().await?;
+        Ok(Some(Claim { run }))
+    }
+
+    /// Records that `worker` is alive and still training run `id`.
+    pub async fn heartbeat(&self, id: i64, worker: &str) -> Result<Heartbeat> {
+        let sql = self.dialect.sql(
+            "UPDATE runs SET heartbeat_ms = NOW_MS WHERE id = $1 AND worker = $2 \
+             AND status = 'running' RETURNING cancel_requested",
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(worker)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            None => Heartbeat::Lost,
+            Some(row) if row.try_get::<i64, _>("cancel_requested")? != 0 => Heartbeat::Cancel,
+            Some(_) => Heartbeat::Continue,
+        })
+    }
+
+    /// Ends `worker`'s hold on run `id` with `status` (completed, failed, cancelled, or
+    /// queued to give it back unfinished). Returns false, changing nothing, if the run is no
+    /// longer this worker's.
+    pub async fn finish(
+        &self,
+        id: i64,
+        worker: &str,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        // Given back on shutdown: that start does not count against the run's attempts.
+        let attempts = if status == RunStatus::Queued {
+            "attempts - 1"
+        } else {
+            "attempts"
+        };
+        let sql = self.dialect.sql(&format!(
+            "UPDATE runs SET status = $1, error = $2, worker = NULL, heartbeat_ms = NULL, \
+             attempts = {attempts}, updated_ms = NOW_MS \
+             WHERE id = $3 AND worker = $4 AND status = 'running'"
+        ));
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let event = RunEvent::Status {
+            status,
+            error: error.map(str::to_owned),
+        };
+        append(&mut tx, self.dialect, id, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Cancels a queued run at once, or asks the worker of a running one to stop.
+    pub async fn request_cancel(&self, id: i64) -> Result<Cancellation> {
+        let mut tx = self.pool.begin().await?;
+        let sql = self.dialect.sql(
+            "UPDATE runs SET status = 'cancelled', updated_ms = NOW_MS \
+             WHERE id = $1 AND status = 'queued'",
+        );
+        let queued = sqlx::query(&sql).bind(id).execute(&mut *tx).await?;
+        if queued.rows_affected() == 1 {
+            let event = RunEvent::Status {
+                status: RunStatus::Cancelled,
+                error: None,
+            };
+            append(&mut tx, self.dialect, id, &[event]).await?;
+            tx.commit().await?;
+            return Ok(Cancellation::Cancelled);
+        }
+        let running = sqlx::query(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if running.rows_affected() == 1 {
+            Cancellation::Requested
+        } else {
+            Cancellation::NotActive
+        })
+    }
+
+    /// Re-queues runs whose worker has sent no heartbeat for `timeout_ms`; a run that has
+    /// already been started `max_attempts` times fails instead, and one whose cancellation
+    /// was requested is cancelled. Returns the runs changed and their new status.
+    pub async fn requeue_stale(
+        &self,
+        timeout_ms: i64,
+        max_attempts: u32,
+    ) -> Result<Vec<(i64, RunStatus)>> {
+        let gave_up = format!(
+            "its worker stopped responding {max_attempts} times; the run may crash its worker \
+             (out of memory?)"
+        );
+        let sql = self.dialect.sql(
+            "UPDATE runs SET \
+             status = CASE WHEN cancel_requested <> 0 THEN 'cancelled' \
+                           WHEN attempts >= $2 THEN 'failed' ELSE 'queued' END, \
+             error = CASE WHEN cancel_requested = 0 AND attempts >= $2 THEN $3 ELSE NULL END, \
+             worker = NULL, heartbeat_ms = NULL, updated_ms = NOW_MS \
+             WHERE status = 'running' AND heartbeat_ms < NOW_MS - $1 \
+             RETURNING id, status, error",
+        );
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&sql)
+            .bind(timeout_ms)
+            .bind(i64::from(max_attempts))
+            .bind(gave_up)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut changed = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let status_name: String = row.try_get("status")?;
+            let status = RunStatus::parse(&status_name).unwrap_or(RunStatus::Failed);
+            let error: Option<String> = row.try_get("error")?;
+            append(
+                &mut tx,
+                self.dialect,
+                id,
+                &[RunEvent::Status { status, error }],
+            )
+            .await?;
+            changed.push((id, status));
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}

@@ -1,0 +1,420 @@
+//! Workers: claim queued runs from the store, train them off the async runtime, and record
+//! what the engine reports. The server runs a pool of them; `balancelab worker` runs one
+//! pool on another machine against the same PostgreSQL database.
+//!
+//! Durability: steps are written in batches (one transaction each); an epoch is written
+//! before the engine goes on to save its checkpoint, so a stored checkpoint never runs
+//! ahead of the stored epochs. A resumed run skips the steps and epochs already stored.
+//!
+//! Every pool also re-queues runs whose worker stopped sending heartbeats (crashed, killed,
+//! cut off); the next worker resumes them from their last checkpoint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use balancelab_shared::{RunEvent, RunStatus};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::engine::{checkpoint, CancelToken, Checkpointing, TrainingEvent};
+use crate::live::Hub;
+use crate::store::{Claim, Heartbeat, ResumePoint, Store};
+
+/// Steps written per transaction at most; a partial batch is written after [`FLUSH_AFTER`].
+const STEP_BATCH: usize = 256;
+const FLUSH_AFTER: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Names this process's workers in the store (slot numbers are appended).
+    pub name: String,
+    /// Runs trained at the same time.
+    pub concurrency: usize,
+    /// Where real datasets are read from.
+    pub data_dir: Option<PathBuf>,
+    /// Checkpoints go to `{checkpoint_dir}/{run id}/`. Workers on several machines resume
+    /// each other's runs only if they share this folder.
+    pub checkpoint_dir: PathBuf,
+    /// How often a training run's worker proves it is alive and checks for cancellation.
+    pub heartbeat: Duration,
+    /// A run whose worker has been silent this long is re-queued.
+    pub stale_after: Duration,
+    /// How often an idle worker looks for queued runs created elsewhere.
+    pub poll: Duration,
+    /// Starts of one run before it is failed instead of re-queued.
+    pub max_attempts: u32,
+}
+
+impl WorkerOptions {
+    pub fn new(checkpoint_dir: PathBuf) -> Self {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        Self {
+            name: format!("{host}:{}", std::process::id()),
+            concurrency: 1,
+            data_dir: None,
+            checkpoint_dir,
+            heartbeat: Duration::from_secs(2),
+            stale_after: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Why this process stopped a run it was training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    /// Someone cancelled it.
+    Cancelled,
+    /// This process is shutting down: give the run back to the queue.
+    Shutdown,
+    /// The store says the run is no longer ours (re-queued or deleted).
+    Lost,
+}
+
+struct Local {
+    cancel: CancelToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl Local {
+    fn stop(&self, reason: StopReason) {
+        self.reason.lock().unwrap().get_or_insert(reason);
+        self.cancel.cancel();
+    }
+}
+
+struct Shared {
+    store: Store,
+    hub: Hub,
+    options: WorkerOptions,
+    local: Mutex<HashMap<i64, Local>>,
+    queued: Notify,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A pool of workers in this process.
+#[derive(Clone)]
+pub struct Workers {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Workers {
+    /// Starts `options.concurrency` workers (none: this process only re-queues stale runs)
+    /// and the stale-run reaper.
+    pub fn start(store: Store, hub: Hub, options: WorkerOptions) -> Self {
+        let shared = Arc::new(Shared {
+            store,
+            hub,
+            local: Mutex::default(),
+            queued: Notify::new(),
+            shutdown: watch::channel(false).0,
+            options,
+        });
+        let mut tasks = JoinSet::new();
+        for slot in 0..shared.options.concurrency {
+            tasks.spawn(work(shared.clone(), slot));
+        }
+        tasks.spawn(reap(shared.clone()));
+        Self {
+            shared,
+            tasks: Arc::new(Mutex::new(tasks)),
+        }
+    }
+
+    /// A run was queued: an idle worker claims it now rather than at its next poll.
+    pub fn wake(&self) {
+        self.shared.queued.notify_waiters();
+    }
+
+    /// Stops run `id` now if this process trains it; otherwise its worker stops it at its
+    /// next heartbeat, having read the request from the store.
+    pub fn cancel_local(&self, id: i64) {
+        if let Some(local) = self.shared.local.lock().unwrap().get(&id) {
+            local.stop(StopReason::Cancelled);
+        }
+    }
+
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.shared.options.data_dir.as_deref()
+    }
+
+    pub fn checkpoint_dir(&self, id: i64) -> PathBuf {
+        self.shared.options.checkpoint_dir.join(id.to_string())
+    }
+
+    /// Stops claiming runs, stops the runs in training between two steps and gives them
+    /// back to the queue (they resume from their last checkpoint), then waits for the
+    /// workers to finish writing.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        for local in self.shared.local.lock().unwrap().values() {
+            local.stop(StopReason::Shutdown);
+        }
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn work(shared: Arc<Shared>, slot: usize) {
+    let name = format!("{}#{slot}", shared.options.name);
+    let mut shutdown = shared.shutdown.subscribe();
+    while !*shutdown.borrow() {
+        match shared.store.claim_next(&name).await {
+            Ok(Some(claim)) => {
+                shared.hub.notify(claim.run.id);
+                execute(&shared, &name, claim).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(worker = name, error = %e, "could not claim a run"),
+        }
+        tokio::select! {
+            _ = shared.queued.notified() => {}
+            _ = tokio::time::sleep(shared.options.poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn reap(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let timeout = shared.options.stale_after;
+    while !*shutdown.borrow() {
+        let stale = (shared.store)
+            .requeue_stale(timeout.as_millis() as i64, shared.options.max_attempts)
+            .await;
+        match stale {
+            Ok(changed) => {
+                for (id, status) in &changed {
+                    tracing::warn!(run = id, status = status.as_str(), "its worker went silent");
+                    shared.hub.notify(*id);
+                }
+                if !changed.is_empty() {
+                    shared.queued.notify_waiters();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not re-queue stale runs"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(timeout / 4) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// What the training thread sends to the recorder; epochs wait for `stored`.
+struct Report {
+    event: TrainingEvent,
+    stored: Option<oneshot::Sender<()>>,
+}
+
+async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
+    let id = claim.run.id;
+    let store = &shared.store;
+    let finish = |status: RunStatus, error: Option<String>| async move {
+        match store.finish(id, worker, status, error.as_deref()).await {
+            Ok(true) => tracing::info!(run = id, status = status.as_str(), "run ended"),
+            Ok(false) => tracing::warn!(run = id, "the run was taken from this worker"),
+            Err(e) => tracing::error!(run = id, error = %e, "could not record the run's end"),
+        }
+        shared.hub.notify(id);
+    };
+    let resume = match store.resume_point(id).await {
+        Ok(point) => point,
+        Err(e) => return finish(RunStatus::Queued, Some(e.to_string())).await,
+    };
+    let checkpoints = shared.options.checkpoint_dir.join(id.to_string());
+    let has_checkpoint = checkpoint::paths(&checkpoints, "last").1.exists();
+    if resume.epoch > 0 && !has_checkpoint {
+        let error = format!(
+            "it was interrupted after epoch {} and its checkpoint is not in {} on this worker",
+            resume.epoch,
+            checkpoints.display()
+        );
+        return finish(RunStatus::Failed, Some(error)).await;
+    }
+    if claim.run.attempts > 1 {
+        tracing::info!(run = id, after_epoch = resume.epoch, "resuming the run");
+    }
+
+    let local = Local {
+        cancel: CancelToken::default(),
+        reason: Arc::default(),
+    };
+    let cancel = local.cancel.clone();
+    let reason = local.reason.clone();
+    shared.local.lock().unwrap().insert(id, local);
+    if *shared.shutdown.borrow() {
+        // Shutdown began between the claim and the registration above.
+        cancel.cancel();
+        reason.lock().unwrap().get_or_insert(StopReason::Shutdown);
+    }
+
+    let heartbeat = tokio::spawn(beat(shared.clone(), worker.to_owned(), id));
+    let (reports, received) = mpsc::channel(2 * STEP_BATCH);
+    let config = claim.run.config.clone();
+    let data_dir = shared.options.data_dir.clone();
+    let training = tokio::task::spawn_blocking(move || {
+        let checkpointing = Checkpointing {
+            dir: Some(&checkpoints),
+            resume: has_checkpoint,
+        };
+        crate::train_run(
+            &config,
+            data_dir.as_deref(),
+            checkpointing,
+            &cancel,
+            &mut |event| {
+                let (stored, written) = match event {
+                    TrainingEvent::Epoch(_) => {
+                        let (sender, receiver) = oneshot::channel();
+                        (Some(sender), Some(receiver))
+                    }
+                    _ => (None, None),
+                };
+                // The recorder only goes away if this worker is being torn down.
+                if reports.blocking_send(Report { event, stored }).is_ok() {
+                    if let Some(written) = written {
+                        let _ = written.blocking_recv();
+                    }
+                }
+            },
+        );
+    });
+    let outcome = record(shared, id, resume, received).await;
+    heartbeat.abort();
+    let outcome = match training.await {
+        Err(panic) => Some(TrainingEvent::Failed {
+            error: format!("training crashed: {panic}"),
+        }),
+        Ok(()) => outcome,
+    };
+    shared.local.lock().unwrap().remove(&id);
+    let stop = *reason.lock().unwrap();
+    match (outcome, stop) {
+        (_, Some(StopReason::Lost)) => shared.hub.notify(id),
+        (Some(TrainingEvent::Finished(summary)), _) => {
+            tracing::info!(
+                run = id,
+                test_accuracy = summary.test.fused,
+                "run completed"
+            );
+            finish(RunStatus::Completed, None).await;
+        }
+        (Some(TrainingEvent::Failed { error }), _) => finish(RunStatus::Failed, Some(error)).await,
+        (_, Some(StopReason::Shutdown)) => finish(RunStatus::Queued, None).await,
+        (_, Some(StopReason::Cancelled)) | (Some(TrainingEvent::Cancelled), None) => {
+            finish(RunStatus::Cancelled, None).await
+        }
+        (_, None) => {
+            let error = "training ended without saying how".to_owned();
+            finish(RunStatus::Failed, Some(error)).await;
+        }
+    }
+}
+
+/// Sends heartbeats for run `id` until aborted; stops the run when the store says so.
+async fn beat(shared: Arc<Shared>, worker: String, id: i64) {
+    let mut interval = tokio::time::interval(shared.options.heartbeat);
+    loop {
+        interval.tick().await;
+        let reason = match shared.store.heartbeat(id, &worker).await {
+            Ok(Heartbeat::Continue) => continue,
+            Ok(Heartbeat::Cancel) => StopReason::Cancelled,
+            Ok(Heartbeat::Lost) => StopReason::Lost,
+            Err(e) => {
+                tracing::warn!(run = id, error = %e, "heartbeat failed");
+                continue;
+            }
+        };
+        if let Some(local) = shared.local.lock().unwrap().get(&id) {
+            local.stop(reason);
+        }
+    }
+}
+
+/// Writes the engine's reports to the store (steps in batches) and wakes the viewers;
+/// returns the terminal event.
+async fn record(
+    shared: &Arc<Shared>,
+    id: i64,
+    resume: ResumePoint,
+    mut received: mpsc::Receiver<Report>,
+) -> Option<TrainingEvent> {
+    let mut batch: Vec<RunEvent> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut outcome = None;
+    loop {
+        let report = if batch.is_empty() {
+            received.recv().await
+        } else {
+            match tokio::time::timeout(FLUSH_AFTER, received.recv()).await {
+                Ok(report) => report,
+                Err(_elapsed) => {
+                    flush(shared, id, &mut batch, &mut waiting).await;
+                    continue;
+                }
+            }
+        };
+        let Some(Report { event, stored }) = report else {
+            break;
+        };
+        waiting.extend(stored);
+        let event = match event {
+            TrainingEvent::Step(m) => RunEvent::Step(Box::new(m)),
+            TrainingEvent::Epoch(m) => RunEvent::Epoch(Box::new(m)),
+            TrainingEvent::Started { .. } => continue,
+            terminal => {
+                outcome = Some(terminal);
+                continue;
+            }
+        };
+        let is_epoch = matches!(event, RunEvent::Epoch(_));
+        if !resume.covers(&event) {
+            batch.push(event);
+        }
+        if is_epoch || batch.len() >= STEP_BATCH {
+            flush(shared, id, &mut batch, &mut waiting).await;
+        }
+    }
+    flush(shared, id, &mut batch, &mut waiting).await;
+    outcome
+}
+
+async fn flush(
+    shared: &Arc<Shared>,
+    id: i64,
+    batch: &mut Vec<RunEvent>,
+    waiting: &mut Vec<oneshot::Sender<()>>,
+) {
+    let lost = (shared.local.lock().unwrap().get(&id))
+        .is_some_and(|l| *l.reason.lock().unwrap() == Some(StopReason::Lost));
+    if !batch.is_empty() && !lost {
+        // A write that fails is retried once; if the store stays unreachable the run is
+        // stopped, since what it computes could not be kept.
+        let mut written = shared.store.append_events(id, batch).await;
+        if written.is_err() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            written = shared.store.append_events(id, batch).await;
+        }
+        match written {
+            Ok(_) => shared.hub.notify(id),
+            Err(e) => {
+                tracing::error!(run = id, error = %e, "could not store the run's metrics");
+                if let Some(local) = shared.local.lock().unwrap().get(&id) {
+                    local.stop(StopReason::Shutdown);
+                }
+            }
+        }
+    }
+    batch.clear();
+    for sender in waiting.drain(..) {
+        let _ = sender.send(());
+    }
+}

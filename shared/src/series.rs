@@ -1,0 +1,114 @@
+//! Metric series and their downsampling: a chart of 10,000 steps needs a few hundred points,
+//! but must still show every spike, so each bucket keeps its minimum and its maximum.
+
+use serde::{Deserialize, Serialize};
+
+/// The x axis of a series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XAxis {
+    /// Optimisation steps (for epoch metrics: steps done when the epoch ended).
+    #[default]
+    Step,
+    /// Epochs; a step inside epoch `e` sits at a fraction of the way from `e - 1` to `e`.
+    Epoch,
+    /// Seconds since the run started.
+    Time,
+}
+
+/// One point of a series: `[x, y]` in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint(pub f64, pub f64);
+
+/// One metric of one run, such as `step.coefficients[0]` or `epoch.test.fused`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    pub key: String,
+    pub x: XAxis,
+    pub points: Vec<SeriesPoint>,
+    /// Points before downsampling.
+    pub total: usize,
+}
+
+/// At most `max_points` of `points` (in x order): the points are cut into `max_points / 2`
+/// consecutive buckets and each keeps its lowest and highest point, in their order. The
+/// series' extremes therefore always survive. Fewer points than the limit are kept as is.
+pub fn downsample(points: &[SeriesPoint], max_points: usize) -> Vec<SeriesPoint> {
+    if points.len() <= max_points {
+        return points.to_vec();
+    }
+    let buckets = (max_points / 2).max(1);
+    let size = points.len().div_ceil(buckets);
+    let mut out = Vec::with_capacity(2 * buckets);
+    for bucket in points.chunks(size) {
+        let by_y = |a: &&SeriesPoint, b: &&SeriesPoint| a.1.total_cmp(&b.1);
+        let low = bucket.iter().min_by(by_y).expect("chunks are not empty");
+        let high = bucket.iter().max_by(by_y).expect("chunks are not empty");
+        let (first, second) = if low.0 <= high.0 {
+            (low, high)
+        } else {
+            (high, low)
+        };
+        out.push(*first);
+        if second != first {
+            out.push(*second);
+        }
+    }
+    if max_points == 1 {
+        out.truncate(1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(ys: &[f64]) -> Vec<SeriesPoint> {
+        ys.iter()
+            .enumerate()
+            .map(|(i, &y)| SeriesPoint(i as f64, y))
+            .collect()
+    }
+
+    #[test]
+    fn short_series_are_kept_whole() {
+        let points = series(&[3.0, 1.0, 2.0]);
+        assert_eq!(downsample(&points, 3), points);
+        assert_eq!(downsample(&points, 100), points);
+    }
+
+    #[test]
+    fn each_bucket_keeps_its_minimum_and_maximum_in_x_order() {
+        // 8 points, 4 allowed: buckets [0..4) and [4..8).
+        let points = series(&[5.0, 9.0, 1.0, 4.0, 2.0, 2.0, 0.0, 7.0]);
+        let kept = downsample(&points, 4);
+        assert_eq!(
+            kept,
+            [
+                SeriesPoint(1.0, 9.0),
+                SeriesPoint(2.0, 1.0),
+                SeriesPoint(6.0, 0.0),
+                SeriesPoint(7.0, 7.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_single_spike_in_ten_thousand_points_survives() {
+        let mut ys: Vec<f64> = (0..10_000).map(|i| (i as f64 * 0.01).sin()).collect();
+        ys[7_777] = 50.0;
+        ys[1_234] = -50.0;
+        let kept = downsample(&series(&ys), 500);
+        assert!(kept.len() <= 500, "{} points", kept.len());
+        assert!(kept.contains(&SeriesPoint(7_777.0, 50.0)));
+        assert!(kept.contains(&SeriesPoint(1_234.0, -50.0)));
+        assert!(kept.windows(2).all(|w| w[0].0 < w[1].0), "x order kept");
+    }
+
+    #[test]
+    fn points_are_a_pair_in_json() {
+        let json = serde_json::to_string(&SeriesPoint(3.0, 0.5)).unwrap();
+        assert_eq!(json, "[3.0,0.5]");
+    }
+}

@@ -171,6 +171,8 @@ enum PrepareDataset {
 fn main() -> anyhow::Result<()> {
     balancelab::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
+        // Colour codes only for a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "balancelab=info,tower_http=info".into()),

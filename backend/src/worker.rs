@@ -167,7 +167,9 @@ async fn work(shared: Arc<Shared>, slot: usize) {
     while !*shutdown.borrow() {
         match shared.store.claim_next(&name).await {
             Ok(Some(claim)) => {
-                shared.hub.notify(claim.run.id);
+                let (run, attempt) = (claim.run.id, claim.run.attempts);
+                tracing::info!(worker = name, run, attempt, "claimed a run");
+                shared.hub.notify(run);
                 execute(&shared, &name, claim).await;
                 continue;
             }

@@ -1,0 +1,359 @@
+//! The server and workers as real processes: killed mid-run and restarted, and several
+//! workers sharing one PostgreSQL queue.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use balancelab_shared::{Run, RunDetail, RunEvent, RunStatus};
+use serde_json::{json, Value};
+
+/// A `balancelab` process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `balancelab serve` on `port` with its state in `state_dir`; fast heartbeats so
+/// that a killed server's run is noticed within seconds.
+fn serve(port: u16, state_dir: &Path, database_url: Option<&str>) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_balancelab"));
+    command
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--heartbeat-secs", "0.2", "--stale-after-secs", "1.5"])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--ui-dir")
+        .arg(state_dir.join("no-ui"))
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "balancelab=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let process = Process(command.spawn().unwrap());
+    let health = format!("http://127.0.0.1:{port}/api/health");
+    let started = Instant::now();
+    while ureq::get(&health).call().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    process
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
+    ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap()
+}
+
+/// Reads a run's SSE stream from `after` into (id, event) pairs until it ends or breaks.
+fn read_events(base: &str, id: i64, after: i64, into: &mut Vec<(i64, String)>) {
+    let url = format!("{base}/api/runs/{id}/events");
+    let Ok(response) = ureq::get(&url)
+        .header("Last-Event-ID", after.to_string())
+        .call()
+    else {
+        return;
+    };
+    let reader = BufReader::new(response.into_body().into_reader());
+    let mut event_id = None;
+    for line in reader.lines() {
+        let Ok(line) = line else { return };
+        if let Some(id) = line.strip_prefix("id: ") {
+            event_id = id.parse().ok();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            into.push((event_id.take().unwrap(), data.to_owned()));
+        }
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the server with SIGKILL in the middle of a run, restarts it, and checks that the
+/// run resumes from its checkpoint and that every event a viewer had received is still
+/// there, once, in order, with nothing missing in between.
+#[test]
+fn a_run_survives_its_server_being_killed() {
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "epochs": 30,
+        "batch_size": 32,
+        "validation_fraction": 0.0,
+        "dataset": {"kind": "synthetic", "train_samples": 2048, "test_samples": 256}
+    });
+
+    let server = serve(port, state.path(), None);
+    let run: Run = ureq::post(&format!("{base}/api/runs"))
+        .send_json(&config)
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let viewer = {
+        let base = base.clone();
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            read_events(&base, run.id, 0, &mut seen);
+            seen
+        })
+    };
+    let detail_url = format!("{base}/api/runs/{}", run.id);
+    wait_for("two epochs", Duration::from_secs(120), || {
+        get_json::<RunDetail>(&detail_url).epochs.len() >= 2
+    });
+    drop(server); // SIGKILL
+    let acknowledged = viewer.join().unwrap();
+    let stopped_at = last_acknowledged(&acknowledged);
+
+    let _server = serve(port, state.path(), None);
+    // The viewer reconnects from its last event, as a browser's EventSource does.
+    let mut resumed = acknowledged.clone();
+    read_events(&base, run.id, stopped_at, &mut resumed);
+    let detail: RunDetail = get_json(&detail_url);
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        detail.run.error
+    );
+    assert_eq!(detail.run.attempts, 2, "re-queued once, resumed once");
+
+    let mut full = Vec::new();
+    read_events(&base, run.id, 0, &mut full);
+    assert_eq!(
+        resumed, full,
+        "reconnecting viewer saw exactly the stored log"
+    );
+    assert_eq!(
+        full[..acknowledged.len()],
+        acknowledged[..],
+        "acknowledged events kept"
+    );
+    let ids: Vec<i64> = full.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (1..=full.len() as i64).collect::<Vec<_>>());
+
+    let events: Vec<RunEvent> = (full.iter())
+        .map(|(_, data)| serde_json::from_str(data).unwrap())
+        .collect();
+    let epochs: Vec<u32> = (events.iter())
+        .filter_map(|e| match e {
+            RunEvent::Epoch(m) => Some(m.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, (1..=30).collect::<Vec<_>>(), "each epoch once");
+    let steps: Vec<u64> = (events.iter())
+        .filter_map(|e| match e {
+            RunEvent::Step(m) => Some(m.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        (0..30 * 2048 / 32).collect::<Vec<_>>(),
+        "each step once"
+    );
+    let statuses: Vec<RunStatus> = (events.iter())
+        .filter_map(|e| match e {
+            RunEvent::Status { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            RunStatus::Running,
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Completed
+        ]
+    );
+}
+
+/// SIGTERM: the server stops the run between two steps and gives it back to the queue
+/// without counting an attempt; the next server resumes it.
+#[test]
+fn a_stopped_server_gives_its_run_back_to_the_queue() {
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "epochs": 8,
+        "dataset": {"kind": "synthetic", "train_samples": 2048, "test_samples": 256}
+    });
+    let mut server = serve(port, state.path(), None);
+    let run: Run = ureq::post(&format!("{base}/api/runs"))
+        .send_json(&config)
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let detail_url = format!("{base}/api/runs/{}", run.id);
+    wait_for("an epoch", Duration::from_secs(120), || {
+        !get_json::<RunDetail>(&detail_url).epochs.is_empty()
+    });
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = server.0.wait().unwrap();
+    assert!(exit.success(), "a clean exit on SIGTERM: {exit:?}");
+
+    let _server = serve(port, state.path(), None);
+    wait_for("the run to complete", Duration::from_secs(120), || {
+        get_json::<RunDetail>(&detail_url).run.status == RunStatus::Completed
+    });
+    let detail: RunDetail = get_json(&detail_url);
+    assert_eq!(
+        detail.run.attempts, 1,
+        "giving back does not count as an attempt"
+    );
+    assert_eq!(
+        detail.epochs.iter().map(|m| m.epoch).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+}
+
+/// The position of the last event the killed server's viewer received: something, and not
+/// the end of the run.
+fn last_acknowledged(acknowledged: &[(i64, String)]) -> i64 {
+    assert!(acknowledged.len() > 2, "the viewer saw the run train");
+    let last: Value = serde_json::from_str(&acknowledged.last().unwrap().1).unwrap();
+    assert_ne!(last["status"], "completed", "the run ended before the kill");
+    acknowledged.last().unwrap().0
+}
+
+/// Three worker processes and an API-only server share one PostgreSQL queue: each run is
+/// claimed by exactly one worker, once. Needs BALANCELAB_TEST_DATABASE_URL (scripts/test
+/// starts a PostgreSQL server for it).
+#[test]
+fn worker_processes_never_take_the_same_run() {
+    let Ok(admin_url) = std::env::var("BALANCELAB_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: set BALANCELAB_TEST_DATABASE_URL to a PostgreSQL server");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime
+        .block_on(balancelab::store::Store::create_scratch_database(
+            &admin_url,
+        ))
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_balancelab"));
+    let _server = {
+        server
+            .args([
+                "serve",
+                "--workers",
+                "0",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--database-url", &url])
+            .arg("--state-dir")
+            .arg(state.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let process = Process(server.spawn().unwrap());
+        wait_for("the server", Duration::from_secs(30), || {
+            ureq::get(&format!("{base}/api/health")).call().is_ok()
+        });
+        process
+    };
+    let runs = 12;
+    let mut ids = Vec::new();
+    for seed in 0..runs {
+        let config = json!({
+            "seed": seed,
+            "epochs": 2,
+            "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 64}
+        });
+        let run: Run = ureq::post(&format!("{base}/api/runs"))
+            .send_json(&config)
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        ids.push(run.id);
+    }
+    let workers: Vec<Process> = (0..3)
+        .map(|_| {
+            let child = Command::new(env!("CARGO_BIN_EXE_balancelab"))
+                .args(["worker", "--concurrency", "2", "--database-url", &url])
+                .arg("--state-dir")
+                .arg(state.path())
+                .env("RUST_LOG", "balancelab=info")
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            Process(child)
+        })
+        .collect();
+    wait_for("every run to complete", Duration::from_secs(180), || {
+        ids.iter().all(|id| {
+            get_json::<RunDetail>(&format!("{base}/api/runs/{id}"))
+                .run
+                .status
+                == RunStatus::Completed
+        })
+    });
+    let mut claims: Vec<Vec<i64>> = Vec::new();
+    for mut worker in workers {
+        let _ = worker.0.kill();
+        let output = worker.0.stdout.take().unwrap();
+        let claimed: Vec<i64> = BufReader::new(output)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| line.contains("claimed a run"))
+            .filter_map(|line| {
+                let run = line.split("run=").nth(1)?;
+                run.split_whitespace().next()?.parse().ok()
+            })
+            .collect();
+        claims.push(claimed);
+    }
+    let mut all: Vec<i64> = claims.concat();
+    all.sort();
+    assert_eq!(all, ids, "every run claimed exactly once: {claims:?}");
+    for id in &ids {
+        let detail: RunDetail = get_json(&format!("{base}/api/runs/{id}"));
+        assert_eq!(detail.run.attempts, 1);
+    }
+}

@@ -7,7 +7,6 @@
 //!
 //! `cargo bench -p balancelab --bench live_load` (bounded: about 15 s).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use balancelab::api::{app, AppState};
@@ -84,7 +83,8 @@ async fn read_api(addr: std::net::SocketAddr, paths: [String; 2], deadline: Inst
             let Ok(mut stream) = TcpStream::connect(addr).await else {
                 continue 'outer;
             };
-            let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes()).await.unwrap();
             buffer.clear();
             stream.read_to_end(&mut buffer).await.unwrap();
@@ -130,7 +130,10 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let deadline = Instant::now() + BATCH_EVERY * BATCHES as u32;
-    let paths = [format!("/api/runs/{}", run.id), "/api/runs?limit=50".to_owned()];
+    let paths = [
+        format!("/api/runs/{}", run.id),
+        "/api/runs?limit=50".to_owned(),
+    ];
     let readers: Vec<_> = (0..READERS)
         .map(|_| tokio::spawn(read_api(addr, paths.clone(), deadline)))
         .collect();
@@ -180,8 +183,14 @@ async fn main() {
     println!("| delivery lag max | {} |", ms(percentile(&mut lags, 1.0)));
     println!("| API readers | {READERS} |");
     println!("| API requests | {} |", latencies.len());
-    println!("| API latency p50 | {} |", ms(percentile(&mut latencies, 0.5)));
-    println!("| API latency p99 | {} |", ms(percentile(&mut latencies, 0.99)));
+    println!(
+        "| API latency p50 | {} |",
+        ms(percentile(&mut latencies, 0.5))
+    );
+    println!(
+        "| API latency p99 | {} |",
+        ms(percentile(&mut latencies, 0.99))
+    );
 }
 
 fn num_cpus() -> usize {

@@ -681,3 +681,22 @@ async fn metric_series_are_downsampled_keeping_extremes() {
         body.fields[1].message
     );
 }
+
+#[tokio::test]
+async fn responses_carry_a_request_id_for_the_logs() {
+    let app = test_app().await;
+    let health = || Request::get("/api/health");
+    let response = app
+        .clone()
+        .oneshot(health().body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let mine = health()
+        .header("x-request-id", "trace-42")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(mine).await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+}

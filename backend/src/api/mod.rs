@@ -8,8 +8,11 @@ mod results;
 mod runs;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
 use axum::routing::get;
 use axum::{Json, Router};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -45,5 +48,24 @@ pub fn app(state: AppState) -> Router {
         .nest("/api", api)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // Each request gets an id (or keeps the caller's x-request-id), logged with every
+            // line it causes and returned in the response, to match reports with logs.
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                        let id = (request.headers().get("x-request-id"))
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "request",
+                            id,
+                            method = %request.method(),
+                            uri = %request.uri()
+                        )
+                    }),
+                ),
+        )
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use balancelab::api::{app, AppState};
 use balancelab::live::Hub;
-use balancelab::store::Store;
+use balancelab::store::{Store, TokenKind};
 use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::{RunConfig, RunEvent, RunStatus, StepMetrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,9 +39,11 @@ fn step(n: u64, stamp: f64) -> RunEvent {
 }
 
 /// Follows a run's events; returns the lag of each step event in seconds.
-async fn view(addr: std::net::SocketAddr, id: i64, clock: Instant) -> Vec<f64> {
+async fn view(addr: std::net::SocketAddr, token: &str, id: i64, clock: Instant) -> Vec<f64> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET /api/runs/{id}/events HTTP/1.1\r\nHost: bench\r\n\r\n");
+    let request = format!(
+        "GET /api/runs/{id}/events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut lags = Vec::new();
     let mut pending = String::new();
@@ -74,7 +76,12 @@ async fn view(addr: std::net::SocketAddr, id: i64, clock: Instant) -> Vec<f64> {
 }
 
 /// Repeats `GET paths` (one connection each) until `deadline`; returns latencies in seconds.
-async fn read_api(addr: std::net::SocketAddr, paths: [String; 2], deadline: Instant) -> Vec<f64> {
+async fn read_api(
+    addr: std::net::SocketAddr,
+    token: &str,
+    paths: [String; 2],
+    deadline: Instant,
+) -> Vec<f64> {
     let mut latencies = Vec::new();
     let mut buffer = Vec::new();
     'outer: while Instant::now() < deadline {
@@ -83,8 +90,10 @@ async fn read_api(addr: std::net::SocketAddr, paths: [String; 2], deadline: Inst
             let Ok(mut stream) = TcpStream::connect(addr).await else {
                 continue 'outer;
             };
-            let request =
-                format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\
+                 Connection: close\r\n\r\n"
+            );
             stream.write_all(request.as_bytes()).await.unwrap();
             buffer.clear();
             stream.read_to_end(&mut buffer).await.unwrap();
@@ -111,20 +120,30 @@ async fn main() {
         ..WorkerOptions::new(dir.path().join("checkpoints"))
     };
     let workers = Workers::start(store.clone(), hub.clone(), options);
-    let state = AppState {
-        store: store.clone(),
-        hub: hub.clone(),
-        workers,
-    };
+    let state = AppState::new(store.clone(), hub.clone(), workers);
+    balancelab::auth::bootstrap(&store, Some("bench password"))
+        .await
+        .unwrap();
+    let (admin, _) = store.user_by_name("admin").await.unwrap().unwrap();
+    let project = store.projects_of(admin.id).await.unwrap()[0].id;
+    let (token, hash) = balancelab::auth::new_token();
+    store
+        .add_token(admin.id, &hash, TokenKind::Api, None)
+        .await
+        .unwrap();
+    let token: &'static str = token.leak();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
 
-    let run = store.create_run(&RunConfig::default()).await.unwrap();
+    let run = store
+        .create_run(&RunConfig::default(), project)
+        .await
+        .unwrap();
     store.claim_next("bench").await.unwrap().unwrap();
     let clock = Instant::now();
     let viewers: Vec<_> = (0..VIEWERS)
-        .map(|_| tokio::spawn(view(addr, run.id, clock)))
+        .map(|_| tokio::spawn(view(addr, token, run.id, clock)))
         .collect();
     // Let the viewers connect before the first event.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -135,7 +154,7 @@ async fn main() {
         "/api/runs?limit=50".to_owned(),
     ];
     let readers: Vec<_> = (0..READERS)
-        .map(|_| tokio::spawn(read_api(addr, paths.clone(), deadline)))
+        .map(|_| tokio::spawn(read_api(addr, token, paths.clone(), deadline)))
         .collect();
     let mut ticker = tokio::time::interval(BATCH_EVERY);
     for batch in 0..BATCHES {

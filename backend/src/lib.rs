@@ -6,10 +6,12 @@
 //! - [`store`]: runs, their event logs and the run queue (SQLite or PostgreSQL).
 //! - [`worker`]: claims queued runs and trains them, here or on other machines.
 //! - [`live`]: live updates for viewers, read from the store.
+//! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
 //! - [`api`]: the HTTP API (Axum).
 
 pub mod allocator;
 pub mod api;
+pub mod auth;
 pub mod data;
 pub mod device;
 pub mod engine;

@@ -40,7 +40,8 @@ enum Command {
         #[arg(long, env = "BALANCELAB_UI_DIR", default_value = "dist")]
         ui_dir: PathBuf,
         /// Runs this process trains at the same time (0: only serve; `balancelab worker`
-        /// processes train).
+        /// processes train). On first start the user `admin` is created, with the password in
+        /// BALANCELAB_ADMIN_PASSWORD or a random one printed once.
         #[arg(long, default_value_t = 1)]
         workers: usize,
         #[command(flatten)]
@@ -248,11 +249,15 @@ async fn serve(
         tracing::warn!(ui_dir = %ui_dir.display(), "no built UI found: run scripts/build-ui; serving the API only");
     }
     let index = ServeFile::new(ui_dir.join("index.html"));
-    let state = AppState {
-        store,
-        hub,
-        workers: workers.clone(),
-    };
+    let password = std::env::var("BALANCELAB_ADMIN_PASSWORD").ok();
+    if let Some(made_up) = balancelab::auth::bootstrap(&store, password.as_deref()).await? {
+        // Shown once, on the terminal only: the hash is all that is stored.
+        println!(
+            "First start: created the user `admin` with the password {made_up}\n\
+             (shown only now; sign in at http://{addr} and create other users from there)"
+        );
+    }
+    let state = AppState::new(store, hub, workers.clone());
     // Client-side routes such as /runs/7 are served the UI, which routes them itself.
     let app = api::app(state).fallback_service(ServeDir::new(&ui_dir).fallback(index));
     let listener = tokio::net::TcpListener::bind(addr)

@@ -7,7 +7,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use balancelab::api::{app, AppState};
 use balancelab::live::Hub;
-use balancelab::store::Store;
+use balancelab::store::{Store, TokenKind};
 use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::{
     Comparison, DatasetInfo, ErrorBody, MetricSeries, ResultsTable, Run, RunDetail, RunPage,
@@ -19,9 +19,20 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 /// The app on a scratch database (PostgreSQL when BALANCELAB_TEST_DATABASE_URL is set) with
-/// one worker, reading real datasets from `data_dir`.
+/// one worker, reading real datasets from `data_dir`, as its first user (`admin`, owner of
+/// the project `default`) sees it: every request carries admin's API token. Permissions
+/// themselves are tested in access.rs.
 async fn app_reading(data_dir: Option<std::path::PathBuf>) -> Router {
     let store = Store::scratch().await.unwrap();
+    balancelab::auth::bootstrap(&store, Some("admin password"))
+        .await
+        .unwrap();
+    let (admin, _) = store.user_by_name("admin").await.unwrap().unwrap();
+    let (token, hash) = balancelab::auth::new_token();
+    store
+        .add_token(admin.id, &hash, TokenKind::Api, None)
+        .await
+        .unwrap();
     let hub = Hub::new(store.clone());
     let checkpoints = tempfile::tempdir().unwrap().keep();
     let options = WorkerOptions {
@@ -29,11 +40,17 @@ async fn app_reading(data_dir: Option<std::path::PathBuf>) -> Router {
         ..WorkerOptions::new(checkpoints)
     };
     let workers = Workers::start(store.clone(), hub.clone(), options);
-    app(AppState {
-        store,
-        hub,
-        workers,
-    })
+    let bearer = format!("Bearer {token}");
+    app(AppState::new(store, hub, workers)).layer(axum::middleware::map_request(
+        move |mut request: Request<Body>| {
+            let bearer = bearer.clone();
+            async move {
+                let value = header::HeaderValue::from_str(&bearer).unwrap();
+                request.headers_mut().insert(header::AUTHORIZATION, value);
+                request
+            }
+        },
+    ))
 }
 
 async fn test_app() -> Router {

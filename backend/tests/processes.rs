@@ -41,6 +41,7 @@ fn serve(port: u16, state_dir: &Path, database_url: Option<&str>) -> Process {
         .arg("--ui-dir")
         .arg(state_dir.join("no-ui"))
         .env_remove("DATABASE_URL")
+        .env("BALANCELAB_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "balancelab=info")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -60,9 +61,31 @@ fn serve(port: u16, state_dir: &Path, database_url: Option<&str>) -> Process {
     process
 }
 
-fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
-    ureq::get(url)
-        .call()
+const ADMIN_PASSWORD: &str = "admin password";
+
+/// Signs in as the first user; returns the `Authorization` header value.
+fn sign_in(base: &str) -> String {
+    let credentials = json!({"name": "admin", "password": ADMIN_PASSWORD});
+    let secret: Value = ureq::post(&format!("{base}/api/auth/login"))
+        .send_json(&credentials)
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    format!("Bearer {}", secret["token"].as_str().unwrap())
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(url: &str, auth: &str) -> T {
+    (ureq::get(url).header("Authorization", auth).call().unwrap())
+        .body_mut()
+        .read_json()
+        .unwrap()
+}
+
+fn post_run(base: &str, auth: &str, config: &Value) -> Run {
+    ureq::post(&format!("{base}/api/runs"))
+        .header("Authorization", auth)
+        .send_json(config)
         .unwrap()
         .body_mut()
         .read_json()
@@ -70,9 +93,10 @@ fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
 }
 
 /// Reads a run's SSE stream from `after` into (id, event) pairs until it ends or breaks.
-fn read_events(base: &str, id: i64, after: i64, into: &mut Vec<(i64, String)>) {
+fn read_events(base: &str, auth: &str, id: i64, after: i64, into: &mut Vec<(i64, String)>) {
     let url = format!("{base}/api/runs/{id}/events");
     let Ok(response) = ureq::get(&url)
+        .header("Authorization", auth)
         .header("Last-Event-ID", after.to_string())
         .call()
     else {
@@ -114,23 +138,19 @@ fn a_run_survives_its_server_being_killed() {
     });
 
     let server = serve(port, state.path(), None);
-    let run: Run = ureq::post(&format!("{base}/api/runs"))
-        .send_json(&config)
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
+    let auth = sign_in(&base);
+    let run = post_run(&base, &auth, &config);
     let viewer = {
-        let base = base.clone();
+        let (base, auth) = (base.clone(), auth.clone());
         thread::spawn(move || {
             let mut seen = Vec::new();
-            read_events(&base, run.id, 0, &mut seen);
+            read_events(&base, &auth, run.id, 0, &mut seen);
             seen
         })
     };
     let detail_url = format!("{base}/api/runs/{}", run.id);
     wait_for("two epochs", Duration::from_secs(120), || {
-        get_json::<RunDetail>(&detail_url).epochs.len() >= 2
+        get_json::<RunDetail>(&detail_url, &auth).epochs.len() >= 2
     });
     drop(server); // SIGKILL
     let acknowledged = viewer.join().unwrap();
@@ -139,8 +159,9 @@ fn a_run_survives_its_server_being_killed() {
     let _server = serve(port, state.path(), None);
     // The viewer reconnects from its last event, as a browser's EventSource does.
     let mut resumed = acknowledged.clone();
-    read_events(&base, run.id, stopped_at, &mut resumed);
-    let detail: RunDetail = get_json(&detail_url);
+    // The session token is in the database, so it outlives the server process.
+    read_events(&base, &auth, run.id, stopped_at, &mut resumed);
+    let detail: RunDetail = get_json(&detail_url, &auth);
     assert_eq!(
         detail.run.status,
         RunStatus::Completed,
@@ -150,7 +171,7 @@ fn a_run_survives_its_server_being_killed() {
     assert_eq!(detail.run.attempts, 2, "re-queued once, resumed once");
 
     let mut full = Vec::new();
-    read_events(&base, run.id, 0, &mut full);
+    read_events(&base, &auth, run.id, 0, &mut full);
     assert_eq!(
         resumed, full,
         "reconnecting viewer saw exactly the stored log"
@@ -213,15 +234,11 @@ fn a_stopped_server_gives_its_run_back_to_the_queue() {
         "dataset": {"kind": "synthetic", "train_samples": 2048, "test_samples": 256}
     });
     let mut server = serve(port, state.path(), None);
-    let run: Run = ureq::post(&format!("{base}/api/runs"))
-        .send_json(&config)
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
+    let auth = sign_in(&base);
+    let run = post_run(&base, &auth, &config);
     let detail_url = format!("{base}/api/runs/{}", run.id);
     wait_for("an epoch", Duration::from_secs(120), || {
-        !get_json::<RunDetail>(&detail_url).epochs.is_empty()
+        !get_json::<RunDetail>(&detail_url, &auth).epochs.is_empty()
     });
     let pid = server.0.id().to_string();
     assert!(Command::new("kill")
@@ -234,9 +251,9 @@ fn a_stopped_server_gives_its_run_back_to_the_queue() {
 
     let _server = serve(port, state.path(), None);
     wait_for("the run to complete", Duration::from_secs(120), || {
-        get_json::<RunDetail>(&detail_url).run.status == RunStatus::Completed
+        get_json::<RunDetail>(&detail_url, &auth).run.status == RunStatus::Completed
     });
-    let detail: RunDetail = get_json(&detail_url);
+    let detail: RunDetail = get_json(&detail_url, &auth);
     assert_eq!(
         detail.run.attempts, 1,
         "giving back does not count as an attempt"
@@ -287,6 +304,7 @@ fn worker_processes_never_take_the_same_run() {
             .args(["--database-url", &url])
             .arg("--state-dir")
             .arg(state.path())
+            .env("BALANCELAB_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let process = Process(server.spawn().unwrap());
@@ -295,6 +313,7 @@ fn worker_processes_never_take_the_same_run() {
         });
         process
     };
+    let auth = sign_in(&base);
     let runs = 12;
     let mut ids = Vec::new();
     for seed in 0..runs {
@@ -303,13 +322,7 @@ fn worker_processes_never_take_the_same_run() {
             "epochs": 2,
             "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 64}
         });
-        let run: Run = ureq::post(&format!("{base}/api/runs"))
-            .send_json(&config)
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap();
-        ids.push(run.id);
+        ids.push(post_run(&base, &auth, &config).id);
     }
     let workers: Vec<Process> = (0..3)
         .map(|_| {
@@ -328,7 +341,7 @@ fn worker_processes_never_take_the_same_run() {
         .collect();
     wait_for("every run to complete", Duration::from_secs(180), || {
         ids.iter().all(|id| {
-            get_json::<RunDetail>(&format!("{base}/api/runs/{id}"))
+            get_json::<RunDetail>(&format!("{base}/api/runs/{id}"), &auth)
                 .run
                 .status
                 == RunStatus::Completed
@@ -353,7 +366,7 @@ fn worker_processes_never_take_the_same_run() {
     all.sort();
     assert_eq!(all, ids, "every run claimed exactly once: {claims:?}");
     for id in &ids {
-        let detail: RunDetail = get_json(&format!("{base}/api/runs/{id}"));
+        let detail: RunDetail = get_json(&format!("{base}/api/runs/{id}"), &auth);
         assert_eq!(detail.run.attempts, 1);
     }
 }

@@ -71,25 +71,9 @@ pub struct Run {
     /// How many times a worker has started it (above 1 after a crash re-queued it).
     #[serde(default)]
     pub attempts: u32,
-}
-
-impl Run {
-    /// A run as first stored: queued, nothing trained.
-    pub fn queued(id: i64, config: RunConfig, created_at: String) -> Self {
-        Self {
-            id,
-            status: RunStatus::Queued,
-            config,
-            created_at,
-            error: None,
-            tags: Vec::new(),
-            note: String::new(),
-            epochs_done: 0,
-            best_accuracy: None,
-            worker: None,
-            attempts: 0,
-        }
-    }
+    /// The project it belongs to, which decides who may see and change it.
+    #[serde(default)]
+    pub project_id: i64,
 }
 
 /// Limits on what a run's tags and note may hold.
@@ -170,6 +154,7 @@ pub enum SortOrder {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunQuery {
+    pub project: Option<i64>,
     pub status: Option<RunStatus>,
     /// Method name, such as `mlb` (see `MethodConfig::name`).
     pub method: Option<String>,
@@ -192,6 +177,7 @@ impl RunQuery {
 impl Default for RunQuery {
     fn default() -> Self {
         Self {
+            project: None,
             status: None,
             method: None,
             dataset: None,
@@ -290,4 +276,86 @@ mod tests {
 pub struct Comparison {
     pub runs: Vec<Run>,
     pub differences: Vec<ConfigDifference>,
+}
+
+/// What a member of a project may do: viewers read its runs, editors also start, change,
+/// cancel, delete and share them, owners also manage its members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Editor,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Viewer, Self::Editor, Self::Owner]
+            .into_iter()
+            .find(|role| role.as_str() == s)
+    }
+}
+
+/// A user as others see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    /// Admins create users.
+    pub admin: bool,
+}
+
+/// A project the caller belongs to, and the caller's role in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A member of a project.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: String,
+    pub role: Role,
+}
+
+/// Who is calling, and the projects they belong to (`GET /api/auth/me`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    pub user: User,
+    pub projects: Vec<Project>,
+}
+
+/// `POST /api/auth/login` and `POST /api/users`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub name: String,
+    pub password: String,
+}
+
+/// A secret shown once: a session or API token, or a share link's token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    pub id: i64,
+    pub token: String,
+}
+
+/// A read-only link to one run. The token itself is only shown when the link is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareLink {
+    pub id: i64,
+    pub run_id: i64,
+    pub created_by: String,
+    pub created_at: String,
+    pub revoked: bool,
 }

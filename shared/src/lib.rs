@@ -13,8 +13,8 @@ pub mod results;
 pub mod series;
 
 pub use api::{
-    Comparison, DatasetInfo, ErrorBody, Run, RunDetail, RunEvent, RunPage, RunPatch, RunQuery,
-    RunSort, RunStatus, SortOrder,
+    Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, Project, Role, Run, RunDetail,
+    RunEvent, RunPage, RunPatch, RunQuery, RunSort, RunStatus, Secret, ShareLink, SortOrder, User,
 };
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,

@@ -17,6 +17,14 @@ pub enum ApiError {
     /// The request is valid but the resource's state forbids it (cancelling a finished run).
     #[error("{0}")]
     Conflict(String),
+    /// No valid token (or share link) was presented.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in, but without the role this needs.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Well-formed input that does not describe a valid value; each field says why.
     #[error("{} invalid: {}", if .0.len() == 1 { "a field is" } else { "fields are" }, .0.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", "))]
     Invalid(Vec<FieldError>),
@@ -30,6 +38,9 @@ impl IntoResponse for ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, Vec::new()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, Vec::new()),
             Self::Conflict(_) => (StatusCode::CONFLICT, Vec::new()),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, Vec::new()),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, Vec::new()),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, Vec::new()),
             Self::Invalid(fields) => (StatusCode::UNPROCESSABLE_ENTITY, fields.clone()),
             Self::Store(e) => {
                 tracing::error!(error = %e, "store error");

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::results::query;
 use super::runs::find;
 use super::{ApiError, AppState};
+use crate::auth::{Caller, Reader};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,8 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/events", get(run_log))
 }
 
+/// Not strict about other parameters: `share` is read by the `Reader` extractor.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct After {
     after: Option<i64>,
 }
@@ -49,6 +50,7 @@ fn resume_position(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiEr
 /// ends. Each event's data is a `RunEvent`.
 async fn run_log(
     State(state): State<AppState>,
+    reader: Reader,
     Path(id): Path<i64>,
     headers: HeaderMap,
     params: Result<Query<After>, QueryRejection>,
@@ -56,6 +58,7 @@ async fn run_log(
     let after = resume_position(&headers, query(params)?.after)?;
     // Read before the log: an ended run's log is complete, so no live part is needed.
     let run = find(&state, id).await?;
+    reader.require_run(&state.store, &run).await?;
     let events = state
         .hub
         .follow(id, after, !run.status.is_terminal())
@@ -68,14 +71,21 @@ async fn run_log(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// Every change to a run (created, status, progress, tags, note) from now on; data is the
-/// run as `GET /runs/{id}` would give it, without its epochs.
+/// Every change to a run of the caller's projects (created, status, progress, tags, note)
+/// from now on; data is the run as `GET /runs/{id}` would give it, without its epochs.
 async fn run_list(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let events = state.hub.follow_runs().map(|run| {
-        let json = serde_json::to_string(run.as_ref()).expect("runs serialize");
-        Ok(Event::default().data(json))
-    });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Caller(user): Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Memberships as of connecting; a client reconnects to see a project it just joined.
+    let projects: Vec<i64> = (state.store.projects_of(user.id).await?.iter())
+        .map(|p| p.id)
+        .collect();
+    let events = (state.hub.follow_runs())
+        .filter(move |run| std::future::ready(projects.contains(&run.project_id)))
+        .map(|run| {
+            let json = serde_json::to_string(run.as_ref()).expect("runs serialize");
+            Ok(Event::default().data(json))
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::results::query;
 use super::runs::find;
 use super::{ApiError, AppState};
+use crate::auth::Reader;
 
 /// Points per series unless asked otherwise, and the most one may ask for.
 const DEFAULT_POINTS: usize = 1000;
@@ -27,8 +28,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/runs/{id}/metrics", get(series))
 }
 
+/// Not strict about other parameters: `share` is read by the `Reader` extractor.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SeriesQuery {
     /// Comma-separated keys.
     keys: String,
@@ -74,6 +75,7 @@ fn step_records(steps: &[StepMetrics]) -> Vec<Record> {
 
 async fn series(
     State(state): State<AppState>,
+    reader: Reader,
     Path(id): Path<i64>,
     params: Result<Query<SeriesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
@@ -96,7 +98,8 @@ async fn series(
             "name at least one metric, such as step.loss",
         ));
     }
-    find(&state, id).await?;
+    let run = find(&state, id).await?;
+    reader.require_run(&state.store, &run).await?;
     let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
     let steps = if wants("step.") {
         step_records(&state.store.steps(id).await?)

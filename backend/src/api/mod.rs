@@ -1,16 +1,22 @@
 //! The HTTP API. Each resource module exposes its own router; [`app`] assembles them.
 
+mod auth;
 mod datasets;
 mod error;
 mod events;
 mod metrics;
+mod projects;
 mod results;
 mod runs;
+mod share;
+
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::routing::get;
 use axum::{Json, Router};
+use governor::DefaultKeyedRateLimiter;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -29,6 +35,19 @@ pub struct AppState {
     pub store: Store,
     pub hub: Hub,
     pub workers: Workers,
+    /// Failed logins per user name.
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, hub: Hub, workers: Workers) -> Self {
+        Self {
+            store,
+            hub,
+            workers,
+            login_limiter: crate::auth::login_limiter(),
+        }
+    }
 }
 
 /// The API under `/api`. Unknown `/api` paths get a JSON 404 rather than the UI.
@@ -38,6 +57,9 @@ pub fn app(state: AppState) -> Router {
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
+        .merge(auth::router())
+        .merge(projects::router())
+        .merge(share::router())
         .merge(runs::router())
         .merge(events::router())
         .merge(metrics::router())

@@ -10,12 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use balancelab_shared::{
-    config_differences, results_table, Comparison, EpochChoice, FieldError, ResultsTable, Run,
-    RunQuery, RunResult, RunStatus, Summary,
+    config_differences, results_table, Comparison, EpochChoice, FieldError, ResultsTable, Role,
+    Run, RunQuery, RunResult, RunStatus, Summary,
 };
 use serde::Deserialize;
 
+use super::runs::find;
 use super::{ApiError, AppState};
+use crate::auth::{require_run, Caller};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,11 +52,13 @@ pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Api
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-async fn runs_by_id(state: &AppState, ids: &[i64]) -> Result<Vec<Run>, ApiError> {
+/// The runs with these ids, each of which the caller must be allowed to see.
+async fn runs_by_id(state: &AppState, caller: &Caller, ids: &[i64]) -> Result<Vec<Run>, ApiError> {
     let mut runs = Vec::with_capacity(ids.len());
     for &id in ids {
-        let run = state.store.get_run(id).await?;
-        runs.push(run.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?);
+        let run = find(state, id).await?;
+        require_run(caller, &state.store, &run, Role::Viewer).await?;
+        runs.push(run);
     }
     Ok(runs)
 }
@@ -67,10 +71,11 @@ struct CompareQuery {
 /// The runs, and the configuration fields that are not the same in all of them.
 async fn compare(
     State(state): State<AppState>,
+    caller: Caller,
     params: Result<Query<CompareQuery>, QueryRejection>,
 ) -> Result<Json<Comparison>, ApiError> {
     let ids = parse_ids(&query(params)?.runs)?;
-    let runs = runs_by_id(&state, &ids).await?;
+    let runs = runs_by_id(&state, &caller, &ids).await?;
     let configs: Vec<_> = runs.iter().map(|r| r.config.clone()).collect();
     Ok(Json(Comparison {
         differences: config_differences(&configs),
@@ -104,11 +109,12 @@ struct ResultsQuery {
 
 async fn results(
     State(state): State<AppState>,
+    caller: Caller,
     params: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
     let runs = match params.runs.as_deref() {
-        Some(ids) => runs_by_id(&state, &parse_ids(ids)?).await?,
+        Some(ids) => runs_by_id(&state, &caller, &parse_ids(ids)?).await?,
         None => {
             // Without ids: the most recent completed runs.
             let completed = RunQuery {
@@ -116,7 +122,7 @@ async fn results(
                 limit: RunQuery::MAX_LIMIT,
                 ..RunQuery::default()
             };
-            state.store.list_runs(&completed).await?.runs
+            state.store.list_runs(&completed, caller.0.id).await?.runs
         }
     };
     let mut histories = Vec::with_capacity(runs.len());

@@ -7,13 +7,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use balancelab_shared::{FieldError, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery};
+use balancelab_shared::{FieldError, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::Value;
 
 use super::results::query;
 use super::{ApiError, AppState};
+use crate::auth::{require_run, Caller, Reader};
 use crate::data::catalog;
 use crate::store::Cancellation;
 
@@ -26,7 +28,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Parses JSON, naming the field of a type error (`method.alpha: invalid type...`).
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -69,30 +71,62 @@ fn check_config(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
     )]))
 }
 
-async fn queue(state: &AppState, config: &RunConfig) -> Result<(StatusCode, Json<Run>), ApiError> {
+async fn queue(
+    state: &AppState,
+    config: &RunConfig,
+    project: i64,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
     check_config(state, config)?;
-    let run = state.store.create_run(config).await?;
+    let run = state.store.create_run(config, project).await?;
     state.workers.wake();
     state.hub.notify(run.id);
     Ok((StatusCode::CREATED, Json(run)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Destination {
+    /// Default: the caller's first project in which they are an editor or owner.
+    project: Option<i64>,
+}
+
+/// Queues a run in `?project=ID`, which needs the editor role there.
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<Destination>, QueryRejection>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let project = match query(params)?.project {
+        Some(project) => {
+            caller
+                .require_project(&state.store, project, Role::Editor)
+                .await?;
+            project
+        }
+        None => (state.store.projects_of(caller.0.id).await?.into_iter())
+            .find(|p| p.role >= Role::Editor)
+            .map(|p| p.id)
+            .ok_or_else(|| {
+                ApiError::Forbidden(
+                    "you are not an editor of any project; ask a project owner".into(),
+                )
+            })?,
+    };
     let config: RunConfig = parse_json(&body)?;
-    queue(&state, &config).await
+    queue(&state, &config, project).await
 }
 
 /// A new run from run `id`'s configuration with the body's changes: a JSON merge patch
 /// (RFC 7396), e.g. `{"seed": 2, "method": {"alpha": 0.5}}`.
 async fn clone(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let source = find(&state, id).await?;
+    require_run(&caller, &state.store, &source, Role::Editor).await?;
     let changes: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
@@ -101,7 +135,7 @@ async fn clone(
     let mut config = serde_json::to_value(&source.config).expect("a RunConfig serializes");
     merge_patch(&mut config, &changes);
     let config: RunConfig = parse_json(config.to_string().as_bytes())?;
-    queue(&state, &config).await
+    queue(&state, &config, source.project_id).await
 }
 
 /// RFC 7396: objects merge key by key, `null` removes a key, anything else replaces.
@@ -125,6 +159,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 
 async fn list(
     State(state): State<AppState>,
+    Caller(user): Caller,
     params: Result<Query<RunQuery>, QueryRejection>,
 ) -> Result<Json<RunPage>, ApiError> {
     let params = query(params)?;
@@ -134,7 +169,7 @@ async fn list(
             format!("must be 1 to {}", RunQuery::MAX_LIMIT),
         )]));
     }
-    Ok(Json(state.store.list_runs(&params).await?))
+    Ok(Json(state.store.list_runs(&params, user.id).await?))
 }
 
 pub(super) async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
@@ -147,9 +182,11 @@ pub(super) async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
 
 async fn detail(
     State(state): State<AppState>,
+    reader: Reader,
     Path(id): Path<i64>,
 ) -> Result<Json<RunDetail>, ApiError> {
     let run = find(&state, id).await?;
+    reader.require_run(&state.store, &run).await?;
     let epochs = state.store.epochs(id).await?;
     Ok(Json(RunDetail { run, epochs }))
 }
@@ -157,9 +194,12 @@ async fn detail(
 /// Replaces the run's tags and/or note.
 async fn patch(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<Run>, ApiError> {
+    let run = find(&state, id).await?;
+    require_run(&caller, &state.store, &run, Role::Editor).await?;
     let patch: RunPatch = parse_json(&body)?;
     patch.validate().map_err(ApiError::Invalid)?;
     let run = state.store.patch_run(id, &patch).await?;
@@ -171,9 +211,11 @@ async fn patch(
 /// Deletes a run that is not training, with its metrics and checkpoints.
 async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    find(&state, id).await?;
+    let run = find(&state, id).await?;
+    require_run(&caller, &state.store, &run, Role::Editor).await?;
     if !state.store.delete_run(id).await? {
         return Err(ApiError::Conflict(format!(
             "run {id} is training; cancel it before deleting it"
@@ -192,9 +234,11 @@ async fn delete(
 /// `cancelled` with the epochs it completed kept). 409 if it has already ended.
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    find(&state, id).await?;
+    let run = find(&state, id).await?;
+    require_run(&caller, &state.store, &run, Role::Editor).await?;
     match state.store.request_cancel(id).await? {
         Cancellation::Cancelled => state.hub.notify(id),
         Cancellation::Requested => state.workers.cancel_local(id),

@@ -9,7 +9,9 @@
 //! - [`events`]: the per-run event log (status changes, steps, epochs) that live viewers
 //!   and resuming clients read by position.
 //! - [`queue`]: workers claiming runs, heartbeats, cancellation and re-queueing.
+//! - [`access`]: users, tokens, projects with roles, share links.
 
+mod access;
 mod events;
 mod queue;
 mod runs;
@@ -20,6 +22,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
+pub use access::TokenKind;
 pub use events::{LoggedEvent, ResumePoint};
 pub use queue::{Cancellation, Claim, Heartbeat};
 
@@ -170,7 +173,7 @@ impl Store {
 
 /// The columns [`run_from_row`] reads.
 const RUN_COLUMNS: &str = "id, config, status, error, created_at, tags, note, epochs_done, \
-     best_accuracy, worker, attempts";
+     best_accuracy, worker, attempts, project_id";
 
 fn run_from_row(row: &AnyRow) -> Result<Run> {
     let status: String = row.try_get("status")?;
@@ -191,6 +194,7 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         best_accuracy: row.try_get("best_accuracy")?,
         worker: row.try_get("worker")?,
         attempts: count("attempts")?,
+        project_id: row.try_get::<Option<i64>, _>("project_id")?.unwrap_or(0),
     })
 }
 

@@ -5,19 +5,38 @@ use sqlx::Row;
 
 use super::{run_from_row, Result, Store, RUN_COLUMNS};
 
+/// A filter's value, bound with its own type.
+enum Bound {
+    Text(String),
+    Int(i64),
+}
+
+impl Bound {
+    fn bind_to<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Self::Text(text) => query.bind(text.as_str()),
+            Self::Int(n) => query.bind(*n),
+        }
+    }
+}
+
 impl Store {
-    /// Stores a new queued run. Committed before this returns: once the API has answered
-    /// with the run, it exists.
-    pub async fn create_run(&self, config: &RunConfig) -> Result<Run> {
+    /// Stores a new queued run in `project`. Committed before this returns: once the API has
+    /// answered with the run, it exists.
+    pub async fn create_run(&self, config: &RunConfig, project: i64) -> Result<Run> {
         let json = serde_json::to_string(config).expect("a RunConfig always serializes");
         let sql = self.dialect.sql(&format!(
-            "INSERT INTO runs (config, status, method, dataset, updated_ms) \
-             VALUES ($1, 'queued', $2, $3, NOW_MS) RETURNING {RUN_COLUMNS}"
+            "INSERT INTO runs (config, status, method, dataset, updated_ms, project_id) \
+             VALUES ($1, 'queued', $2, $3, NOW_MS, $4) RETURNING {RUN_COLUMNS}"
         ));
         let row = sqlx::query(&sql)
             .bind(json)
             .bind(config.method.name())
             .bind(config.dataset.kind())
+            .bind(project)
             .fetch_one(&self.pool)
             .await?;
         run_from_row(&row)
@@ -32,38 +51,45 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
-    /// The page of runs `query` asks for, and how many match in all.
-    pub async fn list_runs(&self, query: &RunQuery) -> Result<RunPage> {
+    /// The page of runs `query` asks for among those user `viewer` may see (the runs of
+    /// their projects), and how many match in all.
+    pub async fn list_runs(&self, query: &RunQuery, viewer: i64) -> Result<RunPage> {
         let mut conditions = Vec::new();
-        let mut values: Vec<String> = Vec::new();
-        let mut bind = |condition: &str, value: String| {
+        let mut values: Vec<Bound> = Vec::new();
+        let mut bind = |condition: &str, value: Bound| {
             values.push(value);
             conditions.push(condition.replace('?', &format!("${}", values.len())));
         };
+        bind(
+            "project_id IN (SELECT project_id FROM members WHERE user_id = ?)",
+            Bound::Int(viewer),
+        );
+        if let Some(project) = query.project {
+            bind("project_id = ?", Bound::Int(project));
+        }
         if let Some(status) = query.status {
-            bind("status = ?", status.as_str().to_owned());
+            bind("status = ?", Bound::Text(status.as_str().to_owned()));
         }
         if let Some(method) = &query.method {
-            bind("method = ?", method.clone());
+            bind("method = ?", Bound::Text(method.clone()));
         }
         if let Some(dataset) = &query.dataset {
-            bind("dataset = ?", dataset.clone());
+            bind("dataset = ?", Bound::Text(dataset.clone()));
         }
         if let Some(tag) = &query.tag {
             bind(
                 "EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = runs.id AND t.tag = ?)",
-                tag.clone(),
+                Bound::Text(tag.clone()),
             );
         }
         if let Some(text) = query.search.as_deref().filter(|t| !t.is_empty()) {
             let pattern = format!("%{}%", text.to_lowercase());
-            bind("(LOWER(note) LIKE ? OR LOWER(tags) LIKE ?)", pattern);
+            bind(
+                "(LOWER(note) LIKE ? OR LOWER(tags) LIKE ?)",
+                Bound::Text(pattern),
+            );
         }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let filter = format!("WHERE {}", conditions.join(" AND "));
         let column = match query.sort {
             RunSort::Id => "id",
             RunSort::Status => "status",
@@ -78,7 +104,7 @@ impl Store {
         let count_sql = format!("SELECT COUNT(*) AS n FROM runs {filter}");
         let mut count = sqlx::query(&count_sql);
         for value in &values {
-            count = count.bind(value.as_str());
+            count = value.bind_to(count);
         }
         let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
 
@@ -90,7 +116,7 @@ impl Store {
         );
         let mut page = sqlx::query(&page_sql);
         for value in &values {
-            page = page.bind(value.as_str());
+            page = value.bind_to(page);
         }
         let rows = page.fetch_all(&self.pool).await?;
         Ok(RunPage {

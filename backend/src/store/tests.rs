@@ -46,6 +46,17 @@ fn step(n: u64) -> StepMetrics {
     }
 }
 
+/// A scratch store with one user, owner of one project.
+async fn setup() -> Result<(Store, i64, i64)> {
+    let store = Store::scratch().await?;
+    let user = store
+        .create_user("owner", "not a real hash", false)
+        .await?
+        .unwrap();
+    let project = store.create_project("p", user.id).await?.unwrap();
+    Ok((store, project.id, user.id))
+}
+
 fn status(status: RunStatus) -> RunEvent {
     RunEvent::Status {
         status,
@@ -55,8 +66,8 @@ fn status(status: RunStatus) -> RunEvent {
 
 #[tokio::test]
 async fn runs_and_their_event_logs_round_trip() -> Result<()> {
-    let store = Store::scratch().await?;
-    let run = store.create_run(&RunConfig::default()).await?;
+    let (store, project, _) = setup().await?;
+    let run = store.create_run(&RunConfig::default(), project).await?;
     assert_eq!((run.status, run.epochs_done), (RunStatus::Queued, 0));
     assert_eq!(run.config, RunConfig::default());
     let events = [
@@ -102,9 +113,9 @@ async fn runs_and_their_event_logs_round_trip() -> Result<()> {
 
 #[tokio::test]
 async fn the_queue_hands_each_run_to_one_worker_in_order() -> Result<()> {
-    let store = Store::scratch().await?;
-    let a = store.create_run(&RunConfig::default()).await?;
-    let b = store.create_run(&RunConfig::default()).await?;
+    let (store, project, _) = setup().await?;
+    let a = store.create_run(&RunConfig::default(), project).await?;
+    let b = store.create_run(&RunConfig::default(), project).await?;
     let first = store.claim_next("w1").await?.unwrap();
     let second = store.claim_next("w2").await?.unwrap();
     assert_eq!((first.run.id, second.run.id), (a.id, b.id));
@@ -145,7 +156,7 @@ async fn the_queue_hands_each_run_to_one_worker_in_order() -> Result<()> {
         [status(RunStatus::Running), status(RunStatus::Cancelled)]
     );
 
-    let queued = store.create_run(&RunConfig::default()).await?;
+    let queued = store.create_run(&RunConfig::default(), project).await?;
     assert_eq!(
         store.request_cancel(queued.id).await?,
         Cancellation::Cancelled
@@ -156,8 +167,8 @@ async fn the_queue_hands_each_run_to_one_worker_in_order() -> Result<()> {
 
 #[tokio::test]
 async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Result<()> {
-    let store = Store::scratch().await?;
-    let run = store.create_run(&RunConfig::default()).await?;
+    let (store, project, _) = setup().await?;
+    let run = store.create_run(&RunConfig::default(), project).await?;
     store.claim_next("w1").await?.unwrap();
     // Fresh heartbeat: not stale yet.
     assert!(store.requeue_stale(60_000, 2).await?.is_empty());
@@ -184,7 +195,7 @@ async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Resu
     assert!(failed.error.unwrap().contains("stopped responding 2 times"));
 
     // Given back on shutdown: queued again without using up an attempt.
-    let other = store.create_run(&RunConfig::default()).await?;
+    let other = store.create_run(&RunConfig::default(), project).await?;
     store.claim_next("w1").await?.unwrap();
     assert!(
         store
@@ -198,7 +209,7 @@ async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Resu
 
 #[tokio::test]
 async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
-    let store = Store::scratch().await?;
+    let (store, project, user) = setup().await?;
     let mut ids = Vec::new();
     for (i, method) in [
         MethodConfig::Joint,
@@ -213,7 +224,7 @@ async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
             seed: i as u64,
             ..RunConfig::default()
         };
-        ids.push(store.create_run(&config).await?.id);
+        ids.push(store.create_run(&config, project).await?.id);
     }
     store
         .append_events(ids[0], &[RunEvent::Epoch(Box::new(epoch(1, 0.9)))])
@@ -232,7 +243,7 @@ async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
     let list = |query: RunQuery| {
         let store = store.clone();
         async move {
-            let page = store.list_runs(&query).await?;
+            let page = store.list_runs(&query, user).await?;
             Ok::<_, StoreError>((
                 page.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
                 page.total,
@@ -323,16 +334,19 @@ async fn a_database_of_the_previous_schema_is_migrated_with_its_epochs() -> Resu
         pool.close().await;
     }
     let store = Store::open(&path).await?;
+    // The first start after the upgrade makes the admin and the project `default`, which
+    // takes the older runs.
+    crate::auth::bootstrap(&store, Some("admin password")).await?;
+    let (admin, _) = store.user_by_name("admin").await?.unwrap();
     let run = store.get_run(1).await?.unwrap();
     assert_eq!((run.status, run.epochs_done), (RunStatus::Completed, 2));
     assert_eq!(store.epochs(1).await?, [epoch(1, 0.5), epoch(2, 0.5)]);
     assert_eq!(store.last_seq(1).await?, 2);
-    let page = store
-        .list_runs(&RunQuery {
-            method: Some(RunConfig::default().method.name().into()),
-            ..RunQuery::default()
-        })
-        .await?;
-    assert_eq!(page.total, 1);
+    assert_eq!(run.project_id, store.projects_of(admin.id).await?[0].id);
+    let query = RunQuery {
+        method: Some(RunConfig::default().method.name().into()),
+        ..RunQuery::default()
+    };
+    assert_eq!(store.list_runs(&query, admin.id).await?.total, 1);
     Ok(())
 }

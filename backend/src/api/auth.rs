@@ -1,0 +1,160 @@
+//! `/auth` and `/users`: signing in and out, who am I, API tokens, and (admins) new users.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use balancelab_shared::{Credentials, FieldError, Me, Secret, User};
+
+use super::runs::parse_json;
+use super::{ApiError, AppState};
+use crate::auth::{
+    hash_password, new_token, token_hash, verify_password, Caller, SESSION_COOKIE,
+    SESSION_LIFETIME_MS,
+};
+use crate::store::TokenKind;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/tokens", post(create_token))
+        .route("/auth/tokens/{id}", delete(revoke_token))
+        .route("/users", post(create_user))
+}
+
+fn session_cookie(token: &str, max_age_s: i64) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}")
+}
+
+/// Checks a password and answers with a session token, also set as an HttpOnly cookie for
+/// the browser. Sign-ins are rate limited per user name (a burst of 5, then one per 12 s),
+/// which bounds password guessing.
+async fn login(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let credentials: Credentials = parse_json(&body)?;
+    if state.login_limiter.check_key(&credentials.name).is_err() {
+        return Err(ApiError::TooManyRequests(
+            "too many failed sign-ins for this user; wait a minute".into(),
+        ));
+    }
+    let found = state.store.user_by_name(&credentials.name).await?;
+    let user = match found {
+        Some((user, hash)) if verify_password(&credentials.password, &hash) => user,
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "unknown user name or wrong password".into(),
+            ))
+        }
+    };
+    let (token, hash) = new_token();
+    let kind = TokenKind::Session;
+    let id = (state.store)
+        .add_token(user.id, &hash, kind, Some(SESSION_LIFETIME_MS))
+        .await?;
+    let cookie = session_cookie(&token, SESSION_LIFETIME_MS / 1000);
+    Ok((
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        Json(Secret { id, token }),
+    ))
+}
+
+/// Revokes the token the request presented and clears the cookie.
+async fn logout(
+    State(state): State<AppState>,
+    _caller: Caller,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let bearer = (headers.get(header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = (headers.get_all(header::COOKIE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{SESSION_COOKIE}="))
+                .map(str::to_owned)
+        });
+    if let Some(token) = bearer.map(str::to_owned).or(cookie) {
+        state.store.delete_token(&token_hash(token.trim())).await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, session_cookie("", 0))]),
+    ))
+}
+
+async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<Me>, ApiError> {
+    let projects = state.store.projects_of(user.id).await?;
+    Ok(Json(Me { user, projects }))
+}
+
+/// A long-lived API token for scripts and the CLI; shown once.
+async fn create_token(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<(StatusCode, Json<Secret>), ApiError> {
+    let (token, hash) = new_token();
+    let id = state
+        .store
+        .add_token(user.id, &hash, TokenKind::Api, None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(Secret { id, token })))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.revoke_api_token(user.id, id).await? {
+        return Err(ApiError::NotFound(format!("you have no API token {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Names are 1 to 64 letters, digits or `-_.`; passwords at least 8 characters.
+pub fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let name = &credentials.name;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+        errors.push(FieldError::new("name", "1 to 64 letters, digits or -_."));
+    }
+    if credentials.password.chars().count() < 8 {
+        errors.push(FieldError::new("password", "at least 8 characters"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(errors))
+    }
+}
+
+/// Admins create users; each new user gets no project (owners add them to theirs).
+async fn create_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    if !caller.admin {
+        return Err(ApiError::Forbidden("only admins create users".into()));
+    }
+    let credentials: Credentials = parse_json(&body)?;
+    check_credentials(&credentials)?;
+    let hash = hash_password(&credentials.password);
+    match state
+        .store
+        .create_user(&credentials.name, &hash, false)
+        .await?
+    {
+        Some(user) => Ok((StatusCode::CREATED, Json(user))),
+        None => Err(ApiError::Conflict(format!(
+            "the user name {:?} is taken",
+            credentials.name
+        ))),
+    }
+}

@@ -1,0 +1,301 @@
+//! Who may do what: users and their tokens, projects and their members' roles, and read-only
+//! share links to runs. Tokens are stored as hashes (see `auth`), never as given.
+
+use balancelab_shared::{Member, Project, Role, ShareLink, User};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{Result, Store, StoreError};
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        admin: row.try_get::<i64, _>("admin")? != 0,
+    })
+}
+
+fn role(name: &str) -> Result<Role> {
+    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
+}
+
+/// What a token is for: sessions expire, API tokens last until revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    Api,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Api => "api",
+        }
+    }
+}
+
+impl Store {
+    pub async fn user_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// `None` if the name is taken.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        admin: bool,
+    ) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "INSERT INTO users (name, password_hash, admin) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, admin",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(i64::from(admin))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The user named `name` and their password hash.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>> {
+        let row = sqlx::query("SELECT id, name, admin, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
+            .transpose()
+    }
+
+    /// Stores a token's hash for `user`; returns the token's id.
+    pub async fn add_token(
+        &self,
+        user: i64,
+        token_hash: &str,
+        kind: TokenKind,
+        lifetime_ms: Option<i64>,
+    ) -> Result<i64> {
+        let sql = self.dialect.sql(
+            "INSERT INTO tokens (token_hash, user_id, kind, expires_ms) \
+             VALUES ($1, $2, $3, NOW_MS + $4) RETURNING id",
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .bind(user)
+            .bind(kind.as_str())
+            .bind(lifetime_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// The user a token (by hash) belongs to, if it exists and has not expired.
+    pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let sql = self.dialect.sql(
+            "SELECT u.id, u.name, u.admin FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND (t.expires_ms IS NULL OR t.expires_ms > NOW_MS)",
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Revokes a token by hash (logging out).
+    pub async fn delete_token(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes one of `user`'s API tokens by id; false if they have none with that id.
+    pub async fn revoke_api_token(&self, user: i64, id: i64) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
+                .bind(id)
+                .bind(user)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Creates a project owned by `owner`; `None` if the name is taken.
+    pub async fn create_project(&self, name: &str, owner: i64) -> Result<Option<Project>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO projects (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id")?;
+        sqlx::query("INSERT INTO members (project_id, user_id, role) VALUES ($1, $2, 'owner')")
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Project {
+            id,
+            name: name.to_owned(),
+            role: Role::Owner,
+        }))
+    }
+
+    /// The projects `user` belongs to, oldest first.
+    pub async fn projects_of(&self, user: i64) -> Result<Vec<Project>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, m.role FROM projects p \
+             JOIN members m ON m.project_id = p.id WHERE m.user_id = $1 ORDER BY p.id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Project {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    role: role(&row.try_get::<String, _>("role")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `user`'s role in `project`; `None` if they are not a member.
+    pub async fn role_in(&self, project: i64, user: i64) -> Result<Option<Role>> {
+        let row = sqlx::query("SELECT role FROM members WHERE project_id = $1 AND user_id = $2")
+            .bind(project)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| role(&row.try_get::<String, _>("role")?))
+            .transpose()
+    }
+
+    pub async fn members(&self, project: i64) -> Result<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT u.name, m.role FROM members m JOIN users u ON u.id = m.user_id \
+             WHERE m.project_id = $1 ORDER BY u.name",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    user: row.try_get("name")?,
+                    role: role(&row.try_get::<String, _>("role")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Gives the user named `user` `role` in `project`; false if there is no such user.
+    pub async fn set_member(&self, project: i64, user: &str, role: Role) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO members (project_id, user_id, role) \
+             SELECT $1, id, $2 FROM users WHERE name = $3 \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(project)
+        .bind(role.as_str())
+        .bind(user)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes the user named `user` from `project`; false if they were not a member.
+    pub async fn remove_member(&self, project: i64, user: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM members WHERE project_id = $1 \
+             AND user_id = (SELECT id FROM users WHERE name = $2)",
+        )
+        .bind(project)
+        .bind(user)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts runs that belong to no project (made before projects existed) into `project`.
+    pub async fn adopt_orphan_runs(&self, project: i64) -> Result<u64> {
+        let done = sqlx::query("UPDATE runs SET project_id = $1 WHERE project_id IS NULL")
+            .bind(project)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Stores a share link's token hash for run `run`; returns the link.
+    pub async fn create_share_link(
+        &self,
+        run: i64,
+        token_hash: &str,
+        by: &str,
+    ) -> Result<ShareLink> {
+        let row = sqlx::query(
+            "INSERT INTO share_links (token_hash, run_id, created_by) VALUES ($1, $2, $3) \
+             RETURNING id, run_id, created_by, created_at, revoked",
+        )
+        .bind(token_hash)
+        .bind(run)
+        .bind(by)
+        .fetch_one(&self.pool)
+        .await?;
+        share_from_row(&row)
+    }
+
+    pub async fn share_links(&self, run: i64) -> Result<Vec<ShareLink>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, created_by, created_at, revoked FROM share_links \
+             WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(share_from_row).collect()
+    }
+
+    /// Revokes share link `id` of run `run`; false if the run has no such link.
+    pub async fn revoke_share_link(&self, run: i64, id: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE share_links SET revoked = 1 WHERE id = $1 AND run_id = $2")
+            .bind(id)
+            .bind(run)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The run a share link (by token hash) opens, unless it was revoked.
+    pub async fn shared_run(&self, token_hash: &str) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("SELECT run_id FROM share_links WHERE token_hash = $1 AND revoked = 0")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|row| row.try_get("run_id")).transpose()?)
+    }
+}
+
+fn share_from_row(row: &AnyRow) -> Result<ShareLink> {
+    Ok(ShareLink {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+    })
+}

@@ -1,0 +1,521 @@
+//! Who may do what: signing in, tokens, projects and roles, share links. Every endpoint is
+//! tried by a stranger, a viewer, an editor and an anonymous caller, and must deny what their
+//! role does not allow.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use balancelab::api::{app, AppState};
+use balancelab::live::Hub;
+use balancelab::store::Store;
+use balancelab::worker::{WorkerOptions, Workers};
+use balancelab_shared::{Me, Project, Run, RunPage, Secret, ShareLink};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Server {
+    app: Router,
+}
+
+/// A caller's credentials: a bearer token, a cookie, a share token, or nothing.
+#[derive(Clone)]
+enum As {
+    Nobody,
+    Token(String),
+    Cookie(String),
+    Share(String),
+}
+
+impl Server {
+    async fn start() -> Self {
+        let store = Store::scratch().await.unwrap();
+        balancelab::auth::bootstrap(&store, Some("admin password"))
+            .await
+            .unwrap();
+        let hub = Hub::new(store.clone());
+        let checkpoints = tempfile::tempdir().unwrap().keep();
+        let workers = Workers::start(store.clone(), hub.clone(), WorkerOptions::new(checkpoints));
+        Self {
+            app: app(AppState::new(store, hub, workers)),
+        }
+    }
+
+    async fn call(&self, who: &As, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
+        let uri = match who {
+            As::Share(token) if uri.contains('?') => format!("{uri}&share={token}"),
+            As::Share(token) => format!("{uri}?share={token}"),
+            _ => uri.to_owned(),
+        };
+        let mut request = Request::builder().method(method).uri(&uri);
+        match who {
+            As::Token(token) => {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+            }
+            As::Cookie(token) => {
+                request = request.header(header::COOKIE, format!("balancelab_session={token}"))
+            }
+            As::Nobody | As::Share(_) => {}
+        }
+        let body = if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        };
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        // Event streams of runs still training never end: read only their start.
+        let is_stream = (response.headers().get(header::CONTENT_TYPE))
+            .is_some_and(|v| v == "text/event-stream");
+        if is_stream {
+            return (status, Value::Null);
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn login(&self, name: &str, password: &str) -> String {
+        let credentials = json!({"name": name, "password": password});
+        let (status, body) =
+            (self.call(&As::Nobody, Method::POST, "/api/auth/login", credentials)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value::<Secret>(body).unwrap().token
+    }
+
+    /// Admin creates the user; returns their session token.
+    async fn user(&self, admin: &As, name: &str) -> As {
+        let credentials = json!({"name": name, "password": "long enough"});
+        let (status, body) = self
+            .call(admin, Method::POST, "/api/users", credentials)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        As::Token(self.login(name, "long enough").await)
+    }
+}
+
+fn small_run() -> Value {
+    json!({"epochs": 1, "dataset": {"kind": "synthetic", "train_samples": 64, "test_samples": 32}})
+}
+
+#[tokio::test]
+async fn every_endpoint_checks_who_is_asking() {
+    let server = Server::start().await;
+    let admin = As::Token(server.login("admin", "admin password").await);
+    let alice = server.user(&admin, "alice").await;
+    let bob = server.user(&admin, "bob").await;
+
+    // Alice's project and run; Bob's own project.
+    let (status, body) = server
+        .call(
+            &alice,
+            Method::POST,
+            "/api/projects",
+            json!({"name": "vision"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let vision: Project = serde_json::from_value(body).unwrap();
+    let (status, _) = server
+        .call(
+            &bob,
+            Method::POST,
+            "/api/projects",
+            json!({"name": "audio"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Without ?project, Alice's only project is used; Bob is in none of hers.
+    let (status, body) = server
+        .call(&alice, Method::POST, "/api/runs", small_run())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let run: Run = serde_json::from_value(body).unwrap();
+    assert_eq!(run.project_id, vision.id);
+    let id = run.id;
+
+    let members = format!("/api/projects/{}/members", vision.id);
+    let reads = [
+        format!("/api/runs/{id}"),
+        format!("/api/runs/{id}/events"),
+        format!("/api/runs/{id}/metrics?keys=step.loss"),
+        format!("/api/compare?runs={id}"),
+        format!("/api/results?runs={id}"),
+    ];
+    let writes = [
+        (
+            Method::PATCH,
+            format!("/api/runs/{id}"),
+            json!({"note": "mine now"}),
+        ),
+        (Method::POST, format!("/api/runs/{id}/cancel"), Value::Null),
+        (Method::POST, format!("/api/runs/{id}/clone"), json!({})),
+        (Method::POST, format!("/api/runs/{id}/share"), Value::Null),
+        (Method::GET, format!("/api/runs/{id}/share"), Value::Null),
+        (
+            Method::POST,
+            format!("/api/runs?project={}", vision.id),
+            small_run(),
+        ),
+        (Method::DELETE, format!("/api/runs/{id}"), Value::Null),
+    ];
+    let owner_only = [
+        (
+            Method::PUT,
+            format!("{members}/bob"),
+            json!({"role": "owner"}),
+        ),
+        (Method::DELETE, format!("{members}/alice"), Value::Null),
+    ];
+
+    // Nobody: 401 everywhere but /health.
+    for uri in reads.iter().chain([
+        &members,
+        &"/api/runs".to_owned(),
+        &"/api/datasets".to_owned(),
+    ]) {
+        let (status, _) = server
+            .call(&As::Nobody, Method::GET, uri, Value::Null)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "GET {uri}");
+    }
+    for (method, uri, body) in writes.iter().chain(&owner_only) {
+        let (status, _) = server
+            .call(&As::Nobody, method.clone(), uri, body.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+    let (status, _) = server
+        .call(&As::Nobody, Method::GET, "/api/health", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let forged = As::Token("0".repeat(64));
+    let (status, _) = server
+        .call(&forged, Method::GET, "/api/runs", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Bob, a stranger to the project: the run does not exist for him.
+    for uri in reads.iter().chain([&members]) {
+        let (status, _) = server.call(&bob, Method::GET, uri, Value::Null).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "stranger GET {uri}");
+    }
+    for (method, uri, body) in writes.iter().chain(&owner_only) {
+        let (status, _) = server.call(&bob, method.clone(), uri, body.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "stranger {method} {uri}");
+    }
+    let (_, page) = server
+        .call(&bob, Method::GET, "/api/runs", Value::Null)
+        .await;
+    assert_eq!(serde_json::from_value::<RunPage>(page).unwrap().total, 0);
+    let (_, table) = server
+        .call(&bob, Method::GET, "/api/results", Value::Null)
+        .await;
+    assert_eq!(table["rows"], json!([]), "results only of visible runs");
+
+    // Bob as a viewer: reads, but changes nothing.
+    let (status, _) = server
+        .call(
+            &alice,
+            Method::PUT,
+            &format!("{members}/bob"),
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for uri in &reads {
+        let (status, _) = server.call(&bob, Method::GET, uri, Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "viewer GET {uri}");
+    }
+    for (method, uri, body) in writes.iter().chain(&owner_only) {
+        let (status, _) = server.call(&bob, method.clone(), uri, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "viewer {method} {uri}");
+    }
+
+    // Bob as an editor: changes runs, still not members.
+    let (status, _) = server
+        .call(
+            &alice,
+            Method::PUT,
+            &format!("{members}/bob"),
+            json!({"role": "editor"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = server
+        .call(&bob, writes[0].0.clone(), &writes[0].1, writes[0].2.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "editor PATCH");
+    for (method, uri, body) in &owner_only {
+        let (status, _) = server.call(&bob, method.clone(), uri, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "editor {method} {uri}");
+    }
+    // Owners cannot lock themselves out; users and roles must exist.
+    let (status, _) = server
+        .call(
+            &alice,
+            Method::DELETE,
+            &format!("{members}/alice"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = server
+        .call(
+            &alice,
+            Method::PUT,
+            &format!("{members}/carol"),
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .call(
+            &alice,
+            Method::PUT,
+            &format!("{members}/bob"),
+            json!({"role": "god"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = server
+        .call(
+            &alice,
+            Method::DELETE,
+            &format!("{members}/bob"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.call(&bob, Method::GET, &reads[0], Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "removed members lose access");
+
+    // Only admins create users.
+    let carol = json!({"name": "carol", "password": "long enough"});
+    let (status, _) = server
+        .call(&alice, Method::POST, "/api/users", carol.clone())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .call(
+            &admin,
+            Method::POST,
+            "/api/users",
+            json!({"name": "alice", "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = server
+        .call(
+            &admin,
+            Method::POST,
+            "/api/users",
+            json!({"name": "c a", "password": "short"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["fields"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn share_links_open_one_run_read_only_until_revoked() {
+    let server = Server::start().await;
+    let admin = As::Token(server.login("admin", "admin password").await);
+    let (_, body) = server
+        .call(&admin, Method::POST, "/api/runs", small_run())
+        .await;
+    let run: Run = serde_json::from_value(body).unwrap();
+    let (_, body) = server
+        .call(&admin, Method::POST, "/api/runs", small_run())
+        .await;
+    let other: Run = serde_json::from_value(body).unwrap();
+    let (status, body) = server
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/runs/{}/share", run.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let link: Secret = serde_json::from_value(body).unwrap();
+    let guest = As::Share(link.token.clone());
+
+    for uri in [
+        format!("/api/runs/{}", run.id),
+        format!("/api/runs/{}/events", run.id),
+        format!("/api/runs/{}/metrics?keys=epoch.test.fused", run.id),
+    ] {
+        let (status, _) = server.call(&guest, Method::GET, &uri, Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "shared GET {uri}");
+    }
+    let (status, _) = server
+        .call(
+            &guest,
+            Method::GET,
+            &format!("/api/runs/{}", other.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the link opens its run only");
+    for (method, uri) in [
+        (Method::GET, "/api/runs".to_owned()),
+        (Method::PATCH, format!("/api/runs/{}", run.id)),
+        (Method::POST, format!("/api/runs/{}/cancel", run.id)),
+        (Method::POST, format!("/api/runs/{}/share", run.id)),
+        (Method::GET, format!("/api/compare?runs={}", run.id)),
+    ] {
+        let (status, _) = server
+            .call(&guest, method.clone(), &uri, json!({"note": "x"}))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "shared {method} {uri}");
+    }
+
+    let (_, body) = server
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/runs/{}/share", run.id),
+            Value::Null,
+        )
+        .await;
+    let links: Vec<ShareLink> = serde_json::from_value(body).unwrap();
+    assert_eq!(
+        (links.len(), links[0].revoked, links[0].created_by.as_str()),
+        (1, false, "admin")
+    );
+    assert!(
+        !serde_json::to_string(&links).unwrap().contains(&link.token),
+        "tokens are not listed"
+    );
+    let revoke = format!("/api/runs/{}/share/{}", run.id, link.id);
+    let (status, _) = server
+        .call(&admin, Method::DELETE, &revoke, Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .call(
+            &guest,
+            Method::GET,
+            &format!("/api/runs/{}", run.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+}
+
+#[tokio::test]
+async fn sessions_cookies_api_tokens_and_the_login_limit() {
+    let server = Server::start().await;
+    // The session token works as a bearer token and as the browser's cookie.
+    let session = server.login("admin", "admin password").await;
+    for who in [As::Token(session.clone()), As::Cookie(session.clone())] {
+        let (status, body) = server
+            .call(&who, Method::GET, "/api/auth/me", Value::Null)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let me: Me = serde_json::from_value(body).unwrap();
+        assert_eq!((me.user.name.as_str(), me.user.admin), ("admin", true));
+        assert_eq!(me.projects[0].name, "default");
+    }
+    let response = server
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/api/auth/login")
+                .body(Body::from(
+                    json!({"name": "admin", "password": "admin password"}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("balancelab_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+
+    // API tokens last until revoked.
+    let user = As::Token(session.clone());
+    let (status, body) = server
+        .call(&user, Method::POST, "/api/auth/tokens", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let api: Secret = serde_json::from_value(body).unwrap();
+    let script = As::Token(api.token.clone());
+    assert_eq!(
+        server
+            .call(&script, Method::GET, "/api/runs", Value::Null)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let revoke = format!("/api/auth/tokens/{}", api.id);
+    assert_eq!(
+        server
+            .call(&user, Method::DELETE, &revoke, Value::Null)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        server
+            .call(&script, Method::GET, "/api/runs", Value::Null)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Signing out ends the session.
+    assert_eq!(
+        server
+            .call(&user, Method::POST, "/api/auth/logout", Value::Null)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        server
+            .call(&user, Method::GET, "/api/auth/me", Value::Null)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Five sign-ins per user name in a burst (two were above), then 429, even with the
+    // right password.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let wrong = json!({"name": "admin", "password": "guess"});
+        statuses.push(
+            server
+                .call(&As::Nobody, Method::POST, "/api/auth/login", wrong)
+                .await
+                .0,
+        );
+    }
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    let right = json!({"name": "admin", "password": "admin password"});
+    let (status, body) = server
+        .call(&As::Nobody, Method::POST, "/api/auth/login", right)
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let unknown = json!({"name": "nobody", "password": "whatever"});
+    let (status, _) = server
+        .call(&As::Nobody, Method::POST, "/api/auth/login", unknown)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the limit is per user name"
+    );
+}

@@ -1,7 +1,8 @@
 //! Calls to the BalanceLab HTTP API.
 
 use balancelab_shared::{
-    Comparison, DatasetInfo, ErrorBody, ResultsTable, Run, RunConfig, RunDetail, RunPage,
+    Comparison, Credentials, DatasetInfo, ErrorBody, Me, ResultsTable, Run, RunConfig, RunDetail,
+    RunPage, Secret,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -19,7 +20,29 @@ impl ApiFailure {
     }
 }
 
+/// Where the browser is: path and query.
+fn current_location() -> String {
+    let location = web_sys::window().expect("a browser window").location();
+    let path = location.pathname().unwrap_or_default();
+    path + &location.search().unwrap_or_default()
+}
+
+/// The sign-in page, coming back to `next` afterwards.
+pub fn login_url(next: &str) -> String {
+    let next: String = js_sys::encode_uri_component(next).into();
+    format!("/login?next={next}")
+}
+
+/// A 401 means the session is missing or over: off to the sign-in page, then back here.
 async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> {
+    if response.status() == 401 {
+        let _ = (web_sys::window().expect("a browser window").location())
+            .assign(&login_url(&current_location()));
+    }
+    read_quietly(response).await
+}
+
+async fn read_quietly<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> {
     if response.ok() {
         return response.json().await.map_err(ApiFailure::message);
     }
@@ -44,8 +67,48 @@ pub async fn list_runs() -> Result<Vec<Run>, ApiFailure> {
     Ok(page.runs)
 }
 
-pub async fn get_run(id: i64) -> Result<RunDetail, ApiFailure> {
-    let response = Request::get(&format!("/api/runs/{id}")).send().await;
+/// `?share=TOKEN` when the run is opened through a share link.
+fn share_query(share: Option<&str>, first: bool) -> String {
+    let separator = if first { '?' } else { '&' };
+    share.map_or(String::new(), |token| format!("{separator}share={token}"))
+}
+
+pub async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
+    let url = format!("/api/runs/{id}{}", share_query(share, true));
+    let response = Request::get(&url).send().await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
+/// Signs in; the server sets the session cookie every later call carries.
+pub async fn login(credentials: &Credentials) -> Result<Secret, ApiFailure> {
+    let request = Request::post("/api/auth/login")
+        .json(credentials)
+        .map_err(ApiFailure::message)?;
+    read_quietly(request.send().await.map_err(ApiFailure::message)?).await
+}
+
+pub async fn logout() -> Result<(), ApiFailure> {
+    let response = Request::post("/api/auth/logout").send().await;
+    let response = response.map_err(ApiFailure::message)?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(ApiFailure::message(format!(
+            "the server answered {}",
+            response.status()
+        )))
+    }
+}
+
+/// Who is signed in; an error (without leaving the page) when nobody is.
+pub async fn me() -> Result<Me, ApiFailure> {
+    let response = Request::get("/api/auth/me").send().await;
+    read_quietly(response.map_err(ApiFailure::message)?).await
+}
+
+/// Makes a read-only link to run `id`; its token is only shown now.
+pub async fn share_run(id: i64) -> Result<Secret, ApiFailure> {
+    let response = Request::post(&format!("/api/runs/{id}/share")).send().await;
     read(response.map_err(ApiFailure::message)?).await
 }
 
@@ -93,7 +156,10 @@ pub async fn results(
     read(response.map_err(ApiFailure::message)?).await
 }
 
-/// URL of a run's Server-Sent Events stream.
-pub fn events_url(id: i64) -> String {
-    format!("/api/runs/{id}/events")
+/// URL of a run's Server-Sent Events stream, from after log position `after`.
+pub fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
+    format!(
+        "/api/runs/{id}/events?after={after}{}",
+        share_query(share, false)
+    )
 }

@@ -24,12 +24,14 @@ fn App() -> impl IntoView {
                     <span class="brand">"BalanceLab"</span>
                 </A>
                 <span class="tagline">"balanced multimodal learning"</span>
+                <pages::UserMenu />
             </header>
             <main>
                 <Routes fallback=|| view! { <p>"Page not found."</p> }>
                     <Route path=path!("/") view=pages::HomePage />
                     <Route path=path!("/runs/:id") view=pages::RunPage />
                     <Route path=path!("/compare") view=pages::ComparePage />
+                    <Route path=path!("/login") view=pages::LoginPage />
                 </Routes>
             </main>
         </Router>

@@ -204,6 +204,10 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub run: Run,
     pub epochs: Vec<EpochMetrics>,
+    /// Position of the run's last logged event when the epochs were read: a viewer follows
+    /// the live stream from here (`?after=`), having the epochs before it.
+    #[serde(default)]
+    pub last_event: i64,
 }
 
 /// What the server sends on a run's live event stream (Server-Sent Events, JSON data). Each

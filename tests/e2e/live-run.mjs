@@ -2,7 +2,8 @@
 // A bad value shows an inline error; a good MLB run is started from the form; its curves
 // are seen growing while it trains; after it completes, a reload shows the stored curves;
 // it is then compared with a second run (config diff, overlaid curves, results, CSV export);
-// a third, long run is cancelled from its page.
+// a third, long run is cancelled from its page and shared read-only with a link that a browser
+// without a session opens. Every page asks for a sign-in first.
 // Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,6 +21,7 @@ const artifacts = join(root, 'artifacts', 'e2e');
 const dataDir = resolve(root, process.env.BALANCELAB_DATA_DIR ?? '../shared/data');
 const hasData = existsSync(join(dataDir, 'mfeat'));
 const EPOCHS = 40;
+const ADMIN_PASSWORD = 'e2e admin password';
 const K_CHART = 'figure[data-chart^="Gradient coefficient"]';
 const ACCURACY_CHART = 'figure[data-chart^="Test accuracy"]';
 
@@ -64,7 +66,10 @@ async function main() {
   const args = ['serve', '--addr', `127.0.0.1:${port}`, '--state-dir', state, '--ui-dir', join(root, 'dist')];
   if (hasData) args.push('--data-dir', dataDir);
   else console.log(`e2e: no real data at ${dataDir}; checking real datasets are shown as not found`);
-  const server = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  const server = spawn(binary, args, {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, BALANCELAB_ADMIN_PASSWORD: ADMIN_PASSWORD },
+  });
   let browser;
   try {
     await waitForHealth(base, server);
@@ -78,10 +83,29 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1500 } });
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
-    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+    // Refused calls before signing in are expected (the browser logs each 401).
+    page.on('console', (m) => m.type() === 'error' && !/status of 401/.test(m.text()) && pageErrors.push(m.text()));
 
+    // Signed out, the start page sends the browser to sign in, then back.
     await page.goto(`${base}/`);
+    await page.waitForURL(/\/login\?next=/);
+    await page.fill('#login-password', 'wrong password');
+    await page.click('#login-submit');
+    await page.locator('.login .form-message', { hasText: 'wrong password' }).waitFor();
+    await page.fill('#login-password', ADMIN_PASSWORD);
+    await page.screenshot({ path: join(artifacts, '0-sign-in.png'), fullPage: true });
+    await page.click('#login-submit');
     await page.locator('#start-run').waitFor();
+    assert.equal(await page.locator('#signed-in-as').textContent(), 'admin');
+
+    // The API, for the steps the test drives directly, with a session token of its own.
+    const login = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'admin', password: ADMIN_PASSWORD }),
+    });
+    assert.equal(login.status, 200);
+    const auth = { authorization: `Bearer ${(await login.json()).token}` };
 
     // The dataset list says which real datasets this server found, with their attribution.
     const mfeat = page.locator('#field-dataset option[value="mfeat_fac_mor"]');
@@ -156,13 +180,13 @@ async function main() {
     // Compare it with a joint-training run: config diff, overlaid curves, results, export.
     const created = await fetch(`${base}/api/runs`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({ method: { kind: 'joint' }, epochs: 5 }),
     });
     assert.equal(created.status, 201);
     const joint = await created.json();
     for (let i = 0; ; i++) {
-      const run = await (await fetch(`${base}/api/runs/${joint.id}`)).json();
+      const run = await (await fetch(`${base}/api/runs/${joint.id}`, { headers: auth })).json();
       if (run.status === 'completed') break;
       assert.ok(i < 600 && run.status !== 'failed', `joint run: ${run.status} ${run.error}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -183,7 +207,7 @@ async function main() {
     assert.deepEqual(groups, ['joint', 'mlb']);
     await page.locator('figure[data-chart^="Test accuracy of the fused"] circle.point').nth(EPOCHS + 4).waitFor();
     const csvHref = await page.locator('a.export', { hasText: 'CSV' }).getAttribute('href');
-    const csv = await (await fetch(`${base}${csvHref}`)).text();
+    const csv = await (await fetch(`${base}${csvHref}`, { headers: auth })).text();
     assert.match(csv, /^method\.kind,model\.fusion,runs,test\.fused mean/);
     assert.equal(csv.trim().split('\n').length, 3, csv);
     await page.screenshot({ path: join(artifacts, '5-compare.png'), fullPage: true });
@@ -191,7 +215,7 @@ async function main() {
     // A long run is cancelled from its page; the epochs it finished stay.
     const long = await (await fetch(`${base}/api/runs`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({ epochs: 10000 }),
     })).json();
     await page.goto(`${base}/runs/${long.id}`);
@@ -200,6 +224,29 @@ async function main() {
     await page.locator('.badge-cancelled').waitFor({ timeout: 30_000 });
     assert.equal(await page.locator('#cancel-run').count(), 0, 'no cancel button on an ended run');
     assert.ok((await pointCount(page, K_CHART)) >= 2, 'the finished epochs stay drawn');
+
+    // A read-only link to the MLB run, opened by a browser that has never signed in.
+    await page.goto(`${base}${runPath}`);
+    await page.locator('.badge-completed').waitFor();
+    await page.click('#share-run');
+    const link = await page.locator('#share-link').inputValue();
+    assert.match(link, new RegExp(`${runPath}\\?share=[0-9a-f]{64}$`));
+    const stranger = await browser.newContext({ viewport: { width: 1280, height: 1500 } });
+    const guest = await stranger.newPage();
+    guest.on('pageerror', (e) => pageErrors.push(String(e)));
+    await guest.goto(link);
+    await guest.locator('.badge-completed').waitFor();
+    await guest.waitForFunction(
+      ({ chart, total }) => document.querySelectorAll(`${chart} circle.point`).length === total,
+      { chart: K_CHART, total: 2 * EPOCHS },
+    );
+    assert.equal(new URL(guest.url()).pathname, runPath, 'no sign-in asked');
+    assert.equal(await guest.locator('#share-run').count(), 0, 'read-only');
+    await guest.screenshot({ path: join(artifacts, '6-shared-link.png'), fullPage: true });
+    // Without the link's token, the same browser is asked to sign in.
+    await guest.goto(`${base}${runPath}`);
+    await guest.waitForURL(/\/login\?next=/);
+    await stranger.close();
 
     assert.deepEqual(pageErrors, [], 'the page logged errors');
     console.log(`e2e: passed; screenshots in ${artifacts}`);

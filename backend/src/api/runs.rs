@@ -187,8 +187,14 @@ async fn detail(
 ) -> Result<Json<RunDetail>, ApiError> {
     let run = find(&state, id).await?;
     reader.require_run(&state.store, &run).await?;
+    // Position first: whatever is logged after it, the viewer gets from the stream.
+    let last_event = state.store.last_seq(id).await?;
     let epochs = state.store.epochs(id).await?;
-    Ok(Json(RunDetail { run, epochs }))
+    Ok(Json(RunDetail {
+        run,
+        epochs,
+        last_event,
+    }))
 }
 
 /// Replaces the run's tags and/or note.

@@ -49,7 +49,7 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
             async move {
                 let mut details = Vec::new();
                 for id in ids {
-                    details.push(api::get_run(id).await?);
+                    details.push(api::get_run(id, None).await?);
                 }
                 Ok::<_, ApiFailure>(details)
             }

@@ -2,10 +2,12 @@
 
 mod compare;
 mod home;
+mod login;
 mod run;
 
 pub use compare::ComparePage;
 pub use home::HomePage;
+pub use login::{LoginPage, UserMenu};
 pub use run::RunPage;
 
 use balancelab_shared::{MethodConfig, RunStatus};

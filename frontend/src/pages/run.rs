@@ -9,7 +9,7 @@ use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::{method_label, StatusBadge};
 use crate::api;
@@ -18,19 +18,25 @@ use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
+    // A share link is this page with `?share=TOKEN`: the same view, read-only.
+    let query = use_query_map();
     // Re-created when the id changes, so the previous run's live stream is closed.
     move || match params
         .read()
         .get("id")
         .and_then(|id| id.parse::<i64>().ok())
     {
-        Some(id) => view! { <RunView id /> }.into_any(),
+        Some(id) => {
+            let share = query.read().get("share");
+            view! { <RunView id share /> }.into_any()
+        }
         None => view! { <p>"That is not a run id."</p> }.into_any(),
     }
 }
 
 #[component]
-fn RunView(id: i64) -> impl IntoView {
+fn RunView(id: i64, share: Option<String>) -> impl IntoView {
+    let shared = share.is_some();
     let run = RwSignal::new(None::<Run>);
     let epochs = RwSignal::new(Vec::<EpochMetrics>::new());
     let problem = RwSignal::new(None::<String>);
@@ -40,7 +46,7 @@ fn RunView(id: i64) -> impl IntoView {
         let _ = stop.send(());
     });
     spawn_local(async move {
-        let follow = follow_run(id, run, epochs, problem);
+        let follow = follow_run(id, share, run, epochs, problem);
         futures::pin_mut!(follow);
         futures::future::select(follow, stopped).await;
     });
@@ -110,14 +116,42 @@ fn RunView(id: i64) -> impl IntoView {
             }
         });
     };
+    let share_link = RwSignal::new(None::<String>);
+    let make_share_link = move |_| {
+        spawn_local(async move {
+            match api::share_run(id).await {
+                Ok(secret) => {
+                    let origin = (web_sys::window().expect("a browser window").location())
+                        .origin()
+                        .unwrap_or_default();
+                    share_link.set(Some(format!("{origin}/runs/{id}?share={}", secret.token)));
+                }
+                Err(api::ApiFailure(e)) => problem.set(Some(e.message)),
+            }
+        });
+    };
     view! {
         <section class="card">
             <h1>{format!("Run #{id} ")} {move || run.get().map(|r| view! { <StatusBadge status=r.status /> })}</h1>
-            <Show when=active>
+            <Show when=move || shared>
+                <p class="hint">"Opened through a read-only share link."</p>
+            </Show>
+            <Show when=move || active() && !shared>
                 <button type="button" id="cancel-run" disabled=move || cancelling.get() on:click=cancel>
                     "Cancel run"
                 </button>
             </Show>
+            <Show when=move || !shared>
+                <button type="button" id="share-run" on:click=make_share_link>
+                    "Make a read-only link"
+                </button>
+            </Show>
+            {move || share_link.get().map(|link| view! {
+                <p class="share-link">
+                    "Anyone with this link can see this run (and nothing else) until it is revoked: "
+                    <input id="share-link" readonly value=link.clone() size="60" />
+                </p>
+            })}
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
         </section>
@@ -175,21 +209,23 @@ fn RunView(id: i64) -> impl IntoView {
 /// Loads the stored run, then applies its live events until it ends.
 async fn follow_run(
     id: i64,
+    share: Option<String>,
     run: RwSignal<Option<Run>>,
     epochs: RwSignal<Vec<EpochMetrics>>,
     problem: RwSignal<Option<String>>,
 ) {
-    let detail = match api::get_run(id).await {
+    let detail = match api::get_run(id, share.as_deref()).await {
         Ok(detail) => detail,
         Err(api::ApiFailure(e)) => return problem.set(Some(e.message)),
     };
     let finished = detail.run.status.is_terminal();
+    let after = detail.last_event;
     epochs.set(detail.epochs);
     run.set(Some(detail.run));
     if finished {
         return;
     }
-    let mut source = match EventSource::new(&api::events_url(id)) {
+    let mut source = match EventSource::new(&api::events_url(id, after, share.as_deref())) {
         Ok(source) => source,
         Err(e) => return problem.set(Some(format!("live updates unavailable: {e}"))),
     };

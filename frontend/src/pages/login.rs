@@ -1,0 +1,98 @@
+//! Signing in. Any page whose API call is refused for want of a session comes here with
+//! `?next=` set to itself, and goes back there afterwards.
+
+use balancelab_shared::Credentials;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_query_map;
+
+use crate::api;
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let query = use_query_map();
+    let name = RwSignal::new(String::from("admin"));
+    let password = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        busy.set(true);
+        // Only paths on this site: a crafted link must not send the user elsewhere.
+        let next = (query.read_untracked().get("next"))
+            .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+            .unwrap_or_else(|| "/".into());
+        let credentials = Credentials {
+            name: name.get_untracked(),
+            password: password.get_untracked(),
+        };
+        spawn_local(async move {
+            match api::login(&credentials).await {
+                Ok(_) => {
+                    // A full load, so every part of the app starts signed in.
+                    let location = web_sys::window().expect("a browser window").location();
+                    let _ = location.assign(&next);
+                }
+                Err(api::ApiFailure(e)) => {
+                    problem.set(Some(e.message));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <section class="card login">
+            <h1>"Sign in"</h1>
+            <p class="hint">
+                "On its first start the server created the user admin and printed its password \
+                 (or used BALANCELAB_ADMIN_PASSWORD)."
+            </p>
+            <form on:submit=submit>
+                <label class="field">
+                    <span>"User"</span>
+                    <input
+                        id="login-name"
+                        autocomplete="username"
+                        prop:value=move || name.get()
+                        on:input=move |ev| name.set(event_target_value(&ev))
+                    />
+                </label>
+                <label class="field">
+                    <span>"Password"</span>
+                    <input
+                        id="login-password"
+                        type="password"
+                        autocomplete="current-password"
+                        prop:value=move || password.get()
+                        on:input=move |ev| password.set(event_target_value(&ev))
+                    />
+                </label>
+                {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
+                <button type="submit" id="login-submit" disabled=move || busy.get()>"Sign in"</button>
+            </form>
+        </section>
+    }
+}
+
+/// The signed-in user's name and a way out, for the top bar; nothing when signed out.
+#[component]
+pub fn UserMenu() -> impl IntoView {
+    let me = LocalResource::new(api::me);
+    let sign_out = move |_| {
+        spawn_local(async move {
+            let _ = api::logout().await;
+            let location = web_sys::window().expect("a browser window").location();
+            let _ = location.assign(&api::login_url("/"));
+        });
+    };
+    move || {
+        me.get().and_then(|me| me.ok()).map(|me| {
+            view! {
+                <span class="user-menu">
+                    <span id="signed-in-as">{me.user.name}</span>
+                    <button type="button" id="sign-out" on:click=sign_out>"Sign out"</button>
+                </span>
+            }
+        })
+    }
+}

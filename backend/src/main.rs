@@ -84,6 +84,8 @@ enum Command {
         #[arg(long)]
         fps: Option<u32>,
     },
+    /// Print the API's OpenAPI document (JSON), e.g. to generate a client.
+    Openapi,
     /// List the datasets, whether they were found, and their sources and licenses.
     Datasets {
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
@@ -197,6 +199,10 @@ fn main() -> anyhow::Result<()> {
             data_dir,
         } => train(config.as_deref(), &out, resume, data_dir.as_deref()),
         Command::Prepare { dataset, src, fps } => prepare(dataset, &src, fps),
+        Command::Openapi => {
+            println!("{:#}", api::openapi());
+            Ok(())
+        }
         Command::Datasets { data_dir } => {
             for d in balancelab::data::catalog(data_dir.as_deref()) {
                 let found = if d.available { "found" } else { "not found" };

@@ -717,3 +717,71 @@ async fn responses_carry_a_request_id_for_the_logs() {
     let response = app.clone().oneshot(mine).await.unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-42");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let app = test_app().await;
+    let (status, document): (_, Value) = get(&app, "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<&str> = document["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for path in [
+        "/health",
+        "/auth/login",
+        "/auth/logout",
+        "/auth/me",
+        "/auth/tokens",
+        "/auth/tokens/{id}",
+        "/users",
+        "/projects",
+        "/projects/{id}/members",
+        "/projects/{id}/members/{user}",
+        "/runs",
+        "/runs/{id}",
+        "/runs/{id}/cancel",
+        "/runs/{id}/clone",
+        "/runs/{id}/share",
+        "/runs/{id}/share/{link}",
+        "/runs/{id}/events",
+        "/runs/events",
+        "/runs/{id}/metrics",
+        "/datasets",
+        "/compare",
+        "/results",
+    ] {
+        assert!(paths.contains(&path), "{path} is not documented: {paths:?}");
+    }
+    assert_eq!(
+        paths.len(),
+        22,
+        "an endpoint without a test entry: {paths:?}"
+    );
+    let run_operations = document["paths"]["/runs/{id}"].as_object().unwrap();
+    let mut methods: Vec<&String> = run_operations
+        .keys()
+        .filter(|k| *k != "parameters")
+        .collect();
+    methods.sort();
+    assert_eq!(methods, ["delete", "get", "patch"]);
+    // The shared types are described, down to the tagged method configurations.
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "RunConfig",
+        "MethodConfig",
+        "MlbConfig",
+        "RunEvent",
+        "ErrorBody",
+        "Role",
+    ] {
+        assert!(schemas.contains_key(schema), "no schema {schema}");
+    }
+    let schemes = document["components"]["securitySchemes"]
+        .as_object()
+        .unwrap();
+    assert!(schemes.contains_key("bearer") && schemes.contains_key("session_cookie"));
+}

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ConfigDifference, EpochMetrics, FieldError, RunConfig, StepMetrics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -45,6 +46,7 @@ impl RunStatus {
 
 /// A stored run without its metrics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     pub id: i64,
     pub status: RunStatus,
@@ -83,6 +85,7 @@ pub const MAX_NOTE_CHARS: usize = 20_000;
 
 /// Changes to a run's tags and note (`PATCH /api/runs/{id}`); absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunPatch {
     pub tags: Option<Vec<String>>,
@@ -131,6 +134,7 @@ impl RunPatch {
 
 /// The column the run list is sorted by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunSort {
     /// Creation order.
@@ -143,6 +147,7 @@ pub enum RunSort {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SortOrder {
     Asc,
@@ -152,6 +157,7 @@ pub enum SortOrder {
 
 /// Which runs to list (`GET /api/runs?...`): every filter given must match.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RunQuery {
     pub project: Option<i64>,
@@ -193,6 +199,7 @@ impl Default for RunQuery {
 
 /// One page of the run list, and how many runs match in all.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunPage {
     pub runs: Vec<Run>,
     pub total: u64,
@@ -200,6 +207,7 @@ pub struct RunPage {
 
 /// A run with every epoch's metrics recorded so far.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: Run,
@@ -214,6 +222,7 @@ pub struct RunDetail {
 /// event's SSE id is its position in the run's event log: a client that reconnects with
 /// `Last-Event-ID` receives exactly the events after it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     Status {
@@ -227,6 +236,7 @@ pub enum RunEvent {
 
 /// A dataset the server knows, for the dataset list and its attribution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetInfo {
     /// The `kind` to use in a run's dataset configuration.
     pub kind: String,
@@ -240,6 +250,7 @@ pub struct DatasetInfo {
 
 /// Body of every error response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub message: String,
     /// Invalid fields, for 422 responses.
@@ -277,6 +288,7 @@ mod tests {
 
 /// Runs side by side: each run, and only the configuration fields that differ.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Comparison {
     pub runs: Vec<Run>,
     pub differences: Vec<ConfigDifference>,
@@ -285,6 +297,7 @@ pub struct Comparison {
 /// What a member of a project may do: viewers read its runs, editors also start, change,
 /// cancel, delete and share them, owners also manage its members.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
@@ -310,6 +323,7 @@ impl Role {
 
 /// A user as others see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: i64,
     pub name: String,
@@ -319,6 +333,7 @@ pub struct User {
 
 /// A project the caller belongs to, and the caller's role in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Project {
     pub id: i64,
     pub name: String,
@@ -327,6 +342,7 @@ pub struct Project {
 
 /// A member of a project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub user: String,
     pub role: Role,
@@ -334,6 +350,7 @@ pub struct Member {
 
 /// Who is calling, and the projects they belong to (`GET /api/auth/me`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user: User,
     pub projects: Vec<Project>,
@@ -341,6 +358,7 @@ pub struct Me {
 
 /// `POST /api/auth/login` and `POST /api/users`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub name: String,
@@ -349,6 +367,7 @@ pub struct Credentials {
 
 /// A secret shown once: a session or API token, or a share link's token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Secret {
     pub id: i64,
     pub token: String,
@@ -356,6 +375,7 @@ pub struct Secret {
 
 /// A read-only link to one run. The token itself is only shown when the link is made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareLink {
     pub id: i64,
     pub run_id: i64,

@@ -11,6 +11,7 @@ use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
 
 /// A complete, reproducible description of one training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub dataset: DatasetConfig,
@@ -56,6 +57,7 @@ impl Default for RunConfig {
 
 /// The data a run trains on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DatasetConfig {
     /// Built-in Gaussian class clusters, one feature vector per modality; a modality with
@@ -140,6 +142,7 @@ impl DatasetConfig {
 /// How a dataset without a published split is split: stratified by class, seeded
 /// separately from the run so that runs with different seeds share one split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SplitConfig {
     /// Fraction of every class held out for testing.
@@ -161,6 +164,7 @@ pub const FSDD_SPEAKERS: [&str; 6] = ["george", "jackson", "lucas", "nicolas", "
 
 /// Which FSDD recordings are the test set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AvDigitsSplit {
     /// Takes 0-4 of every speaker and digit (FSDD's convention): 2,700 train, 300 test.
@@ -171,6 +175,7 @@ pub enum AvDigitsSplit {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AvDigitsConfig {
     pub split: AvDigitsSplit,
@@ -193,6 +198,7 @@ impl Default for AvDigitsConfig {
 
 /// Which CREMA-D clips are the test set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CremaDSplit {
     /// The `train.csv` / `test.csv` of the reference code (6,698 / 744 clips). Its speakers
@@ -205,6 +211,7 @@ pub enum CremaDSplit {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CremaDConfig {
     /// Folder of the dataset under the data directory.
@@ -231,6 +238,7 @@ impl Default for CremaDConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AveConfig {
     pub root: String,
@@ -250,6 +258,7 @@ impl Default for AveConfig {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Ucf101Modalities {
     /// Audio + RGB, over the videos that have a sound track (51 classes).
@@ -260,6 +269,7 @@ pub enum Ucf101Modalities {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Ucf101Config {
     pub root: String,
@@ -284,6 +294,7 @@ impl Default for Ucf101Config {
 
 /// The six feature sets of UCI Multiple Features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MfeatView {
     /// 76 Fourier coefficients of the character shapes.
@@ -323,6 +334,7 @@ impl MfeatView {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MfeatConfig {
     /// The views used as modalities, in model order. fac + mor is strongly imbalanced.
@@ -353,6 +365,7 @@ impl MfeatConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SyntheticConfig {
     pub classes: u32,
@@ -379,6 +392,7 @@ impl Default for SyntheticConfig {
 
 /// How the modalities are trained together (see the project's method spec).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MethodConfig {
     /// Cross-entropy of the fused output only. Unimodal heads are trained as linear probes
@@ -426,6 +440,7 @@ impl MethodConfig {
 
 /// L = fused_weight CE(f, y) + sum_m unimodal_weights[m] CE(u_m, y).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MultiLossConfig {
     pub fused_weight: f64,
@@ -451,6 +466,7 @@ impl MultiLossConfig {
 
 /// k_a = exp(alpha min(r_hat_a - r_a, 10)), from running means of the unimodal scores.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgmConfig {
     pub alpha: f64,
@@ -469,6 +485,7 @@ impl Default for AgmConfig {
 
 /// k_m = initial_m * acc_val_m / mean(last `window` validation accuracies of m).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MslrConfig {
     /// Initial multiplier of every modality; empty: 0.9 for the first, 1.1 for the others
@@ -498,6 +515,7 @@ impl MslrConfig {
 
 /// Weight of the prototype cross-entropy of the weaker modality.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PmrConfig {
     pub alpha: f64,
@@ -511,6 +529,7 @@ impl Default for PmrConfig {
 
 /// f = scale * sum_m cos(z_m, rows of A_m).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MmCosineConfig {
     pub scale: f64,
@@ -525,6 +544,7 @@ impl Default for MmCosineConfig {
 /// k_m = 1 + tanh(alpha (r_m - 1)), or with the cap beta for the accelerated modality
 /// (r_m > 1): k_m = 1 + (beta - 1) tanh(alpha (r_m - 1)).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MlbConfig {
     pub alpha: f64,
@@ -549,6 +569,7 @@ impl Default for MlbConfig {
 
 /// How OGM turns the score ratio rho into a coefficient for the dominant modality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OgmRatio {
     /// k = 1 - tanh(alpha relu(rho)), as the authors' public code computes it.
@@ -558,6 +579,7 @@ pub enum OgmRatio {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct OgmConfig {
     pub alpha: f64,
@@ -581,6 +603,7 @@ impl Default for OgmConfig {
 
 /// One invalid field, named by its dotted path in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -62,6 +62,21 @@ impl From<ComputeDevice> for String {
     }
 }
 
+/// In JSON a device is its name, which the derive cannot see through `try_from`.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ComputeDevice {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(cpu|cuda:[0-9]+)$"))
+            .description(Some("`cpu`, or `cuda:N` for the CUDA GPU with ordinal N"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ComputeDevice {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Metrics of one optimisation step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepMetrics {
     pub epoch: u32,
     /// Global step index, starting at 0.
@@ -28,6 +29,7 @@ pub struct StepMetrics {
 
 /// Accuracy and macro-F1 of the fused output and of each unimodal head on one split.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SplitScores {
     /// Accuracy of the fused output.
     pub fused: f64,
@@ -54,6 +56,7 @@ impl SplitScores {
 
 /// Metrics of one finished epoch (epochs count from 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EpochMetrics {
     pub epoch: u32,
     /// Mean training loss over the epoch's steps.

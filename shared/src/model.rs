@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Encoders, unimodal heads and fusion head of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     pub encoder: EncoderConfig,
@@ -24,6 +25,7 @@ impl Default for ModelConfig {
 
 /// The backbone of every modality.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EncoderConfig {
     /// Two ReLU layers; for feature vectors (any input is flattened).
@@ -56,6 +58,7 @@ impl EncoderConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MlpConfig {
     pub hidden: u32,
@@ -68,6 +71,7 @@ impl Default for MlpConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CnnConfig {
     /// Channels of the first block; each following block doubles them.
@@ -87,6 +91,7 @@ impl Default for CnnConfig {
 
 /// How a CNN block halves the resolution.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Downsample {
     /// A 2x2 max pool after the convolution.
@@ -97,6 +102,7 @@ pub enum Downsample {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct TransformerConfig {
     pub layers: u32,
@@ -114,6 +120,7 @@ impl Default for TransformerConfig {
 
 /// How the fusion head combines the modalities' features z_m into multimodal logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FusionKind {
     /// f = sum_m A_m z_m + b: one linear layer over the concatenation.

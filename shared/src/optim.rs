@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The optimiser; its learning rate is the run's `learning_rate`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// `torch.optim.SGD`: L2 weight decay added to the gradient, momentum without dampening.
@@ -38,6 +39,7 @@ impl OptimizerConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SgdConfig {
     pub momentum: f64,
@@ -54,6 +56,7 @@ impl Default for SgdConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
     pub weight_decay: f64,
@@ -75,6 +78,7 @@ impl Default for AdamConfig {
 
 /// How the learning rate changes over epochs (stepped once per epoch, as the papers do).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScheduleConfig {
     #[default]
@@ -124,6 +128,7 @@ impl ScheduleConfig {
 /// What MLB's per-modality coefficients k_m multiply. (MSLR's are learning-rate multipliers
 /// by definition; OGM's and AGM's act on gradients by definition.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CoefficientTarget {
     /// The gradients of the modality's parameters, between backward and the optimiser step

@@ -57,6 +57,7 @@ fn config_leaves(config: &RunConfig) -> BTreeMap<String, Value> {
 
 /// One configuration field that is not the same in every compared run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigDifference {
     pub field: String,
     /// The field's value in each run, in the order given; "-" where a run has no such field
@@ -85,6 +86,7 @@ pub fn config_differences(configs: &[RunConfig]) -> Vec<ConfigDifference> {
 
 /// Which epoch of a run a results table reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EpochChoice {
     /// The last epoch trained.
@@ -115,6 +117,7 @@ impl EpochChoice {
 
 /// Mean and sample standard deviation (n - 1) of one metric over a group's runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// Runs that have the metric.
     pub n: usize,
@@ -141,6 +144,7 @@ impl Summary {
 
 /// One group of runs: their shared values of the grouping fields and their metrics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultsRow {
     pub group: Vec<String>,
     pub run_ids: Vec<i64>,
@@ -149,6 +153,7 @@ pub struct ResultsRow {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultsTable {
     pub group_by: Vec<String>,
     pub metrics: Vec<String>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The x axis of a series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum XAxis {
     /// Optimisation steps (for epoch metrics: steps done when the epoch ended).
@@ -18,10 +19,12 @@ pub enum XAxis {
 
 /// One point of a series: `[x, y]` in JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesPoint(pub f64, pub f64);
 
 /// One metric of one run, such as `step.coefficients[0]` or `epoch.test.fused`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricSeries {
     pub key: String,
     pub x: XAxis,

@@ -4,9 +4,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use balancelab_shared::{Credentials, FieldError, Me, Secret, User};
+use axum::Json;
+use balancelab_shared::{Credentials, ErrorBody, FieldError, Me, Secret, User};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::runs::parse_json;
 use super::{ApiError, AppState};
@@ -16,14 +17,14 @@ use crate::auth::{
 };
 use crate::store::TokenKind;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/auth/tokens", post(create_token))
-        .route("/auth/tokens/{id}", delete(revoke_token))
-        .route("/users", post(create_user))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(create_user))
 }
 
 fn session_cookie(token: &str, max_age_s: i64) -> String {
@@ -33,6 +34,18 @@ fn session_cookie(token: &str, max_age_s: i64) -> String {
 /// Checks a password and answers with a session token, also set as an HttpOnly cookie for
 /// the browser. Sign-ins are rate limited per user name (a burst of 5, then one per 12 s),
 /// which bounds password guessing.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, body = Secret, description = "a session token, also set as the balancelab_session cookie"),
+        (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many sign-ins for this user name"),
+    ),
+)]
 async fn login(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let credentials: Credentials = parse_json(&body)?;
     if state.login_limiter.check_key(&credentials.name).is_err() {
@@ -62,6 +75,16 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<impl IntoRe
 }
 
 /// Revokes the token the request presented and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "the presented token is revoked"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
 async fn logout(
     State(state): State<AppState>,
     _caller: Caller,
@@ -87,12 +110,32 @@ async fn logout(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    operation_id = "me",
+    tag = "auth",
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
 async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<Me>, ApiError> {
     let projects = state.store.projects_of(user.id).await?;
     Ok(Json(Me { user, projects }))
 }
 
 /// A long-lived API token for scripts and the CLI; shown once.
+#[utoipa::path(
+    post,
+    path = "/auth/tokens",
+    operation_id = "create_api_token",
+    tag = "auth",
+    responses(
+        (status = 201, body = Secret, description = "an API token, shown once"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
 async fn create_token(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -105,6 +148,20 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(Secret { id, token })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/auth/tokens/{id}",
+    operation_id = "revoke_api_token",
+    tag = "auth",
+    params(
+        ("id" = i64, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody),
+    ),
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -135,6 +192,20 @@ pub fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
 }
 
 /// Admins create users; each new user gets no project (owners add them to theirs).
+#[utoipa::path(
+    post,
+    path = "/users",
+    operation_id = "create_user",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, body = User),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 409, body = ErrorBody, description = "the name is taken"),
+    ),
+)]
 async fn create_user(
     State(state): State<AppState>,
     Caller(caller): Caller,

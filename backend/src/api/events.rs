@@ -3,27 +3,27 @@
 //! that reconnects with `Last-Event-ID` (browsers do so by themselves), or asks with
 //! `?after=N`, receives exactly what follows.
 
+use balancelab_shared::{ErrorBody, FieldError};
 use std::convert::Infallible;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
-use balancelab_shared::FieldError;
 use futures_util::stream::{Stream, StreamExt};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::results::query;
 use super::runs::find;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Reader};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/runs/events", get(run_list))
-        .route("/runs/{id}/events", get(run_log))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(run_list))
+        .routes(routes!(run_log))
 }
 
 /// Not strict about other parameters: `share` is read by the `Reader` extractor.
@@ -48,6 +48,22 @@ fn resume_position(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiEr
 
 /// The run's log from the requested position: stored events, then live ones until the run
 /// ends. Each event's data is a `RunEvent`.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/events",
+    operation_id = "follow_run",
+    tag = "live",
+    params(
+        ("id" = i64, Path, description = "run id"),
+        ("share" = Option<String>, Query, description = "a share link token, instead of signing in"),
+        ("after" = Option<i64>, Query, description = "resume after this log position (or send Last-Event-ID)"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "Server-Sent Events: each data is a RunEvent, each id its log position"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn run_log(
     State(state): State<AppState>,
     reader: Reader,
@@ -73,6 +89,16 @@ async fn run_log(
 
 /// Every change to a run of the caller's projects (created, status, progress, tags, note)
 /// from now on; data is the run as `GET /runs/{id}` would give it, without its epochs.
+#[utoipa::path(
+    get,
+    path = "/runs/events",
+    operation_id = "follow_run_list",
+    tag = "live",
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "Server-Sent Events: each data is a Run that changed"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
 async fn run_list(
     State(state): State<AppState>,
     Caller(user): Caller,

@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use balancelab_shared::results::leaves;
-use balancelab_shared::{downsample, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis};
+use balancelab_shared::{
+    downsample, ErrorBody, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis,
+};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::results::query;
 use super::runs::find;
@@ -24,8 +27,8 @@ use crate::auth::Reader;
 const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/runs/{id}/metrics", get(series))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(series))
 }
 
 /// Not strict about other parameters: `share` is read by the `Reader` extractor.
@@ -73,6 +76,25 @@ fn step_records(steps: &[StepMetrics]) -> Vec<Record> {
     records
 }
 
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/metrics",
+    operation_id = "run_metrics",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+        ("share" = Option<String>, Query, description = "a share link token, instead of signing in"),
+        ("keys" = String, Query, description = "comma-separated: step.loss, step.coefficients[0], epoch.test.fused, ..."),
+        ("points" = Option<usize>, Query, description = "2 to 10000; default 1000"),
+        ("x" = Option<XAxis>, Query),
+    ),
+    responses(
+        (status = 200, body = Vec<MetricSeries>),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn series(
     State(state): State<AppState>,
     reader: Reader,

@@ -20,6 +20,10 @@ use governor::DefaultKeyedRateLimiter;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::SecurityScheme;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -50,13 +54,100 @@ impl AppState {
     }
 }
 
-/// The API under `/api`. Unknown `/api` paths get a JSON 404 rather than the UI.
-pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+/// The OpenAPI document's frame; the paths and schemas come from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "BalanceLab API",
+        description = "Runs of balanced multimodal training: queue, watch live, compare, share. \
+                       Authenticate with `Authorization: Bearer <token>` (POST /auth/login or \
+                       /auth/tokens) or the browser's session cookie."
+    ),
+    servers((url = "/api")),
+    // The data of the live streams' events, which no JSON body names, and the types of
+    // query parameters.
+    components(schemas(
+        balancelab_shared::RunEvent,
+        balancelab_shared::RunStatus,
+        balancelab_shared::RunSort,
+        balancelab_shared::SortOrder,
+        balancelab_shared::XAxis,
+        balancelab_shared::EpochChoice
+    )),
+    modifiers(&Authentication),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+struct ApiDoc;
+
+struct Authentication;
+
+impl Modify for Authentication {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let cookie = ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE));
+        components.add_security_scheme("session_cookie", SecurityScheme::ApiKey(cookie));
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "the server is up"),
+    ),
+)]
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The API's OpenAPI 3.1 document: every resource router, collected.
+pub fn openapi() -> serde_json::Value {
+    document_json(resources().split_for_parts().1)
+}
+
+/// The document as JSON, with one repair: utoipa describes an internally tagged enum
+/// variant as `allOf: [its struct, {kind}]`, and a struct with `deny_unknown_fields` as
+/// `additionalProperties: false`, which then rejects the `kind` tag itself. Such structs
+/// lose that flag (the server still rejects unknown fields, with a 422 naming them).
+fn document_json(document: utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::Value;
+    let mut json = serde_json::to_value(document).expect("OpenAPI documents serialize");
+    fn tagged_parts(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(parts)) = map.get("allOf") {
+                    for part in parts {
+                        if let Some(Value::String(reference)) = part.get("$ref") {
+                            found.extend(reference.rsplit('/').next().map(str::to_owned));
+                        }
+                    }
+                }
+                map.values().for_each(|v| tagged_parts(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| tagged_parts(v, found)),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    tagged_parts(&json, &mut names);
+    if let Some(Value::Object(schemas)) = json.pointer_mut("/components/schemas") {
+        for name in names {
+            if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
+                schema.remove("additionalProperties");
+            }
+        }
+    }
+    json
+}
+
+fn resources() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
         .merge(auth::router())
         .merge(projects::router())
         .merge(share::router())
@@ -65,6 +156,18 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(datasets::router())
         .merge(results::router())
+}
+
+/// The API under `/api`, with its OpenAPI document at `/api/openapi.json`. Unknown `/api`
+/// paths get a JSON 404 rather than the UI.
+pub fn app(state: AppState) -> Router {
+    let (api, document) = resources().split_for_parts();
+    let document = Arc::new(document_json(document));
+    let api = api
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(document.as_ref().clone()) }),
+        )
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
     Router::new()
         .nest("/api", api)

@@ -3,25 +3,33 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
-use balancelab_shared::{FieldError, Member, Project, Role};
+use axum::Json;
+use balancelab_shared::{ErrorBody, FieldError, Member, Project, Role};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::runs::parse_json;
 use super::{ApiError, AppState};
 use crate::auth::Caller;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/projects", get(list).post(create))
-        .route("/projects/{id}/members", get(members))
-        .route(
-            "/projects/{id}/members/{user}",
-            put(set_member).delete(remove_member),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(members))
+        .routes(routes!(set_member, remove_member))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects",
+    operation_id = "list_projects",
+    tag = "projects",
+    responses(
+        (status = 200, body = Vec<Project>),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -42,6 +50,19 @@ struct RoleChange {
 }
 
 /// Any signed-in user may create a project; they become its owner.
+#[utoipa::path(
+    post,
+    path = "/projects",
+    operation_id = "create_project",
+    tag = "projects",
+    request_body(content = Object, description = "{\"name\": ...}"),
+    responses(
+        (status = 201, body = Project),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 409, body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -61,6 +82,20 @@ async fn create(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{id}/members",
+    operation_id = "list_members",
+    tag = "projects",
+    params(
+        ("id" = i64, Path),
+    ),
+    responses(
+        (status = 200, body = Vec<Member>),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody),
+    ),
+)]
 async fn members(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,6 +108,24 @@ async fn members(
 }
 
 /// Owners give a user a role (adding them if needed).
+#[utoipa::path(
+    put,
+    path = "/projects/{id}/members/{user}",
+    operation_id = "set_member",
+    tag = "projects",
+    params(
+        ("id" = i64, Path),
+        ("user" = String, Path),
+    ),
+    request_body(content = Object, description = "{\"role\": \"viewer\" | \"editor\" | \"owner\"}"),
+    responses(
+        (status = 200, body = Vec<Member>),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
 async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,6 +147,23 @@ async fn set_member(
     Ok(Json(state.store.members(id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/projects/{id}/members/{user}",
+    operation_id = "remove_member",
+    tag = "projects",
+    params(
+        ("id" = i64, Path),
+        ("user" = String, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,22 +7,23 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use balancelab_shared::{
-    config_differences, results_table, Comparison, EpochChoice, FieldError, ResultsTable, Role,
-    Run, RunQuery, RunResult, RunStatus, Summary,
+    config_differences, results_table, Comparison, EpochChoice, ErrorBody, FieldError,
+    ResultsTable, Role, Run, RunQuery, RunResult, RunStatus, Summary,
 };
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::runs::find;
 use super::{ApiError, AppState};
 use crate::auth::{require_run, Caller};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/compare", get(compare))
-        .route("/results", get(results))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(compare))
+        .routes(routes!(results))
 }
 
 /// A comma-separated list of run ids, as `?runs=3,4,7`.
@@ -69,6 +70,21 @@ struct CompareQuery {
 }
 
 /// The runs, and the configuration fields that are not the same in all of them.
+#[utoipa::path(
+    get,
+    path = "/compare",
+    operation_id = "compare_runs",
+    tag = "results",
+    params(
+        ("runs" = String, Query, description = "run ids separated by commas"),
+    ),
+    responses(
+        (status = 200, body = Comparison),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn compare(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,6 +123,25 @@ struct ResultsQuery {
     format: Format,
 }
 
+#[utoipa::path(
+    get,
+    path = "/results",
+    operation_id = "results_table",
+    tag = "results",
+    params(
+        ("group_by" = Option<String>, Query, description = "config paths, e.g. method.kind,model.fusion"),
+        ("metrics" = Option<String>, Query, description = "epoch metric paths, e.g. test.fused"),
+        ("epoch" = Option<EpochChoice>, Query),
+        ("runs" = Option<String>, Query, description = "run ids; default: your completed runs"),
+        ("format" = Option<String>, Query, description = "json, csv, markdown or latex"),
+    ),
+    responses(
+        (status = 200, body = ResultsTable, description = "JSON, or the table as CSV, Markdown or LaTeX"),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn results(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,13 +5,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use balancelab_shared::{FieldError, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery};
+use axum::Json;
+use balancelab_shared::{
+    ErrorBody, FieldError, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery, RunSort,
+    RunStatus, SortOrder,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::results::query;
 use super::{ApiError, AppState};
@@ -19,12 +23,12 @@ use crate::auth::{require_run, Caller, Reader};
 use crate::data::catalog;
 use crate::store::Cancellation;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/runs", get(list).post(create))
-        .route("/runs/{id}", get(detail).patch(patch).delete(delete))
-        .route("/runs/{id}/cancel", post(cancel))
-        .route("/runs/{id}/clone", post(clone))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(detail, patch, delete))
+        .routes(routes!(cancel))
+        .routes(routes!(clone))
 }
 
 /// Parses JSON, naming the field of a type error (`method.alpha: invalid type...`).
@@ -91,6 +95,22 @@ struct Destination {
 }
 
 /// Queues a run in `?project=ID`, which needs the editor role there.
+#[utoipa::path(
+    post,
+    path = "/runs",
+    operation_id = "create_run",
+    tag = "runs",
+    params(
+        ("project" = Option<i64>, Query, description = "project to queue it in (default: your first as editor)"),
+    ),
+    request_body = RunConfig,
+    responses(
+        (status = 201, body = Run),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +139,23 @@ async fn create(
 
 /// A new run from run `id`'s configuration with the body's changes: a JSON merge patch
 /// (RFC 7396), e.g. `{"seed": 2, "method": {"alpha": 0.5}}`.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/clone",
+    operation_id = "clone_run",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+    ),
+    request_body(content = Object, description = "JSON merge patch (RFC 7396) of the source run's config"),
+    responses(
+        (status = 201, body = Run),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn clone(
     State(state): State<AppState>,
     caller: Caller,
@@ -157,6 +194,29 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/runs",
+    operation_id = "list_runs",
+    tag = "runs",
+    params(
+        ("project" = Option<i64>, Query),
+        ("status" = Option<RunStatus>, Query),
+        ("method" = Option<String>, Query),
+        ("dataset" = Option<String>, Query),
+        ("tag" = Option<String>, Query),
+        ("search" = Option<String>, Query),
+        ("sort" = Option<RunSort>, Query),
+        ("order" = Option<SortOrder>, Query),
+        ("limit" = Option<u32>, Query, description = "1 to 500; default 50"),
+        ("offset" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, body = RunPage),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -180,6 +240,21 @@ pub(super) async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    operation_id = "get_run",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+        ("share" = Option<String>, Query, description = "a share link token, instead of signing in"),
+    ),
+    responses(
+        (status = 200, body = RunDetail),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn detail(
     State(state): State<AppState>,
     reader: Reader,
@@ -198,6 +273,23 @@ async fn detail(
 }
 
 /// Replaces the run's tags and/or note.
+#[utoipa::path(
+    patch,
+    path = "/runs/{id}",
+    operation_id = "patch_run",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+    ),
+    request_body = RunPatch,
+    responses(
+        (status = 200, body = Run),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,6 +307,22 @@ async fn patch(
 }
 
 /// Deletes a run that is not training, with its metrics and checkpoints.
+#[utoipa::path(
+    delete,
+    path = "/runs/{id}",
+    operation_id = "delete_run",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 409, body = ErrorBody, description = "the run is training"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,6 +346,22 @@ async fn delete(
 
 /// Cancels a queued run at once; stops a training run between two steps (it ends as
 /// `cancelled` with the epochs it completed kept). 409 if it has already ended.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/cancel",
+    operation_id = "cancel_run",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+    ),
+    responses(
+        (status = 202, body = Run),
+        (status = 409, body = ErrorBody, description = "the run has ended"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

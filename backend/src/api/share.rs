@@ -4,20 +4,36 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
-use balancelab_shared::{Role, Secret, ShareLink};
+use axum::Json;
+use balancelab_shared::{ErrorBody, Role, Secret, ShareLink};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::runs::find;
 use super::{ApiError, AppState};
 use crate::auth::{new_token, require_run, Caller};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/runs/{id}/share", post(create).get(list))
-        .route("/runs/{id}/share/{link}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
 }
 
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/share",
+    operation_id = "create_share_link",
+    tag = "sharing",
+    params(
+        ("id" = i64, Path, description = "run id"),
+    ),
+    responses(
+        (status = 201, body = Secret, description = "the link's token, shown once"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -33,6 +49,21 @@ async fn create(
     Ok((StatusCode::CREATED, Json(Secret { id: link.id, token })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/share",
+    operation_id = "list_share_links",
+    tag = "sharing",
+    params(
+        ("id" = i64, Path, description = "run id"),
+    ),
+    responses(
+        (status = 200, body = Vec<ShareLink>),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -43,6 +74,22 @@ async fn list(
     Ok(Json(state.store.share_links(id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/runs/{id}/share/{link}",
+    operation_id = "revoke_share_link",
+    tag = "sharing",
+    params(
+        ("id" = i64, Path, description = "run id"),
+        ("link" = i64, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

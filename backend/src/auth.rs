@@ -15,8 +15,8 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use balancelab_shared::{Role, Run, User};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
@@ -100,15 +100,15 @@ pub async fn bootstrap(
 }
 
 /// The token a request presents: the bearer token, else the session cookie.
-fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+pub fn presented_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         return value
             .to_str()
             .ok()?
             .strip_prefix("Bearer ")
             .map(|t| t.trim().to_owned());
     }
-    (parts.headers.get_all(header::COOKIE).iter())
+    (headers.get_all(header::COOKIE).iter())
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .find_map(|cookie| {
@@ -133,7 +133,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = presented_token(parts).ok_or_else(|| {
+        let token = presented_token(&parts.headers).ok_or_else(|| {
             ApiError::Unauthorized(
                 "sign in, or send an API token as `Authorization: Bearer`".into(),
             )
@@ -180,7 +180,7 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if presented_token(parts).is_none() {
+        if presented_token(&parts.headers).is_none() {
             if let Some(token) = share_token(parts) {
                 return match state.store.shared_run(&token_hash(&token)).await? {
                     Some(run) => Ok(Reader::Share { run }),

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::runs::parse_json;
 use super::{ApiError, AppState};
 use crate::auth::{
-    hash_password, new_token, token_hash, verify_password, Caller, SESSION_COOKIE,
+    hash_password, new_token, presented_token, token_hash, verify_password, Caller, SESSION_COOKIE,
     SESSION_LIFETIME_MS,
 };
 use crate::store::TokenKind;
@@ -90,19 +90,8 @@ async fn logout(
     _caller: Caller,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bearer = (headers.get(header::AUTHORIZATION))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let cookie = (headers.get_all(header::COOKIE).iter())
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(&format!("{SESSION_COOKIE}="))
-                .map(str::to_owned)
-        });
-    if let Some(token) = bearer.map(str::to_owned).or(cookie) {
-        state.store.delete_token(&token_hash(token.trim())).await?;
+    if let Some(token) = presented_token(&headers) {
+        state.store.delete_token(&token_hash(&token)).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,

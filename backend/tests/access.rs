@@ -519,3 +519,54 @@ async fn sessions_cookies_api_tokens_and_the_login_limit() {
         "the limit is per user name"
     );
 }
+
+/// The live run list shows each user only the runs of their projects.
+#[tokio::test]
+async fn the_live_run_list_shows_only_your_projects() {
+    let server = Server::start().await;
+    let admin = As::Token(server.login("admin", "admin password").await);
+    let As::Token(bob_token) = server.user(&admin, "bob").await else {
+        unreachable!()
+    };
+    let bob = As::Token(bob_token.clone());
+    let (status, _) = server
+        .call(
+            &bob,
+            Method::POST,
+            "/api/projects",
+            json!({"name": "bob's"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let request = Request::get("/api/runs/events")
+        .header(header::AUTHORIZATION, format!("Bearer {bob_token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = server.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+
+    let (_, admins) = server
+        .call(&admin, Method::POST, "/api/runs", small_run())
+        .await;
+    let (_, bobs) = server
+        .call(&bob, Method::POST, "/api/runs", small_run())
+        .await;
+    let (admins, bobs) = (admins["id"].as_i64().unwrap(), bobs["id"].as_i64().unwrap());
+    // Read what arrives for three seconds: both runs are created and trained meanwhile.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&data).lines() {
+            if let Some(json) = line.strip_prefix("data: ") {
+                seen.push(serde_json::from_str::<Run>(json).unwrap().id);
+            }
+        }
+    }
+    assert!(seen.contains(&bobs), "bob sees his run change: {seen:?}");
+    assert!(!seen.contains(&admins), "and never admin's: {seen:?}");
+}

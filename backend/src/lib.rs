@@ -7,6 +7,7 @@
 //! - [`worker`]: claims queued runs and trains them, here or on other machines.
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
+//! - [`presets`]: ready-made run configurations (the papers' recipes), built in.
 //! - [`api`]: the HTTP API (Axum).
 
 pub mod allocator;
@@ -16,6 +17,7 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod live;
+pub mod presets;
 pub mod store;
 pub mod worker;
 

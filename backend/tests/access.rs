@@ -144,6 +144,7 @@ async fn every_endpoint_checks_who_is_asking() {
         format!("/api/runs/{id}"),
         format!("/api/runs/{id}/events"),
         format!("/api/runs/{id}/metrics?keys=step.loss"),
+        format!("/api/runs/{id}/export"),
         format!("/api/compare?runs={id}"),
         format!("/api/results?runs={id}"),
     ];
@@ -178,6 +179,7 @@ async fn every_endpoint_checks_who_is_asking() {
         &members,
         &"/api/runs".to_owned(),
         &"/api/datasets".to_owned(),
+        &"/api/presets".to_owned(),
     ]) {
         let (status, _) = server
             .call(&As::Nobody, Method::GET, uri, Value::Null)

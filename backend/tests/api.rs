@@ -697,6 +697,51 @@ async fn metric_series_are_downsampled_keeping_extremes() {
         "{}",
         body.fields[1].message
     );
+
+    // Every recorded number as CSV: one row per epoch (or step), position columns first.
+    let export = |query: &str| Request::get(format!("/api/runs/{}/export{query}", run.id));
+    let (status, csv) = send(&app, export("").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 4, "{csv}");
+    assert!(
+        lines[0].starts_with("epoch,steps,elapsed_seconds,"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("test.unimodal[1]") && lines[0].contains("coefficients[0]"));
+    assert!(lines[2].starts_with("2,128,"), "{}", lines[2]);
+    let (_, steps) = send(&app, export("?of=steps").body(Body::empty()).unwrap()).await;
+    let steps = String::from_utf8(steps).unwrap();
+    assert_eq!(steps.lines().count(), 1 + 256);
+    let header = steps.lines().next().unwrap();
+    assert!(
+        header.starts_with("epoch,step,elapsed_seconds,"),
+        "{header}"
+    );
+}
+
+#[tokio::test]
+async fn presets_are_served_with_their_descriptions() {
+    let app = test_app().await;
+    let (status, presets): (_, Vec<balancelab_shared::Preset>) = get(&app, "/api/presets").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+    assert!(names.contains(&"mlb-paper-training"), "{names:?}");
+    let mlb = presets
+        .iter()
+        .find(|p| p.name == "mlb-paper-training")
+        .unwrap();
+    assert_eq!(
+        (mlb.config.method.name(), mlb.config.batch_size),
+        ("mlb", 32)
+    );
+    assert!(
+        mlb.description.starts_with("MLB with the training recipe"),
+        "{}",
+        mlb.description
+    );
 }
 
 #[tokio::test]
@@ -750,7 +795,9 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/runs/{id}/events",
         "/runs/events",
         "/runs/{id}/metrics",
+        "/runs/{id}/export",
         "/datasets",
+        "/presets",
         "/compare",
         "/results",
     ] {
@@ -758,7 +805,7 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert_eq!(
         paths.len(),
-        22,
+        24,
         "an endpoint without a test entry: {paths:?}"
     );
     let run_operations = document["paths"]["/runs/{id}"].as_object().unwrap();

@@ -383,3 +383,14 @@ pub struct ShareLink {
     pub created_at: String,
     pub revoked: bool,
 }
+
+/// A ready-made run configuration: a paper's training recipe, or a quick demo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Preset {
+    /// File stem in `presets/`, e.g. `mlb-paper-training`.
+    pub name: String,
+    /// The preset's leading comment: where the recipe comes from and what it runs on.
+    pub description: String,
+    pub config: RunConfig,
+}

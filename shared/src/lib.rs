@@ -13,8 +13,9 @@ pub mod results;
 pub mod series;
 
 pub use api::{
-    Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, Project, Role, Run, RunDetail,
-    RunEvent, RunPage, RunPatch, RunQuery, RunSort, RunStatus, Secret, ShareLink, SortOrder, User,
+    Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, Preset, Project, Role, Run,
+    RunDetail, RunEvent, RunPage, RunPatch, RunQuery, RunSort, RunStatus, Secret, ShareLink,
+    SortOrder, User,
 };
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,

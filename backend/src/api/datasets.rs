@@ -1,8 +1,9 @@
-//! `/datasets`: what can be trained on here, with each dataset's source and license.
+//! `/datasets` and `/presets`: what can be trained on here, with each dataset's source and
+//! license, and ready-made run configurations.
 
 use axum::extract::State;
 use axum::Json;
-use balancelab_shared::{DatasetInfo, ErrorBody};
+use balancelab_shared::{DatasetInfo, ErrorBody, Preset};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,7 +12,9 @@ use crate::auth::Caller;
 use crate::data::catalog;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(presets))
 }
 
 #[utoipa::path(
@@ -26,4 +29,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Vec<DatasetInfo>> {
     Json(catalog(state.workers.data_dir()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/presets",
+    operation_id = "list_presets",
+    tag = "datasets",
+    responses(
+        (status = 200, body = Vec<Preset>),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ),
+)]
+async fn presets(_caller: Caller) -> Json<Vec<Preset>> {
+    Json(crate::presets::presets())
 }

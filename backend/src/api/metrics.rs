@@ -3,11 +3,15 @@
 //!
 //! Keys are paths into the JSON of a step (`step.loss`, `step.coefficients[0]`) or of an
 //! epoch (`epoch.test.fused`, `epoch.validation.unimodal[1]`), as in results tables.
+//!
+//! `/runs/{id}/export` gives every recorded number, one row per epoch or step, as CSV.
 
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::results::leaves;
 use balancelab_shared::{
@@ -28,7 +32,9 @@ const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(series))
+    OpenApiRouter::new()
+        .routes(routes!(series))
+        .routes(routes!(export))
 }
 
 /// Not strict about other parameters: `share` is read by the `Reader` extractor.
@@ -181,4 +187,95 @@ async fn series(
         return Err(ApiError::Invalid(errors));
     }
     Ok(Json(result))
+}
+
+/// Which records an export holds.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Records {
+    #[default]
+    Epochs,
+    Steps,
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    #[serde(default)]
+    of: Records,
+}
+
+/// Columns that say where a row is come first; the rest in path order.
+const LEADING_COLUMNS: [&str; 4] = ["epoch", "step", "steps", "elapsed_seconds"];
+
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/export",
+    operation_id = "export_run_metrics",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "run id"),
+        ("share" = Option<String>, Query, description = "a share link token, instead of signing in"),
+        ("of" = Option<String>, Query, description = "`epochs` (default) or `steps`"),
+    ),
+    responses(
+        (status = 200, content_type = "text/csv", description = "one row per epoch or step, a column per recorded number (`test.unimodal[1]`, ...)"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+    ),
+)]
+async fn export(
+    State(state): State<AppState>,
+    reader: Reader,
+    Path(id): Path<i64>,
+    params: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let of = query(params)?.of;
+    let run = find(&state, id).await?;
+    reader.require_run(&state.store, &run).await?;
+    let rows: Vec<BTreeMap<String, Value>> = match of {
+        Records::Epochs => (state.store.epochs(id).await?.iter())
+            .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))
+            .collect(),
+        Records::Steps => (state.store.steps(id).await?.iter())
+            .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))
+            .collect(),
+    };
+    // Every column any row has (a validation split may appear in some epochs only).
+    let mut columns: Vec<&String> = Vec::new();
+    for row in &rows {
+        for key in row.keys() {
+            if !columns.contains(&key) {
+                columns.push(key);
+            }
+        }
+    }
+    columns.sort_by_key(|c| {
+        let leading = LEADING_COLUMNS.iter().position(|l| l == c);
+        (leading.unwrap_or(LEADING_COLUMNS.len()), c.as_str())
+    });
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing to memory cannot fail.
+    writer.write_record(&columns).expect("in-memory CSV");
+    for row in &rows {
+        let record = columns.iter().map(|c| match row.get(*c) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(value) => value.to_string(),
+        });
+        writer.write_record(record).expect("in-memory CSV");
+    }
+    let body = String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("UTF-8");
+    let name = match of {
+        Records::Epochs => "epochs",
+        Records::Steps => "steps",
+    };
+    let disposition = format!("attachment; filename=\"run-{id}-{name}.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -2,7 +2,7 @@
 
 use balancelab_shared::{
     Comparison, Credentials, DatasetInfo, ErrorBody, Me, ResultsTable, Run, RunConfig, RunDetail,
-    RunPage, Secret,
+    RunPage, RunQuery, Secret,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -60,11 +60,39 @@ pub async fn create_run(config: &RunConfig) -> Result<Run, ApiFailure> {
     read(request.send().await.map_err(ApiFailure::message)?).await
 }
 
-/// The most recent runs (the server's first page).
-pub async fn list_runs() -> Result<Vec<Run>, ApiFailure> {
-    let response = Request::get("/api/runs").send().await;
-    let page: RunPage = read(response.map_err(ApiFailure::message)?).await?;
-    Ok(page.runs)
+/// The page of runs `query` asks for.
+pub async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
+    let mut params = vec![
+        format!("limit={}", query.limit),
+        format!("offset={}", query.offset),
+        format!("sort={}", snake(query.sort)),
+        format!("order={}", snake(query.order)),
+    ];
+    let optional = [
+        ("status", query.status.map(snake)),
+        ("method", query.method.clone()),
+        ("dataset", query.dataset.clone()),
+        ("tag", query.tag.clone()),
+        ("search", query.search.clone()),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            let value: String = js_sys::encode_uri_component(&value).into();
+            params.push(format!("{key}={value}"));
+        }
+    }
+    let response = Request::get(&format!("/api/runs?{}", params.join("&")))
+        .send()
+        .await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
+/// A unit enum's name as serde writes it (`best_accuracy`).
+pub fn snake(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// `?share=TOKEN` when the run is opened through a share link.

@@ -212,12 +212,28 @@ async function main() {
     assert.equal(csv.trim().split('\n').length, 3, csv);
     await page.screenshot({ path: join(artifacts, '5-compare.png'), fullPage: true });
 
+    // The run list: a filter lives in the URL and survives a reload; a run started elsewhere
+    // appears, and its status changes, without reloading.
+    await page.goto(`${base}/`);
+    await page.selectOption('#runs-method', 'mlb');
+    await page.waitForURL(/[?&]method=mlb/);
+    await page.locator(`table.runs a[href="/runs/${joint.id}"]`).waitFor({ state: 'detached' });
+    await page.reload();
+    await page.locator(`table.runs a[href="${runPath}"]`).waitFor();
+    assert.equal(await page.locator('table.runs tbody tr').count(), 1, 'only the MLB run');
+    assert.equal(await page.locator('#runs-method').inputValue(), 'mlb');
+    await page.selectOption('#runs-method', '');
+    await page.locator(`table.runs a[href="/runs/${joint.id}"]`).waitFor();
+
     // A long run is cancelled from its page; the epochs it finished stay.
     const long = await (await fetch(`${base}/api/runs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({ epochs: 10000 }),
     })).json();
+    const longRow = page.locator('table.runs tr', { has: page.locator(`a[href="/runs/${long.id}"]`) });
+    await longRow.locator('.badge-running').waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(artifacts, '5b-run-list-live.png'), fullPage: true });
     await page.goto(`${base}/runs/${long.id}`);
     await page.locator(`${K_CHART} circle.point`).first().waitFor({ timeout: 60_000 });
     await page.locator('#cancel-run').click();

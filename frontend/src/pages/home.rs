@@ -3,15 +3,13 @@
 use balancelab_shared::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, ComputeDevice, CremaDConfig, CremaDSplit,
     DatasetConfig, DatasetInfo, FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig,
-    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, PmrConfig, Run, RunConfig, SplitConfig,
+    MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig, PmrConfig, RunConfig, SplitConfig,
     SyntheticConfig, Ucf101Config, Ucf101Modalities,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
-use super::{method_label, StatusBadge};
 use crate::api::{self, ApiFailure};
 
 #[component]
@@ -28,7 +26,7 @@ pub fn HomePage() -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Runs"</h2>
-            <RunList />
+            <super::runs::RunList />
         </section>
     }
 }
@@ -388,85 +386,5 @@ fn InputField(
                 <small class="field-error" data-field=field>{error}</small>
             </Show>
         </label>
-    }
-}
-
-#[component]
-fn RunList() -> impl IntoView {
-    let runs = LocalResource::new(api::list_runs);
-    view! {
-        <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
-            {move || runs.get().map(|result| match result {
-                Ok(runs) if runs.is_empty() => view! { <p class="hint">"No runs yet."</p> }.into_any(),
-                Ok(runs) => view! { <RunTable runs /> }.into_any(),
-                Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
-            })}
-        </Suspense>
-    }
-}
-
-#[component]
-fn RunTable(runs: Vec<Run>) -> impl IntoView {
-    let selected = RwSignal::new(Vec::<i64>::new());
-    let rows = runs
-        .into_iter()
-        .map(|run| {
-            let href = format!("/runs/{}", run.id);
-            let id = run.id;
-            let toggle = move |ev| {
-                let checked = event_target_checked(&ev);
-                selected.update(|ids| {
-                    ids.retain(|i| *i != id);
-                    if checked {
-                        ids.push(id);
-                    }
-                });
-            };
-            view! {
-                <tr>
-                    <td>
-                        <input type="checkbox" class="select-run" aria-label=format!("compare run {id}")
-                            prop:checked=move || selected.with(|ids| ids.contains(&id)) on:change=toggle />
-                    </td>
-                    <td><A href=href>{format!("#{}", run.id)}</A></td>
-                    <td>{method_label(&run.config.method)}</td>
-                    <td>{run.config.dataset.kind()}": "{run.config.dataset.modality_names().join(", ")}</td>
-                    <td class="num">{run.config.epochs}</td>
-                    <td><StatusBadge status=run.status /></td>
-                    <td>{run.created_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
-                </tr>
-            }
-        })
-        .collect_view();
-    let compare_href = move || {
-        let mut ids = selected.get();
-        ids.sort_unstable();
-        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-        format!("/compare?runs={}", ids.join(","))
-    };
-    let count = move || selected.with(Vec::len);
-    view! {
-        <p class="compare-bar">
-            <Show
-                when=move || { count() >= 2 }
-                fallback=|| view! { <span class="hint">"Tick two runs or more to compare them."</span> }
-            >
-                <A href=compare_href attr:id="compare-selected">{move || format!("Compare {} runs", count())}</A>
-            </Show>
-        </p>
-        <table class="runs">
-            <thead>
-                <tr>
-                    <th><span class="visually-hidden">"Compare"</span></th>
-                    <th>"Run"</th>
-                    <th>"Method"</th>
-                    <th>"Data: modalities"</th>
-                    <th>"Epochs"</th>
-                    <th>"Status"</th>
-                    <th>"Created (UTC)"</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
     }
 }

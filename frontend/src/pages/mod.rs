@@ -4,6 +4,7 @@ mod compare;
 mod home;
 mod login;
 mod run;
+mod runs;
 
 pub use compare::ComparePage;
 pub use home::HomePage;

@@ -1,0 +1,317 @@
+//! The run list: filter, search, sort and page through runs, each setting kept in the URL
+//! (a reload or a shared link shows the same view); statuses and progress update live.
+
+use std::collections::HashMap;
+
+use balancelab_shared::{Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder};
+use futures::channel::oneshot;
+use futures::StreamExt;
+use gloo_net::eventsource::futures::EventSource;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::params::ParamsMap;
+use leptos_router::NavigateOptions;
+
+use super::{method_label, StatusBadge};
+use crate::api::{self, snake, ApiFailure};
+
+const PAGE_SIZE: u32 = 25;
+
+const METHODS: [(&str, &str); 8] = [
+    ("joint", "joint"),
+    ("multi_loss", "multi-loss"),
+    ("mlb", "MLB"),
+    ("ogm", "OGM / OGM-GE"),
+    ("agm", "AGM"),
+    ("mslr", "MSLR"),
+    ("mm_cosine", "MMCosine"),
+    ("pmr", "PMR"),
+];
+
+/// The list's query as the URL states it; unknown values fall back to the defaults.
+fn query_from(params: &ParamsMap) -> RunQuery {
+    let text = |key: &str| params.get(key).filter(|v| !v.is_empty());
+    fn named<T: serde::de::DeserializeOwned>(value: Option<String>) -> Option<T> {
+        serde_json::from_value(serde_json::Value::String(value?)).ok()
+    }
+    let page: u32 = text("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    RunQuery {
+        status: named(text("status")),
+        method: text("method"),
+        tag: text("tag"),
+        search: text("search"),
+        sort: named(text("sort")).unwrap_or_default(),
+        order: named(text("order")).unwrap_or_default(),
+        limit: PAGE_SIZE,
+        offset: page * PAGE_SIZE,
+        ..RunQuery::default()
+    }
+}
+
+#[component]
+pub fn RunList() -> impl IntoView {
+    let params = use_query_map();
+    let query = Memo::new(move |_| query_from(&params.read()));
+    // Bumped when a run appears that the shown page may now include.
+    let refresh = RwSignal::new(0u32);
+    let page = LocalResource::new(move || {
+        let query = query.get();
+        refresh.track();
+        async move { api::list_runs(&query).await }
+    });
+    // Live changes by run id, laid over the fetched page.
+    let live = RwSignal::new(HashMap::<i64, Run>::new());
+    let selected = RwSignal::new(Vec::<i64>::new());
+    follow_changes(live, refresh);
+
+    // Changing a setting rewrites the URL (replacing, so Back leaves the list) and goes back
+    // to the first page unless the page itself is what changed.
+    let navigate = use_navigate();
+    let set = move |key: &'static str, value: String| {
+        let mut pairs: Vec<(String, String)> = (params.get_untracked().into_iter())
+            .filter(|(k, _)| *k != key && (key == "page" || *k != "page"))
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        if !value.is_empty() {
+            pairs.push((key.to_owned(), value));
+        }
+        let search: Vec<String> = (pairs.iter())
+            .map(|(k, v)| format!("{k}={}", String::from(js_sys::encode_uri_component(v))))
+            .collect();
+        let options = NavigateOptions {
+            replace: true,
+            scroll: false,
+            ..NavigateOptions::default()
+        };
+        navigate(&format!("/?{}", search.join("&")), options);
+    };
+    let sort_by = {
+        let set = set.clone();
+        move |column: RunSort| {
+            let current = query.get_untracked();
+            let order = if current.sort == column && current.order == SortOrder::Desc {
+                SortOrder::Asc
+            } else {
+                SortOrder::Desc
+            };
+            set("order", snake(order));
+            set("sort", snake(column));
+        }
+    };
+    let header = {
+        let sort_by = sort_by.clone();
+        move |label: &'static str, column: RunSort| {
+            let sort_by = sort_by.clone();
+            let arrow = move || {
+                let q = query.get();
+                match (q.sort == column, q.order) {
+                    (false, _) => "",
+                    (true, SortOrder::Asc) => " \u{25B2}",
+                    (true, SortOrder::Desc) => " \u{25BC}",
+                }
+            };
+            let aria = move || {
+                let q = query.get();
+                match (q.sort == column, q.order) {
+                    (false, _) => "none",
+                    (true, SortOrder::Asc) => "ascending",
+                    (true, SortOrder::Desc) => "descending",
+                }
+            };
+            view! {
+                <th aria-sort=aria>
+                    <button type="button" class="sort" on:click=move |_| sort_by(column)>
+                        {label}{arrow}
+                    </button>
+                </th>
+            }
+        }
+    };
+
+    let set_search = set.clone();
+    let set_status = set.clone();
+    let set_method = set.clone();
+    let set_page = set.clone();
+    let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
+    view! {
+        <div class="run-filters" role="search">
+            <label>
+                <span>"Search notes and tags"</span>
+                <input id="runs-search" type="search" prop:value=move || current("search")
+                    on:change=move |ev| set_search("search", event_target_value(&ev)) />
+            </label>
+            <label>
+                <span>"Status"</span>
+                <select id="runs-status" prop:value=move || current("status")
+                    on:change=move |ev| set_status("status", event_target_value(&ev))>
+                    <option value="">"any"</option>
+                    {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
+                </select>
+            </label>
+            <label>
+                <span>"Method"</span>
+                <select id="runs-method" prop:value=move || current("method")
+                    on:change=move |ev| set_method("method", event_target_value(&ev))>
+                    <option value="">"any"</option>
+                    {METHODS.map(|(value, label)| view! { <option value=value>{label}</option> })}
+                </select>
+            </label>
+        </div>
+        <CompareBar selected />
+        <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
+            {move || page.get().map(|result| match result {
+                Ok(RunPage { runs, .. }) if runs.is_empty() => {
+                    view! { <p class="hint">"No runs match."</p> }.into_any()
+                }
+                Ok(RunPage { runs, total }) => {
+                    let header = header.clone();
+                    let set_page = set_page.clone();
+                    let q = query.get_untracked();
+                    let rows = runs.into_iter().map(|run| {
+                        let id = run.id;
+                        let run = Signal::derive(move || {
+                            live.with(|l| l.get(&id).cloned()).unwrap_or_else(|| run.clone())
+                        });
+                        view! { <RunRow run selected /> }
+                    }).collect_view();
+                    let first = q.offset + 1;
+                    let last = (q.offset as u64 + PAGE_SIZE as u64).min(total);
+                    let page_number = q.offset / PAGE_SIZE;
+                    let previous = {
+                        let set_page = set_page.clone();
+                        move |_: leptos::ev::MouseEvent| {
+                            set_page("page", (page_number - 1).to_string())
+                        }
+                    };
+                    let next = move |_: leptos::ev::MouseEvent| {
+                        set_page("page", (page_number + 1).to_string())
+                    };
+                    view! {
+                        <table class="runs">
+                            <thead>
+                                <tr>
+                                    <th><span class="visually-hidden">"Compare"</span></th>
+                                    {header("Run", RunSort::Id)}
+                                    {header("Method", RunSort::Method)}
+                                    {header("Data: modalities", RunSort::Dataset)}
+                                    <th>"Progress"</th>
+                                    {header("Best acc.", RunSort::BestAccuracy)}
+                                    {header("Status", RunSort::Status)}
+                                    <th>"Tags"</th>
+                                    <th>"Created (UTC)"</th>
+                                </tr>
+                            </thead>
+                            <tbody>{rows}</tbody>
+                        </table>
+                        <nav class="pages" aria-label="run pages">
+                            <button type="button" id="runs-previous" disabled={page_number == 0} on:click=previous>
+                                "Previous"
+                            </button>
+                            <span>{format!("runs {first}-{last} of {total}")}</span>
+                            <button type="button" id="runs-next" disabled={last >= total} on:click=next>
+                                "Next"
+                            </button>
+                        </nav>
+                    }.into_any()
+                }
+                Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
+    let compare_href = move || {
+        let mut ids = selected.get();
+        ids.sort_unstable();
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!("/compare?runs={}", ids.join(","))
+    };
+    let count = move || selected.with(Vec::len);
+    view! {
+        <p class="compare-bar">
+            <Show
+                when=move || { count() >= 2 }
+                fallback=|| view! { <span class="hint">"Tick two runs or more to compare them."</span> }
+            >
+                <A href=compare_href attr:id="compare-selected">{move || format!("Compare {} runs", count())}</A>
+            </Show>
+        </p>
+    }
+}
+
+#[component]
+fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
+    let id = run.with_untracked(|r| r.id);
+    let toggle = move |ev| {
+        let checked = event_target_checked(&ev);
+        selected.update(|ids| {
+            ids.retain(|i| *i != id);
+            if checked {
+                ids.push(id);
+            }
+        });
+    };
+    let progress = move || run.with(|r| format!("{}/{}", r.epochs_done, r.config.epochs));
+    let best = move || {
+        run.with(|r| {
+            r.best_accuracy
+                .map_or(String::new(), |a| format!("{:.1}%", 100.0 * a))
+        })
+    };
+    view! {
+        <tr>
+            <td>
+                <input type="checkbox" class="select-run" aria-label=format!("compare run {id}")
+                    prop:checked=move || selected.with(|ids| ids.contains(&id)) on:change=toggle />
+            </td>
+            <td><A href=format!("/runs/{id}")>{format!("#{id}")}</A></td>
+            <td>{move || run.with(|r| method_label(&r.config.method))}</td>
+            <td>{move || run.with(|r| format!("{}: {}", r.config.dataset.kind(), r.config.dataset.modality_names().join(", ")))}</td>
+            <td class="num">{progress}</td>
+            <td class="num">{best}</td>
+            <td>{move || view! { <StatusBadge status=run.with(|r| r.status) /> }}</td>
+            <td>{move || run.with(|r| r.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view())}</td>
+            <td>{run.with_untracked(|r| r.created_at.replace('T', " ").trim_end_matches('Z').to_owned())}</td>
+        </tr>
+    }
+}
+
+/// Applies the server's run-list events until the list leaves the page: known runs are
+/// updated in place; a run not seen before asks for the page again.
+fn follow_changes(live: RwSignal<HashMap<i64, Run>>, refresh: RwSignal<u32>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    on_cleanup(move || {
+        let _ = stop.send(());
+    });
+    spawn_local(async move {
+        let follow = async move {
+            let Ok(mut source) = EventSource::new("/api/runs/events") else {
+                return;
+            };
+            let Ok(mut messages) = source.subscribe("message") else {
+                return;
+            };
+            while let Some(Ok((_, message))) = messages.next().await {
+                let Some(run) = (message.data().as_string())
+                    .and_then(|data| serde_json::from_str::<Run>(&data).ok())
+                else {
+                    continue;
+                };
+                let new = live.with_untracked(|l| !l.contains_key(&run.id));
+                live.update(|l| {
+                    l.insert(run.id, run);
+                });
+                if new {
+                    refresh.update(|n| *n += 1);
+                }
+            }
+            source.close();
+        };
+        futures::pin_mut!(follow);
+        futures::future::select(follow, stopped).await;
+    });
+}

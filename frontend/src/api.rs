@@ -1,8 +1,8 @@
 //! Calls to the BalanceLab HTTP API.
 
 use balancelab_shared::{
-    Comparison, Credentials, DatasetInfo, ErrorBody, Me, ResultsTable, Run, RunConfig, RunDetail,
-    RunPage, RunQuery, Secret,
+    Comparison, Credentials, DatasetInfo, ErrorBody, Me, MetricSeries, ResultsTable, Run,
+    RunConfig, RunDetail, RunPage, RunQuery, Secret, XAxis,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -103,6 +103,24 @@ fn share_query(share: Option<&str>, first: bool) -> String {
 
 pub async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
     let url = format!("/api/runs/{id}{}", share_query(share, true));
+    let response = Request::get(&url).send().await;
+    read(response.map_err(ApiFailure::message)?).await
+}
+
+/// Run `id`'s series of `keys` (such as `step.loss`), at most `points` each, against `x`.
+pub async fn metric_series(
+    id: i64,
+    keys: &[String],
+    points: usize,
+    x: XAxis,
+    share: Option<&str>,
+) -> Result<Vec<MetricSeries>, ApiFailure> {
+    let keys: String = js_sys::encode_uri_component(&keys.join(",")).into();
+    let url = format!(
+        "/api/runs/{id}/metrics?keys={keys}&points={points}&x={}{}",
+        snake(x),
+        share_query(share, false)
+    );
     let response = Request::get(&url).send().await;
     read(response.map_err(ApiFailure::message)?).await
 }

@@ -92,11 +92,18 @@ pub fn LineChart(
     /// A dashed horizontal line, e.g. k = 1 (no modulation).
     #[prop(optional)]
     reference: Option<f64>,
+    /// Where the x axis starts (default 1, the first epoch).
+    #[prop(optional)]
+    x_min: Option<f64>,
+    /// Lines without a marker per point, for dense series (steps).
+    #[prop(optional)]
+    lines_only: bool,
 ) -> impl IntoView {
     let plot = move || {
         let series = series.get();
+        let x_min = x_min.unwrap_or(1.0);
         let scale = Scale {
-            x: (1.0, x_max.get().max(2.0)),
+            x: (x_min, x_max.get().max(x_min + 1.0)),
             y: y_extent(&series, y_range, reference),
         };
         let grid = ticks(scale.y.0, scale.y.1, 5)
@@ -111,7 +118,7 @@ pub fn LineChart(
             .collect_view();
         let x_ticks = ticks(scale.x.0, scale.x.1, 8)
             .into_iter()
-            .filter(|x| x.fract() == 0.0)
+            .filter(|x| lines_only || x.fract() == 0.0)
             .map(|x| {
                 let px = scale.px(x);
                 view! {
@@ -132,9 +139,8 @@ pub fn LineChart(
                     .iter()
                     .map(|&(x, y)| format!("{:.1},{:.1}", scale.px(x), scale.py(y)))
                     .collect();
-                let dots = s
-                    .points
-                    .iter()
+                let dots = (s.points.iter())
+                    .filter(|_| !lines_only)
                     .map(|&(x, y)| {
                         let read_out = format!("{}: {} at {} {}", s.label, label(y), x_label, x);
                         view! {

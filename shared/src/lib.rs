@@ -33,4 +33,4 @@ pub use results::{
     config_differences, results_table, ConfigDifference, EpochChoice, ResultsRow, ResultsTable,
     RunResult, Summary,
 };
-pub use series::{downsample, MetricSeries, SeriesPoint, XAxis};
+pub use series::{downsample, smooth, MetricSeries, SeriesPoint, XAxis};

@@ -63,9 +63,41 @@ pub fn downsample(points: &[SeriesPoint], max_points: usize) -> Vec<SeriesPoint>
     out
 }
 
+/// Exponential moving average with TensorBoard's debiasing: s_t = w s_(t-1) + (1 - w) y_t,
+/// shown as s_t / (1 - w^t), so the start is not pulled towards zero. `weight` 0 keeps the
+/// series as is; values near 1 smooth hardest.
+pub fn smooth(points: &[SeriesPoint], weight: f64) -> Vec<SeriesPoint> {
+    let weight = weight.clamp(0.0, 0.999);
+    let mut average = 0.0;
+    let mut correction = 1.0;
+    points
+        .iter()
+        .map(|&SeriesPoint(x, y)| {
+            average = weight * average + (1.0 - weight) * y;
+            correction *= weight;
+            SeriesPoint(x, average / (1.0 - correction))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smoothing_is_a_debiased_moving_average() {
+        let points = series(&[1.0, 3.0, 2.0]);
+        assert_eq!(smooth(&points, 0.0), points, "weight 0 changes nothing");
+        // w = 0.5: raw averages 0.5, 1.75, 1.875; divided by 1 - 0.5^t = 0.5, 0.75, 0.875.
+        let smoothed: Vec<f64> = smooth(&points, 0.5).iter().map(|p| p.1).collect();
+        let expected = [1.0, 1.75 / 0.75, 1.875 / 0.875];
+        for (got, want) in smoothed.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{smoothed:?}");
+        }
+        // A constant stays constant from the first point: the debiasing at work.
+        let flat = smooth(&series(&[2.0; 5]), 0.9);
+        assert!(flat.iter().all(|p| (p.1 - 2.0).abs() < 1e-12), "{flat:?}");
+    }
 
     fn series(ys: &[f64]) -> Vec<SeriesPoint> {
         ys.iter()

@@ -173,6 +173,19 @@ async function main() {
     assert.deepEqual(await seriesValues(page, K_CHART, 'm1 (noise 3)'), k1);
     await page.screenshot({ path: join(artifacts, '4-after-reload.png'), fullPage: true });
 
+    // Per-step curves from the server's series; smoothing and the x axis live in the URL.
+    const stepK = 'figure[data-chart="Gradient coefficient k per step"] polyline';
+    await page.locator(stepK).nth(1).waitFor();
+    assert.equal(await page.locator(stepK).count(), 2, 'one k curve per modality');
+    await page.selectOption('#x-axis', 'epoch');
+    await page.waitForURL(/[?&]x=epoch/);
+    await page.locator('#smoothing').fill('0.9');
+    await page.waitForURL(/[?&]smooth=0.9/);
+    await page.reload();
+    await page.locator(stepK).nth(1).waitFor();
+    assert.equal(await page.locator('#x-axis').inputValue(), 'epoch', 'the view survives a reload');
+    await page.locator('.step-curves').screenshot({ path: join(artifacts, '4b-step-curves.png') });
+
     // The run is listed on the start page.
     await page.goto(`${base}/`);
     await page.locator(`table.runs a[href="${runPath}"]`).waitFor();

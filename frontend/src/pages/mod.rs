@@ -5,6 +5,7 @@ mod home;
 mod login;
 mod run;
 mod runs;
+mod step_curves;
 
 pub use compare::ComparePage;
 pub use home::HomePage;

@@ -37,6 +37,7 @@ pub fn RunPage() -> impl IntoView {
 #[component]
 fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     let shared = share.is_some();
+    let step_share = share.clone();
     let run = RwSignal::new(None::<Run>);
     let epochs = RwSignal::new(Vec::<EpochMetrics>::new());
     let problem = RwSignal::new(None::<String>);
@@ -203,6 +204,7 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
                 x_max=planned
             />
         </section>
+        <super::step_curves::StepCurves id share=step_share names epochs />
     }
 }
 

@@ -1,0 +1,139 @@
+//! A run's per-step curves (k, s and loss at every optimisation step), read from the
+//! server's downsampled series, smoothed in the browser.
+
+use balancelab_shared::{smooth, EpochMetrics, XAxis};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::NavigateOptions;
+
+use crate::api::{self, snake};
+use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
+
+/// Per-step curves from the server's downsampled series, with debiased EMA smoothing and a
+/// choice of x axis; both settings live in the URL (`?smooth=0.6&x=epoch`). Refreshed at
+/// every new epoch while the run trains.
+#[component]
+pub fn StepCurves(
+    id: i64,
+    share: Option<String>,
+    names: Signal<Vec<String>>,
+    epochs: RwSignal<Vec<EpochMetrics>>,
+) -> impl IntoView {
+    let query = use_query_map();
+    let smoothing = Memo::new(move |_| {
+        (query.read().get("smooth"))
+            .and_then(|s| s.parse::<f64>().ok())
+            .map_or(0.6, |s| s.clamp(0.0, 0.99))
+    });
+    let x_axis = Memo::new(move |_| match query.read().get("x").as_deref() {
+        Some("epoch") => XAxis::Epoch,
+        Some("time") => XAxis::Time,
+        _ => XAxis::Step,
+    });
+    let navigate = use_navigate();
+    let set = move |key: &'static str, value: String| {
+        let mut pairs: Vec<(String, String)> = (query.get_untracked().into_iter())
+            .filter(|(k, _)| *k != key)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        pairs.push((key.to_owned(), value));
+        let search: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let options = NavigateOptions {
+            replace: true,
+            scroll: false,
+            ..NavigateOptions::default()
+        };
+        navigate(&format!("/runs/{id}?{}", search.join("&")), options);
+    };
+    let set_x = set.clone();
+    let series = LocalResource::new(move || {
+        let x = x_axis.get();
+        let modalities = names.get().len();
+        // A new epoch means new steps to draw.
+        let _ = epochs.with(Vec::len);
+        let share = share.clone();
+        async move {
+            let mut keys = vec!["step.loss".to_owned()];
+            for m in 0..modalities {
+                keys.push(format!("step.coefficients[{m}]"));
+                keys.push(format!("step.confidences[{m}]"));
+            }
+            api::metric_series(id, &keys, 1000, x, share.as_deref()).await
+        }
+    });
+    let curves = move |prefix: &'static str| {
+        Signal::derive(move || {
+            let weight = smoothing.get();
+            let names = names.get();
+            let fetched = series.get().and_then(Result::ok).unwrap_or_default();
+            (fetched.iter())
+                .filter(|s| s.key.starts_with(prefix))
+                .enumerate()
+                .map(|(i, s)| Series {
+                    label: if prefix == "step.loss" {
+                        "loss".into()
+                    } else {
+                        names.get(i).cloned().unwrap_or_else(|| format!("m{i}"))
+                    },
+                    color: if prefix == "step.loss" {
+                        FUSED_COLOR
+                    } else {
+                        MODALITY_COLORS[i % MODALITY_COLORS.len()]
+                    },
+                    points: smooth(&s.points, weight)
+                        .iter()
+                        .map(|p| (p.0, p.1))
+                        .collect(),
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let coefficients = curves("step.coefficients");
+    let confidences = curves("step.confidences");
+    let loss = curves("step.loss");
+    let x_end = Signal::derive(move || {
+        (series.get().and_then(Result::ok).unwrap_or_default().iter())
+            .flat_map(|s| s.points.last().map(|p| p.0))
+            .fold(1.0, f64::max)
+    });
+    let x_label = move || match x_axis.get() {
+        XAxis::Step => "step",
+        XAxis::Epoch => "epoch",
+        XAxis::Time => "seconds since start",
+    };
+    view! {
+        <section class="card step-curves">
+            <h2>"Per step"</h2>
+            <div class="run-filters">
+                <label>
+                    <span>{move || format!("Smoothing {:.2}", smoothing.get())}</span>
+                    <input id="smoothing" type="range" min="0" max="0.99" step="0.01"
+                        prop:value=move || smoothing.get().to_string()
+                        on:change=move |ev| set("smooth", event_target_value(&ev)) />
+                </label>
+                <label>
+                    <span>"x axis"</span>
+                    <select id="x-axis" prop:value=move || snake(x_axis.get())
+                        on:change=move |ev| set_x("x", event_target_value(&ev))>
+                        <option value="step">"step"</option>
+                        <option value="epoch">"epoch"</option>
+                        <option value="time">"wall time"</option>
+                    </select>
+                </label>
+            </div>
+            {move || {
+                let x_label = x_label();
+                view! {
+                    <div class="charts">
+                        <LineChart title="Gradient coefficient k per step" x_label y_label="k"
+                            series=coefficients x_max=x_end x_min=0.0 lines_only=true reference=1.0 />
+                        <LineChart title="Confidence s per step" x_label y_label="s on the true class"
+                            series=confidences x_max=x_end x_min=0.0 lines_only=true y_range=(0.0, 1.0) />
+                        <LineChart title="Loss per step" x_label y_label="the method's objective"
+                            series=loss x_max=x_end x_min=0.0 lines_only=true />
+                    </div>
+                }
+            }}
+        </section>
+    }
+}

@@ -237,6 +237,14 @@ async function main() {
     assert.equal(await page.locator('#runs-method').inputValue(), 'mlb');
     await page.selectOption('#runs-method', '');
     await page.locator(`table.runs a[href="/runs/${joint.id}"]`).waitFor();
+    // Sorting by a column, then the other way: both settings in one URL change.
+    await page.locator('table.runs th button.sort', { hasText: 'Best acc.' }).click();
+    await page.waitForURL(/sort=best_accuracy&order=desc/);
+    await page.locator('table.runs th button.sort', { hasText: 'Best acc.' }).click();
+    await page.waitForURL(/sort=best_accuracy&order=asc/);
+    await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 2);
+    const best = (await page.locator('table.runs tbody td:nth-child(6)').allTextContents()).map(parseFloat);
+    assert.ok(best[0] <= best[1], `ascending best accuracy: ${best}`);
 
     // A long run is cancelled from its page; the epochs it finished stay.
     const long = await (await fetch(`${base}/api/runs`, {

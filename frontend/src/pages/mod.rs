@@ -14,6 +14,33 @@ pub use run::RunPage;
 
 use balancelab_shared::{MethodConfig, RunStatus};
 use leptos::prelude::*;
+use leptos_router::params::ParamsMap;
+use leptos_router::NavigateOptions;
+
+/// `path` with the query `params` changed by `changes` (an empty value removes the key): how
+/// a view whose state lives in the URL moves to its next state.
+pub fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(String, String)> = (params.into_iter())
+        .filter(|(k, _)| !changes.iter().any(|(c, _)| *c == &**k))
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let set = changes.iter().filter(|(_, v)| !v.is_empty());
+    pairs.extend(set.map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let query: Vec<String> = (pairs.iter())
+        .map(|(k, v)| format!("{k}={}", String::from(js_sys::encode_uri_component(v))))
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// Navigation that replaces the current entry and keeps the scroll position: a view's
+/// settings change, Back still leaves the page.
+pub fn in_place() -> NavigateOptions {
+    NavigateOptions {
+        replace: true,
+        scroll: false,
+        ..NavigateOptions::default()
+    }
+}
 
 /// "MLB (alpha 0.8)", "OGM-GE (alpha 0.8)", "joint", ...
 pub fn method_label(method: &MethodConfig) -> String {

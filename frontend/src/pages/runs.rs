@@ -12,9 +12,8 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
-use leptos_router::NavigateOptions;
 
-use super::{method_label, StatusBadge};
+use super::{in_place, method_label, url_with, StatusBadge};
 use crate::api::{self, snake, ApiFailure};
 
 const PAGE_SIZE: u32 = 25;
@@ -66,26 +65,14 @@ pub fn RunList() -> impl IntoView {
     let selected = RwSignal::new(Vec::<i64>::new());
     follow_changes(live, refresh);
 
-    // Changing a setting rewrites the URL (replacing, so Back leaves the list) and goes back
-    // to the first page unless the page itself is what changed.
+    // Changing a setting rewrites the URL and goes back to the first page, unless the page
+    // itself is what changed.
     let navigate = use_navigate();
-    let set = move |key: &'static str, value: String| {
-        let mut pairs: Vec<(String, String)> = (params.get_untracked().into_iter())
-            .filter(|(k, _)| *k != key && (key == "page" || *k != "page"))
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        if !value.is_empty() {
-            pairs.push((key.to_owned(), value));
+    let set = move |mut changes: Vec<(&'static str, String)>| {
+        if !changes.iter().any(|(key, _)| *key == "page") {
+            changes.push(("page", String::new()));
         }
-        let search: Vec<String> = (pairs.iter())
-            .map(|(k, v)| format!("{k}={}", String::from(js_sys::encode_uri_component(v))))
-            .collect();
-        let options = NavigateOptions {
-            replace: true,
-            scroll: false,
-            ..NavigateOptions::default()
-        };
-        navigate(&format!("/?{}", search.join("&")), options);
+        navigate(&url_with("/", params.get_untracked(), &changes), in_place());
     };
     let sort_by = {
         let set = set.clone();
@@ -96,29 +83,27 @@ pub fn RunList() -> impl IntoView {
             } else {
                 SortOrder::Desc
             };
-            set("order", snake(order));
-            set("sort", snake(column));
+            set(vec![("sort", snake(column)), ("order", snake(order))]);
         }
     };
     let header = {
         let sort_by = sort_by.clone();
         move |label: &'static str, column: RunSort| {
             let sort_by = sort_by.clone();
-            let arrow = move || {
+            // This column's order, if the list is sorted by it.
+            let order = move || {
                 let q = query.get();
-                match (q.sort == column, q.order) {
-                    (false, _) => "",
-                    (true, SortOrder::Asc) => " \u{25B2}",
-                    (true, SortOrder::Desc) => " \u{25BC}",
-                }
+                (q.sort == column).then_some(q.order)
             };
-            let aria = move || {
-                let q = query.get();
-                match (q.sort == column, q.order) {
-                    (false, _) => "none",
-                    (true, SortOrder::Asc) => "ascending",
-                    (true, SortOrder::Desc) => "descending",
-                }
+            let arrow = move || match order() {
+                None => "",
+                Some(SortOrder::Asc) => " \u{25B2}",
+                Some(SortOrder::Desc) => " \u{25BC}",
+            };
+            let aria = move || match order() {
+                None => "none",
+                Some(SortOrder::Asc) => "ascending",
+                Some(SortOrder::Desc) => "descending",
             };
             view! {
                 <th aria-sort=aria>
@@ -140,12 +125,12 @@ pub fn RunList() -> impl IntoView {
             <label>
                 <span>"Search notes and tags"</span>
                 <input id="runs-search" type="search" prop:value=move || current("search")
-                    on:change=move |ev| set_search("search", event_target_value(&ev)) />
+                    on:change=move |ev| set_search(vec![("search", event_target_value(&ev))]) />
             </label>
             <label>
                 <span>"Status"</span>
                 <select id="runs-status" prop:value=move || current("status")
-                    on:change=move |ev| set_status("status", event_target_value(&ev))>
+                    on:change=move |ev| set_status(vec![("status", event_target_value(&ev))])>
                     <option value="">"any"</option>
                     {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
                 </select>
@@ -153,7 +138,7 @@ pub fn RunList() -> impl IntoView {
             <label>
                 <span>"Method"</span>
                 <select id="runs-method" prop:value=move || current("method")
-                    on:change=move |ev| set_method("method", event_target_value(&ev))>
+                    on:change=move |ev| set_method(vec![("method", event_target_value(&ev))])>
                     <option value="">"any"</option>
                     {METHODS.map(|(value, label)| view! { <option value=value>{label}</option> })}
                 </select>
@@ -182,11 +167,11 @@ pub fn RunList() -> impl IntoView {
                     let previous = {
                         let set_page = set_page.clone();
                         move |_: leptos::ev::MouseEvent| {
-                            set_page("page", (page_number - 1).to_string())
+                            set_page(vec![("page", (page_number - 1).to_string())])
                         }
                     };
                     let next = move |_: leptos::ev::MouseEvent| {
-                        set_page("page", (page_number + 1).to_string())
+                        set_page(vec![("page", (page_number + 1).to_string())])
                     };
                     view! {
                         <table class="runs">

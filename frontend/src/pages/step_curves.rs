@@ -4,8 +4,8 @@
 use balancelab_shared::{smooth, EpochMetrics, XAxis};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use leptos_router::NavigateOptions;
 
+use super::{in_place, url_with};
 use crate::api::{self, snake};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
@@ -31,19 +31,10 @@ pub fn StepCurves(
         _ => XAxis::Step,
     });
     let navigate = use_navigate();
+    let path = format!("/runs/{id}");
     let set = move |key: &'static str, value: String| {
-        let mut pairs: Vec<(String, String)> = (query.get_untracked().into_iter())
-            .filter(|(k, _)| *k != key)
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        pairs.push((key.to_owned(), value));
-        let search: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let options = NavigateOptions {
-            replace: true,
-            scroll: false,
-            ..NavigateOptions::default()
-        };
-        navigate(&format!("/runs/{id}?{}", search.join("&")), options);
+        let url = url_with(&path, query.get_untracked(), &[(key, value)]);
+        navigate(&url, in_place());
     };
     let set_x = set.clone();
     let series = LocalResource::new(move || {

@@ -197,37 +197,39 @@ impl FromRequestParts<AppState> for Reader {
 }
 
 impl Reader {
-    /// Checks that the reader may see `run`.
-    pub async fn require_run(&self, store: &Store, run: &Run) -> Result<(), ApiError> {
+    /// Run `id`, if the reader may see it (a share link sees its own run only).
+    pub async fn run(&self, store: &Store, id: i64) -> Result<Run, ApiError> {
         match self {
-            Reader::Share { run: shared } if *shared == run.id => Ok(()),
-            Reader::Share { .. } => Err(missing(run.id)),
-            Reader::User(caller) => require_run(caller, store, run, Role::Viewer).await,
+            Reader::Share { run } if *run == id => stored_run(store, id).await,
+            Reader::Share { .. } => Err(missing(id)),
+            Reader::User(caller) => caller.run(store, id, Role::Viewer).await,
         }
     }
 }
 
-fn missing(run: i64) -> ApiError {
-    ApiError::NotFound(format!("run {run} does not exist"))
+impl Caller {
+    /// Run `id`, if the caller has at least `need` in its project. Runs of other projects
+    /// are reported missing; a member with too small a role is refused (403).
+    pub async fn run(&self, store: &Store, id: i64, need: Role) -> Result<Run, ApiError> {
+        let run = stored_run(store, id).await?;
+        match store.role_in(run.project_id, self.0.id).await? {
+            None => Err(missing(id)),
+            Some(role) if role < need => Err(ApiError::Forbidden(format!(
+                "this needs the {} role in the run's project; you are {}",
+                need.as_str(),
+                role.as_str()
+            ))),
+            Some(_) => Ok(run),
+        }
+    }
 }
 
-/// Checks that `caller` has at least `need` in `run`'s project; runs of other projects are
-/// reported missing.
-pub async fn require_run(
-    caller: &Caller,
-    store: &Store,
-    run: &Run,
-    need: Role,
-) -> Result<(), ApiError> {
-    match store.role_in(run.project_id, caller.0.id).await? {
-        None => Err(missing(run.id)),
-        Some(role) if role < need => Err(ApiError::Forbidden(format!(
-            "this needs the {} role in the run's project; you are {}",
-            need.as_str(),
-            role.as_str()
-        ))),
-        Some(_) => Ok(()),
-    }
+async fn stored_run(store: &Store, id: i64) -> Result<Run, ApiError> {
+    store.get_run(id).await?.ok_or_else(|| missing(id))
+}
+
+fn missing(run: i64) -> ApiError {
+    ApiError::NotFound(format!("run {run} does not exist"))
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::results::query;
-use super::runs::find;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Reader};
 
@@ -73,8 +72,7 @@ async fn run_log(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let after = resume_position(&headers, query(params)?.after)?;
     // Read before the log: an ended run's log is complete, so no live part is needed.
-    let run = find(&state, id).await?;
-    reader.require_run(&state.store, &run).await?;
+    let run = reader.run(&state.store, id).await?;
     let events = state
         .hub
         .follow(id, after, !run.status.is_terminal())

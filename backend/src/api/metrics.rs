@@ -23,7 +23,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::results::query;
-use super::runs::find;
 use super::{ApiError, AppState};
 use crate::auth::Reader;
 
@@ -126,8 +125,7 @@ async fn series(
             "name at least one metric, such as step.loss",
         ));
     }
-    let run = find(&state, id).await?;
-    reader.require_run(&state.store, &run).await?;
+    reader.run(&state.store, id).await?;
     let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
     let steps = if wants("step.") {
         step_records(&state.store.steps(id).await?)
@@ -230,8 +228,7 @@ async fn export(
     params: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let of = query(params)?.of;
-    let run = find(&state, id).await?;
-    reader.require_run(&state.store, &run).await?;
+    reader.run(&state.store, id).await?;
     let rows: Vec<BTreeMap<String, Value>> = match of {
         Records::Epochs => (state.store.epochs(id).await?.iter())
             .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))

@@ -16,9 +16,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::runs::find;
 use super::{ApiError, AppState};
-use crate::auth::{require_run, Caller};
+use crate::auth::Caller;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,9 +56,7 @@ pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Api
 async fn runs_by_id(state: &AppState, caller: &Caller, ids: &[i64]) -> Result<Vec<Run>, ApiError> {
     let mut runs = Vec::with_capacity(ids.len());
     for &id in ids {
-        let run = find(state, id).await?;
-        require_run(caller, &state.store, &run, Role::Viewer).await?;
-        runs.push(run);
+        runs.push(caller.run(&state.store, id, Role::Viewer).await?);
     }
     Ok(runs)
 }

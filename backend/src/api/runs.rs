@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::results::query;
 use super::{ApiError, AppState};
-use crate::auth::{require_run, Caller, Reader};
+use crate::auth::{Caller, Reader};
 use crate::data::catalog;
 use crate::store::Cancellation;
 
@@ -162,8 +162,7 @@ async fn clone(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    let source = find(&state, id).await?;
-    require_run(&caller, &state.store, &source, Role::Editor).await?;
+    let source = caller.run(&state.store, id, Role::Editor).await?;
     let changes: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
@@ -232,7 +231,7 @@ async fn list(
     Ok(Json(state.store.list_runs(&params, user.id).await?))
 }
 
-pub(super) async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
+async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
     state
         .store
         .get_run(id)
@@ -260,8 +259,7 @@ async fn detail(
     reader: Reader,
     Path(id): Path<i64>,
 ) -> Result<Json<RunDetail>, ApiError> {
-    let run = find(&state, id).await?;
-    reader.require_run(&state.store, &run).await?;
+    let run = reader.run(&state.store, id).await?;
     // Position first: whatever is logged after it, the viewer gets from the stream.
     let last_event = state.store.last_seq(id).await?;
     let epochs = state.store.epochs(id).await?;
@@ -296,8 +294,7 @@ async fn patch(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<Run>, ApiError> {
-    let run = find(&state, id).await?;
-    require_run(&caller, &state.store, &run, Role::Editor).await?;
+    caller.run(&state.store, id, Role::Editor).await?;
     let patch: RunPatch = parse_json(&body)?;
     patch.validate().map_err(ApiError::Invalid)?;
     let run = state.store.patch_run(id, &patch).await?;
@@ -328,8 +325,7 @@ async fn delete(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, id).await?;
-    require_run(&caller, &state.store, &run, Role::Editor).await?;
+    caller.run(&state.store, id, Role::Editor).await?;
     if !state.store.delete_run(id).await? {
         return Err(ApiError::Conflict(format!(
             "run {id} is training; cancel it before deleting it"
@@ -367,8 +363,7 @@ async fn cancel(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    let run = find(&state, id).await?;
-    require_run(&caller, &state.store, &run, Role::Editor).await?;
+    caller.run(&state.store, id, Role::Editor).await?;
     match state.store.request_cancel(id).await? {
         Cancellation::Cancelled => state.hub.notify(id),
         Cancellation::Requested => state.workers.cancel_local(id),

@@ -9,9 +9,8 @@ use balancelab_shared::{ErrorBody, Role, Secret, ShareLink};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::runs::find;
 use super::{ApiError, AppState};
-use crate::auth::{new_token, require_run, Caller};
+use crate::auth::{new_token, Caller};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,8 +38,7 @@ async fn create(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Secret>), ApiError> {
-    let run = find(&state, id).await?;
-    require_run(&caller, &state.store, &run, Role::Editor).await?;
+    caller.run(&state.store, id, Role::Editor).await?;
     let (token, hash) = new_token();
     let link = state
         .store
@@ -69,8 +67,7 @@ async fn list(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<ShareLink>>, ApiError> {
-    let run = find(&state, id).await?;
-    require_run(&caller, &state.store, &run, Role::Editor).await?;
+    caller.run(&state.store, id, Role::Editor).await?;
     Ok(Json(state.store.share_links(id).await?))
 }
 
@@ -95,8 +92,7 @@ async fn revoke(
     caller: Caller,
     Path((id, link)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, id).await?;
-    require_run(&caller, &state.store, &run, Role::Editor).await?;
+    caller.run(&state.store, id, Role::Editor).await?;
     if !state.store.revoke_share_link(id, link).await? {
         return Err(ApiError::NotFound(format!(
             "run {id} has no share link {link}"

@@ -151,40 +151,42 @@ impl Store {
         Ok(row.map(|r| r.try_get("last_seq")).transpose()?.unwrap_or(0))
     }
 
-    async fn events_of_kind(&self, id: i64, kind: &str) -> Result<Vec<RunEvent>> {
+    /// Run `id`'s logged events of `kind`, in order, as `pick` takes them apart.
+    async fn events_of_kind<T>(
+        &self,
+        id: i64,
+        kind: &str,
+        pick: fn(RunEvent) -> Option<T>,
+    ) -> Result<Vec<T>> {
         let rows =
             sqlx::query("SELECT data FROM run_events WHERE run_id = $1 AND kind = $2 ORDER BY seq")
                 .bind(id)
                 .bind(kind)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| parse_json(&row.try_get::<String, _>("data")?))
-            .collect()
+        let mut picked = Vec::with_capacity(rows.len());
+        for row in &rows {
+            picked.extend(pick(parse_json(&row.try_get::<String, _>("data")?)?));
+        }
+        Ok(picked)
     }
 
     /// Every stored epoch of run `id`, in order.
     pub async fn epochs(&self, id: i64) -> Result<Vec<EpochMetrics>> {
-        let events = self.events_of_kind(id, "epoch").await?;
-        Ok(events
-            .into_iter()
-            .filter_map(|event| match event {
-                RunEvent::Epoch(m) => Some(*m),
-                _ => None,
-            })
-            .collect())
+        self.events_of_kind(id, "epoch", |event| match event {
+            RunEvent::Epoch(m) => Some(*m),
+            _ => None,
+        })
+        .await
     }
 
     /// Every stored step of run `id`, in order.
     pub async fn steps(&self, id: i64) -> Result<Vec<StepMetrics>> {
-        let events = self.events_of_kind(id, "step").await?;
-        Ok(events
-            .into_iter()
-            .filter_map(|event| match event {
-                RunEvent::Step(m) => Some(*m),
-                _ => None,
-            })
-            .collect())
+        self.events_of_kind(id, "step", |event| match event {
+            RunEvent::Step(m) => Some(*m),
+            _ => None,
+        })
+        .await
     }
 
     /// The last epoch and step stored for run `id`.

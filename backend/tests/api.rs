@@ -615,6 +615,73 @@ async fn runs_are_tagged_filtered_cloned_with_changes_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_sweep_queues_its_grid_in_one_go_with_one_tag() {
+    let app = test_app().await;
+    let base: Value = serde_json::from_str(&small_run(json!({"kind": "joint"}))).unwrap();
+
+    // Every problem named by the request field; nothing queued.
+    let bad = json!({
+        "base": {"epochs": 0, "dataset": {"kind": "synthetic"}},
+        "methods": [{"kind": "joint"}, {"kind": "mlb", "alpha": -1.0}],
+        "seeds": [1, 1],
+    });
+    let (status, body) = send(&app, request("POST", "/api/sweeps", bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> = (parse::<ErrorBody>(&body).fields.into_iter())
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, ["seeds[1]", "base.epochs", "methods[1].alpha"]);
+    let too_many = json!({"base": base, "seeds": (0..101).collect::<Vec<_>>()});
+    let (status, _) = send(&app, request("POST", "/api/sweeps", too_many)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, page): (_, RunPage) = get(&app, "/api/runs").await;
+    assert_eq!(page.total, 0);
+
+    // 2 methods x 2 fusions x 2 seeds, in grid order, all tagged after the first run.
+    let sweep = json!({
+        "base": base,
+        "methods": [{"kind": "joint"}, {"kind": "mlb", "alpha": 0.8}],
+        "fusions": ["late", "gated"],
+        "seeds": [0, 1],
+    });
+    let (status, body) = send(&app, request("POST", "/api/sweeps", sweep)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let runs: Vec<Run> = parse(&body);
+    let grid: Vec<(&str, &str, u64)> = (runs.iter())
+        .map(|r| {
+            let c = &r.config;
+            (c.method.name(), c.model.fusion.name(), c.seed)
+        })
+        .collect();
+    assert_eq!(grid.len(), 8);
+    assert_eq!(grid[0], ("joint", "late", 0));
+    assert_eq!(grid[3], ("joint", "gated", 1));
+    assert_eq!(grid[7], ("mlb", "gated", 1));
+    let tag = format!("sweep-{}", runs[0].id);
+    assert!(runs.iter().all(|r| r.tags == [tag.clone()]), "{runs:?}");
+    let (_, page): (_, RunPage) = get(&app, &format!("/api/runs?tag={tag}")).await;
+    assert_eq!(page.total, 8);
+    for run in &runs {
+        assert_eq!(
+            wait_until_finished(&app, run.id).await.run.status,
+            RunStatus::Completed
+        );
+    }
+
+    // A named sweep.
+    let named = json!({"base": base, "seeds": [3, 4], "tag": "alpha-study"});
+    let (status, body) = send(&app, request("POST", "/api/sweeps", named)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let runs: Vec<Run> = parse(&body);
+    assert!(runs.iter().all(|r| r.tags == ["alpha-study"]));
+}
+
+#[tokio::test]
 async fn a_training_run_cannot_be_deleted() {
     let app = test_app().await;
     let body = json!({"epochs": 10000, "dataset": {"kind": "synthetic", "train_samples": 256}});
@@ -790,6 +857,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/runs/{id}",
         "/runs/{id}/cancel",
         "/runs/{id}/clone",
+        "/sweeps",
         "/runs/{id}/share",
         "/runs/{id}/share/{link}",
         "/runs/{id}/events",
@@ -805,7 +873,7 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert_eq!(
         paths.len(),
-        24,
+        25,
         "an endpoint without a test entry: {paths:?}"
     );
     let run_operations = document["paths"]["/runs/{id}"].as_object().unwrap();

@@ -11,6 +11,7 @@ pub mod model;
 pub mod optim;
 pub mod results;
 pub mod series;
+pub mod sweep;
 
 pub use api::{
     Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, Preset, Project, Role, Run,
@@ -34,3 +35,4 @@ pub use results::{
     RunResult, Summary,
 };
 pub use series::{downsample, smooth, MetricSeries, SeriesPoint, XAxis};
+pub use sweep::Sweep;

@@ -9,6 +9,7 @@ mod projects;
 mod results;
 mod runs;
 mod share;
+mod sweeps;
 
 use std::sync::Arc;
 
@@ -152,6 +153,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(projects::router())
         .merge(share::router())
         .merge(runs::router())
+        .merge(sweeps::router())
         .merge(events::router())
         .merge(metrics::router())
         .merge(datasets::router())

@@ -54,6 +54,11 @@ fn check_config(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    check_dataset(state, config)
+}
+
+/// Checks that the configuration's dataset is present on this server.
+pub(super) fn check_dataset(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
     let kind = config.dataset.kind();
     let data_dir = state.workers.data_dir();
     let found = catalog(data_dir)
@@ -89,9 +94,29 @@ async fn queue(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Destination {
+pub(super) struct Destination {
     /// Default: the caller's first project in which they are an editor or owner.
     project: Option<i64>,
+}
+
+impl Destination {
+    /// The project new runs go to, which the caller must be an editor of.
+    pub(super) async fn project(&self, state: &AppState, caller: &Caller) -> Result<i64, ApiError> {
+        if let Some(project) = self.project {
+            caller
+                .require_project(&state.store, project, Role::Editor)
+                .await?;
+            return Ok(project);
+        }
+        (state.store.projects_of(caller.0.id).await?.into_iter())
+            .find(|p| p.role >= Role::Editor)
+            .map(|p| p.id)
+            .ok_or_else(|| {
+                ApiError::Forbidden(
+                    "you are not an editor of any project; ask a project owner".into(),
+                )
+            })
+    }
 }
 
 /// Queues a run in `?project=ID`, which needs the editor role there.
@@ -117,22 +142,7 @@ async fn create(
     params: Result<Query<Destination>, QueryRejection>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    let project = match query(params)?.project {
-        Some(project) => {
-            caller
-                .require_project(&state.store, project, Role::Editor)
-                .await?;
-            project
-        }
-        None => (state.store.projects_of(caller.0.id).await?.into_iter())
-            .find(|p| p.role >= Role::Editor)
-            .map(|p| p.id)
-            .ok_or_else(|| {
-                ApiError::Forbidden(
-                    "you are not an editor of any project; ask a project owner".into(),
-                )
-            })?,
-    };
+    let project = query(params)?.project(&state, &caller).await?;
     let config: RunConfig = parse_json(&body)?;
     queue(&state, &config, project).await
 }

@@ -1,7 +1,7 @@
 //! Runs: create, read, list with filters and pages, tag and annotate, delete.
 
 use balancelab_shared::{Run, RunConfig, RunPage, RunPatch, RunQuery, RunSort, SortOrder};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::{run_from_row, Result, Store, RUN_COLUMNS};
 
@@ -27,19 +27,48 @@ impl Store {
     /// Stores a new queued run in `project`. Committed before this returns: once the API has
     /// answered with the run, it exists.
     pub async fn create_run(&self, config: &RunConfig, project: i64) -> Result<Run> {
-        let json = serde_json::to_string(config).expect("a RunConfig always serializes");
-        let sql = self.dialect.sql(&format!(
-            "INSERT INTO runs (config, status, method, dataset, updated_ms, project_id) \
-             VALUES ($1, 'queued', $2, $3, NOW_MS, $4) RETURNING {RUN_COLUMNS}"
-        ));
-        let row = sqlx::query(&sql)
-            .bind(json)
-            .bind(config.method.name())
-            .bind(config.dataset.kind())
-            .bind(project)
-            .fetch_one(&self.pool)
+        let mut runs = self
+            .create_runs(std::slice::from_ref(config), project, |_| Vec::new())
             .await?;
-        run_from_row(&row)
+        Ok(runs.remove(0))
+    }
+
+    /// Stores queued runs of `configs` in `project`, in one transaction: all of them or
+    /// none. Each gets the tags `tags` gives for the id of the first (a sweep is named after
+    /// it). Returned in the order given, which is the order they are claimed.
+    pub async fn create_runs(
+        &self,
+        configs: &[RunConfig],
+        project: i64,
+        tags: impl Fn(i64) -> Vec<String>,
+    ) -> Result<Vec<Run>> {
+        let sql = self.dialect.sql(
+            "INSERT INTO runs (config, status, method, dataset, updated_ms, project_id) \
+             VALUES ($1, 'queued', $2, $3, NOW_MS, $4) RETURNING id",
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(configs.len());
+        for config in configs {
+            let json = serde_json::to_string(config).expect("a RunConfig always serializes");
+            let id: i64 = sqlx::query_scalar(&sql)
+                .bind(json)
+                .bind(config.method.name())
+                .bind(config.dataset.kind())
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await?;
+            let tags = tags(*ids.first().unwrap_or(&id));
+            if !tags.is_empty() {
+                self.set_tags(&mut tx, id, &tags).await?;
+            }
+            ids.push(id);
+        }
+        tx.commit().await?;
+        let mut runs = Vec::with_capacity(ids.len());
+        for id in ids {
+            runs.push(self.get_run(id).await?.expect("committed above"));
+        }
+        Ok(runs)
     }
 
     pub async fn get_run(&self, id: i64) -> Result<Option<Run>> {
@@ -140,34 +169,43 @@ impl Store {
                 .await?;
         }
         if let Some(tags) = &patch.tags {
-            let mut tags = tags.clone();
-            tags.sort();
-            tags.dedup();
-            let json = serde_json::to_string(&tags).expect("strings serialize");
-            let sql = self
-                .dialect
-                .sql("UPDATE runs SET tags = $1, updated_ms = NOW_MS WHERE id = $2");
-            sqlx::query(&sql)
-                .bind(json)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM run_tags WHERE run_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for tag in &tags {
-                sqlx::query(
-                    "INSERT INTO run_tags (run_id, tag) SELECT id, $1 FROM runs WHERE id = $2",
-                )
-                .bind(tag.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            self.set_tags(&mut tx, id, tags).await?;
         }
         tx.commit().await?;
         self.get_run(id).await
+    }
+
+    /// Replaces run `id`'s tags (sorted, each once), in the run and in the tag index.
+    async fn set_tags(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        id: i64,
+        tags: &[String],
+    ) -> Result<()> {
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        let json = serde_json::to_string(&tags).expect("strings serialize");
+        let sql = self
+            .dialect
+            .sql("UPDATE runs SET tags = $1, updated_ms = NOW_MS WHERE id = $2");
+        sqlx::query(&sql)
+            .bind(json)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM run_tags WHERE run_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        for tag in &tags {
+            sqlx::query("INSERT INTO run_tags (run_id, tag) VALUES ($1, $2)")
+                .bind(id)
+                .bind(tag.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Deletes a run that is not claimed by a worker, with its events and tags. Returns

@@ -1,0 +1,73 @@
+//! `/sweeps`: queue a grid of runs (methods x fusions x seeds over a base configuration) in
+//! one request, all tagged alike.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use balancelab_shared::{ErrorBody, FieldError, Run, Sweep};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::results::query;
+use super::runs::{check_dataset, parse_json, Destination};
+use super::{ApiError, AppState};
+use crate::auth::Caller;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
+}
+
+/// Queues every run of the grid, in one transaction (all or none), seeds varying fastest.
+/// Each run gets the sweep's tag: `sweep-<first run id>` unless the request names one.
+#[utoipa::path(
+    post,
+    path = "/sweeps",
+    operation_id = "create_sweep",
+    tag = "runs",
+    params(
+        ("project" = Option<i64>, Query, description = "project to queue them in (default: your first as editor)"),
+    ),
+    request_body = Sweep,
+    responses(
+        (status = 201, body = Vec<Run>, description = "the queued runs, in grid order"),
+        (status = 422, body = ErrorBody, description = "invalid fields, each named by the request field (`methods[1].alpha`)"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+    ),
+)]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<Destination>, QueryRejection>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Vec<Run>>), ApiError> {
+    let project = query(params)?.project(&state, &caller).await?;
+    let sweep: Sweep = parse_json(&body)?;
+    let mut errors = sweep.validate().err().unwrap_or_default();
+    if let Err(e) = crate::device::check_supported(sweep.base.device) {
+        errors.push(FieldError::new("base.device", e.message));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    check_dataset(&state, &sweep.base).map_err(|e| match e {
+        ApiError::Invalid(errors) => ApiError::Invalid(
+            (errors.into_iter())
+                .map(|e| FieldError::new(format!("base.{}", e.field), e.message))
+                .collect(),
+        ),
+        other => other,
+    })?;
+    let named = sweep.tag.clone();
+    let tag = move |first: i64| vec![named.clone().unwrap_or_else(|| format!("sweep-{first}"))];
+    let runs = (state.store)
+        .create_runs(&sweep.configs(), project, tag)
+        .await?;
+    state.workers.wake();
+    for run in &runs {
+        state.hub.notify(run.id);
+    }
+    Ok((StatusCode::CREATED, Json(runs)))
+}

@@ -1,11 +1,13 @@
 //! Calls to the BalanceLab HTTP API.
 
 use balancelab_shared::{
-    Comparison, Credentials, DatasetInfo, ErrorBody, Me, MetricSeries, ResultsTable, Run,
-    RunConfig, RunDetail, RunPage, RunQuery, Secret, XAxis,
+    Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset, Project,
+    ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunQuery, Secret, ShareLink, Sweep,
+    XAxis,
 };
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Why a call failed, in words for the user, with the server's per-field errors if any.
 #[derive(Clone, Debug)]
@@ -53,11 +55,77 @@ async fn read_quietly<T: DeserializeOwned>(response: Response) -> Result<T, ApiF
     })
 }
 
-pub async fn create_run(config: &RunConfig) -> Result<Run, ApiFailure> {
-    let request = Request::post("/api/runs")
-        .json(config)
-        .map_err(ApiFailure::message)?;
-    read(request.send().await.map_err(ApiFailure::message)?).await
+/// Sends a request, with `body` as JSON if given.
+async fn send(
+    builder: RequestBuilder,
+    body: Option<&impl Serialize>,
+) -> Result<Response, ApiFailure> {
+    let response = match body {
+        Some(body) => {
+            builder
+                .json(body)
+                .map_err(ApiFailure::message)?
+                .send()
+                .await
+        }
+        None => builder.send().await,
+    };
+    response.map_err(ApiFailure::message)
+}
+
+async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ApiFailure> {
+    read(send(Request::get(url), None::<&()>).await?).await
+}
+
+async fn post<T: DeserializeOwned>(
+    url: &str,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiFailure> {
+    read(send(Request::post(url), body).await?).await
+}
+
+async fn put<T: DeserializeOwned>(url: &str, body: &impl Serialize) -> Result<T, ApiFailure> {
+    read(send(Request::put(url), Some(body)).await?).await
+}
+
+/// DELETE, answered with no content.
+async fn delete(url: &str) -> Result<(), ApiFailure> {
+    let response = send(Request::delete(url), None::<&()>).await?;
+    if response.ok() {
+        return Ok(());
+    }
+    read::<serde_json::Value>(response).await.map(|_| ())
+}
+
+/// `?project=ID` when a project is chosen (else the server picks the caller's first).
+fn project_query(project: Option<i64>) -> String {
+    project.map_or(String::new(), |id| format!("?project={id}"))
+}
+
+pub async fn create_run(config: &RunConfig, project: Option<i64>) -> Result<Run, ApiFailure> {
+    post(
+        &format!("/api/runs{}", project_query(project)),
+        Some(config),
+    )
+    .await
+}
+
+/// Queues every run of `sweep`'s grid.
+pub async fn create_sweep(sweep: &Sweep, project: Option<i64>) -> Result<Vec<Run>, ApiFailure> {
+    post(
+        &format!("/api/sweeps{}", project_query(project)),
+        Some(sweep),
+    )
+    .await
+}
+
+pub async fn list_presets() -> Result<Vec<Preset>, ApiFailure> {
+    get("/api/presets").await
+}
+
+/// The caller's projects, with their role in each.
+pub async fn list_projects() -> Result<Vec<Project>, ApiFailure> {
+    get("/api/projects").await
 }
 
 /// The page of runs `query` asks for.
@@ -81,10 +149,7 @@ pub async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
             params.push(format!("{key}={value}"));
         }
     }
-    let response = Request::get(&format!("/api/runs?{}", params.join("&")))
-        .send()
-        .await;
-    read(response.map_err(ApiFailure::message)?).await
+    get(&format!("/api/runs?{}", params.join("&"))).await
 }
 
 /// A unit enum's name as serde writes it (`best_accuracy`).
@@ -102,9 +167,7 @@ fn share_query(share: Option<&str>, first: bool) -> String {
 }
 
 pub async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
-    let url = format!("/api/runs/{id}{}", share_query(share, true));
-    let response = Request::get(&url).send().await;
-    read(response.map_err(ApiFailure::message)?).await
+    get(&format!("/api/runs/{id}{}", share_query(share, true))).await
 }
 
 /// Run `id`'s series of `keys` (such as `step.loss`), at most `points` each, against `x`.
@@ -121,8 +184,7 @@ pub async fn metric_series(
         snake(x),
         share_query(share, false)
     );
-    let response = Request::get(&url).send().await;
-    read(response.map_err(ApiFailure::message)?).await
+    get(&url).await
 }
 
 /// Signs in; the server sets the session cookie every later call carries.
@@ -154,21 +216,41 @@ pub async fn me() -> Result<Me, ApiFailure> {
 
 /// Makes a read-only link to run `id`; its token is only shown now.
 pub async fn share_run(id: i64) -> Result<Secret, ApiFailure> {
-    let response = Request::post(&format!("/api/runs/{id}/share")).send().await;
-    read(response.map_err(ApiFailure::message)?).await
+    post(&format!("/api/runs/{id}/share"), None::<&()>).await
+}
+
+/// Run `id`'s share links, revoked ones included.
+pub async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
+    get(&format!("/api/runs/{id}/share")).await
+}
+
+pub async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
+    delete(&format!("/api/runs/{id}/share/{link}")).await
+}
+
+pub async fn members(project: i64) -> Result<Vec<Member>, ApiFailure> {
+    get(&format!("/api/projects/{project}/members")).await
+}
+
+/// Gives `user` `role` in `project` (owners only); the members afterwards.
+pub async fn set_member(project: i64, user: &str, role: Role) -> Result<Vec<Member>, ApiFailure> {
+    let user: String = js_sys::encode_uri_component(user).into();
+    let body = serde_json::json!({ "role": role });
+    put(&format!("/api/projects/{project}/members/{user}"), &body).await
+}
+
+pub async fn remove_member(project: i64, user: &str) -> Result<(), ApiFailure> {
+    let user: String = js_sys::encode_uri_component(user).into();
+    delete(&format!("/api/projects/{project}/members/{user}")).await
 }
 
 /// Asks the server to stop a queued or training run.
 pub async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
-    let response = Request::post(&format!("/api/runs/{id}/cancel"))
-        .send()
-        .await;
-    read(response.map_err(ApiFailure::message)?).await
+    post(&format!("/api/runs/{id}/cancel"), None::<&()>).await
 }
 
 pub async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
-    let response = Request::get("/api/datasets").send().await;
-    read(response.map_err(ApiFailure::message)?).await
+    get("/api/datasets").await
 }
 
 fn id_list(ids: &[i64]) -> String {
@@ -176,10 +258,7 @@ fn id_list(ids: &[i64]) -> String {
 }
 
 pub async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
-    let response = Request::get(&format!("/api/compare?runs={}", id_list(ids)))
-        .send()
-        .await;
-    read(response.map_err(ApiFailure::message)?).await
+    get(&format!("/api/compare?runs={}", id_list(ids))).await
 }
 
 /// URL of the results table of `ids`, grouped by `group_by`, in `format` (json, csv,
@@ -196,10 +275,7 @@ pub async fn results(
     group_by: &str,
     metrics: &str,
 ) -> Result<ResultsTable, ApiFailure> {
-    let response = Request::get(&results_url(ids, group_by, metrics, "json"))
-        .send()
-        .await;
-    read(response.map_err(ApiFailure::message)?).await
+    get(&results_url(ids, group_by, metrics, "json")).await
 }
 
 /// URL of a run's Server-Sent Events stream, from after log position `after`.

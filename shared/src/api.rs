@@ -67,6 +67,12 @@ pub struct Run {
     /// Best fused accuracy so far on the validation split (test split without one).
     #[serde(default)]
     pub best_accuracy: Option<f64>,
+    /// Each unimodal head's accuracy at that best epoch, on the same split.
+    #[serde(default)]
+    pub best_unimodal: Vec<f64>,
+    /// Wall time from the start of training to the end of the last epoch finished.
+    #[serde(default)]
+    pub elapsed_seconds: Option<f64>,
     /// The worker training it, while it runs.
     #[serde(default)]
     pub worker: Option<String>,
@@ -76,6 +82,19 @@ pub struct Run {
     /// The project it belongs to, which decides who may see and change it.
     #[serde(default)]
     pub project_id: i64,
+}
+
+impl Run {
+    /// Seconds until its last epoch at the pace of the epochs so far, while it trains
+    /// (early stopping may end it sooner).
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let elapsed = self.elapsed_seconds?;
+        if self.status != RunStatus::Running || self.epochs_done == 0 {
+            return None;
+        }
+        let left = self.config.epochs.saturating_sub(self.epochs_done);
+        Some(elapsed / f64::from(self.epochs_done) * f64::from(left))
+    }
 }
 
 /// Limits on what a run's tags and note may hold.

@@ -2,8 +2,10 @@
 // A bad value shows an inline error; a good MLB run is started from the form; its curves
 // are seen growing while it trains; after it completes, a reload shows the stored curves;
 // it is then compared with a second run (config diff, overlaid curves, results, CSV export);
-// a third, long run is cancelled from its page and shared read-only with a link that a browser
-// without a session opens. Every page asks for a sign-in first.
+// a third, long run is cancelled from its page; the MLB run is shared read-only with a link
+// that a browser without a session opens, until it is revoked; it is cloned with an edit; a
+// sweep of 2 methods x 2 seeds starts from the form. Presets and the JSON editor of every
+// setting fill the form. Every page asks for a sign-in first.
 // Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -119,9 +121,32 @@ async function main() {
     if (hasData) {
       await page.selectOption('#field-dataset', 'mfeat_fac_mor');
       await page.locator('.field .hint', { hasText: 'License: UCI' }).waitFor();
-      assert.equal(await page.locator('#field-dataset-noise-0-').count(), 0, 'noise is for synthetic data only');
+      assert.equal(await page.locator('#field-dataset-noise').count(), 0, 'noise is for synthetic data only');
     }
     await page.selectOption('#field-dataset', 'synthetic');
+
+    // A preset fills the form (and lives in the URL); "the defaults" goes back.
+    await page.locator('#field-preset option[value="mlb-quick-digits"]').waitFor({ state: 'attached' });
+    await page.selectOption('#field-preset', 'mlb-quick-digits');
+    await page.waitForURL(/[?&]preset=mlb-quick-digits/);
+    await page.waitForFunction(() => document.querySelector('#field-fusion').value === 'gated');
+    assert.equal(await page.locator('#field-epochs').inputValue(), '10');
+    await page.selectOption('#field-preset', '');
+    await page.waitForFunction(() => document.querySelector('#field-fusion').value === 'late');
+    await page.selectOption('#field-dataset', 'synthetic');
+
+    // Every setting as JSON: a wrong type is named by its path, next to its field.
+    await page.locator('.all-settings summary').click();
+    await page.waitForFunction(() => document.querySelector('#all-settings').value.includes('"optimizer"'));
+    const settings = JSON.parse(await page.locator('#all-settings').inputValue());
+    await page.fill('#all-settings', JSON.stringify({ ...settings, batch_size: 'large' }));
+    await page.click('#apply-settings');
+    await page.locator('.field-error[data-field="batch_size"]', { hasText: 'invalid type' }).waitFor();
+    await page.fill('#all-settings', JSON.stringify({ ...settings, batch_size: 32 }));
+    await page.click('#apply-settings');
+    await page.waitForFunction(() => document.querySelector('#field-batch_size').value === '32');
+    assert.equal(await page.locator('.field-error').count(), 0);
+    await page.locator('.all-settings summary').click();
 
     // A bad value is refused with an error next to its field, and nothing is started.
     await page.fill('#field-epochs', '0');
@@ -266,7 +291,11 @@ async function main() {
     await page.goto(`${base}${runPath}`);
     await page.locator('.badge-completed').waitFor();
     await page.click('#share-run');
+    await page.locator('.share-dialog .members li', { hasText: 'admin' }).waitFor();
+    await page.click('#make-share-link');
     const link = await page.locator('#share-link').inputValue();
+    await page.locator('.share-links li.share-active').waitFor();
+    await page.locator('.share-dialog').screenshot({ path: join(artifacts, '6a-share-dialog.png') });
     assert.match(link, new RegExp(`${runPath}\\?share=[0-9a-f]{64}$`));
     const stranger = await browser.newContext({ viewport: { width: 1280, height: 1500 } });
     const guest = await stranger.newPage();
@@ -283,7 +312,48 @@ async function main() {
     // Without the link's token, the same browser is asked to sign in.
     await guest.goto(`${base}${runPath}`);
     await guest.waitForURL(/\/login\?next=/);
+    // Revoked, the link opens nothing.
+    await page.locator('.share-links li.share-active button.revoke-link').click();
+    await page.locator('.share-links li.share-revoked').waitFor();
+    await guest.goto(link);
+    await guest.waitForURL(/\/login\?next=/);
     await stranger.close();
+
+    // Clone and edit: the form starts from the run's configuration; one change, one new run.
+    await page.click('#clone-run');
+    await page.waitForURL(/\/\?from=\d+/);
+    await page.waitForFunction((epochs) => document.querySelector('#field-epochs').value === String(epochs), EPOCHS);
+    assert.equal(await page.locator('#field-method').inputValue(), 'mlb');
+    await page.fill('#field-epochs', '2');
+    await page.fill('#field-seed', '5');
+    await page.click('#start-run');
+    await page.waitForURL(/\/runs\/\d+$/);
+    const cloneId = new URL(page.url()).pathname.split('/').at(-1);
+    const clone = await (await fetch(`${base}/api/runs/${cloneId}`, { headers: auth })).json();
+    const original = await (await fetch(`${base}/api/runs/${runId}`, { headers: auth })).json();
+    assert.deepEqual(
+      { ...clone.config, epochs: EPOCHS, seed: 0 },
+      original.config,
+      'only the edited fields differ',
+    );
+
+    // A sweep: 2 methods x 2 seeds from one form, listed together under their tag.
+    await page.goto(`${base}/`);
+    await page.locator('#sweep summary').click();
+    await page.locator('input.sweep-method[value="joint"]').check();
+    await page.locator('input.sweep-method[value="mlb"]').check();
+    await page.fill('#field-seeds', '0, x');
+    await page.fill('#field-epochs', '2');
+    await page.click('#start-run');
+    await page.locator('.field-error[data-field="seeds"]').waitFor();
+    await page.fill('#field-seeds', '0, 1');
+    await page.locator('#start-run', { hasText: 'Start 4 runs' }).waitFor();
+    await page.screenshot({ path: join(artifacts, '7-sweep-form.png'), fullPage: true });
+    await page.click('#start-run');
+    await page.waitForURL(/\/\?tag=sweep-\d+/);
+    await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 4);
+    const methods = await page.locator('table.runs tbody td:nth-child(3)').allTextContents();
+    assert.deepEqual(methods.map((m) => m.split(' ')[0]).sort(), ['MLB', 'MLB', 'joint', 'joint']);
 
     assert.deepEqual(pageErrors, [], 'the page logged errors');
     console.log(`e2e: passed; screenshots in ${artifacts}`);

@@ -95,16 +95,22 @@ pub(super) async fn append(
     }
     for event in events {
         if let RunEvent::Epoch(m) = event {
-            let accuracy = m.validation.as_ref().unwrap_or(&m.test).fused;
+            let scores = m.validation.as_ref().unwrap_or(&m.test);
+            let unimodal = serde_json::to_string(&scores.unimodal).expect("numbers serialize");
+            // Every right-hand side reads the row as it was, so both CASEs see the old best.
             let sql = dialect.sql(
-                "UPDATE runs SET epochs_done = $1, updated_ms = NOW_MS, best_accuracy = \
-                 CASE WHEN best_accuracy IS NULL OR best_accuracy < $2 THEN $2 \
+                "UPDATE runs SET epochs_done = $1, updated_ms = NOW_MS, elapsed_seconds = $4, \
+                 best_unimodal = CASE WHEN best_accuracy IS NULL OR best_accuracy < $2 \
+                 THEN $5 ELSE best_unimodal END, \
+                 best_accuracy = CASE WHEN best_accuracy IS NULL OR best_accuracy < $2 THEN $2 \
                  ELSE best_accuracy END WHERE id = $3",
             );
             sqlx::query(&sql)
                 .bind(i64::from(m.epoch))
-                .bind(accuracy)
+                .bind(scores.fused)
                 .bind(id)
+                .bind(m.elapsed_seconds)
+                .bind(unimodal)
                 .execute(&mut **tx)
                 .await?;
         }

@@ -173,7 +173,7 @@ impl Store {
 
 /// The columns [`run_from_row`] reads.
 const RUN_COLUMNS: &str = "id, config, status, error, created_at, tags, note, epochs_done, \
-     best_accuracy, worker, attempts, project_id";
+     best_accuracy, best_unimodal, elapsed_seconds, worker, attempts, project_id";
 
 fn run_from_row(row: &AnyRow) -> Result<Run> {
     let status: String = row.try_get("status")?;
@@ -192,6 +192,11 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         note: row.try_get("note")?,
         epochs_done: count("epochs_done")?,
         best_accuracy: row.try_get("best_accuracy")?,
+        best_unimodal: (row.try_get::<Option<String>, _>("best_unimodal")?)
+            .map(|json| parse_json(&json))
+            .transpose()?
+            .unwrap_or_default(),
+        elapsed_seconds: row.try_get("elapsed_seconds")?,
         worker: row.try_get("worker")?,
         attempts: count("attempts")?,
         project_id: row.try_get::<Option<i64>, _>("project_id")?.unwrap_or(0),

@@ -199,9 +199,10 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         for tag in &tags {
-            sqlx::query("INSERT INTO run_tags (run_id, tag) VALUES ($1, $2)")
-                .bind(id)
+            // Through the run, so that tagging a run that does not exist changes nothing.
+            sqlx::query("INSERT INTO run_tags (run_id, tag) SELECT id, $1 FROM runs WHERE id = $2")
                 .bind(tag.as_str())
+                .bind(id)
                 .execute(&mut **tx)
                 .await?;
         }

@@ -20,7 +20,7 @@ fn epoch(n: u32, accuracy: f64) -> EpochMetrics {
         validation: None,
         test: SplitScores {
             fused: accuracy,
-            unimodal: vec![0.4, 0.2],
+            unimodal: vec![0.4, 0.1 * n as f64],
             fused_macro_f1: 0.45,
             fused_loss: 1.2,
             unimodal_macro_f1: vec![0.35, 0.15],
@@ -89,6 +89,9 @@ async fn runs_and_their_event_logs_round_trip() -> Result<()> {
     let stored = store.get_run(run.id).await?.unwrap();
     // The best accuracy is kept, not the last.
     assert_eq!((stored.epochs_done, stored.best_accuracy), (2, Some(0.5)));
+    // The heads' accuracies are those of the best epoch; the pace is the last epoch's.
+    assert_eq!(stored.best_unimodal, [0.4, 0.1]);
+    assert_eq!(stored.elapsed_seconds, Some(2.0));
     let point = store.resume_point(run.id).await?;
     assert_eq!(
         point,

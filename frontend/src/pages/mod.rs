@@ -4,7 +4,9 @@ mod compare;
 mod home;
 mod login;
 mod run;
+mod run_form;
 mod runs;
+mod share_dialog;
 mod step_curves;
 
 pub use compare::ComparePage;
@@ -62,7 +64,34 @@ pub fn method_label(method: &MethodConfig) -> String {
     }
 }
 
+/// "45 s", "12 min", "3 h 20 min": a duration as a reader rounds it.
+pub fn duration_text(seconds: f64) -> String {
+    let seconds = seconds.max(0.0).round() as u64;
+    match seconds {
+        0..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min", (seconds + 30) / 60),
+        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
 #[component]
 pub fn StatusBadge(status: RunStatus) -> impl IntoView {
     view! { <span class=format!("badge badge-{}", status.as_str())>{status.as_str()}</span> }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_as_people_round_them() {
+        let cases = [
+            (0.4, "0 s"),
+            (59.0, "59 s"),
+            (89.0, "1 min"),
+            (90.0, "2 min"),
+            (12_000.0, "3 h 20 min"),
+        ];
+        for (seconds, text) in cases {
+            assert_eq!(super::duration_text(seconds), text);
+        }
+    }
 }

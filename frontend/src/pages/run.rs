@@ -9,8 +9,10 @@ use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use super::share_dialog::ShareDialog;
 use super::{method_label, StatusBadge};
 use crate::api;
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
@@ -105,6 +107,8 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
         }]
     });
 
+    // A memo, so the share dialog is made once, not again at every status change.
+    let project_id = Memo::new(move |_| run.with(|r| r.as_ref().map(|r| r.project_id)));
     let active = move || run.with(|r| r.as_ref().is_some_and(|r| !r.status.is_terminal()));
     let cancelling = RwSignal::new(false);
     // The run ends as `cancelled` through its event stream; only a refusal is shown here.
@@ -114,20 +118,6 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
             if let Err(api::ApiFailure(e)) = api::cancel_run(id).await {
                 problem.set(Some(e.message));
                 cancelling.set(false);
-            }
-        });
-    };
-    let share_link = RwSignal::new(None::<String>);
-    let make_share_link = move |_| {
-        spawn_local(async move {
-            match api::share_run(id).await {
-                Ok(secret) => {
-                    let origin = (web_sys::window().expect("a browser window").location())
-                        .origin()
-                        .unwrap_or_default();
-                    share_link.set(Some(format!("{origin}/runs/{id}?share={}", secret.token)));
-                }
-                Err(api::ApiFailure(e)) => problem.set(Some(e.message)),
             }
         });
     };
@@ -143,16 +133,11 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
                 </button>
             </Show>
             <Show when=move || !shared>
-                <button type="button" id="share-run" on:click=make_share_link>
-                    "Make a read-only link"
-                </button>
+                <A href=format!("/?from={id}") attr:id="clone-run" attr:class="button">"Clone and edit"</A>
+                {move || project_id.get().map(|project_id| view! {
+                    <ShareDialog run_id=id project_id />
+                })}
             </Show>
-            {move || share_link.get().map(|link| view! {
-                <p class="share-link">
-                    "Anyone with this link can see this run (and nothing else) until it is revoked: "
-                    <input id="share-link" readonly value=link.clone() size="60" />
-                </p>
-            })}
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
         </section>

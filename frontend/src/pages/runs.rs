@@ -13,7 +13,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
-use super::{in_place, method_label, url_with, StatusBadge};
+use super::{duration_text, in_place, method_label, url_with, StatusBadge};
 use crate::api::{self, snake, ApiFailure};
 
 const PAGE_SIZE: u32 = 25;
@@ -241,10 +241,24 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
         });
     };
     let progress = move || run.with(|r| format!("{}/{}", r.epochs_done, r.config.epochs));
+    let eta = move || {
+        let eta = run.with(Run::eta_seconds)?;
+        Some(view! { <small class="secondary">{format!("{} left", duration_text(eta))}</small> })
+    };
     let best = move || {
         run.with(|r| {
             r.best_accuracy
                 .map_or(String::new(), |a| format!("{:.1}%", 100.0 * a))
+        })
+    };
+    // Each head's accuracy at the best epoch, by modality name.
+    let heads = move || {
+        run.with(|r| {
+            let names = r.config.dataset.modality_names();
+            (r.best_unimodal.iter().zip(names))
+                .map(|(a, name)| format!("{}: {:.1}%", short_name(&name), 100.0 * a))
+                .collect::<Vec<_>>()
+                .join(" · ")
         })
     };
     view! {
@@ -254,15 +268,23 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
                     prop:checked=move || selected.with(|ids| ids.contains(&id)) on:change=toggle />
             </td>
             <td><A href=format!("/runs/{id}")>{format!("#{id}")}</A></td>
-            <td>{move || run.with(|r| method_label(&r.config.method))}</td>
+            <td>
+                {move || run.with(|r| method_label(&r.config.method))}
+                <small class="secondary">{move || run.with(|r| format!("{} fusion, lr {}", r.config.model.fusion.name(), r.config.learning_rate))}</small>
+            </td>
             <td>{move || run.with(|r| format!("{}: {}", r.config.dataset.kind(), r.config.dataset.modality_names().join(", ")))}</td>
-            <td class="num">{progress}</td>
-            <td class="num">{best}</td>
+            <td class="num">{progress}{eta}</td>
+            <td class="num">{best}<small class="secondary">{heads}</small></td>
             <td>{move || view! { <StatusBadge status=run.with(|r| r.status) /> }}</td>
             <td>{move || run.with(|r| r.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view())}</td>
             <td>{run.with_untracked(|r| r.created_at.replace('T', " ").trim_end_matches('Z').to_owned())}</td>
         </tr>
     }
+}
+
+/// "m1 (noise 3)" -> "m1": the list has no room for the noise.
+fn short_name(name: &str) -> &str {
+    name.split(" (").next().unwrap_or(name)
 }
 
 /// Applies the server's run-list events until the list leaves the page: known runs are

@@ -37,7 +37,10 @@ pub fn login_url(next: &str) -> String {
 
 /// A 401 means the session is missing or over: off to the sign-in page, then back here.
 async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> {
-    if response.status() == 401 {
+    // Several calls fail together when a page opens signed out: one navigation, or each
+    // would cancel the one before.
+    static LEAVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if response.status() == 401 && !LEAVING.swap(true, std::sync::atomic::Ordering::Relaxed) {
         let _ = (web_sys::window().expect("a browser window").location())
             .assign(&login_url(&current_location()));
     }

@@ -1,12 +1,21 @@
 //! A small SVG line chart: axes with ticks and labels, one line per series, a legend below
-//! the plot (so it never hides data), and a hover read-out (SVG `<title>`) on every point.
+//! the plot (so it never hides data), a hover read-out of every series at the pointer, zoom
+//! by dragging over an x range, and export as SVG or PNG. Keyboard: arrows move the read-out,
+//! `+`/`-` zoom around it, Escape resets.
+//!
+//! Styling is in presentation attributes, not the page's CSS, so an exported SVG looks the
+//! same on its own.
 
 use leptos::prelude::*;
 
-#[derive(Clone, Debug, PartialEq)]
+use crate::chart_export;
+
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
     pub label: String,
     pub color: &'static str,
+    /// SVG `stroke-dasharray` ("" for a solid line): tells apart series of one colour.
+    pub dash: &'static str,
     /// (x, y) in data units, x ascending.
     pub points: Vec<(f64, f64)>,
 }
@@ -16,28 +25,39 @@ pub const MODALITY_COLORS: [&str; 6] = [
     "#1f6fb4", "#d1495b", "#2a9d59", "#8a5fbf", "#e08a1e", "#17a2b8",
 ];
 pub const FUSED_COLOR: &str = "#222222";
+/// Dash patterns for series sharing a colour, in order.
+pub const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
 
-const WIDTH: f64 = 520.0;
-const HEIGHT: f64 = 300.0;
+pub const WIDTH: f64 = 520.0;
+pub const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 46.0;
+const TEXT: &str = "#444";
+/// Series listed in the read-out at most; the rest are counted.
+const READ_OUT_LINES: usize = 8;
 
-/// Linear map from data units to SVG units.
-#[derive(Clone, Copy)]
-struct Scale {
+/// The data window on screen and the linear map from data units to SVG units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Frame {
     x: (f64, f64),
     y: (f64, f64),
 }
 
-impl Scale {
+impl Frame {
     fn px(&self, x: f64) -> f64 {
         LEFT + (x - self.x.0) / (self.x.1 - self.x.0) * (WIDTH - LEFT - RIGHT)
     }
 
     fn py(&self, y: f64) -> f64 {
         HEIGHT - BOTTOM - (y - self.y.0) / (self.y.1 - self.y.0) * (HEIGHT - TOP - BOTTOM)
+    }
+
+    /// The data x under SVG x `px`, kept inside the window.
+    fn x_at(&self, px: f64) -> f64 {
+        let fraction = ((px - LEFT) / (WIDTH - LEFT - RIGHT)).clamp(0.0, 1.0);
+        self.x.0 + fraction * (self.x.1 - self.x.0)
     }
 }
 
@@ -60,14 +80,37 @@ fn label(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Y extent: fixed if given, else the data (and the reference line) padded by 5%.
-fn y_extent(series: &[Series], fixed: Option<(f64, f64)>, reference: Option<f64>) -> (f64, f64) {
+/// The points of `points` inside `[x0, x1]`, plus one on each side so lines reach the edges.
+fn visible(points: &[(f64, f64)], (x0, x1): (f64, f64)) -> &[(f64, f64)] {
+    let lo = points.partition_point(|p| p.0 < x0).saturating_sub(1);
+    let hi = (points.partition_point(|p| p.0 <= x1) + 1).min(points.len());
+    &points[lo..hi.max(lo)]
+}
+
+/// The point of `points` nearest to `x`.
+fn nearest(points: &[(f64, f64)], x: f64) -> Option<(f64, f64)> {
+    let i = points.partition_point(|p| p.0 < x);
+    let before = i.checked_sub(1).map(|j| points[j]);
+    let after = points.get(i).copied();
+    match (before, after) {
+        (Some(b), Some(a)) => Some(if x - b.0 <= a.0 - x { b } else { a }),
+        (b, a) => b.or(a),
+    }
+}
+
+/// Y extent: fixed if given, else the data in `x_range` (and the reference line) padded by 5%.
+fn y_extent(
+    series: &[Series],
+    x_range: (f64, f64),
+    fixed: Option<(f64, f64)>,
+    reference: Option<f64>,
+) -> (f64, f64) {
     if let Some(range) = fixed {
         return range;
     }
-    let values = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
+    let values = (series.iter())
+        .flat_map(|s| visible(&s.points, x_range).iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
         .chain(reference);
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -84,7 +127,7 @@ fn y_extent(series: &[Series], fixed: Option<(f64, f64)>, reference: Option<f64>
 #[component]
 pub fn LineChart(
     title: &'static str,
-    x_label: &'static str,
+    #[prop(into)] x_label: Signal<&'static str>,
     y_label: &'static str,
     #[prop(into)] series: Signal<Vec<Series>>,
     #[prop(into)] x_max: Signal<f64>,
@@ -99,104 +142,307 @@ pub fn LineChart(
     #[prop(optional)]
     lines_only: bool,
 ) -> impl IntoView {
-    let plot = move || {
-        let series = series.get();
-        let x_min = x_min.unwrap_or(1.0);
-        let scale = Scale {
-            x: (x_min, x_max.get().max(x_min + 1.0)),
-            y: y_extent(&series, y_range, reference),
-        };
-        let grid = ticks(scale.y.0, scale.y.1, 5)
+    let x_min = x_min.unwrap_or(1.0);
+    let zoom = RwSignal::new(None::<(f64, f64)>);
+    let hover = RwSignal::new(None::<f64>);
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let full_x = move || (x_min, x_max.get().max(x_min + 1.0));
+    let frame = Memo::new(move |_| {
+        let x = zoom.get().unwrap_or_else(full_x);
+        let y = series.with(|s| y_extent(s, x, y_range, reference));
+        Frame { x, y }
+    });
+    let svg_ref = NodeRef::<leptos::svg::Svg>::new();
+    // The data x under the pointer.
+    let pointer_x = move |ev: &leptos::ev::MouseEvent| -> Option<f64> {
+        let svg = svg_ref.get_untracked()?;
+        let rect = svg.get_bounding_client_rect();
+        if rect.width() <= 0.0 {
+            return None;
+        }
+        let px = (f64::from(ev.client_x()) - rect.left()) / rect.width() * WIDTH;
+        Some(frame.get_untracked().x_at(px))
+    };
+    let zoom_to = move |(a, b): (f64, f64)| {
+        let (full0, full1) = full_x();
+        let (lo, hi) = (a.min(b).max(full0), a.max(b).min(full1));
+        if lo <= full0 && hi >= full1 {
+            zoom.set(None);
+        } else if hi - lo > (full1 - full0) * 1e-3 {
+            zoom.set(Some((lo, hi)));
+        }
+    };
+    let on_mouse_down = move |ev: leptos::ev::MouseEvent| {
+        if let Some(x) = pointer_x(&ev) {
+            drag.set(Some((x, x)));
+        }
+    };
+    let on_mouse_move = move |ev: leptos::ev::MouseEvent| {
+        let Some(x) = pointer_x(&ev) else { return };
+        hover.set(Some(x));
+        if drag.get_untracked().is_some() {
+            drag.update(|d| d.iter_mut().for_each(|d| d.1 = x));
+        }
+    };
+    let on_mouse_up = move |_| {
+        if let Some((a, b)) = drag.get_untracked() {
+            let width = frame.get_untracked().x;
+            // A click is not a zoom: the drag must cover 1% of the window.
+            if (b - a).abs() > (width.1 - width.0) * 0.01 {
+                zoom_to((a, b));
+            }
+        }
+        drag.set(None);
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let (x0, x1) = frame.get_untracked().x;
+        let span = x1 - x0;
+        let at = hover.get_untracked().unwrap_or((x0 + x1) / 2.0);
+        match ev.key().as_str() {
+            "ArrowLeft" => hover.set(Some((at - span / 50.0).max(x0))),
+            "ArrowRight" => hover.set(Some((at + span / 50.0).min(x1))),
+            "+" | "=" => zoom_to((at - span / 4.0, at + span / 4.0)),
+            "-" => zoom_to((at - span, at + span)),
+            "Escape" => {
+                zoom.set(None);
+                hover.set(None);
+            }
+            _ => return,
+        }
+        ev.prevent_default();
+    };
+
+    let axes = move || {
+        let frame = frame.get();
+        let grid = ticks(frame.y.0, frame.y.1, 5)
             .into_iter()
             .map(|y| {
-                let py = scale.py(y);
+                let py = frame.py(y);
                 view! {
-                    <line class="grid" x1=LEFT x2=WIDTH - RIGHT y1=py y2=py />
-                    <text class="tick" x=LEFT - 6.0 y=py + 4.0 text-anchor="end">{label(y)}</text>
+                    <line class="grid" x1=LEFT x2=WIDTH - RIGHT y1=py y2=py stroke="#e7eaee" />
+                    <text class="tick" x=LEFT - 6.0 y=py + 4.0 text-anchor="end" font-size="11" fill=TEXT>
+                        {label(y)}
+                    </text>
                 }
             })
             .collect_view();
-        let x_ticks = ticks(scale.x.0, scale.x.1, 8)
+        let integer_x = !lines_only && zoom.get().is_none();
+        let x_ticks = ticks(frame.x.0, frame.x.1, 8)
             .into_iter()
-            .filter(|x| lines_only || x.fract() == 0.0)
+            .filter(|x| !integer_x || x.fract() == 0.0)
             .map(|x| {
-                let px = scale.px(x);
+                let px = frame.px(x);
                 view! {
-                    <line class="axis" x1=px x2=px y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM + 5.0 />
-                    <text class="tick" x=px y=HEIGHT - BOTTOM + 18.0 text-anchor="middle">{label(x)}</text>
+                    <line class="axis" x1=px x2=px y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM + 5.0 stroke=TEXT />
+                    <text class="tick" x=px y=HEIGHT - BOTTOM + 18.0 text-anchor="middle" font-size="11" fill=TEXT>
+                        {label(x)}
+                    </text>
                 }
             })
             .collect_view();
         let reference_line = reference.map(|r| {
-            let py = scale.py(r);
-            view! { <line class="reference" x1=LEFT x2=WIDTH - RIGHT y1=py y2=py /> }
+            let py = frame.py(r);
+            view! {
+                <line class="reference" x1=LEFT x2=WIDTH - RIGHT y1=py y2=py
+                    stroke="#888" stroke-dasharray="5 4" />
+            }
         });
-        let lines = series
-            .iter()
-            .map(|s| {
-                let points: Vec<String> = s
-                    .points
-                    .iter()
-                    .map(|&(x, y)| format!("{:.1},{:.1}", scale.px(x), scale.py(y)))
-                    .collect();
-                let dots = (s.points.iter())
-                    .filter(|_| !lines_only)
-                    .map(|&(x, y)| {
-                        let read_out = format!("{}: {} at {} {}", s.label, label(y), x_label, x);
-                        view! {
-                            <circle class="point" cx=scale.px(x) cy=scale.py(y) r="3" fill=s.color>
-                                <title>{read_out}</title>
-                            </circle>
-                        }
-                    })
-                    .collect_view();
+        view! { {grid} {reference_line} {x_ticks} }
+    };
+    let clip_id = format!(
+        "plot-{}",
+        title.replace(|c: char| !c.is_alphanumeric(), "-")
+    );
+    let lines = move || {
+        let frame = frame.get();
+        let x_label = x_label.get();
+        series.with(|all| {
+            all.iter()
+                .map(|s| {
+                    let shown = visible(&s.points, frame.x);
+                    let mut points = String::with_capacity(shown.len() * 12);
+                    for &(x, y) in shown.iter().filter(|p| p.1.is_finite()) {
+                        use std::fmt::Write;
+                        let _ = write!(points, "{:.1},{:.1} ", frame.px(x), frame.py(y));
+                    }
+                    let dots = (shown.iter())
+                        .filter(|p| !lines_only && p.1.is_finite())
+                        .map(|&(x, y)| {
+                            let read_out = format!("{}: {} at {} {}", s.label, label(y), x_label, x);
+                            view! {
+                                <circle class="point" cx=frame.px(x) cy=frame.py(y) r="3" fill=s.color>
+                                    <title>{read_out}</title>
+                                </circle>
+                            }
+                        })
+                        .collect_view();
+                    view! {
+                        <polyline class="line" points=points stroke=s.color fill="none" stroke-width="2"
+                            stroke-dasharray=s.dash data-series=s.label.clone() />
+                        {dots}
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let read_out = move || {
+        let x = hover.get()?;
+        let frame = frame.get();
+        let x_label = x_label.get();
+        let values: Vec<(String, &'static str, f64, f64)> = series.with(|all| {
+            (all.iter())
+                .filter_map(|s| {
+                    let (px, py) = nearest(visible(&s.points, frame.x), x)?;
+                    Some((s.label.clone(), s.color, px, py))
+                })
+                .collect()
+        });
+        let at = values.first().map_or(x, |v| v.2);
+        let mut lines = vec![format!("{x_label} {}", label(at))];
+        lines.extend(
+            (values.iter().take(READ_OUT_LINES))
+                .map(|(name, _, _, y)| format!("{name}: {}", label(*y))),
+        );
+        if values.len() > READ_OUT_LINES {
+            lines.push(format!("+{} more", values.len() - READ_OUT_LINES));
+        }
+        let px = frame.px(at);
+        let box_width =
+            12.0 + 6.2 * lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+        let box_width = box_width.min(WIDTH - LEFT - RIGHT);
+        // On the side of the cursor with more room.
+        let box_x = if px > (LEFT + WIDTH - RIGHT) / 2.0 {
+            (px - 8.0 - box_width).max(LEFT)
+        } else {
+            (px + 8.0).min(WIDTH - RIGHT - box_width)
+        };
+        let markers = (values.iter())
+            .map(|(_, color, x, y)| {
+                view! { <circle cx=frame.px(*x) cy=frame.py(*y) r="3.5" fill="#fff" stroke=*color stroke-width="2" /> }
+            })
+            .collect_view();
+        let text = (lines.into_iter().enumerate())
+            .map(|(i, line)| {
+                let weight = if i == 0 { "600" } else { "400" };
                 view! {
-                    <polyline class="line" points=points.join(" ") stroke=s.color data-series=s.label.clone() />
-                    {dots}
+                    <text x=box_x + 6.0 y=TOP + 14.0 + 14.0 * i as f64 font-size="11" fill="#1d232b" font-weight=weight>
+                        {line}
+                    </text>
                 }
             })
             .collect_view();
-        view! {
-            {grid}
-            {reference_line}
-            <line class="axis" x1=LEFT x2=WIDTH - RIGHT y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM />
-            <line class="axis" x1=LEFT x2=LEFT y1=TOP y2=HEIGHT - BOTTOM />
-            {x_ticks}
-            {lines}
+        let rows =
+            1 + values.len().min(READ_OUT_LINES) + usize::from(values.len() > READ_OUT_LINES);
+        Some(view! {
+            <g class="read-out" pointer-events="none">
+                <line x1=px x2=px y1=TOP y2=HEIGHT - BOTTOM stroke="#888" />
+                {markers}
+                <rect x=box_x y=TOP + 2.0 width=box_width height=8.0 + 14.0 * rows as f64
+                    fill="#ffffff" fill-opacity="0.92" stroke="#d8dde4" rx="4" />
+                {text}
+            </g>
+        })
+    };
+    let selection = move || {
+        let (a, b) = drag.get()?;
+        let frame = frame.get();
+        let (pa, pb) = (frame.px(a.min(b)), frame.px(a.max(b)));
+        Some(view! {
+            <rect class="selection" x=pa y=TOP width=pb - pa height=HEIGHT - TOP - BOTTOM
+                fill="#1f6fb4" fill-opacity="0.12" pointer-events="none" />
+        })
+    };
+    let clip_url = format!("url(#{clip_id})");
+    let export_svg = move |_| {
+        if let Some(svg) = svg_ref.get_untracked() {
+            let legend = series.with_untracked(|s| chart_export::legend_items(s));
+            chart_export::download_svg(&svg, title, &legend);
+        }
+    };
+    let export_png = move |_| {
+        if let Some(svg) = svg_ref.get_untracked() {
+            let legend = series.with_untracked(|s| chart_export::legend_items(s));
+            chart_export::download_png(&svg, title, &legend);
         }
     };
     view! {
         <figure class="chart" data-chart=title>
             <figcaption>{title}</figcaption>
-            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=title>
-                {plot}
-                <text class="axis-label" x=(LEFT + WIDTH - RIGHT) / 2.0 y=HEIGHT - 8.0 text-anchor="middle">
-                    {x_label}
+            <svg
+                node_ref=svg_ref
+                class="plot"
+                xmlns="http://www.w3.org/2000/svg"
+                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                width=WIDTH
+                height=HEIGHT
+                font-family="system-ui, sans-serif"
+                role="img"
+                aria-label=format!("{title}. Arrows: read values; + and -: zoom; Escape: reset.")
+                tabindex="0"
+                on:mousedown=on_mouse_down
+                on:mousemove=on_mouse_move
+                on:mouseup=on_mouse_up
+                on:mouseleave=move |_| {
+                    hover.set(None);
+                    drag.set(None);
+                }
+                on:dblclick=move |_| zoom.set(None)
+                on:keydown=on_key
+            >
+                <defs>
+                    <clipPath id=clip_id.clone()>
+                        <rect x=LEFT - 4.0 y=TOP - 4.0 width=WIDTH - LEFT - RIGHT + 8.0 height=HEIGHT - TOP - BOTTOM + 8.0 />
+                    </clipPath>
+                </defs>
+                <rect x="0" y="0" width=WIDTH height=HEIGHT fill="#ffffff" />
+                {axes}
+                <line class="axis" x1=LEFT x2=WIDTH - RIGHT y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM stroke=TEXT />
+                <line class="axis" x1=LEFT x2=LEFT y1=TOP y2=HEIGHT - BOTTOM stroke=TEXT />
+                <g clip-path=clip_url>{lines}</g>
+                {selection}
+                {read_out}
+                <text class="axis-label" x=(LEFT + WIDTH - RIGHT) / 2.0 y=HEIGHT - 8.0 text-anchor="middle"
+                    font-size="12" fill="#5b6573">
+                    {move || x_label.get()}
                 </text>
                 <text
                     class="axis-label"
                     transform=format!("translate(16 {}) rotate(-90)", (TOP + HEIGHT - BOTTOM) / 2.0)
                     text-anchor="middle"
+                    font-size="12"
+                    fill="#5b6573"
                 >
                     {y_label}
                 </text>
             </svg>
-            <ul class="legend">
-                {move || {
-                    series
-                        .get()
-                        .into_iter()
-                        .map(|s| {
-                            view! {
-                                <li>
-                                    <span class="swatch" style:background=s.color></span>
-                                    {s.label}
-                                </li>
-                            }
-                        })
-                        .collect_view()
-                }}
-            </ul>
+            <div class="chart-tools">
+                <ul class="legend">
+                    {move || {
+                        series
+                            .get()
+                            .into_iter()
+                            .map(|s| {
+                                view! {
+                                    <li>
+                                        <svg class="swatch" width="22" height="8" aria-hidden="true">
+                                            <line x1="1" x2="21" y1="4" y2="4" stroke=s.color stroke-width="3"
+                                                stroke-dasharray=s.dash />
+                                        </svg>
+                                        {s.label}
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+                <Show when=move || zoom.get().is_some()>
+                    <button type="button" class="link-button reset-zoom" on:click=move |_| zoom.set(None)>
+                        "Reset zoom"
+                    </button>
+                </Show>
+                <button type="button" class="link-button export-svg" on:click=export_svg>"SVG"</button>
+                <button type="button" class="link-button export-png" on:click=export_png>"PNG"</button>
+            </div>
         </figure>
     }
 }
@@ -216,17 +462,42 @@ mod tests {
     }
 
     #[test]
-    fn y_extent_pads_the_data_and_includes_the_reference() {
+    fn y_extent_pads_the_visible_data_and_includes_the_reference() {
         let series = [Series {
             label: "k".into(),
             color: FUSED_COLOR,
-            points: vec![(1.0, 1.2), (2.0, 1.6)],
+            points: vec![(1.0, 1.2), (2.0, 1.6), (3.0, 9.0), (4.0, 9.0)],
+            ..Series::default()
         }];
-        let (lo, hi) = y_extent(&series, None, Some(1.0));
+        let (lo, hi) = y_extent(&series, (1.0, 2.0), None, Some(1.0));
+        // x = 3 is kept (the line must reach the edge), x = 4 is not.
         assert!(
-            (lo - 0.97).abs() < 1e-9 && (hi - 1.63).abs() < 1e-9,
+            (lo - 0.6).abs() < 1e-9 && (hi - 9.4).abs() < 1e-9,
             "{lo} {hi}"
         );
-        assert_eq!(y_extent(&[], None, None), (0.0, 1.0));
+        assert_eq!(y_extent(&[], (0.0, 1.0), None, None), (0.0, 1.0));
+    }
+
+    #[test]
+    fn the_read_out_takes_the_nearest_point() {
+        let points = [(0.0, 1.0), (10.0, 2.0), (20.0, 3.0)];
+        assert_eq!(nearest(&points, 4.9), Some((0.0, 1.0)));
+        assert_eq!(nearest(&points, 5.1), Some((10.0, 2.0)));
+        assert_eq!(nearest(&points, 99.0), Some((20.0, 3.0)));
+        assert_eq!(nearest(&[], 1.0), None);
+        assert_eq!(visible(&points, (11.0, 12.0)), &points[1..3]);
+        assert_eq!(visible(&points, (30.0, 40.0)), &points[2..3]);
+    }
+
+    #[test]
+    fn x_under_the_pointer_stays_in_the_window() {
+        let frame = Frame {
+            x: (0.0, 100.0),
+            y: (0.0, 1.0),
+        };
+        assert_eq!(frame.x_at(LEFT), 0.0);
+        assert_eq!(frame.x_at(WIDTH - RIGHT), 100.0);
+        assert_eq!(frame.x_at(0.0), 0.0);
+        assert!((frame.x_at(frame.px(37.0)) - 37.0).abs() < 1e-9);
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod chart;
+mod chart_export;
 mod pages;
 
 use leptos::prelude::*;

@@ -9,7 +9,7 @@
 // Screenshots go to artifacts/e2e/. Run by scripts/test (needs dist/ and the server binary).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,7 +24,7 @@ const dataDir = resolve(root, process.env.BALANCELAB_DATA_DIR ?? '../shared/data
 const hasData = existsSync(join(dataDir, 'mfeat'));
 const EPOCHS = 40;
 const ADMIN_PASSWORD = 'e2e admin password';
-const K_CHART = 'figure[data-chart^="Gradient coefficient"]';
+const K_CHART = 'figure[data-chart="Gradient coefficient k per modality"]';
 const ACCURACY_CHART = 'figure[data-chart^="Test accuracy"]';
 
 function freePort() {
@@ -82,7 +82,7 @@ async function main() {
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
       ],
     });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1500 } });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1500 }, acceptDownloads: true });
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     // Refused calls before signing in are expected (the browser logs each 401).
@@ -187,6 +187,52 @@ async function main() {
     const fused = await seriesValues(page, ACCURACY_CHART, 'fused');
     assert.ok(fused.at(-1) > 0.5, `fused accuracy ${fused.at(-1)}`);
     await page.screenshot({ path: join(artifacts, '3-completed.png'), fullPage: true });
+
+    // Hovering reads every series at the pointer; dragging zooms; both by keyboard too.
+    const kPlot = page.locator(`${K_CHART} svg.plot`);
+    const box = await kPlot.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+    const readOut = page.locator(`${K_CHART} .read-out`);
+    await readOut.waitFor();
+    const readOutText = (await readOut.locator('text').allTextContents()).join(' | ');
+    assert.match(readOutText, /^epoch \d+ \| m0 \(noise 1\.5\): [\d.]+ \| m1 \(noise 3\): [\d.]+$/);
+    await page.screenshot({ path: join(artifacts, '3a-read-out.png'), clip: { ...box, height: box.height + 40 } });
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 5 });
+    await page.mouse.up();
+    await page.locator(`${K_CHART} .reset-zoom`).waitFor();
+    const zoomedTicks = await page.locator(`${K_CHART} text.tick`).allTextContents();
+    await page.locator(`${K_CHART} .reset-zoom`).click();
+    await page.locator(`${K_CHART} .reset-zoom`).waitFor({ state: 'detached' });
+    assert.notDeepEqual(await page.locator(`${K_CHART} text.tick`).allTextContents(), zoomedTicks);
+    await kPlot.focus();
+    await page.keyboard.press('+');
+    await page.locator(`${K_CHART} .reset-zoom`).waitFor();
+    await page.keyboard.press('ArrowRight');
+    await readOut.waitFor();
+    await page.keyboard.press('Escape');
+    await page.locator(`${K_CHART} .reset-zoom`).waitFor({ state: 'detached' });
+
+    // Charts export as standalone SVG (title, axes, legend) and as PNG.
+    const [svgFile] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator(`${K_CHART} .export-svg`).click(),
+    ]);
+    assert.equal(svgFile.suggestedFilename(), 'gradient-coefficient-k-per-modality.svg');
+    const svgText = readFileSync(await svgFile.path(), 'utf8');
+    assert.ok(svgText.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'), svgText.slice(0, 80));
+    for (const text of ['>Gradient coefficient k per modality</text>', '>m1 (noise 3)</text>', '>epoch</text>']) {
+      assert.ok(svgText.includes(text), `the SVG has ${text}`);
+    }
+    const [pngFile] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator(`${K_CHART} .export-png`).click(),
+    ]);
+    const png = readFileSync(await pngFile.path());
+    assert.equal(png.subarray(1, 4).toString(), 'PNG');
+    assert.equal(png.readUInt32BE(16), 1040, 'PNG width: 2 x 520');
+    writeFileSync(join(artifacts, '3b-exported-chart.png'), png);
 
     // Reloading shows the stored curves.
     await page.reload();
@@ -352,8 +398,8 @@ async function main() {
     await page.click('#start-run');
     await page.waitForURL(/\/\?tag=sweep-\d+/);
     await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 4);
-    const methods = await page.locator('table.runs tbody td:nth-child(3)').allTextContents();
-    assert.deepEqual(methods.map((m) => m.split(' ')[0]).sort(), ['MLB', 'MLB', 'joint', 'joint']);
+    const methods = await page.locator('table.runs tbody td:nth-child(3)').allInnerTexts();
+    assert.deepEqual(methods.map((m) => m.split(/\s/)[0]).sort(), ['MLB', 'MLB', 'joint', 'joint']);
 
     assert.deepEqual(pageErrors, [], 'the page logged errors');
     console.log(`e2e: passed; screenshots in ${artifacts}`);

@@ -9,7 +9,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::method_label;
 use crate::api::{self, ApiFailure};
-use crate::chart::{LineChart, Series, MODALITY_COLORS};
+use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
 
 /// What the results table groups by and reports (query parameters of `/api/results`).
 const GROUP_BY: &str = "method.kind,model.fusion";
@@ -138,12 +138,41 @@ fn Differences(comparison: Comparison) -> impl IntoView {
     .into_any()
 }
 
+/// Each run's colour and dash: one colour per method (in order of first appearance), and
+/// runs of the same method (seeds, settings) told apart by their dash.
+fn styles(details: &[RunDetail]) -> Vec<(&'static str, &'static str)> {
+    let mut methods: Vec<&str> = Vec::new();
+    let mut seen: Vec<usize> = Vec::new();
+    (details.iter())
+        .map(|d| {
+            let method = d.run.config.method.name();
+            let m = match methods.iter().position(|known| *known == method) {
+                Some(m) => m,
+                None => {
+                    methods.push(method);
+                    seen.push(0);
+                    methods.len() - 1
+                }
+            };
+            let dash = DASHES[seen[m] % DASHES.len()];
+            seen[m] += 1;
+            (MODALITY_COLORS[m % MODALITY_COLORS.len()], dash)
+        })
+        .collect()
+}
+
 /// One line per run for a metric of its epochs.
 fn per_run(details: &[RunDetail], value: fn(&EpochMetrics) -> Option<f64>) -> Vec<Series> {
-    (details.iter().enumerate())
-        .map(|(i, d)| Series {
-            label: format!("#{} {}", d.run.id, method_label(&d.run.config.method)),
-            color: MODALITY_COLORS[i % MODALITY_COLORS.len()],
+    (details.iter().zip(styles(details)))
+        .map(|(d, (color, dash))| Series {
+            label: format!(
+                "#{} {}, seed {}",
+                d.run.id,
+                method_label(&d.run.config.method),
+                d.run.config.seed
+            ),
+            color,
+            dash,
             points: (d.epochs.iter())
                 .filter_map(|e| Some((e.epoch as f64, value(e)?)))
                 .collect(),

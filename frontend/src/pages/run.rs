@@ -72,6 +72,7 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
                     .iter()
                     .enumerate()
                     .map(|(m, name)| Series {
+                        dash: "",
                         label: name.clone(),
                         color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
                         points: (list.iter())
@@ -92,6 +93,7 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
         series.insert(
             0,
             Series {
+                dash: "",
                 label: "fused".into(),
                 color: FUSED_COLOR,
                 points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.test.fused)).collect()),
@@ -101,6 +103,7 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     });
     let loss = Signal::derive(move || {
         vec![Series {
+            dash: "",
             label: "training loss".into(),
             color: FUSED_COLOR,
             points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),

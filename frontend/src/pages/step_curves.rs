@@ -61,6 +61,7 @@ pub fn StepCurves(
                 .filter(|s| s.key.starts_with(prefix))
                 .enumerate()
                 .map(|(i, s)| Series {
+                    dash: "",
                     label: if prefix == "step.loss" {
                         "loss".into()
                     } else {
@@ -87,11 +88,11 @@ pub fn StepCurves(
             .flat_map(|s| s.points.last().map(|p| p.0))
             .fold(1.0, f64::max)
     });
-    let x_label = move || match x_axis.get() {
+    let x_label = Signal::derive(move || match x_axis.get() {
         XAxis::Step => "step",
         XAxis::Epoch => "epoch",
         XAxis::Time => "seconds since start",
-    };
+    });
     view! {
         <section class="card step-curves">
             <h2>"Per step"</h2>
@@ -112,19 +113,14 @@ pub fn StepCurves(
                     </select>
                 </label>
             </div>
-            {move || {
-                let x_label = x_label();
-                view! {
-                    <div class="charts">
-                        <LineChart title="Gradient coefficient k per step" x_label y_label="k"
-                            series=coefficients x_max=x_end x_min=0.0 lines_only=true reference=1.0 />
-                        <LineChart title="Confidence s per step" x_label y_label="s on the true class"
-                            series=confidences x_max=x_end x_min=0.0 lines_only=true y_range=(0.0, 1.0) />
-                        <LineChart title="Loss per step" x_label y_label="the method's objective"
-                            series=loss x_max=x_end x_min=0.0 lines_only=true />
-                    </div>
-                }
-            }}
+            <div class="charts">
+                <LineChart title="Gradient coefficient k per step" x_label y_label="k"
+                    series=coefficients x_max=x_end x_min=0.0 lines_only=true reference=1.0 />
+                <LineChart title="Confidence s per step" x_label y_label="s on the true class"
+                    series=confidences x_max=x_end x_min=0.0 lines_only=true y_range=(0.0, 1.0) />
+                <LineChart title="Loss per step" x_label y_label="the method's objective"
+                    series=loss x_max=x_end x_min=0.0 lines_only=true />
+            </div>
         </section>
     }
 }

@@ -35,6 +35,8 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 46.0;
 const TEXT: &str = "#444";
+/// Points drawn with a marker at most; more are lines only (the read-out still has them).
+const MAX_MARKERS: usize = 1000;
 /// Series listed in the read-out at most; the rest are counted.
 const READ_OUT_LINES: usize = 8;
 
@@ -257,6 +259,9 @@ pub fn LineChart(
         let frame = frame.get();
         let x_label = x_label.get();
         series.with(|all| {
+            // Markers (each with its own tooltip) only while they stay few.
+            let shown_points: usize = all.iter().map(|s| visible(&s.points, frame.x).len()).sum();
+            let markers = !lines_only && shown_points <= MAX_MARKERS;
             all.iter()
                 .map(|s| {
                     let shown = visible(&s.points, frame.x);
@@ -266,7 +271,7 @@ pub fn LineChart(
                         let _ = write!(points, "{:.1},{:.1} ", frame.px(x), frame.py(y));
                     }
                     let dots = (shown.iter())
-                        .filter(|p| !lines_only && p.1.is_finite())
+                        .filter(|p| markers && p.1.is_finite())
                         .map(|&(x, y)| {
                             let read_out = format!("{}: {} at {} {}", s.label, label(y), x_label, x);
                             view! {
@@ -368,53 +373,59 @@ pub fn LineChart(
     view! {
         <figure class="chart" data-chart=title>
             <figcaption>{title}</figcaption>
-            <svg
-                node_ref=svg_ref
-                class="plot"
-                xmlns="http://www.w3.org/2000/svg"
-                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
-                width=WIDTH
-                height=HEIGHT
-                font-family="system-ui, sans-serif"
-                role="img"
-                aria-label=format!("{title}. Arrows: read values; + and -: zoom; Escape: reset.")
-                tabindex="0"
-                on:mousedown=on_mouse_down
-                on:mousemove=on_mouse_move
-                on:mouseup=on_mouse_up
-                on:mouseleave=move |_| {
-                    hover.set(None);
-                    drag.set(None);
-                }
-                on:dblclick=move |_| zoom.set(None)
-                on:keydown=on_key
-            >
-                <defs>
-                    <clipPath id=clip_id.clone()>
-                        <rect x=LEFT - 4.0 y=TOP - 4.0 width=WIDTH - LEFT - RIGHT + 8.0 height=HEIGHT - TOP - BOTTOM + 8.0 />
-                    </clipPath>
-                </defs>
-                <rect x="0" y="0" width=WIDTH height=HEIGHT fill="#ffffff" />
-                {axes}
-                <line class="axis" x1=LEFT x2=WIDTH - RIGHT y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM stroke=TEXT />
-                <line class="axis" x1=LEFT x2=LEFT y1=TOP y2=HEIGHT - BOTTOM stroke=TEXT />
-                <g clip-path=clip_url>{lines}</g>
-                {selection}
-                {read_out}
-                <text class="axis-label" x=(LEFT + WIDTH - RIGHT) / 2.0 y=HEIGHT - 8.0 text-anchor="middle"
-                    font-size="12" fill="#5b6573">
-                    {move || x_label.get()}
-                </text>
-                <text
-                    class="axis-label"
-                    transform=format!("translate(16 {}) rotate(-90)", (TOP + HEIGHT - BOTTOM) / 2.0)
-                    text-anchor="middle"
-                    font-size="12"
-                    fill="#5b6573"
+            <div class="plot-area">
+                <svg
+                    node_ref=svg_ref
+                    class="plot"
+                    xmlns="http://www.w3.org/2000/svg"
+                    viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                    width=WIDTH
+                    height=HEIGHT
+                    font-family="system-ui, sans-serif"
+                    role="img"
+                    aria-label=format!("{title}. Arrows: read values; + and -: zoom; Escape: reset.")
+                    tabindex="0"
+                    on:mousedown=on_mouse_down
+                    on:mousemove=on_mouse_move
+                    on:mouseup=on_mouse_up
+                    on:mouseleave=move |_| {
+                        hover.set(None);
+                        drag.set(None);
+                    }
+                    on:dblclick=move |_| zoom.set(None)
+                    on:keydown=on_key
                 >
-                    {y_label}
-                </text>
-            </svg>
+                    <defs>
+                        <clipPath id=clip_id.clone()>
+                            <rect x=LEFT - 4.0 y=TOP - 4.0 width=WIDTH - LEFT - RIGHT + 8.0 height=HEIGHT - TOP - BOTTOM + 8.0 />
+                        </clipPath>
+                    </defs>
+                    <rect x="0" y="0" width=WIDTH height=HEIGHT fill="#ffffff" />
+                    {axes}
+                    <line class="axis" x1=LEFT x2=WIDTH - RIGHT y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM stroke=TEXT />
+                    <line class="axis" x1=LEFT x2=LEFT y1=TOP y2=HEIGHT - BOTTOM stroke=TEXT />
+                    <g clip-path=clip_url>{lines}</g>
+                    <text class="axis-label" x=(LEFT + WIDTH - RIGHT) / 2.0 y=HEIGHT - 8.0 text-anchor="middle"
+                        font-size="12" fill="#5b6573">
+                        {move || x_label.get()}
+                    </text>
+                    <text
+                        class="axis-label"
+                        transform=format!("translate(16 {}) rotate(-90)", (TOP + HEIGHT - BOTTOM) / 2.0)
+                        text-anchor="middle"
+                        font-size="12"
+                        fill="#5b6573"
+                    >
+                        {y_label}
+                    </text>
+                </svg>
+                // The pointer's read-out and the zoom selection are drawn on a layer of
+                // their own: moving them repaints neither the curves nor the axes.
+                <svg class="overlay" viewBox=format!("0 0 {WIDTH} {HEIGHT}") aria-hidden="true">
+                    {selection}
+                    {read_out}
+                </svg>
+            </div>
             <div class="chart-tools">
                 <ul class="legend">
                     {move || {

@@ -42,6 +42,23 @@ pub fn leaves(value: &Value) -> BTreeMap<String, Value> {
     out
 }
 
+/// The value at `path` in `value`, as [`leaves`] names paths (`test.unimodal[1]`).
+pub fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |node, segment| {
+        let mut parts = segment.split('[');
+        let name = parts.next()?;
+        let mut node = if name.is_empty() {
+            node
+        } else {
+            node.get(name)?
+        };
+        for index in parts {
+            node = node.get(index.strip_suffix(']')?.parse::<usize>().ok()?)?;
+        }
+        Some(node)
+    })
+}
+
 /// A value as a table cell: strings without quotes, everything else as JSON.
 fn cell_text(value: Option<&Value>) -> String {
     match value {
@@ -284,6 +301,18 @@ mod tests {
         let value = serde_json::json!({"a": {"b": 1, "c": [2, {"d": "x"}]}, "e": [], "f": null});
         let paths: Vec<String> = leaves(&value).into_keys().collect();
         assert_eq!(paths, ["a.b", "a.c[0]", "a.c[1].d", "e", "f"]);
+    }
+
+    #[test]
+    fn a_path_reads_the_leaf_it_names() {
+        let value = serde_json::json!({"a": {"b": 1, "c": [2, {"d": "x"}]}, "e": [[5, 6]]});
+        for (path, leaf) in leaves(&value) {
+            assert_eq!(at_path(&value, &path), Some(&leaf), "{path}");
+        }
+        assert_eq!(at_path(&value, "e[0][1]"), Some(&serde_json::json!(6)));
+        for missing in ["a.x", "a.c[9]", "a.c[x]", "a.b.c", "e[0"] {
+            assert_eq!(at_path(&value, missing), None, "{missing}");
+        }
     }
 
     #[test]

@@ -248,10 +248,13 @@ async function main() {
     const stepK = 'figure[data-chart="Gradient coefficient k per step"] polyline';
     await page.locator(stepK).nth(1).waitFor();
     assert.equal(await page.locator(stepK).count(), 2, 'one k curve per modality');
+    // Marked, to see that changing the view redraws curves without rebuilding the page.
+    await page.locator(K_CHART).evaluate((figure) => { figure.dataset.probe = 'kept'; });
     await page.selectOption('#x-axis', 'epoch');
     await page.waitForURL(/[?&]x=epoch/);
     await page.locator('#smoothing').fill('0.9');
     await page.waitForURL(/[?&]smooth=0.9/);
+    assert.equal(await page.locator(`${K_CHART}[data-probe="kept"]`).count(), 1, 'the page was not rebuilt');
     await page.reload();
     await page.locator(stepK).nth(1).waitFor();
     assert.equal(await page.locator('#x-axis').inputValue(), 'epoch', 'the view survives a reload');
@@ -290,6 +293,11 @@ async function main() {
     const groups = await page.locator('table.results tbody tr td:first-child').allTextContents();
     assert.deepEqual(groups, ['joint', 'mlb']);
     await page.locator('figure[data-chart^="Test accuracy of the fused"] circle.point').nth(EPOCHS + 4).waitFor();
+    // Both runs' steps overlaid, one colour per method.
+    const overlay = 'figure[data-chart="Loss per step, every run"] polyline';
+    await page.locator(overlay).nth(1).waitFor();
+    const colours = await page.locator(overlay).evaluateAll((lines) => lines.map((l) => l.getAttribute('stroke')));
+    assert.equal(new Set(colours).size, 2, `one colour per method: ${colours}`);
     const csvHref = await page.locator('a.export', { hasText: 'CSV' }).getAttribute('href');
     const csv = await (await fetch(`${base}${csvHref}`, { headers: auth })).text();
     assert.match(csv, /^method\.kind,model\.fusion,runs,test\.fused mean/);

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use balancelab_shared::results::leaves;
+use balancelab_shared::results::{at_path, leaves};
 use balancelab_shared::{
     downsample, ErrorBody, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis,
 };
@@ -46,12 +46,12 @@ struct SeriesQuery {
     x: XAxis,
 }
 
-/// One recorded value set: its x positions and its leaves by path.
+/// One recorded value set: its x positions and its JSON, read by path.
 struct Record {
     step: f64,
     epoch: f64,
     time: f64,
-    values: BTreeMap<String, Value>,
+    values: Value,
 }
 
 impl Record {
@@ -74,7 +74,7 @@ fn step_records(steps: &[StepMetrics]) -> Vec<Record> {
                 step: step.step as f64,
                 epoch: f64::from(step.epoch) - 1.0 + (i as f64 + 1.0) / n,
                 time: step.elapsed_seconds,
-                values: leaves(&serde_json::to_value(step).expect("metrics serialize")),
+                values: serde_json::to_value(step).expect("metrics serialize"),
             });
         }
     }
@@ -138,7 +138,7 @@ async fn series(
                 step: m.steps as f64,
                 epoch: f64::from(m.epoch),
                 time: m.elapsed_seconds,
-                values: leaves(&serde_json::to_value(m).expect("metrics serialize")),
+                values: serde_json::to_value(m).expect("metrics serialize"),
             })
             .collect()
     } else {
@@ -160,11 +160,16 @@ async fn series(
             }
         };
         let values: Vec<SeriesPoint> = (records.iter())
-            .filter_map(|r| Some(SeriesPoint(r.x(params.x), r.values.get(path)?.as_f64()?)))
+            .filter_map(|r| {
+                Some(SeriesPoint(
+                    r.x(params.x),
+                    at_path(&r.values, path)?.as_f64()?,
+                ))
+            })
             .collect();
         // A run with no records yet has an empty series; a key no record has is a mistake.
         if values.is_empty() && !records.is_empty() {
-            let known: Vec<String> = (records[0].values.iter())
+            let known: Vec<String> = (leaves(&records[0].values).iter())
                 .filter(|(_, v)| v.is_number())
                 .map(|(k, _)| format!("{prefix}{k}"))
                 .collect();

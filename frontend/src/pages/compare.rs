@@ -8,28 +8,32 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use super::method_label;
+use super::step_curves::{StepView, StepViewControls};
 use crate::api::{self, ApiFailure};
 use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
 
 /// What the results table groups by and reports (query parameters of `/api/results`).
 const GROUP_BY: &str = "method.kind,model.fusion";
+/// Points per run and series the overlay asks for: 50 runs stay light to draw.
+const STEP_POINTS: usize = 500;
 const METRICS: &str = "test.fused,test.unimodal[0],test.unimodal[1],test.fused_macro_f1";
 
 #[component]
 pub fn ComparePage() -> impl IntoView {
     let query = use_query_map();
-    move || {
+    // A memo: other settings in the URL (smoothing, x axis) must not rebuild the page.
+    let ids = Memo::new(move |_| {
         let text = query.read().get("runs").unwrap_or_default();
-        match (text.split(','))
+        (text.split(','))
             .map(|id| id.trim().parse::<i64>())
             .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(ids) if ids.len() >= 2 => view! { <CompareView ids /> }.into_any(),
-            _ => view! {
-                <p>"Choose two runs or more to compare on the "<A href="/">"runs page"</A>"."</p>
-            }
-            .into_any(),
+    });
+    move || match ids.get() {
+        Ok(ids) if ids.len() >= 2 => view! { <CompareView ids /> }.into_any(),
+        _ => view! {
+            <p>"Choose two runs or more to compare on the "<A href="/">"runs page"</A>"."</p>
         }
+        .into_any(),
     }
 }
 
@@ -47,11 +51,8 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
         LocalResource::new(move || {
             let ids = ids.clone();
             async move {
-                let mut details = Vec::new();
-                for id in ids {
-                    details.push(api::get_run(id, None).await?);
-                }
-                Ok::<_, ApiFailure>(details)
+                let all = ids.iter().map(|&id| api::get_run(id, None));
+                futures::future::try_join_all(all).await
             }
         })
     };
@@ -93,7 +94,10 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
         <section class="card">
             <Suspense fallback=|| view! { <p>"Loading curves..."</p> }>
                 {move || details.get().map(|result| match result {
-                    Ok(details) => view! { <Curves details /> }.into_any(),
+                    Ok(details) => view! {
+                        <Curves details=details.clone() />
+                        <StepOverlay details />
+                    }.into_any(),
                     Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
                 })}
             </Suspense>
@@ -161,16 +165,21 @@ fn styles(details: &[RunDetail]) -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// "#3 MLB (alpha 0.8), seed 0": a run as legends name it.
+fn run_label(d: &RunDetail) -> String {
+    format!(
+        "#{} {}, seed {}",
+        d.run.id,
+        method_label(&d.run.config.method),
+        d.run.config.seed
+    )
+}
+
 /// One line per run for a metric of its epochs.
 fn per_run(details: &[RunDetail], value: fn(&EpochMetrics) -> Option<f64>) -> Vec<Series> {
     (details.iter().zip(styles(details)))
         .map(|(d, (color, dash))| Series {
-            label: format!(
-                "#{} {}, seed {}",
-                d.run.id,
-                method_label(&d.run.config.method),
-                d.run.config.seed
-            ),
+            label: run_label(d),
             color,
             dash,
             points: (d.epochs.iter())
@@ -201,6 +210,71 @@ fn Curves(details: Vec<RunDetail>) -> impl IntoView {
                 x_max=Signal::stored(x_max) reference=1.0 />
             <LineChart title="Training loss" x_label="epoch" y_label="loss (mean over the epoch)"
                 series=Signal::stored(loss) x_max=Signal::stored(x_max) />
+        </div>
+    }
+}
+
+/// Every run's per-step loss and k of the second modality, overlaid: the server sends each
+/// series downsampled (extremes kept), the browser smooths it as the URL says.
+#[component]
+fn StepOverlay(details: Vec<RunDetail>) -> impl IntoView {
+    let view = StepView::from_url();
+    let x_axis = view.x_axis;
+    let ids: Vec<i64> = details.iter().map(|d| d.run.id).collect();
+    let fetched = LocalResource::new(move || {
+        let x = x_axis.get();
+        let ids = ids.clone();
+        async move {
+            let keys = ["step.loss".to_owned(), "step.coefficients[1]".to_owned()];
+            let all = ids
+                .iter()
+                .map(|&id| api::metric_series(id, &keys, STEP_POINTS, x, None));
+            futures::future::try_join_all(all).await
+        }
+    });
+    let styles = styles(&details);
+    let labels: Vec<String> = details.iter().map(run_label).collect();
+    let curves = move |key: &'static str| {
+        let (styles, labels) = (styles.clone(), labels.clone());
+        Signal::derive(move || {
+            let runs = fetched.get().and_then(Result::ok).unwrap_or_default();
+            (runs.iter().zip(&styles).zip(&labels))
+                .filter_map(|((series, &(color, dash)), label)| {
+                    let found = series.iter().find(|s| s.key == key)?;
+                    Some(Series {
+                        label: label.clone(),
+                        color,
+                        dash,
+                        points: view.smooth(&found.points),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let loss = curves("step.loss");
+    let k = curves("step.coefficients[1]");
+    let x_end = Signal::derive(move || {
+        (fetched
+            .get()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+            .iter()
+            .flatten())
+        .flat_map(|s| s.points.last().map(|p| p.0))
+        .fold(1.0, f64::max)
+    });
+    let x_label = view.x_label;
+    view! {
+        <h2>"Per step"</h2>
+        <StepViewControls view path="/compare".to_owned() />
+        {move || fetched.get().and_then(Result::err).map(|ApiFailure(e)| view! {
+            <p class="form-message">{e.message}</p>
+        })}
+        <div class="charts step-overlay">
+            <LineChart title="Loss per step, every run" x_label y_label="the method's objective"
+                series=loss x_max=x_end x_min=0.0 lines_only=true />
+            <LineChart title="Coefficient k of the second modality per step, every run" x_label
+                y_label="k" series=k x_max=x_end x_min=0.0 lines_only=true reference=1.0 />
         </div>
     }
 }

@@ -22,16 +22,17 @@ pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     // A share link is this page with `?share=TOKEN`: the same view, read-only.
     let query = use_query_map();
-    // Re-created when the id changes, so the previous run's live stream is closed.
-    move || match params
-        .read()
-        .get("id")
-        .and_then(|id| id.parse::<i64>().ok())
-    {
-        Some(id) => {
-            let share = query.read().get("share");
-            view! { <RunView id share /> }.into_any()
-        }
+    // Re-created when the id changes, so the previous run's live stream is closed; a memo,
+    // so that other settings in the URL (smoothing, x axis) do not rebuild the page.
+    let opened = Memo::new(move |_| {
+        let id = params
+            .read()
+            .get("id")
+            .and_then(|id| id.parse::<i64>().ok());
+        id.map(|id| (id, query.read().get("share")))
+    });
+    move || match opened.get() {
+        Some((id, share)) => view! { <RunView id share /> }.into_any(),
         None => view! { <p>"That is not a run id."</p> }.into_any(),
     }
 }

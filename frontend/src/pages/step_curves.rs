@@ -1,7 +1,7 @@
-//! A run's per-step curves (k, s and loss at every optimisation step), read from the
-//! server's downsampled series, smoothed in the browser.
+//! Per-step curves (k, s and loss at every optimisation step), read from the server's
+//! downsampled series and smoothed in the browser; the view's settings live in the URL.
 
-use balancelab_shared::{smooth, EpochMetrics, XAxis};
+use balancelab_shared::{smooth, EpochMetrics, SeriesPoint, XAxis};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
@@ -9,9 +9,81 @@ use super::{in_place, url_with};
 use crate::api::{self, snake};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
-/// Per-step curves from the server's downsampled series, with debiased EMA smoothing and a
-/// choice of x axis; both settings live in the URL (`?smooth=0.6&x=epoch`). Refreshed at
-/// every new epoch while the run trains.
+/// How per-step curves are shown, kept in the URL (`?smooth=0.6&x=epoch`) so a reload or a
+/// shared link shows the same: debiased EMA smoothing and the x axis.
+#[derive(Clone, Copy)]
+pub struct StepView {
+    pub smoothing: Memo<f64>,
+    pub x_axis: Memo<XAxis>,
+    pub x_label: Signal<&'static str>,
+}
+
+impl StepView {
+    /// The view the current URL states.
+    pub fn from_url() -> Self {
+        let query = use_query_map();
+        let smoothing = Memo::new(move |_| {
+            (query.read().get("smooth"))
+                .and_then(|s| s.parse::<f64>().ok())
+                .map_or(0.6, |s| s.clamp(0.0, 0.99))
+        });
+        let x_axis = Memo::new(move |_| match query.read().get("x").as_deref() {
+            Some("epoch") => XAxis::Epoch,
+            Some("time") => XAxis::Time,
+            _ => XAxis::Step,
+        });
+        let x_label = Signal::derive(move || match x_axis.get() {
+            XAxis::Step => "step",
+            XAxis::Epoch => "epoch",
+            XAxis::Time => "seconds since start",
+        });
+        Self {
+            smoothing,
+            x_axis,
+            x_label,
+        }
+    }
+
+    /// `points` smoothed as the view says.
+    pub fn smooth(&self, points: &[SeriesPoint]) -> Vec<(f64, f64)> {
+        let weight = self.smoothing.get();
+        smooth(points, weight).iter().map(|p| (p.0, p.1)).collect()
+    }
+}
+
+/// The smoothing slider and x-axis choice of `view`, which change the URL of `path`.
+#[component]
+pub fn StepViewControls(view: StepView, path: String) -> impl IntoView {
+    let query = use_query_map();
+    let navigate = use_navigate();
+    let set = move |key: &'static str, value: String| {
+        let url = url_with(&path, query.get_untracked(), &[(key, value)]);
+        navigate(&url, in_place());
+    };
+    let set_x = set.clone();
+    view! {
+        <div class="run-filters">
+            <label>
+                <span>{move || format!("Smoothing {:.2}", view.smoothing.get())}</span>
+                <input id="smoothing" type="range" min="0" max="0.99" step="0.01"
+                    prop:value=move || view.smoothing.get().to_string()
+                    on:change=move |ev| set("smooth", event_target_value(&ev)) />
+            </label>
+            <label>
+                <span>"x axis"</span>
+                <select id="x-axis" prop:value=move || snake(view.x_axis.get())
+                    on:change=move |ev| set_x("x", event_target_value(&ev))>
+                    <option value="step">"step"</option>
+                    <option value="epoch">"epoch"</option>
+                    <option value="time">"wall time"</option>
+                </select>
+            </label>
+        </div>
+    }
+}
+
+/// A run's per-step curves from the server's downsampled series, shown as the URL's
+/// [`StepView`] says. Refreshed at every new epoch while the run trains.
 #[component]
 pub fn StepCurves(
     id: i64,
@@ -19,24 +91,8 @@ pub fn StepCurves(
     names: Signal<Vec<String>>,
     epochs: RwSignal<Vec<EpochMetrics>>,
 ) -> impl IntoView {
-    let query = use_query_map();
-    let smoothing = Memo::new(move |_| {
-        (query.read().get("smooth"))
-            .and_then(|s| s.parse::<f64>().ok())
-            .map_or(0.6, |s| s.clamp(0.0, 0.99))
-    });
-    let x_axis = Memo::new(move |_| match query.read().get("x").as_deref() {
-        Some("epoch") => XAxis::Epoch,
-        Some("time") => XAxis::Time,
-        _ => XAxis::Step,
-    });
-    let navigate = use_navigate();
-    let path = format!("/runs/{id}");
-    let set = move |key: &'static str, value: String| {
-        let url = url_with(&path, query.get_untracked(), &[(key, value)]);
-        navigate(&url, in_place());
-    };
-    let set_x = set.clone();
+    let view = StepView::from_url();
+    let x_axis = view.x_axis;
     let series = LocalResource::new(move || {
         let x = x_axis.get();
         let modalities = names.get().len();
@@ -54,7 +110,6 @@ pub fn StepCurves(
     });
     let curves = move |prefix: &'static str| {
         Signal::derive(move || {
-            let weight = smoothing.get();
             let names = names.get();
             let fetched = series.get().and_then(Result::ok).unwrap_or_default();
             (fetched.iter())
@@ -72,10 +127,7 @@ pub fn StepCurves(
                     } else {
                         MODALITY_COLORS[i % MODALITY_COLORS.len()]
                     },
-                    points: smooth(&s.points, weight)
-                        .iter()
-                        .map(|p| (p.0, p.1))
-                        .collect(),
+                    points: view.smooth(&s.points),
                 })
                 .collect::<Vec<_>>()
         })
@@ -88,31 +140,11 @@ pub fn StepCurves(
             .flat_map(|s| s.points.last().map(|p| p.0))
             .fold(1.0, f64::max)
     });
-    let x_label = Signal::derive(move || match x_axis.get() {
-        XAxis::Step => "step",
-        XAxis::Epoch => "epoch",
-        XAxis::Time => "seconds since start",
-    });
+    let x_label = view.x_label;
     view! {
         <section class="card step-curves">
             <h2>"Per step"</h2>
-            <div class="run-filters">
-                <label>
-                    <span>{move || format!("Smoothing {:.2}", smoothing.get())}</span>
-                    <input id="smoothing" type="range" min="0" max="0.99" step="0.01"
-                        prop:value=move || smoothing.get().to_string()
-                        on:change=move |ev| set("smooth", event_target_value(&ev)) />
-                </label>
-                <label>
-                    <span>"x axis"</span>
-                    <select id="x-axis" prop:value=move || snake(x_axis.get())
-                        on:change=move |ev| set_x("x", event_target_value(&ev))>
-                        <option value="step">"step"</option>
-                        <option value="epoch">"epoch"</option>
-                        <option value="time">"wall time"</option>
-                    </select>
-                </label>
-            </div>
+            <StepViewControls view path=format!("/runs/{id}") />
             <div class="charts">
                 <LineChart title="Gradient coefficient k per step" x_label y_label="k"
                     series=coefficients x_max=x_end x_min=0.0 lines_only=true reference=1.0 />

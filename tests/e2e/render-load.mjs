@@ -1,0 +1,134 @@
+// Frame times of the UI under load, in headless Chromium. Run by
+// `cargo bench -p balancelab --bench ui_render`, which seeds the runs, starts the server and
+// passes BASE (its URL), PASSWORD (admin's) and RUNS (the run ids, comma-separated).
+// Prints a table: time until every chart is drawn, frame times of the hover read-out and of
+// a zoom drag, time to redraw every curve after a smoothing change.
+import { chromium } from 'playwright-core';
+
+const base = process.env.BASE;
+const runs = process.env.RUNS.split(',');
+const STEP_LOSS = 'figure[data-chart="Loss per step, every run"]';
+const REPEATS = 5;
+
+const quantile = (values, q) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+};
+
+// In the page: sends `count` pointer events across the chart's plot (one per frame, as a
+// moving hand does) and returns the time between successive frames, in ms.
+async function frameTimes(page, chart, kind, count) {
+  return page.evaluate(
+    async ({ chart, kind, count }) => {
+      const svg = document.querySelector(`${chart} svg.plot`);
+      const box = svg.getBoundingClientRect();
+      const at = (i) => ({
+        clientX: box.left + box.width * (0.15 + (0.7 * i) / count),
+        clientY: box.top + box.height / 2,
+        bubbles: true,
+      });
+      const frame = () => new Promise(requestAnimationFrame);
+      const times = [];
+      if (kind === 'drag') svg.dispatchEvent(new MouseEvent('mousedown', at(0)));
+      let last = await frame();
+      for (let i = 0; i < count; i++) {
+        svg.dispatchEvent(new MouseEvent('mousemove', at(i)));
+        const now = await frame();
+        times.push(now - last);
+        last = now;
+      }
+      if (kind === 'drag') {
+        svg.dispatchEvent(new MouseEvent('mouseup', at(count)));
+        svg.dispatchEvent(new MouseEvent('dblclick', at(count)));
+      }
+      svg.dispatchEvent(new MouseEvent('mouseleave', at(count)));
+      return times;
+    },
+    { chart, kind, count },
+  );
+}
+
+// In the page: moves the smoothing slider and returns the ms until every curve of the chart
+// is redrawn and painted.
+async function smoothingRedraw(page, chart, value) {
+  return page.evaluate(
+    async ({ chart, value }) => {
+      const lines = () => [...document.querySelectorAll(`${chart} polyline`)].map((l) => l.getAttribute('points'));
+      const before = lines();
+      const slider = document.querySelector('#smoothing');
+      const start = performance.now();
+      slider.value = value;
+      slider.dispatchEvent(new Event('change', { bubbles: true }));
+      for (;;) {
+        await new Promise(requestAnimationFrame);
+        const after = lines();
+        if (after.length === before.length && after.every((l, i) => l !== before[i])) break;
+      }
+      await new Promise(requestAnimationFrame);
+      return performance.now() - start;
+    },
+    { chart, value },
+  );
+}
+
+async function drawn(page, url, ready, arg) {
+  const start = Date.now();
+  await page.goto(url);
+  await page.waitForFunction(ready, arg, { timeout: 120_000, polling: 'raf' });
+  return Date.now() - start;
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(`${base}/login`);
+    await page.fill('#login-name', 'admin');
+    await page.fill('#login-password', process.env.PASSWORD);
+    await page.click('#login-submit');
+    await page.locator('#start-run').waitFor();
+
+    const rows = [];
+    const compare = `${base}/compare?runs=${runs.join(',')}`;
+    const everyRun = (n) =>
+      document.querySelectorAll('figure[data-chart="Loss per step, every run"] polyline').length === n
+      && document.querySelectorAll('figure[data-chart="Training loss"] polyline').length === n;
+    const loads = [];
+    for (let i = 0; i < REPEATS; i++) loads.push(await drawn(page, compare, everyRun, runs.length));
+    rows.push([`compare ${runs.length} runs: open until all charts drawn`, loads]);
+
+    rows.push(['  hover read-out, 50 series (frame)', await frameTimes(page, STEP_LOSS, 'hover', 120)]);
+    rows.push(['  zoom drag (frame)', await frameTimes(page, STEP_LOSS, 'drag', 120)]);
+    const redraws = [];
+    for (let i = 0; i < REPEATS; i++) {
+      redraws.push(await smoothingRedraw(page, STEP_LOSS, i % 2 ? '0.6' : '0.9'));
+    }
+    rows.push(['  smoothing change: every curve redrawn', redraws]);
+
+    const single = `${base}/runs/${runs[0]}`;
+    const stepCharts = () => document.querySelectorAll('.step-curves polyline').length === 5
+      && document.querySelectorAll('figure[data-chart^="Gradient coefficient k per modality"] circle.point').length === 200;
+    const opens = [];
+    for (let i = 0; i < REPEATS; i++) opens.push(await drawn(page, single, stepCharts));
+    rows.push(['run page (10,000 steps): open until all charts drawn', opens]);
+    rows.push(['  hover read-out (frame)', await frameTimes(page, 'figure[data-chart="Loss per step"]', 'hover', 120)]);
+
+    const pad = (text, n) => String(text).padStart(n);
+    console.log(`\nUI render, ${runs.length} runs x 10,000 steps, headless Chromium, 1280 px (ms)`);
+    console.log(`${'what'.padEnd(56)}${pad('n', 5)}${pad('p50', 9)}${pad('p95', 9)}${pad('max', 9)}`);
+    for (const [what, values] of rows) {
+      const cells = [0.5, 0.95].map((q) => pad(quantile(values, q).toFixed(1), 9)).join('');
+      console.log(`${what.padEnd(56)}${pad(values.length, 5)}${cells}${pad(Math.max(...values).toFixed(1), 9)}`);
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

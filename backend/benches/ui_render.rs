@@ -155,5 +155,6 @@ fn main() {
         .status()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     assert!(status.success(), "the browser measurement failed");
 }

@@ -512,3 +512,76 @@ mod tests {
         assert!((frame.x_at(frame.px(37.0)) - 37.0).abs() < 1e-9);
     }
 }
+
+#[cfg(test)]
+mod rendering {
+    use leptos::prelude::*;
+
+    use super::*;
+
+    fn render(series: Vec<Series>, lines_only: bool) -> String {
+        let owner = Owner::new();
+        owner.with(|| {
+            view! {
+                <LineChart title="Gradient coefficient k per modality" x_label="epoch" y_label="k"
+                    series=Signal::stored(series) x_max=Signal::stored(10.0) reference=1.0 lines_only />
+            }
+            .to_html()
+        })
+    }
+
+    #[test]
+    fn a_chart_has_its_title_axes_lines_legend_and_tools() {
+        let series = vec![
+            Series {
+                label: "audio".into(),
+                color: MODALITY_COLORS[0],
+                points: vec![(1.0, 0.8), (2.0, 0.9)],
+                ..Series::default()
+            },
+            Series {
+                label: "video".into(),
+                color: MODALITY_COLORS[1],
+                dash: DASHES[1],
+                points: vec![(1.0, 1.3), (2.0, 1.2)],
+            },
+        ];
+        let html = render(series.clone(), false);
+        for expected in [
+            "<figcaption>Gradient coefficient k per modality</figcaption>",
+            ">epoch</text>",
+            ">k</text>",
+            r#"data-series="audio""#,
+            r#"stroke-dasharray="6 3""#,
+            "<title>video: 1.2 at epoch 2</title>",
+            "export-svg",
+            "export-png",
+        ] {
+            assert!(html.contains(expected), "{expected} missing from {html}");
+        }
+        assert_eq!(html.matches("<polyline").count(), 2);
+        assert_eq!(html.matches(r#"class="point""#).count(), 4);
+        // The reference line k = 1, and no read-out until the pointer is over the plot.
+        assert!(html.contains(r#"class="reference""#));
+        assert!(!html.contains("read-out"));
+        assert!(!html.contains("reset-zoom"), "not zoomed");
+
+        let dense = render(series, true);
+        assert_eq!(dense.matches(r#"class="point""#).count(), 0, "lines only");
+    }
+
+    #[test]
+    fn many_points_are_drawn_as_lines_only() {
+        let n = MAX_MARKERS + 1;
+        let points: Vec<(f64, f64)> = (0..n)
+            .map(|i| (1.0 + 9.0 * i as f64 / n as f64, 1.0))
+            .collect();
+        let series = vec![Series {
+            label: "k".into(),
+            color: FUSED_COLOR,
+            points,
+            ..Series::default()
+        }];
+        assert_eq!(render(series, false).matches(r#"class="point""#).count(), 0);
+    }
+}

@@ -800,6 +800,93 @@ mod tests {
         assert_eq!(dataset_of(LOADED_DATASET, &custom), custom);
     }
 
+    /// Signals need a reactive owner, as in the browser.
+    fn in_owner<T>(f: impl FnOnce() -> T) -> T {
+        leptos::prelude::Owner::new().with(f)
+    }
+
+    #[test]
+    fn a_loaded_configuration_comes_back_unchanged() {
+        in_owner(|| {
+            let fields = FormFields::new();
+            let loaded = [
+                RunConfig {
+                    method: MethodConfig::Ogm(OgmConfig {
+                        alpha: 0.3,
+                        generalization_enhancement: true,
+                        end_epoch: Some(5),
+                        ..OgmConfig::default()
+                    }),
+                    dataset: DatasetConfig::CremaD(CremaDConfig {
+                        frames: 3,
+                        ..CremaDConfig::default()
+                    }),
+                    batch_size: 16,
+                    early_stopping_patience: Some(4),
+                    ..RunConfig::default()
+                },
+                RunConfig {
+                    dataset: DatasetConfig::Synthetic(SyntheticConfig {
+                        noise: vec![0.5, 1.0, 4.0],
+                        ..SyntheticConfig::default()
+                    }),
+                    ..RunConfig::default()
+                },
+            ];
+            for config in loaded {
+                fields.load(config.clone());
+                // Every setting, shown or not, is what was loaded: clone and edit keeps them.
+                assert_eq!(fields.to_config(), Ok(config));
+            }
+        });
+    }
+
+    #[test]
+    fn edits_are_checked_and_named_by_field() {
+        in_owner(|| {
+            let fields = FormFields::new();
+            fields.epochs.set("0".into());
+            fields.learning_rate.set("fast".into());
+            fields.noise.set("1.5, x".into());
+            let errors = fields.to_config().unwrap_err();
+            let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(named, ["learning_rate", "dataset.noise"]);
+            fields.learning_rate.set("0.1".into());
+            fields.noise.set("1.5, 3".into());
+            let errors = fields.to_config().unwrap_err();
+            assert_eq!(errors[0].field, "epochs", "the shared rules: {errors:?}");
+            fields.epochs.set("3".into());
+            fields.method.set("agm".into());
+            fields.alpha.set("0.5".into());
+            let config = fields.to_config().unwrap();
+            assert_eq!(config.epochs, 3);
+            assert!(
+                matches!(config.method, MethodConfig::Agm(AgmConfig { alpha, .. }) if alpha == 0.5)
+            );
+        });
+    }
+
+    #[test]
+    fn a_sweep_takes_the_forms_alpha_and_parses_its_seeds() {
+        in_owner(|| {
+            let sweep = SweepFields::new();
+            toggle(sweep.methods, "joint", true);
+            toggle(sweep.methods, "pmr", true);
+            toggle(sweep.fusions, "gated", true);
+            sweep.seeds.set("1, 2,3".into());
+            let grid = sweep.to_sweep(RunConfig::default(), 0.25).unwrap();
+            assert_eq!(grid.len(), 6);
+            assert_eq!(grid.seeds, [1, 2, 3]);
+            assert_eq!(
+                grid.methods[1],
+                MethodConfig::Pmr(PmrConfig { alpha: 0.25 })
+            );
+            sweep.seeds.set("1, two".into());
+            let error = sweep.to_sweep(RunConfig::default(), 0.25).unwrap_err();
+            assert_eq!(error.field, "seeds");
+        });
+    }
+
     #[test]
     fn a_loaded_method_keeps_its_other_settings() {
         let loaded = MethodConfig::Mlb(MlbConfig {

@@ -409,6 +409,16 @@ async function main() {
     const methods = await page.locator('table.runs tbody td:nth-child(3)').allInnerTexts();
     assert.deepEqual(methods.map((m) => m.split(/\s/)[0]).sort(), ['MLB', 'MLB', 'joint', 'joint']);
 
+    // A narrow screen: nothing wider than the screen but the tables, which scroll inside.
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [path, name] of [['/', '8-narrow-home.png'], [runPath, '9-narrow-run.png']]) {
+      await page.goto(`${base}${path}`);
+      await page.locator(path === '/' ? 'table.runs' : `${K_CHART} svg.plot`).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${path} is ${overflow}px wider than a 390px screen`);
+      await page.screenshot({ path: join(artifacts, name), fullPage: true });
+    }
+
     assert.deepEqual(pageErrors, [], 'the page logged errors');
     console.log(`e2e: passed; screenshots in ${artifacts}`);
   } finally {

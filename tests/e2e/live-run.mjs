@@ -243,6 +243,12 @@ async function main() {
     );
     assert.deepEqual(await seriesValues(page, K_CHART, 'm1 (noise 3)'), k1);
     await page.screenshot({ path: join(artifacts, '4-after-reload.png'), fullPage: true });
+    // The log tells the run epoch by epoch; its numbers export as CSV.
+    const log = await page.locator('#run-log').textContent();
+    assert.match(log, new RegExp(`epoch +${EPOCHS} at +[\\d.]+ s: loss [\\d.]+, test fused [\\d.]+%`));
+    assert.ok(log.trim().endsWith('completed'), log.slice(-200));
+    const stepsCsv = await (await fetch(`${base}${await page.locator('a.export', { hasText: 'steps' }).getAttribute('href')}`, { headers: auth })).text();
+    assert.match(stepsCsv.split('\n')[0], /(^|,)step(,|$)/);
 
     // Per-step curves from the server's series; smoothing and the x axis live in the URL.
     const stepK = 'figure[data-chart="Gradient coefficient k per step"] polyline';
@@ -316,6 +322,11 @@ async function main() {
     assert.equal(await page.locator('#runs-method').inputValue(), 'mlb');
     await page.selectOption('#runs-method', '');
     await page.locator(`table.runs a[href="/runs/${joint.id}"]`).waitFor();
+    // The project picker: admin's one project holds every run.
+    await page.locator('#runs-project option:nth-child(2)').waitFor({ state: 'attached' });
+    await page.selectOption('#runs-project', { index: 1 });
+    await page.waitForURL(/[?&]project=\d+/);
+    await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 2);
     // Sorting by a column, then the other way: both settings in one URL change.
     await page.locator('table.runs th button.sort', { hasText: 'Best acc.' }).click();
     await page.waitForURL(/sort=best_accuracy&order=desc/);

@@ -193,7 +193,8 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
                 x_max=planned
             />
         </section>
-        <super::step_curves::StepCurves id share=step_share names epochs />
+        <super::step_curves::StepCurves id share=step_share.clone() names epochs />
+        <RunLog id share=step_share run epochs />
     }
 }
 
@@ -371,5 +372,74 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             <dt>"Created"</dt><dd>{run.created_at}</dd>
         </dl>
         {run.error.map(|e| view! { <p class="form-message" role="alert">{format!("Failed: {e}")}</p> })}
+    }
+}
+
+/// The run's story as text, one line per event, growing while it trains; and its numbers
+/// as CSV.
+#[component]
+fn RunLog(
+    id: i64,
+    share: Option<String>,
+    run: RwSignal<Option<Run>>,
+    epochs: RwSignal<Vec<EpochMetrics>>,
+) -> impl IntoView {
+    let lines = move || {
+        let Some(run) = run.get() else {
+            return String::new();
+        };
+        let mut lines = vec![format!("{} created", run.created_at)];
+        let percents = |values: &[f64]| {
+            (values.iter())
+                .map(|v| format!("{:.1}%", 100.0 * v))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        epochs.with(|list| {
+            for e in list {
+                let k: Vec<String> = e.coefficients.iter().map(|k| format!("{k:.3}")).collect();
+                lines.push(format!(
+                    "epoch {:>4} at {:>7.1} s: loss {:.4}, test fused {:.1}%, heads {}, k {}, lr {}",
+                    e.epoch,
+                    e.elapsed_seconds,
+                    e.train_loss,
+                    100.0 * e.test.fused,
+                    percents(&e.test.unimodal),
+                    k.join(" / "),
+                    e.learning_rate
+                ));
+            }
+        });
+        if run.attempts > 1 {
+            lines.push(format!(
+                "started {} times (re-queued after its worker stopped)",
+                run.attempts
+            ));
+        }
+        if let Some(worker) = &run.worker {
+            lines.push(format!("training on {worker}"));
+        }
+        lines.push(match &run.error {
+            Some(error) => format!("{}: {error}", run.status.as_str()),
+            None => run.status.as_str().to_owned(),
+        });
+        lines.join("\n")
+    };
+    let export = move |of: &str| {
+        let share = share
+            .as_ref()
+            .map_or(String::new(), |t| format!("&share={t}"));
+        format!("/api/runs/{id}/export?of={of}{share}")
+    };
+    view! {
+        <section class="card">
+            <h2>"Log"</h2>
+            <pre class="run-log" id="run-log" tabindex="0">{lines}</pre>
+            <p class="exports">
+                "Export: "
+                <a class="export" href=export("epochs") download=format!("run-{id}-epochs.csv")>"epochs (CSV)"</a>
+                <a class="export" href=export("steps") download=format!("run-{id}-steps.csv")>"steps (CSV)"</a>
+            </p>
+        </section>
     }
 }

@@ -37,6 +37,7 @@ fn query_from(params: &ParamsMap) -> RunQuery {
     }
     let page: u32 = text("page").and_then(|p| p.parse().ok()).unwrap_or(0);
     RunQuery {
+        project: text("project").and_then(|p| p.parse().ok()),
         status: named(text("status")),
         method: text("method"),
         tag: text("tag"),
@@ -119,13 +120,28 @@ pub fn RunList() -> impl IntoView {
     let set_status = set.clone();
     let set_method = set.clone();
     let set_page = set.clone();
+    let set_project = set.clone();
     let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
+    let projects = LocalResource::new(api::list_projects);
+    let project_options = move || {
+        (projects.get().and_then(Result::ok).unwrap_or_default().into_iter())
+            .map(|p| view! { <option value=p.id.to_string()>{p.name}</option> })
+            .collect_view()
+    };
     view! {
         <div class="run-filters" role="search">
             <label>
                 <span>"Search notes and tags"</span>
                 <input id="runs-search" type="search" prop:value=move || current("search")
                     on:change=move |ev| set_search(vec![("search", event_target_value(&ev))]) />
+            </label>
+            <label>
+                <span>"Project"</span>
+                <select id="runs-project" prop:value=move || current("project")
+                    on:change=move |ev| set_project(vec![("project", event_target_value(&ev))])>
+                    <option value="">"all of mine"</option>
+                    {project_options}
+                </select>
             </label>
             <label>
                 <span>"Status"</span>

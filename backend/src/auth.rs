@@ -169,40 +169,51 @@ impl Caller {
     }
 }
 
-/// Who may read a run: a signed-in user, or the holder of a share link (read-only, one run).
+/// Who may read a run: a signed-in user, the holder of a share link (read-only, one run), or
+/// both: a signed-in user who opens a link reads its run even outside their projects.
 #[derive(Clone, Debug)]
-pub enum Reader {
-    User(Caller),
-    Share { run: i64 },
+pub struct Reader {
+    user: Option<Caller>,
+    /// The run of the presented share link.
+    shared: Option<i64>,
 }
 
 impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if presented_token(&parts.headers).is_none() {
-            if let Some(token) = share_token(parts) {
-                return match state.store.shared_run(&token_hash(&token)).await? {
-                    Some(run) => Ok(Reader::Share { run }),
-                    None => Err(ApiError::Unauthorized(
-                        "this share link is unknown or was revoked".into(),
-                    )),
-                };
-            }
+        let shared = match share_token(parts) {
+            Some(token) => state.store.shared_run(&token_hash(&token)).await?,
+            None => None,
+        };
+        let user = if presented_token(&parts.headers).is_some() {
+            Some(Caller::from_request_parts(parts, state).await?)
+        } else {
+            None
+        };
+        match (user, shared) {
+            (None, None) if share_token(parts).is_some() => Err(ApiError::Unauthorized(
+                "this share link is unknown or was revoked".into(),
+            )),
+            // No token at all: the signed-out answer, 401.
+            (None, None) => Caller::from_request_parts(parts, state)
+                .await
+                .map(|caller| Reader {
+                    user: Some(caller),
+                    shared: None,
+                }),
+            (user, shared) => Ok(Reader { user, shared }),
         }
-        Caller::from_request_parts(parts, state)
-            .await
-            .map(Reader::User)
     }
 }
 
 impl Reader {
     /// Run `id`, if the reader may see it (a share link sees its own run only).
     pub async fn run(&self, store: &Store, id: i64) -> Result<Run, ApiError> {
-        match self {
-            Reader::Share { run } if *run == id => stored_run(store, id).await,
-            Reader::Share { .. } => Err(missing(id)),
-            Reader::User(caller) => caller.run(store, id, Role::Viewer).await,
+        match (&self.user, self.shared) {
+            (_, Some(shared)) if shared == id => stored_run(store, id).await,
+            (Some(caller), _) => caller.run(store, id, Role::Viewer).await,
+            (None, _) => Err(missing(id)),
         }
     }
 }

@@ -18,13 +18,15 @@ struct Server {
     app: Router,
 }
 
-/// A caller's credentials: a bearer token, a cookie, a share token, or nothing.
+/// A caller's credentials: a bearer token, a cookie, a share token, a cookie with a share
+/// token, or nothing.
 #[derive(Clone)]
 enum As {
     Nobody,
     Token(String),
     Cookie(String),
     Share(String),
+    CookieAndShare(String, String),
 }
 
 impl Server {
@@ -43,8 +45,10 @@ impl Server {
 
     async fn call(&self, who: &As, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
         let uri = match who {
-            As::Share(token) if uri.contains('?') => format!("{uri}&share={token}"),
-            As::Share(token) => format!("{uri}?share={token}"),
+            As::Share(token) | As::CookieAndShare(_, token) if uri.contains('?') => {
+                format!("{uri}&share={token}")
+            }
+            As::Share(token) | As::CookieAndShare(_, token) => format!("{uri}?share={token}"),
             _ => uri.to_owned(),
         };
         let mut request = Request::builder().method(method).uri(&uri);
@@ -52,7 +56,7 @@ impl Server {
             As::Token(token) => {
                 request = request.header(header::AUTHORIZATION, format!("Bearer {token}"))
             }
-            As::Cookie(token) => {
+            As::Cookie(token) | As::CookieAndShare(token, _) => {
                 request = request.header(header::COOKIE, format!("balancelab_session={token}"))
             }
             As::Nobody | As::Share(_) => {}
@@ -365,6 +369,42 @@ async fn share_links_open_one_run_read_only_until_revoked() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the link opens its run only");
+
+    // A signed-in user of another project who opens the link reads the run too, and only
+    // through the link.
+    let (status, _) = server
+        .call(
+            &admin,
+            Method::POST,
+            "/api/users",
+            json!({"name": "bob", "password": "bob password 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let bob_session = server.login("bob", "bob password 1").await;
+    let bob_with_link = As::CookieAndShare(bob_session.clone(), link.token.clone());
+    let bob = As::Cookie(bob_session);
+    let run_uri = format!("/api/runs/{}", run.id);
+    let (status, _) = server
+        .call(&bob_with_link, Method::GET, &run_uri, Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK, "bob with the link");
+    let (status, _) = server.call(&bob, Method::GET, &run_uri, Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "bob without it");
+    let other_uri = format!("/api/runs/{}", other.id);
+    let (status, _) = server
+        .call(&bob_with_link, Method::GET, &other_uri, Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the link opens its run only");
+    let (status, _) = server
+        .call(
+            &bob_with_link,
+            Method::PATCH,
+            &run_uri,
+            json!({"note": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "read-only for bob too");
     for (method, uri) in [
         (Method::GET, "/api/runs".to_owned()),
         (Method::PATCH, format!("/api/runs/{}", run.id)),

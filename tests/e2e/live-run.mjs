@@ -25,7 +25,7 @@ const hasData = existsSync(join(dataDir, 'mfeat'));
 const EPOCHS = 40;
 const ADMIN_PASSWORD = 'e2e admin password';
 const K_CHART = 'figure[data-chart="Gradient coefficient k per modality"]';
-const ACCURACY_CHART = 'figure[data-chart^="Test accuracy"]';
+const ACCURACY_CHART = 'figure[data-chart="Accuracy: fused output and each unimodal head"]';
 
 function freePort() {
   return new Promise((done, fail) => {
@@ -186,6 +186,18 @@ async function main() {
     assert.ok(k1.at(-1) > 1 && k0.at(-1) < 1, `k at the last epoch: ${k0.at(-1)}, ${k1.at(-1)}`);
     const fused = await seriesValues(page, ACCURACY_CHART, 'fused');
     assert.ok(fused.at(-1) > 0.5, `fused accuracy ${fused.at(-1)}`);
+    // The same chart on the validation split (in the URL).
+    await page.selectOption('#accuracy-split', 'validation');
+    await page.waitForURL(/[?&]split=validation/);
+    await page.waitForFunction(
+      ({ chart, test }) => {
+        const titles = [...document.querySelectorAll(`${chart} circle.point title`)].map((t) => t.textContent);
+        const fused = titles.filter((t) => t.startsWith('fused: ')).map((t) => Number(t.split(' ')[1]));
+        return fused.length === test.length && fused.some((v, i) => v !== test[i]);
+      },
+      { chart: ACCURACY_CHART, test: fused },
+    );
+    await page.selectOption('#accuracy-split', 'test');
     await page.screenshot({ path: join(artifacts, '3-completed.png'), fullPage: true });
 
     // Hovering reads every series at the pointer; dragging zooms; both by keyboard too.
@@ -377,6 +389,29 @@ async function main() {
     // Without the link's token, the same browser is asked to sign in.
     await guest.goto(`${base}${runPath}`);
     await guest.waitForURL(/\/login\?next=/);
+    // Another signed-in user, in no project of admin's: the link opens the run, and without
+    // it the run does not exist for them.
+    const bob = await fetch(`${base}/api/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ name: 'bob', password: 'bob password 1' }),
+    });
+    assert.equal(bob.status, 201);
+    const bobContext = await browser.newContext({ viewport: { width: 1280, height: 1200 } });
+    const bobPage = await bobContext.newPage();
+    await bobPage.goto(`${base}/login`);
+    await bobPage.fill('#login-name', 'bob');
+    await bobPage.fill('#login-password', 'bob password 1');
+    await bobPage.click('#login-submit');
+    await bobPage.locator('#signed-in-as', { hasText: 'bob' }).waitFor();
+    await bobPage.goto(link);
+    await bobPage.locator('.badge-completed').waitFor();
+    assert.equal(await bobPage.locator('#share-run').count(), 0, 'read-only for bob too');
+    await bobPage.screenshot({ path: join(artifacts, '6b-shared-link-other-user.png'), fullPage: true });
+    await bobPage.goto(`${base}${runPath}`);
+    await bobPage.locator('.form-message', { hasText: 'does not exist' }).waitFor();
+    await bobContext.close();
+
     // Revoked, the link opens nothing.
     await page.locator('.share-links li.share-active button.revoke-link').click();
     await page.locator('.share-links li.share-revoked').waitFor();

@@ -2,7 +2,7 @@
 
 use balancelab_shared::{
     AvDigitsSplit, CoefficientTarget, CremaDSplit, DatasetConfig, EpochMetrics, OptimizerConfig,
-    Run, RunEvent, ScheduleConfig, SplitConfig, Ucf101Modalities,
+    Run, RunEvent, ScheduleConfig, SplitConfig, SplitScores, Ucf101Modalities,
 };
 use futures::channel::oneshot;
 use futures::StreamExt;
@@ -10,10 +10,10 @@ use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::share_dialog::ShareDialog;
-use super::{method_label, StatusBadge};
+use super::{in_place, method_label, url_with, StatusBadge};
 use crate::api;
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
@@ -86,22 +86,44 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     };
     let coefficients = per_modality(|e, m| e.coefficients.get(m).copied());
     let confidences = per_modality(|e, m| e.confidences.get(m).copied());
-    let unimodal = per_modality(|e, m| e.test.unimodal.get(m).copied());
     let solo = per_modality(|e, m| e.solo_accuracy.get(m).copied());
     let gradient_norms = per_modality(|e, m| e.gradient_norms.get(m).copied());
+    // The split the accuracy chart shows, in the URL (`?split=validation`).
+    let query = use_query_map();
+    let split = Memo::new(move |_| query.read().get("split").unwrap_or_else(|| "test".into()));
     let accuracy = Signal::derive(move || {
-        let mut series = unimodal.get();
-        series.insert(
-            0,
-            Series {
-                dash: "",
+        let split = split.get();
+        let names = names.get();
+        epochs.with(|list| {
+            let of = |value: &dyn Fn(&SplitScores) -> Option<f64>| -> Vec<(f64, f64)> {
+                (list.iter())
+                    .filter_map(|e| Some((e.epoch as f64, value(scores(e, &split)?)?)))
+                    .collect()
+            };
+            let fused = Series {
                 label: "fused".into(),
                 color: FUSED_COLOR,
-                points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.test.fused)).collect()),
-            },
-        );
-        series
+                points: of(&|s| Some(s.fused)),
+                ..Series::default()
+            };
+            let heads = (names.iter().enumerate()).map(|(m, name)| Series {
+                label: name.clone(),
+                color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
+                points: of(&|s| s.unimodal.get(m).copied()),
+                ..Series::default()
+            });
+            std::iter::once(fused).chain(heads).collect::<Vec<_>>()
+        })
     });
+    let navigate = use_navigate();
+    let choose_split = move |ev| {
+        let url = url_with(
+            &format!("/runs/{id}"),
+            query.get_untracked(),
+            &[("split", event_target_value(&ev))],
+        );
+        navigate(&url, in_place());
+    };
     let loss = Signal::derive(move || {
         vec![Series {
             dash: "",
@@ -145,6 +167,16 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
         </section>
+        <div class="run-filters">
+            <label>
+                <span>"Accuracy on"</span>
+                <select id="accuracy-split" prop:value=move || split.get() on:change=choose_split>
+                    <option value="test">"test split"</option>
+                    <option value="validation">"validation split"</option>
+                    <option value="train">"training split"</option>
+                </select>
+            </label>
+        </div>
         <section class="charts">
             <LineChart
                 title="Gradient coefficient k per modality"
@@ -155,7 +187,7 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
                 reference=1.0
             />
             <LineChart
-                title="Test accuracy: fused output and each unimodal head"
+                title="Accuracy: fused output and each unimodal head"
                 x_label="epoch"
                 y_label="accuracy"
                 series=accuracy
@@ -195,6 +227,15 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
         </section>
         <super::step_curves::StepCurves id share=step_share.clone() names epochs />
         <RunLog id share=step_share run epochs />
+    }
+}
+
+/// An epoch's scores on `split` (test, validation, train); none if it has no such split.
+fn scores<'a>(epoch: &'a EpochMetrics, split: &str) -> Option<&'a SplitScores> {
+    match split {
+        "train" => Some(&epoch.train),
+        "validation" => epoch.validation.as_ref(),
+        _ => Some(&epoch.test),
     }
 }
 
@@ -264,6 +305,7 @@ async fn follow_run(
 #[component]
 fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
     let config = run.config;
+    let config_json = config.clone();
     let held_out = |split: SplitConfig| {
         format!(
             "{:.0}% of each class held out for testing (split seed {})",
@@ -371,6 +413,10 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             <dt>"Progress"</dt><dd class="progress">{progress}</dd>
             <dt>"Created"</dt><dd>{run.created_at}</dd>
         </dl>
+        <details class="resolved-config">
+            <summary>"Every setting (the resolved configuration)"</summary>
+            <pre>{serde_json::to_string_pretty(&config_json).expect("a RunConfig serializes")}</pre>
+        </details>
         {run.error.map(|e| view! { <p class="form-message" role="alert">{format!("Failed: {e}")}</p> })}
     }
 }

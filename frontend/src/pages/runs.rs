@@ -124,9 +124,13 @@ pub fn RunList() -> impl IntoView {
     let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
     let projects = LocalResource::new(api::list_projects);
     let project_options = move || {
-        (projects.get().and_then(Result::ok).unwrap_or_default().into_iter())
-            .map(|p| view! { <option value=p.id.to_string()>{p.name}</option> })
-            .collect_view()
+        (projects
+            .get()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+            .into_iter())
+        .map(|p| view! { <option value=p.id.to_string()>{p.name}</option> })
+        .collect_view()
     };
     view! {
         <div class="run-filters" role="search">

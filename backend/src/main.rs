@@ -1,4 +1,4 @@
-//! The `balancelab` command: the web app (`serve`) and headless training (`train`).
+//! The `balancelab` command: the web app (`serve`) and headless training (`train`, `sweep`).
 
 use std::fs;
 use std::io::Write;
@@ -14,7 +14,9 @@ use balancelab::engine::{checkpoint, CancelToken, Checkpointing, TrainingEvent};
 use balancelab::live::Hub;
 use balancelab::store::Store;
 use balancelab::worker::{WorkerOptions, Workers};
-use balancelab_shared::RunConfig;
+use balancelab_shared::{
+    results_table, EpochChoice, EpochMetrics, FieldError, RunConfig, RunResult, Sweep,
+};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tower_http::services::{ServeDir, ServeFile};
@@ -69,6 +71,19 @@ enum Command {
         #[arg(long, conflicts_with = "config")]
         resume: bool,
         /// Folder of real datasets (see `balancelab datasets`).
+        #[arg(long, env = "BALANCELAB_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Train a grid of runs headless, one after another: every combination of `methods`,
+    /// `fusions` and `seeds` over `[base]` (TOML; an empty list keeps the base's value), each
+    /// in its own folder under --out like `train`'s; then the results table (mean and std over
+    /// the seeds of each method and fusion, at the best validation epoch) is printed and
+    /// written to results.md and results.csv.
+    Sweep {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
@@ -197,7 +212,18 @@ fn main() -> anyhow::Result<()> {
             out,
             resume,
             data_dir,
-        } => train(config.as_deref(), &out, resume, data_dir.as_deref()),
+        } => {
+            let config = match &config {
+                Some(path) => read_config(path)?,
+                None => read_config(&out.join("config.toml"))?,
+            };
+            train(&config, &out, resume, data_dir.as_deref()).map(|_| ())
+        }
+        Command::Sweep {
+            config,
+            out,
+            data_dir,
+        } => sweep(&config, &out, data_dir.as_deref()),
         Command::Prepare { dataset, src, fps } => prepare(dataset, &src, fps),
         Command::Openapi => {
             println!("{:#}", api::openapi());
@@ -298,6 +324,64 @@ async fn worker(concurrency: usize, common: &WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads a sweep (TOML), naming every invalid field as the file does (`methods[1].alpha`).
+fn read_sweep(path: &Path) -> anyhow::Result<Sweep> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let sweep: Sweep =
+        toml::from_str(&text).with_context(|| format!("invalid sweep {}", path.display()))?;
+    let mut errors = sweep.validate().err().unwrap_or_default();
+    if let Err(e) = balancelab::device::check_supported(sweep.base.device) {
+        errors.push(FieldError::new("base.device", e.message));
+    }
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        bail!("invalid sweep {}:\n{}", path.display(), lines.join("\n"));
+    }
+    Ok(sweep)
+}
+
+fn sweep(path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result<()> {
+    let sweep = read_sweep(path)?;
+    let configs = sweep.configs();
+    let mut trained = Vec::with_capacity(configs.len());
+    for (i, config) in configs.iter().enumerate() {
+        let name = format!(
+            "{:02}-{}-{}-seed{}",
+            i + 1,
+            config.method.name(),
+            config.model.fusion.name(),
+            config.seed
+        );
+        println!("run {} of {}: {name}", i + 1, configs.len());
+        let epochs = train(config, &out.join(&name), false, data_dir)
+            .with_context(|| format!("run {name}"))?;
+        trained.push(epochs);
+    }
+    let runs: Vec<RunResult> = (configs.iter().zip(&trained).enumerate())
+        .map(|(i, (config, epochs))| RunResult {
+            id: i as i64 + 1,
+            config,
+            epochs,
+        })
+        .collect();
+    let modalities = sweep.base.dataset.modalities();
+    let metrics: Vec<String> = std::iter::once("test.fused".to_owned())
+        .chain((0..modalities).map(|m| format!("test.unimodal[{m}]")))
+        .collect();
+    let group_by = ["method.kind".to_owned(), "model.fusion".to_owned()];
+    let table = results_table(&runs, &group_by, &metrics, EpochChoice::BestValidation)
+        .map_err(|errors| anyhow::anyhow!("results table: {errors:?}"))?;
+    let markdown = api::to_markdown(&table);
+    fs::write(out.join("results.md"), &markdown)?;
+    fs::write(out.join("results.csv"), api::to_csv(&table))?;
+    println!(
+        "\nresults at the best validation epoch (mean +- std over seeds):\n{markdown}\nwrote {} and {}",
+        out.join("results.md").display(),
+        out.join("results.csv").display()
+    );
+    Ok(())
+}
+
 fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: RunConfig = toml::from_str(&text)
@@ -315,18 +399,15 @@ fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
     Ok(config)
 }
 
+/// Trains `config` into the run folder `out`; returns its epochs.
 fn train(
-    config_path: Option<&Path>,
+    config: &RunConfig,
     out: &Path,
     resume: bool,
     data_dir: Option<&Path>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<EpochMetrics>> {
     let resolved = out.join("config.toml");
     let checkpoint_dir = out.join("checkpoints");
-    let config = match config_path {
-        Some(path) => read_config(path)?,
-        None => read_config(&resolved)?,
-    };
     if resume && !checkpoint::paths(&checkpoint_dir, "last").1.exists() {
         bail!("{} has no checkpoint to resume from", out.display());
     }
@@ -346,6 +427,7 @@ fn train(
     let names = config.dataset.modality_names();
     let mut written = Ok(());
     let mut outcome = None;
+    let mut epochs = Vec::new();
     // Hidden when stderr is not a terminal.
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:30} epoch {msg} [{elapsed_precise} < {eta_precise}]")
@@ -356,7 +438,7 @@ fn train(
         resume,
     };
     balancelab::train_run(
-        &config,
+        config,
         data_dir,
         checkpoints,
         &CancelToken::default(),
@@ -382,6 +464,7 @@ fn train(
                     bar.set_message(format!("{} loss {:.4}", step.epoch, step.loss));
                 }
                 TrainingEvent::Epoch(m) => {
+                    epochs.push((*m).clone());
                     let scores = m.validation.as_ref().unwrap_or(&m.test);
                     let split = if m.validation.is_some() {
                         "val"
@@ -434,7 +517,7 @@ fn train(
                 summary.test.fused,
                 out.display()
             );
-            Ok(())
+            Ok(epochs)
         }
         Some(TrainingEvent::Failed { error }) => bail!("training failed: {error}"),
         _ => bail!("training stopped before it finished"),

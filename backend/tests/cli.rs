@@ -1,4 +1,5 @@
-//! `balancelab train`: headless runs from a TOML file, and errors that name the bad field.
+//! `balancelab train` and `sweep`: headless runs from a TOML file, and errors that name the
+//! bad field.
 
 use std::fs;
 use std::process::{Command, Output};
@@ -12,12 +13,17 @@ fn balancelab(args: &[&std::ffi::OsStr]) -> Output {
 }
 
 fn train(config: &str) -> (Output, tempfile::TempDir) {
+    run("train", config)
+}
+
+/// `balancelab COMMAND --config <config> --out <tempdir>/out`.
+fn run(command: &str, config: &str) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.toml");
     fs::write(&path, config).unwrap();
     let out = dir.path().join("out");
     let output = balancelab(&[
-        "train".as_ref(),
+        command.as_ref(),
         "--config".as_ref(),
         path.as_ref(),
         "--out".as_ref(),
@@ -189,4 +195,68 @@ fn a_gpu_run_on_a_cpu_build_names_the_field_and_the_fix() {
         stderr.contains("device: cuda:1 requested, but this build of BalanceLab has no CUDA"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_sweep_trains_its_grid_and_tabulates_the_results() {
+    let (output, dir) = run(
+        "sweep",
+        "methods = [{ kind = \"joint\" }, { kind = \"mlb\", alpha = 0.8 }]\n\
+         seeds = [0, 1]\n\
+         [base]\nepochs = 1\n\
+         [base.dataset]\nkind = \"synthetic\"\ntrain_samples = 256\ntest_samples = 64\n",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = dir.path().join("out");
+    let mut runs: Vec<String> = (fs::read_dir(&out).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("results"))
+        .collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        [
+            "01-joint-late-seed0",
+            "02-joint-late-seed1",
+            "03-mlb-late-seed0",
+            "04-mlb-late-seed1"
+        ]
+    );
+    for run in &runs {
+        assert!(out.join(run).join("summary.json").exists(), "{run}");
+    }
+    // One row per method, each over its two seeds.
+    let markdown = fs::read_to_string(out.join("results.md")).unwrap();
+    let rows: Vec<&str> = markdown
+        .lines()
+        .filter(|l| l.starts_with("| joint") || l.starts_with("| mlb"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{markdown}");
+    assert!(
+        rows.iter().all(|r| r.contains("| 2 |") && r.contains('±')),
+        "{markdown}"
+    );
+    assert!(stdout.contains(&markdown), "the table is printed");
+    let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+}
+
+#[test]
+fn a_bad_sweep_names_the_field_and_trains_nothing() {
+    let (output, dir) = run(
+        "sweep",
+        "methods = [{ kind = \"mlb\", alpha = -1.0 }]\nseeds = [1, 1]\n[base]\nepochs = 1\n",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("methods[0].alpha") && stderr.contains("seeds[1]"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists());
 }

@@ -184,7 +184,7 @@ async fn results(
 }
 
 /// Every number at full precision: one row per group, mean, std and n per metric.
-fn to_csv(table: &ResultsTable) -> String {
+pub fn to_csv(table: &ResultsTable) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = table.group_by.clone();
     header.push("runs".into());
@@ -216,7 +216,7 @@ fn cell(summary: &Option<Summary>, plus_minus: &str) -> String {
     }
 }
 
-fn to_markdown(table: &ResultsTable) -> String {
+pub fn to_markdown(table: &ResultsTable) -> String {
     let escape = |s: &str| s.replace('|', "\\|");
     let mut header: Vec<String> = table.group_by.iter().map(|s| escape(s)).collect();
     header.push("runs".into());

@@ -358,16 +358,12 @@ pub fn LineChart(
         })
     };
     let clip_url = format!("url(#{clip_id})");
-    let export_svg = move |_| {
-        if let Some(svg) = svg_ref.get_untracked() {
-            let legend = series.with_untracked(|s| chart_export::legend_items(s));
-            chart_export::download_svg(&svg, title, &legend);
-        }
-    };
-    let export_png = move |_| {
-        if let Some(svg) = svg_ref.get_untracked() {
-            let legend = series.with_untracked(|s| chart_export::legend_items(s));
-            chart_export::download_png(&svg, title, &legend);
+    let export = move |download: fn(&web_sys::Element, &str, &[chart_export::LegendItem])| {
+        move |_| {
+            if let Some(svg) = svg_ref.get_untracked() {
+                let legend = series.with_untracked(|s| chart_export::legend_items(s));
+                download(&svg, title, &legend);
+            }
         }
     };
     view! {
@@ -451,8 +447,8 @@ pub fn LineChart(
                         "Reset zoom"
                     </button>
                 </Show>
-                <button type="button" class="link-button export-svg" on:click=export_svg>"SVG"</button>
-                <button type="button" class="link-button export-png" on:click=export_png>"PNG"</button>
+                <button type="button" class="link-button export-svg" on:click=export(chart_export::download_svg)>"SVG"</button>
+                <button type="button" class="link-button export-png" on:click=export(chart_export::download_png)>"PNG"</button>
             </div>
         </figure>
     }

@@ -41,16 +41,11 @@ impl Sweep {
     }
 
     /// How many runs the grid has.
-    pub fn len(&self) -> usize {
+    pub fn run_count(&self) -> usize {
         [self.methods.len(), self.fusions.len(), self.seeds.len()]
             .into_iter()
             .map(|n| n.max(1))
             .product()
-    }
-
-    /// Never: a sweep has at least its base run.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The grid's configurations, seeds varying fastest, then fusions, then methods, so
@@ -94,12 +89,12 @@ impl Sweep {
     /// (`methods[1].alpha`, `fusions[0]`, `base.epochs`), once.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        if self.len() > Self::MAX_RUNS {
+        if self.run_count() > Self::MAX_RUNS {
             errors.push(FieldError::new(
                 "seeds",
                 format!(
                     "the grid has {} runs ({} methods x {} fusions x {} seeds); at most {}",
-                    self.len(),
+                    self.run_count(),
                     self.methods.len().max(1),
                     self.fusions.len().max(1),
                     self.seeds.len().max(1),
@@ -191,7 +186,7 @@ mod tests {
             ..Sweep::new(RunConfig::default())
         };
         let configs = sweep.configs();
-        assert_eq!((sweep.len(), configs.len()), (12, 12));
+        assert_eq!((sweep.run_count(), configs.len()), (12, 12));
         let cell = |c: &RunConfig| (c.method.name(), c.model.fusion, c.seed);
         assert_eq!(cell(&configs[0]), ("joint", FusionKind::Late, 0));
         assert_eq!(cell(&configs[2]), ("joint", FusionKind::Late, 2));

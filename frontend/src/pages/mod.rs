@@ -14,7 +14,7 @@ pub use home::HomePage;
 pub use login::{LoginPage, UserMenu};
 pub use run::RunPage;
 
-use balancelab_shared::{MethodConfig, RunStatus};
+use balancelab_shared::{MethodConfig, Role, RunStatus};
 use leptos::prelude::*;
 use leptos_router::params::ParamsMap;
 use leptos_router::NavigateOptions;
@@ -71,6 +71,23 @@ pub fn duration_text(seconds: f64) -> String {
         0..=59 => format!("{seconds} s"),
         60..=3599 => format!("{} min", (seconds + 30) / 60),
         _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
+/// `<option>`s of the caller's projects in which they have at least `at_least`, valued
+/// by project id: the project pickers.
+#[component]
+pub fn ProjectOptions(at_least: Role) -> impl IntoView {
+    let projects = LocalResource::new(crate::api::list_projects);
+    move || {
+        (projects
+            .get()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+            .into_iter())
+        .filter(|p| p.role >= at_least)
+        .map(|p| view! { <option value=p.id.to_string()>{p.name}</option> })
+        .collect_view()
     }
 }
 

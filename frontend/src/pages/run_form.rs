@@ -14,7 +14,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
-use super::{in_place, url_with};
+use super::{in_place, url_with, ProjectOptions};
 use crate::api::{self, ApiFailure};
 
 /// The form's methods: (option value, label). `ogm_ge` and `ogm` are one engine method
@@ -425,37 +425,42 @@ pub fn RunForm() -> impl IntoView {
     });
     let preset = Memo::new(move |_| query.read().get("preset"));
     let presets = LocalResource::new(api::list_presets);
-    let source = LocalResource::new(move || {
-        let (from, preset) = (from.get(), preset.get());
+    let cloned = LocalResource::new(move || {
+        let from = from.get();
         async move {
-            if let Some(id) = from {
-                let detail = api::get_run(id, None).await?;
-                return Ok(Some((detail.run.config, Some(detail.run.project_id))));
-            }
-            let Some(name) = preset else {
-                return Ok(None);
-            };
-            let all = api::list_presets().await?;
-            match all.into_iter().find(|p| p.name == name) {
-                Some(p) => Ok(Some((p.config, None))),
-                None => Err(ApiFailure(balancelab_shared::ErrorBody {
-                    message: format!("there is no preset named {name}"),
-                    fields: Vec::new(),
-                })),
+            match from {
+                Some(id) => api::get_run(id, None).await.map(|detail| Some(detail.run)),
+                None => Ok(None),
             }
         }
     });
-    Effect::new(move |_| match source.get() {
-        Some(Ok(Some((config, from_project)))) => {
-            fields.load(config);
-            errors.set(Vec::new());
-            if from_project.is_some() {
-                project.set(from_project);
+    // Shows what the URL starts from once it has arrived: (configuration, its project).
+    Effect::new(move |_| {
+        let loaded = match (from.get(), preset.get()) {
+            (Some(_), _) => match cloned.get() {
+                Some(Ok(Some(run))) => Ok((run.config, Some(run.project_id))),
+                Some(Err(ApiFailure(e))) => Err(e.message),
+                _ => return,
+            },
+            (None, Some(name)) => match presets.get() {
+                Some(Ok(all)) => (all.into_iter().find(|p| p.name == name))
+                    .map(|p| (p.config, None))
+                    .ok_or(format!("there is no preset named {name}")),
+                Some(Err(ApiFailure(e))) => Err(e.message),
+                None => return,
+            },
+            (None, None) => Ok((RunConfig::default(), None)),
+        };
+        match loaded {
+            Ok((config, from_project)) => {
+                fields.load(config);
+                errors.set(Vec::new());
+                if from_project.is_some() {
+                    project.set(from_project);
+                }
             }
+            Err(problem) => message.set(Some(problem)),
         }
-        Some(Ok(None)) => fields.load(RunConfig::default()),
-        Some(Err(ApiFailure(e))) => message.set(Some(e.message)),
-        None => {}
     });
     let start_from = {
         let navigate = navigate.clone();
@@ -482,22 +487,10 @@ pub fn RunForm() -> impl IntoView {
             .map(|p| p.description)
     };
 
-    let projects = LocalResource::new(api::list_projects);
-    let project_options = move || {
-        (projects
-            .get()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-            .into_iter())
-        .filter(|p| p.role >= Role::Editor)
-        .map(|p| view! { <option value=p.id.to_string()>{p.name}</option> })
-        .collect_view()
-    };
-
     let runs = move || {
         (fields.to_config().ok())
             .and_then(|config| sweep.to_sweep(config, 0.0).ok())
-            .map_or(1, |s| s.len())
+            .map_or(1, |s| s.run_count())
     };
     let sweeping = move || {
         sweep.methods.with(|m| !m.is_empty())
@@ -631,7 +624,7 @@ pub fn RunForm() -> impl IntoView {
                     prop:value=move || project.get().map(|p| p.to_string()).unwrap_or_default()
                     on:change=move |ev| project.set(event_target_value(&ev).parse().ok())>
                     <option value="">"my first project"</option>
-                    {project_options}
+                    <ProjectOptions at_least=Role::Editor />
                 </select>
             </label>
             <label class="field wide">
@@ -875,7 +868,7 @@ mod tests {
             toggle(sweep.fusions, "gated", true);
             sweep.seeds.set("1, 2,3".into());
             let grid = sweep.to_sweep(RunConfig::default(), 0.25).unwrap();
-            assert_eq!(grid.len(), 6);
+            assert_eq!(grid.run_count(), 6);
             assert_eq!(grid.seeds, [1, 2, 3]);
             assert_eq!(
                 grid.methods[1],

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use balancelab_shared::{Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder};
+use balancelab_shared::{Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder};
 use futures::channel::oneshot;
 use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
@@ -13,7 +13,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
-use super::{duration_text, in_place, method_label, url_with, StatusBadge};
+use super::{duration_text, in_place, method_label, url_with, ProjectOptions, StatusBadge};
 use crate::api::{self, snake, ApiFailure};
 
 const PAGE_SIZE: u32 = 25;
@@ -122,16 +122,6 @@ pub fn RunList() -> impl IntoView {
     let set_page = set.clone();
     let set_project = set.clone();
     let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
-    let projects = LocalResource::new(api::list_projects);
-    let project_options = move || {
-        (projects
-            .get()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-            .into_iter())
-        .map(|p| view! { <option value=p.id.to_string()>{p.name}</option> })
-        .collect_view()
-    };
     view! {
         <div class="run-filters" role="search">
             <label>
@@ -144,7 +134,7 @@ pub fn RunList() -> impl IntoView {
                 <select id="runs-project" prop:value=move || current("project")
                     on:change=move |ev| set_project(vec![("project", event_target_value(&ev))])>
                     <option value="">"all of mine"</option>
-                    {project_options}
+                    <ProjectOptions at_least=Role::Viewer />
                 </select>
             </label>
             <label>

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var};
 use candle_nn::{BatchNorm, ModuleT};
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::cpu_storage::contiguous_f32;
@@ -87,56 +88,92 @@ impl BatchNorm2d {
 }
 
 /// Over one plane: the sum of `g` and of `g * (x - mean)`, `g` zeroed where the ReLU output
-/// `y` is (if `relu`). Eight running sums so that the loop vectorises.
+/// `y` is (if `relu`).
 fn plane_sums(grad: &[f32], x: &[f32], y: &[f32], mean: f32, relu: bool) -> (f32, f32) {
-    if relu {
-        lane_sums::<true>(grad, x, y, mean)
-    } else {
-        lane_sums::<false>(grad, x, y, mean)
+    Arch::new().dispatch(PlaneSums {
+        grad,
+        x,
+        y: relu.then_some(y),
+        mean,
+    })
+}
+
+/// [`plane_sums`] in explicit SIMD: LLVM leaves these reductions scalar (perf annotate, also
+/// with AVX2 enabled), and they were 14% of a max-pool CNN step.
+struct PlaneSums<'a> {
+    grad: &'a [f32],
+    x: &'a [f32],
+    y: Option<&'a [f32]>,
+    mean: f32,
+}
+
+impl WithSimd for PlaneSums<'_> {
+    type Output = (f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32) {
+        let (grad, grad_tail) = S::as_simd_f32s(self.grad);
+        let (x, x_tail) = S::as_simd_f32s(self.x);
+        let (zero, mean) = (simd.splat_f32s(0.0), simd.splat_f32s(self.mean));
+        let (mut sg, mut sgx) = (zero, zero);
+        let mut add = |g, x| {
+            sg = simd.add_f32s(sg, g);
+            sgx = simd.mul_add_e_f32s(g, simd.sub_f32s(x, mean), sgx);
+        };
+        match self.y {
+            Some(y) => {
+                for ((&g, &x), &y) in grad.iter().zip(x).zip(S::as_simd_f32s(y).0) {
+                    add(
+                        simd.select_f32s(simd.less_than_or_equal_f32s(y, zero), zero, g),
+                        x,
+                    );
+                }
+            }
+            None => grad.iter().zip(x).for_each(|(&g, &x)| add(g, x)),
+        }
+        let (mut a, mut b) = (simd.reduce_sum_f32s(sg), simd.reduce_sum_f32s(sgx));
+        let y_tail = self.y.map(|y| &y[y.len() - grad_tail.len()..]);
+        for (i, (&g, &x)) in grad_tail.iter().zip(x_tail).enumerate() {
+            let g = if y_tail.is_some_and(|y| y[i] <= 0.0) {
+                0.0
+            } else {
+                g
+            };
+            a += g;
+            b += g * (x - self.mean);
+        }
+        (a, b)
     }
 }
 
-fn lane_sums<const RELU: bool>(grad: &[f32], x: &[f32], y: &[f32], mean: f32) -> (f32, f32) {
-    let (mut sg, mut sgx) = ([0f32; 8], [0f32; 8]);
-    let lanes = grad.len() / 8 * 8;
-    for ((g, x), y) in grad[..lanes]
-        .chunks_exact(8)
-        .zip(x[..lanes].chunks_exact(8))
-        .zip(y[..lanes].chunks_exact(8))
-    {
-        for l in 0..8 {
-            let g = if RELU && y[l] <= 0.0 { 0.0 } else { g[l] };
-            sg[l] += g;
-            sgx[l] += g * (x[l] - mean);
-        }
-    }
-    let (mut a, mut b) = (sg.iter().sum::<f32>(), sgx.iter().sum::<f32>());
-    for i in lanes..grad.len() {
-        let g = if RELU && y[i] <= 0.0 { 0.0 } else { grad[i] };
-        a += g;
-        b += g * (x[i] - mean);
-    }
-    (a, b)
+/// Sum and sum of squared deviations from `center` of one plane, in explicit SIMD (see
+/// [`PlaneSums`]).
+struct PlaneMoments<'a> {
+    x: &'a [f32],
+    center: f32,
 }
 
-/// Sum and sum of squared deviations from `center` of one plane, eight lanes wide.
-fn plane_moments(x: &[f32], center: f32) -> (f32, f32) {
-    let (mut s, mut q) = ([0f32; 8], [0f32; 8]);
-    let lanes = x.len() / 8 * 8;
-    for chunk in x[..lanes].chunks_exact(8) {
-        for l in 0..8 {
-            let d = chunk[l] - center;
-            s[l] += d;
-            q[l] += d * d;
+impl WithSimd for PlaneMoments<'_> {
+    type Output = (f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32) {
+        let (x, tail) = S::as_simd_f32s(self.x);
+        let center = simd.splat_f32s(self.center);
+        let (mut s, mut q) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+        for &x in x {
+            let d = simd.sub_f32s(x, center);
+            s = simd.add_f32s(s, d);
+            q = simd.mul_add_e_f32s(d, d, q);
         }
+        let (mut a, mut b) = (simd.reduce_sum_f32s(s), simd.reduce_sum_f32s(q));
+        for &v in tail {
+            let d = v - self.center;
+            a += d;
+            b += d * d;
+        }
+        (a, b)
     }
-    let (mut a, mut b) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
-    for &v in &x[lanes..] {
-        let d = v - center;
-        a += d;
-        b += d * d;
-    }
-    (a, b)
 }
 
 /// Per channel: the mean and biased variance of `x` (`[n, c, plane]`), in double precision.
@@ -149,7 +186,10 @@ fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) 
             let (mut s, mut q) = (0f64, 0f64);
             for b in 0..n {
                 let start = (b * c + ch) * plane;
-                let (a, b) = plane_moments(&x[start..start + plane], center);
+                let (a, b) = Arch::new().dispatch(PlaneMoments {
+                    x: &x[start..start + plane],
+                    center,
+                });
                 s += f64::from(a);
                 q += f64::from(b);
             }
@@ -342,6 +382,7 @@ mod tests {
         let dev = Device::Cpu;
         for (shape, relu) in [
             ((4, 3, 5, 6), true),
+            ((2, 3, 9, 9), true),
             ((3, 5, 1, 1), false),
             ((3, 2, 7, 4), false),
         ] {

@@ -3,9 +3,8 @@
 //! Candle's ops.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::cpu_storage::contiguous_f32;
+use super::cpu_storage::{contiguous_f32, par_build};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -19,15 +18,12 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `f` of the pairs of `a` and `b`, in parallel chunks.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; a.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(out, (a, b))| {
-            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-                *o = f(a, b);
-            }
-        });
-    out
+    par_build(a.len(), CHUNK, |i, out| {
+        let at = i * CHUNK..i * CHUNK + out.len();
+        for ((o, &a), &b) in out.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
+            *o = f(a, b);
+        }
+    })
 }
 
 struct AddRelu;

@@ -14,7 +14,7 @@ use candle_nn::{BatchNorm, ModuleT};
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::cpu_storage::contiguous_f32;
+use super::cpu_storage::{contiguous_f32, par_build};
 
 const MOMENTUM: f64 = 0.1;
 
@@ -231,19 +231,15 @@ impl CustomOp3 for Normalize {
         let (n, c, h, w) = xl.shape().dims4()?;
         let plane = h * w;
         let (mean, var) = moments(x, n, c, plane);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(plane)
-            .zip(x.par_chunks(plane))
-            .enumerate()
-            .for_each(|(i, (y, x))| {
-                let ch = i % c;
-                let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
-                let shift = bias[ch] - mean[ch] * scale;
-                for (y, &x) in y.iter_mut().zip(x) {
-                    let v = x * scale + shift;
-                    *y = if self.relu { v.max(0.0) } else { v };
-                }
-            });
+        let y = par_build(x.len(), plane, |i, y| {
+            let ch = i % c;
+            let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
+            let shift = bias[ch] - mean[ch] * scale;
+            for (y, &x) in y.iter_mut().zip(&x[i * plane..(i + 1) * plane]) {
+                let v = x * scale + shift;
+                *y = if self.relu { v.max(0.0) } else { v };
+            }
+        });
         *self.stats.lock().expect("no panics while held") = [mean, var].concat();
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -325,26 +321,25 @@ impl CustomOp3 for NormalizeGrad {
             })
             .unzip();
         let count = (n * plane) as f64;
-        let mut out = vec![0f32; x.len() + 2 * c];
-        let (dx, dparams) = out.split_at_mut(x.len());
-        dx.par_chunks_mut(plane)
-            .zip(grad.par_chunks(plane))
-            .zip(x.par_chunks(plane).zip(y.par_chunks(plane)))
-            .enumerate()
-            .for_each(|(p, ((dx, grad), (x, y)))| {
-                let ch = p % c;
-                let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
-                let scale = self.weight[ch] * inv_std[ch];
-                let (m, s) = (mean[ch], inv_std[ch]);
-                for (((d, &g), &x), &y) in dx.iter_mut().zip(grad).zip(x).zip(y) {
-                    let g = if relu && y <= 0.0 { 0.0 } else { g };
-                    *d = scale * (g - mean_g - (x - m) * s * mean_gx);
-                }
-            });
-        for ch in 0..c {
-            dparams[ch] = sum_gx[ch] as f32;
-            dparams[c + ch] = sum_g[ch] as f32;
-        }
+        // [dweight; c] and [dbias; c] follow the planes of dx: chunks from n * c on.
+        let dparams: Vec<f32> = sum_gx.iter().chain(&sum_g).map(|&s| s as f32).collect();
+        let out = par_build(x.len() + 2 * c, plane, |p, dx| {
+            if p >= n * c {
+                let at = (p - n * c) * plane;
+                dx.copy_from_slice(&dparams[at..at + dx.len()]);
+                return;
+            }
+            let ch = p % c;
+            let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
+            let scale = self.weight[ch] * inv_std[ch];
+            let (m, s) = (mean[ch], inv_std[ch]);
+            let at = p * plane..(p + 1) * plane;
+            let (grad, x, y) = (&grad[at.clone()], &x[at.clone()], &y[at]);
+            for (((d, &g), &x), &y) in dx.iter_mut().zip(grad).zip(x).zip(y) {
+                let g = if relu && y <= 0.0 { 0.0 } else { g };
+                *d = scale * (g - mean_g - (x - m) * s * mean_gx);
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
     }
 }

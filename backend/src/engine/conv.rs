@@ -14,7 +14,7 @@ use candle_nn::Conv2d;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu_storage::contiguous_f32;
+use super::cpu_storage::{contiguous_f32, par_build};
 
 /// A bias-free, undilated, ungrouped candle_nn convolution applied to `x`.
 pub fn apply(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
@@ -256,35 +256,19 @@ impl CustomOp2 for Forward {
         let (rows, positions) = (g.rows(), g.positions());
         let (group, parallelism) = plan(batch, positions);
         let (sample_in, sample_out) = (g.c_in * g.h * g.w, g.c_out * positions);
-        let mut y = vec![0f32; batch * sample_out];
-        y.par_chunks_mut(group * sample_out)
-            .zip(x.par_chunks(group * sample_in))
-            .for_each(|(y, x)| {
-                let n = x.len() / sample_in;
-                let columns = n * positions;
-                let mut cols = vec![0f32; rows * columns];
-                for (s, x) in x.chunks(sample_in).enumerate() {
-                    g.im2col(x, &mut cols, (columns, s * positions));
-                }
-                let shape = (g.c_out, columns, rows);
-                if n == 1 {
-                    gemm(
-                        shape,
-                        y,
-                        false,
-                        w,
-                        (rows, 1),
-                        &cols,
-                        (columns, 1),
-                        parallelism,
-                    );
-                    return;
-                }
-                // [c_out, n * positions] back to n samples of [c_out, positions].
-                let mut out = vec![0f32; g.c_out * columns];
+        let y = par_build(batch * sample_out, group * sample_out, |i, y| {
+            let n = y.len() / sample_out;
+            let x = &x[i * group * sample_in..][..n * sample_in];
+            let columns = n * positions;
+            let mut cols = vec![0f32; rows * columns];
+            for (s, x) in x.chunks(sample_in).enumerate() {
+                g.im2col(x, &mut cols, (columns, s * positions));
+            }
+            let shape = (g.c_out, columns, rows);
+            if n == 1 {
                 gemm(
                     shape,
-                    &mut out,
+                    y,
                     false,
                     w,
                     (rows, 1),
@@ -292,13 +276,27 @@ impl CustomOp2 for Forward {
                     (columns, 1),
                     parallelism,
                 );
-                for (s, y) in y.chunks_mut(sample_out).enumerate() {
-                    for (o, y) in y.chunks_mut(positions).enumerate() {
-                        let at = o * columns + s * positions;
-                        y.copy_from_slice(&out[at..at + positions]);
-                    }
+                return;
+            }
+            // [c_out, n * positions] back to n samples of [c_out, positions].
+            let mut out = vec![0f32; g.c_out * columns];
+            gemm(
+                shape,
+                &mut out,
+                false,
+                w,
+                (rows, 1),
+                &cols,
+                (columns, 1),
+                parallelism,
+            );
+            for (s, y) in y.chunks_mut(sample_out).enumerate() {
+                for (o, y) in y.chunks_mut(positions).enumerate() {
+                    let at = o * columns + s * positions;
+                    y.copy_from_slice(&out[at..at + positions]);
                 }
-            });
+            }
+        });
         let shape = Shape::from((batch, g.c_out, g.h_out(), g.w_out()));
         Ok((CpuStorage::F32(y), shape))
     }
@@ -424,36 +422,34 @@ impl CustomOp2 for InputGrad {
         let (rows, positions) = (g.rows(), g.positions());
         let (group, parallelism) = plan(batch, positions);
         let (sample_in, sample_out) = (g.c_in * g.h * g.w, g.c_out * positions);
-        let mut dx = vec![0f32; batch * sample_in];
-        dx.par_chunks_mut(group * sample_in)
-            .zip(grad.par_chunks(group * sample_out))
-            .for_each(|(dx, grad)| {
-                let n = grad.len() / sample_out;
-                let columns = n * positions;
-                let grouped;
-                let grad = if n == 1 {
-                    grad
-                } else {
-                    grouped = gather(grad, g.c_out, positions);
-                    &grouped
-                };
-                let mut cols = vec![0f32; rows * columns];
-                // w^T: element (r, o) is w[o * rows + r].
-                let shape = (rows, columns, g.c_out);
-                gemm(
-                    shape,
-                    &mut cols,
-                    false,
-                    w,
-                    (1, rows),
-                    grad,
-                    (columns, 1),
-                    parallelism,
-                );
-                for (s, dx) in dx.chunks_mut(sample_in).enumerate() {
-                    g.col2im(&cols, (columns, s * positions), dx);
-                }
-            });
+        let dx = par_build(batch * sample_in, group * sample_in, |i, dx| {
+            let n = dx.len() / sample_in;
+            let grad = &grad[i * group * sample_out..][..n * sample_out];
+            let columns = n * positions;
+            let grouped;
+            let grad = if n == 1 {
+                grad
+            } else {
+                grouped = gather(grad, g.c_out, positions);
+                &grouped
+            };
+            let mut cols = vec![0f32; rows * columns];
+            // w^T: element (r, o) is w[o * rows + r].
+            let shape = (rows, columns, g.c_out);
+            gemm(
+                shape,
+                &mut cols,
+                false,
+                w,
+                (1, rows),
+                grad,
+                (columns, 1),
+                parallelism,
+            );
+            for (s, dx) in dx.chunks_mut(sample_in).enumerate() {
+                g.col2im(&cols, (columns, s * positions), dx);
+            }
+        });
         let shape = Shape::from((batch, g.c_in, g.h, g.w));
         Ok((CpuStorage::F32(dx), shape))
     }

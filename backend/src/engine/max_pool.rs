@@ -7,9 +7,8 @@
 //! maximum of its window, as PyTorch does. Other devices use Candle's max_pool2d.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::cpu_storage::contiguous_f32;
+use super::cpu_storage::{contiguous_f32, par_build};
 
 /// `x` `[n, c, h, w]` pooled by `(kh, kw)` windows with the same stride (the last partial
 /// row or column of windows is dropped, as in PyTorch and Candle).
@@ -133,16 +132,14 @@ impl CustomOp1 for MaxPool {
         let x = contiguous_f32(storage, layout)?;
         let (n, c, h, w) = layout.shape().dims4()?;
         let (oh, ow) = self.output(h, w);
-        let mut y = vec![0f32; n * c * oh * ow];
-        y.par_chunks_mut(oh * ow)
-            .zip(x.par_chunks(h * w))
-            .for_each(|(y, plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        y[oy * ow + ox] = plane[self.argmax(plane, (h, w), oy, ox)];
-                    }
+        let y = par_build(n * c * oh * ow, oh * ow, |i, y| {
+            let plane = &x[i * h * w..(i + 1) * h * w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    y[oy * ow + ox] = plane[self.argmax(plane, (h, w), oy, ox)];
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
     }
 
@@ -172,17 +169,15 @@ impl CustomOp2 for MaxPoolGrad {
         let (grad, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
         let (_, _, h, w) = xl.shape().dims4()?;
         let (oh, ow) = self.0.output(h, w);
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(h * w)
-            .zip(x.par_chunks(h * w))
-            .zip(grad.par_chunks(oh * ow))
-            .for_each(|((dx, plane), grad)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        dx[self.0.argmax(plane, (h, w), oy, ox)] += grad[oy * ow + ox];
-                    }
+        let dx = par_build(x.len(), h * w, |i, dx| {
+            let plane = &x[i * h * w..(i + 1) * h * w];
+            let grad = &grad[i * oh * ow..(i + 1) * oh * ow];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    dx[self.0.argmax(plane, (h, w), oy, ox)] += grad[oy * ow + ox];
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
 }

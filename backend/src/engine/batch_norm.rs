@@ -19,11 +19,11 @@ use super::cpu_storage::{contiguous_f32, par_build};
 const MOMENTUM: f64 = 0.1;
 
 pub struct BatchNorm2d {
-    weight: Tensor,
-    bias: Tensor,
+    pub(super) weight: Tensor,
+    pub(super) bias: Tensor,
     running_mean: Var,
     running_var: Var,
-    eps: f64,
+    pub(super) eps: f64,
     /// The same parameters and buffers, for evaluation and non-CPU devices.
     fallback: BatchNorm,
 }
@@ -70,7 +70,13 @@ impl BatchNorm2d {
             stats: stats.clone(),
         };
         let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-        let stats = stats.lock().expect("no panics while held");
+        self.update_running(&stats.lock().expect("no panics while held"), x)?;
+        Ok(y)
+    }
+
+    /// PyTorch's running-statistics update from the batch `stats` (`[mean; c]` then
+    /// `[var; c]`, biased) of `x`.
+    pub(super) fn update_running(&self, stats: &[f32], x: &Tensor) -> Result<()> {
         let channels = self.weight.dim(0)?;
         let (n, _, h, w) = x.dims4()?;
         let count = (n * h * w) as f32;
@@ -83,7 +89,7 @@ impl BatchNorm2d {
             .set(&((self.running_mean.as_tensor() * (1.0 - MOMENTUM))? + (mean * MOMENTUM)?)?)?;
         self.running_var
             .set(&((self.running_var.as_tensor() * (1.0 - MOMENTUM))? + (var * MOMENTUM)?)?)?;
-        Ok(y)
+        Ok(())
     }
 }
 
@@ -177,7 +183,7 @@ impl WithSimd for PlaneMoments<'_> {
 }
 
 /// Per channel: the mean and biased variance of `x` (`[n, c, plane]`), in double precision.
-fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
     (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -415,6 +421,13 @@ mod tests {
             (
                 self.fallback.running_mean().clone(),
                 self.fallback.running_var().clone(),
+            )
+        }
+
+        pub(in crate::engine) fn running(&self) -> (Tensor, Tensor) {
+            (
+                self.running_mean.as_tensor().clone(),
+                self.running_var.as_tensor().clone(),
             )
         }
     }

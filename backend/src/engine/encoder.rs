@@ -6,7 +6,6 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
 use super::batch_norm::BatchNorm2d;
 use super::conv;
-use super::max_pool::max_pool2d;
 use super::params::{Owner, ParamStore, Role};
 use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
 use super::transformer::TokenTransformer;
@@ -156,11 +155,13 @@ impl Encoder {
             Self::Cnn(blocks, out) => {
                 let mut x = x.clone();
                 for (conv, bn) in blocks {
-                    x = bn.forward(&conv::apply(&x, conv)?, train, true)?;
-                    if conv.config().stride == 1 {
-                        let (_, _, h, w) = x.dims4()?;
-                        x = max_pool2d(&x, (h.min(2), w.min(2)))?;
-                    }
+                    let z = conv::apply(&x, conv)?;
+                    x = if conv.config().stride == 1 {
+                        let (_, _, h, w) = z.dims4()?;
+                        bn.forward_relu_pool(&z, train, (h.min(2), w.min(2)))?
+                    } else {
+                        bn.forward(&z, train, true)?
+                    };
                 }
                 x.mean((2, 3))?.apply(out)?.relu()
             }

@@ -1,0 +1,367 @@
+//! `max_pool2d(relu(batch_norm(x)))` over non-overlapping windows as one CPU kernel each
+//! way: how every block of the max-pool CNN ends.
+//!
+//! Apart, the full-resolution normalised activations are written and pooled, and backward
+//! the pool scatters its gradient into a full-resolution tensor, Candle accumulates it (a
+//! zero-filled tensor plus an add) and batch norm reduces it: four passes over the largest
+//! tensors of the model. Fused, the forward pass writes only the pooled output (and each
+//! window's maximum, for the backward pass); the backward pass reduces over the pooled
+//! gradient (a quarter of the values for 2x2 windows) and writes the input gradient once.
+//! Evaluation and other devices use the separate ops.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::batch_norm::{moments, BatchNorm2d};
+use super::cpu_storage::{contiguous_f32, par_build};
+use super::max_pool::max_pool2d;
+
+impl BatchNorm2d {
+    /// `max_pool2d(relu(self.forward(x)), window)`: `window` windows with the same stride,
+    /// the last partial row or column of windows dropped.
+    pub fn forward_relu_pool(
+        &self,
+        x: &Tensor,
+        train: bool,
+        (kh, kw): (usize, usize),
+    ) -> Result<Tensor> {
+        let fits = x
+            .dims4()
+            .is_ok_and(|(_, _, h, w)| (1..=h).contains(&kh) && (1..=w).contains(&kw));
+        if !train || !fits || !x.device().is_cpu() || x.dtype() != DType::F32 {
+            return max_pool2d(&self.forward(x, train, true)?, (kh, kw));
+        }
+        let saved = Arc::new(Mutex::new(Saved::default()));
+        let op = NormalizeReluPool {
+            eps: self.eps,
+            window: (kh, kw),
+            saved: saved.clone(),
+        };
+        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+        self.update_running(&saved.lock().expect("no panics while held").stats, x)?;
+        Ok(y)
+    }
+}
+
+/// What the forward pass leaves for the backward pass: the batch statistics (`[mean; c]`
+/// then `[var; c]`) and, per output, the index in its input plane of its window's first
+/// maximum.
+#[derive(Default, Clone)]
+struct Saved {
+    stats: Vec<f32>,
+    argmax: Vec<u32>,
+}
+
+/// The input planes' and the output planes' geometry.
+#[derive(Clone, Copy)]
+struct Planes {
+    n: usize,
+    c: usize,
+    w: usize,
+    /// Values per input plane.
+    input: usize,
+    window: (usize, usize),
+    /// Output columns and values per output plane.
+    ow: usize,
+    output: usize,
+}
+
+impl Planes {
+    fn new(x: &Layout, (kh, kw): (usize, usize)) -> Result<Self> {
+        let (n, c, h, w) = x.shape().dims4()?;
+        let (oh, ow) = (h / kh, w / kw);
+        Ok(Self {
+            n,
+            c,
+            w,
+            input: h * w,
+            window: (kh, kw),
+            ow,
+            output: oh * ow,
+        })
+    }
+
+    /// Index in the input plane of the top-left value of output `o`'s window.
+    fn corner(&self, o: usize) -> usize {
+        let (kh, kw) = self.window;
+        (o / self.ow) * kh * self.w + (o % self.ow) * kw
+    }
+}
+
+/// `(x, weight, bias) -> max_pool2d(relu(batch_norm(x)))`.
+struct NormalizeReluPool {
+    eps: f64,
+    window: (usize, usize),
+    saved: Arc<Mutex<Saved>>,
+}
+
+impl NormalizeReluPool {
+    /// Per channel, `(scale, shift)` of `x * scale + shift`.
+    fn affine(&self, weight: &[f32], bias: &[f32], mean: &[f32], var: &[f32]) -> Vec<(f32, f32)> {
+        (0..weight.len())
+            .map(|ch| {
+                let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
+                (scale, bias[ch] - mean[ch] * scale)
+            })
+            .collect()
+    }
+}
+
+impl CustomOp3 for NormalizeReluPool {
+    fn name(&self) -> &'static str {
+        "batch-norm-relu-max-pool-2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, weight, bias) = (
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ws, wl)?,
+            contiguous_f32(bs, bl)?,
+        );
+        let g = Planes::new(xl, self.window)?;
+        let (kh, kw) = self.window;
+        let (mean, var) = moments(x, g.n, g.c, g.input);
+        let affine = self.affine(weight, bias, &mean, &var);
+        // The normalisation is monotonic per channel but rounds; the maximum is taken over
+        // the normalised values, as the separate ops do.
+        let argmax: Vec<u32> = par_build(g.n * g.c * g.output, g.output, |p, argmax| {
+            let (scale, shift) = affine[p % g.c];
+            let plane = &x[p * g.input..(p + 1) * g.input];
+            for (o, best) in argmax.iter_mut().enumerate() {
+                let corner = g.corner(o);
+                let (mut at, mut max) = (corner, plane[corner] * scale + shift);
+                for dy in 0..kh {
+                    for i in corner + dy * g.w..corner + dy * g.w + kw {
+                        let v = plane[i] * scale + shift;
+                        if v > max {
+                            (at, max) = (i, v);
+                        }
+                    }
+                }
+                *best = at as u32;
+            }
+        });
+        let y = par_build(argmax.len(), g.output, |p, y| {
+            let (scale, shift) = affine[p % g.c];
+            let plane = &x[p * g.input..(p + 1) * g.input];
+            let argmax = &argmax[p * g.output..(p + 1) * g.output];
+            for (y, &at) in y.iter_mut().zip(argmax) {
+                *y = (plane[at as usize] * scale + shift).max(0.0);
+            }
+        });
+        *self.saved.lock().expect("no panics while held") = Saved {
+            stats: [mean, var].concat(),
+            argmax,
+        };
+        let (n, c, h, w) = xl.shape().dims4()?;
+        Ok((CpuStorage::F32(y), Shape::from((n, c, h / kh, w / kw))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let op = NormalizeReluPoolGrad {
+            eps: self.eps,
+            window: self.window,
+            saved: self.saved.lock().expect("no panics while held").clone(),
+            weight: weight.to_vec1()?,
+        };
+        let flat = grad.contiguous()?.apply_op3_no_bwd(x, y, &op)?;
+        let (size, c) = (x.elem_count(), weight.dim(0)?);
+        let dx = flat.narrow(0, 0, size)?.reshape(x.shape())?;
+        let dweight = flat.narrow(0, size, c)?;
+        let dbias = flat.narrow(0, size + c, c)?;
+        Ok((x.track_op().then_some(dx), Some(dweight), Some(dbias)))
+    }
+}
+
+/// `(grad_y, x, y) -> [grad_x, grad_weight, grad_bias]` flattened into one vector.
+struct NormalizeReluPoolGrad {
+    eps: f64,
+    window: (usize, usize),
+    saved: Saved,
+    weight: Vec<f32>,
+}
+
+impl CustomOp3 for NormalizeReluPoolGrad {
+    fn name(&self) -> &'static str {
+        "batch-norm-relu-max-pool-2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (grad, x, y) = (
+            contiguous_f32(gs, gl)?,
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ys, yl)?,
+        );
+        let g = Planes::new(xl, self.window)?;
+        let (n, c) = (g.n, g.c);
+        let argmax = &self.saved.argmax;
+        let (mean, var) = self.saved.stats.split_at(c);
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|v| 1.0 / (v + self.eps as f32).sqrt())
+            .collect();
+        // Only each window's maximum, where the ReLU passed, receives gradient: the sums of
+        // that gradient `g` and of `g * x_hat` per channel run over the outputs alone.
+        let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for b in 0..n {
+                    let p = b * c + ch;
+                    let outputs = p * g.output..(p + 1) * g.output;
+                    let plane = &x[p * g.input..(p + 1) * g.input];
+                    let (mut a, mut b) = (0f32, 0f32);
+                    for ((&dy, &y), &at) in grad[outputs.clone()]
+                        .iter()
+                        .zip(&y[outputs.clone()])
+                        .zip(&argmax[outputs])
+                    {
+                        if y > 0.0 {
+                            a += dy;
+                            b += dy * (plane[at as usize] - mean[ch]);
+                        }
+                    }
+                    sg += f64::from(a);
+                    sgx += f64::from(b) * f64::from(inv_std[ch]);
+                }
+                (sg, sgx)
+            })
+            .unzip();
+        let count = (n * g.input) as f64;
+        // [dweight; c] and [dbias; c] follow the planes of dx: chunks from n * c on.
+        let dparams: Vec<f32> = sum_gx.iter().chain(&sum_g).map(|&s| s as f32).collect();
+        let out = par_build(x.len() + 2 * c, g.input, |p, dx| {
+            if p >= n * c {
+                let at = (p - n * c) * g.input;
+                dx.copy_from_slice(&dparams[at..at + dx.len()]);
+                return;
+            }
+            let ch = p % c;
+            let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
+            let scale = self.weight[ch] * inv_std[ch];
+            // dx = scale * (g - mean_g - x_hat * mean_gx), g zero but at the maxima.
+            let slope = -scale * inv_std[ch] * mean_gx;
+            let offset = -scale * mean_g - slope * mean[ch];
+            for (d, &x) in dx.iter_mut().zip(&x[p * g.input..(p + 1) * g.input]) {
+                *d = x * slope + offset;
+            }
+            let outputs = p * g.output..(p + 1) * g.output;
+            for ((&dy, &y), &at) in grad[outputs.clone()]
+                .iter()
+                .zip(&y[outputs.clone()])
+                .zip(&argmax[outputs])
+            {
+                if y > 0.0 {
+                    dx[at as usize] += scale * dy;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
+        let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        Ok(diff / norm.max(1e-12))
+    }
+
+    fn layer(weight: &Tensor, bias: &Tensor) -> Result<BatchNorm2d> {
+        let c = weight.dim(0)?;
+        let dev = weight.device();
+        BatchNorm2d::new(
+            weight.clone(),
+            bias.clone(),
+            Var::zeros(c, DType::F32, dev)?.as_tensor().clone(),
+            Var::ones(c, DType::F32, dev)?.as_tensor().clone(),
+            1e-5,
+        )
+    }
+
+    /// Output, gradients (input, weight, bias) and running statistics against the separate
+    /// kernels (batch norm + ReLU, then max pool; each checked against Candle in its own
+    /// module), with windows that drop a row or column, 1-wide windows, and a channel with
+    /// a negative weight (the normalisation reverses the order of its values).
+    #[test]
+    fn matches_batch_norm_then_max_pool() -> Result<()> {
+        let dev = Device::Cpu;
+        for (shape, window) in [
+            ((4, 3, 6, 8), (2, 2)),
+            ((3, 2, 5, 7), (2, 2)),
+            ((2, 3, 4, 5), (1, 2)),
+            ((2, 2, 3, 3), (3, 3)),
+        ] {
+            let c = shape.1;
+            let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, shape, &dev)? + 0.5)?)?;
+            let mut w = Tensor::randn(1f32, 0.3, c, &dev)?.to_vec1::<f32>()?;
+            w[0] = -w[0];
+            let weight = Var::from_tensor(&Tensor::new(w, &dev)?)?;
+            let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
+            let (fused, apart) = (layer(&weight, &bias)?, layer(&weight, &bias)?);
+            let y_fused = fused.forward_relu_pool(&x, true, window)?;
+            let y_apart = max_pool2d(&apart.forward(&x, true, true)?, window)?;
+            assert_eq!(y_fused.dims(), y_apart.dims());
+            assert!(relative(&y_fused, &y_apart)? < 1e-6, "{shape:?} output");
+            let probe = Tensor::randn(0f32, 1.0, y_fused.shape(), &dev)?;
+            let g_fused = (y_fused * &probe)?.sum_all()?.backward()?;
+            let g_apart = (y_apart * &probe)?.sum_all()?.backward()?;
+            for (name, v) in [("x", &x), ("weight", &weight), ("bias", &bias)] {
+                let error = relative(g_fused.get(v).unwrap(), g_apart.get(v).unwrap())?;
+                assert!(
+                    error < 1e-4,
+                    "{shape:?} {window:?}: {name} gradient {error}"
+                );
+            }
+            let (fused_mean, fused_var) = fused.running();
+            let (apart_mean, apart_var) = apart.running();
+            assert!(relative(&fused_mean, &apart_mean)? < 1e-6);
+            assert!(relative(&fused_var, &apart_var)? < 1e-6);
+        }
+        Ok(())
+    }
+
+    /// Evaluation uses the running statistics, through the separate ops.
+    #[test]
+    fn evaluation_pools_the_running_normalisation() -> Result<()> {
+        let dev = Device::Cpu;
+        let weight = Tensor::new(&[1f32, -2.0], &dev)?;
+        let bias = Tensor::new(&[0.5f32, 0.0], &dev)?;
+        let bn = layer(&weight, &bias)?;
+        let x = Tensor::arange(0f32, 16.0, &dev)?.reshape((1, 2, 2, 4))?;
+        let y = bn.forward_relu_pool(&x, false, (2, 2))?;
+        // Running mean 0, variance 1: channel 0 is x + 0.5, channel 1 is -2x (all <= 0).
+        let expected = [[[[5.5f32, 7.5]], [[0.0, 0.0]]]];
+        assert!(relative(&y, &Tensor::new(&expected, &dev)?)? < 1e-4);
+        Ok(())
+    }
+}

@@ -140,11 +140,11 @@ impl CustomOp3 for NormalizeReluPool {
             for (o, best) in argmax.iter_mut().enumerate() {
                 let corner = g.corner(o);
                 let (mut at, mut max) = (corner, plane[corner] * scale + shift);
-                for dy in 0..kh {
-                    for i in corner + dy * g.w..corner + dy * g.w + kw {
-                        let v = plane[i] * scale + shift;
+                for row in (0..kh).map(|dy| corner + dy * g.w) {
+                    for (i, &x) in plane[row..row + kw].iter().enumerate() {
+                        let v = x * scale + shift;
                         if v > max {
-                            (at, max) = (i, v);
+                            (at, max) = (row + i, v);
                         }
                     }
                 }

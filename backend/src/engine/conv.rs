@@ -14,7 +14,7 @@ use candle_nn::Conv2d;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu_storage::{contiguous_f32, par_build};
+use super::cpu_storage::{contiguous_f32, par_build, with_scratch};
 
 /// A bias-free, undilated, ungrouped candle_nn convolution applied to `x`.
 pub fn apply(x: &Tensor, conv: &Conv2d) -> Result<Tensor> {
@@ -281,42 +281,44 @@ impl CustomOp2 for Forward {
             let n = y.len() / sample_out;
             let x = &x[i * group * sample_in..][..n * sample_in];
             let columns = n * positions;
-            let mut cols = vec![0f32; rows * columns];
-            for (s, x) in x.chunks(sample_in).enumerate() {
-                g.im2col(x, &mut cols, (columns, s * positions));
-            }
-            let shape = (g.c_out, columns, rows);
-            if n == 1 {
+            let grouped = if n == 1 { 0 } else { g.c_out * columns };
+            with_scratch(rows * columns + grouped, |scratch| {
+                let (cols, out) = scratch.split_at_mut(rows * columns);
+                for (s, x) in x.chunks(sample_in).enumerate() {
+                    g.im2col(x, cols, (columns, s * positions));
+                }
+                let shape = (g.c_out, columns, rows);
+                if n == 1 {
+                    gemm(
+                        shape,
+                        y,
+                        false,
+                        w,
+                        (rows, 1),
+                        cols,
+                        (columns, 1),
+                        parallelism,
+                    );
+                    return;
+                }
+                // [c_out, n * positions] back to n samples of [c_out, positions].
                 gemm(
                     shape,
-                    y,
+                    out,
                     false,
                     w,
                     (rows, 1),
-                    &cols,
+                    cols,
                     (columns, 1),
                     parallelism,
                 );
-                return;
-            }
-            // [c_out, n * positions] back to n samples of [c_out, positions].
-            let mut out = vec![0f32; g.c_out * columns];
-            gemm(
-                shape,
-                &mut out,
-                false,
-                w,
-                (rows, 1),
-                &cols,
-                (columns, 1),
-                parallelism,
-            );
-            for (s, y) in y.chunks_mut(sample_out).enumerate() {
-                for (o, y) in y.chunks_mut(positions).enumerate() {
-                    let at = o * columns + s * positions;
-                    y.copy_from_slice(&out[at..at + positions]);
+                for (s, y) in y.chunks_mut(sample_out).enumerate() {
+                    for (o, y) in y.chunks_mut(positions).enumerate() {
+                        let at = o * columns + s * positions;
+                        y.copy_from_slice(&out[at..at + positions]);
+                    }
                 }
-            }
+            });
         });
         let shape = Shape::from((batch, g.c_out, g.h_out(), g.w_out()));
         Ok((CpuStorage::F32(y), shape))
@@ -341,18 +343,16 @@ impl CustomOp2 for Forward {
     }
 }
 
-/// A group's output gradients as one `[c_out, n * positions]` matrix.
-fn gather(grad: &[f32], c_out: usize, positions: usize) -> Vec<f32> {
+/// A group's output gradients into `out` as one `[c_out, n * positions]` matrix.
+fn gather(grad: &[f32], c_out: usize, positions: usize, out: &mut [f32]) {
     let n = grad.len() / (c_out * positions);
     let columns = n * positions;
-    let mut out = vec![0f32; c_out * columns];
     for (s, sample) in grad.chunks(c_out * positions).enumerate() {
         for (o, row) in sample.chunks(positions).enumerate() {
             let at = o * columns + s * positions;
             out[at..at + positions].copy_from_slice(row);
         }
     }
-    out
 }
 
 /// `(grad_y, x) -> grad_w`: the sum over samples of `grad_y[b] * im2col(x[b])^T`.
@@ -384,29 +384,32 @@ impl CustomOp2 for WeightGrad {
                 |mut dw, (grad, x)| {
                     let n = x.len() / sample_in;
                     let columns = n * positions;
-                    let mut cols = vec![0f32; rows * columns];
-                    for (s, x) in x.chunks(sample_in).enumerate() {
-                        g.im2col(x, &mut cols, (columns, s * positions));
-                    }
-                    let grouped;
-                    let grad = if n == 1 {
-                        grad
-                    } else {
-                        grouped = gather(grad, g.c_out, positions);
-                        &grouped
-                    };
-                    // cols^T: element (p, r) is cols[r * columns + p].
-                    let shape = (g.c_out, rows, columns);
-                    gemm(
-                        shape,
-                        &mut dw,
-                        true,
-                        grad,
-                        (columns, 1),
-                        &cols,
-                        (1, columns),
-                        parallelism,
-                    );
+                    let grouped = if n == 1 { 0 } else { g.c_out * columns };
+                    with_scratch(rows * columns + grouped, |scratch| {
+                        let (cols, out) = scratch.split_at_mut(rows * columns);
+                        for (s, x) in x.chunks(sample_in).enumerate() {
+                            g.im2col(x, cols, (columns, s * positions));
+                        }
+                        let grad = if n == 1 {
+                            grad
+                        } else {
+                            gather(grad, g.c_out, positions, out);
+                            out
+                        };
+                        // cols^T: element (p, r) is cols[r * columns + p].
+                        let shape = (g.c_out, rows, columns);
+                        let (rhs, strides) = (&*cols, (1, columns));
+                        gemm(
+                            shape,
+                            &mut dw,
+                            true,
+                            grad,
+                            (columns, 1),
+                            rhs,
+                            strides,
+                            parallelism,
+                        );
+                    });
                     dw
                 },
             )
@@ -447,29 +450,31 @@ impl CustomOp2 for InputGrad {
             let n = dx.len() / sample_in;
             let grad = &grad[i * group * sample_out..][..n * sample_out];
             let columns = n * positions;
-            let grouped;
-            let grad = if n == 1 {
-                grad
-            } else {
-                grouped = gather(grad, g.c_out, positions);
-                &grouped
-            };
-            let mut cols = vec![0f32; rows * columns];
-            // w^T: element (r, o) is w[o * rows + r].
-            let shape = (rows, columns, g.c_out);
-            gemm(
-                shape,
-                &mut cols,
-                false,
-                w,
-                (1, rows),
-                grad,
-                (columns, 1),
-                parallelism,
-            );
-            for (s, dx) in dx.chunks_mut(sample_in).enumerate() {
-                g.col2im(&cols, (columns, s * positions), dx);
-            }
+            let grouped = if n == 1 { 0 } else { g.c_out * columns };
+            with_scratch(rows * columns + grouped, |scratch| {
+                let (cols, out) = scratch.split_at_mut(rows * columns);
+                let grad = if n == 1 {
+                    grad
+                } else {
+                    gather(grad, g.c_out, positions, out);
+                    out
+                };
+                // w^T: element (r, o) is w[o * rows + r].
+                let shape = (rows, columns, g.c_out);
+                gemm(
+                    shape,
+                    cols,
+                    false,
+                    w,
+                    (1, rows),
+                    grad,
+                    (columns, 1),
+                    parallelism,
+                );
+                for (s, dx) in dx.chunks_mut(sample_in).enumerate() {
+                    g.col2im(cols, (columns, s * positions), dx);
+                }
+            });
         });
         let shape = Shape::from((batch, g.c_in, g.h, g.w));
         Ok((CpuStorage::F32(dx), shape))

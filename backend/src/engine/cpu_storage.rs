@@ -2,6 +2,7 @@
 //! max_pool, add_relu): their wrappers make inputs contiguous first; and the kernels'
 //! outputs, built in parallel.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use candle_core::{CpuStorage, Layout, Result};
@@ -43,6 +44,25 @@ pub fn par_build<T: Copy + Default + Send + Sync>(
     values
 }
 
+thread_local! {
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `f` on a buffer of `len` floats of this thread that earlier calls left as they were:
+/// for working matrices a kernel overwrites before reading (im2col columns, GEMM outputs),
+/// which as fresh `vec![0.0; len]` were zero-filled for nothing at every call.
+pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    // Taken out while in use: a nested call (rayon may run another task on this thread
+    // while `f` waits) gets a buffer of its own.
+    let mut buffer = SCRATCH.take();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
+    SCRATCH.set(buffer);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +75,16 @@ mod tests {
         });
         assert_eq!(values, [0., 0., 0., 0., 1., 1., 1., 1., 2., 2.]);
         assert!(par_build::<u32>(0, 4, |_, _| unreachable!()).is_empty());
+    }
+
+    #[test]
+    fn scratch_is_reused_and_nested_calls_get_their_own() {
+        with_scratch(3, |outer| {
+            outer.copy_from_slice(&[1.0, 2.0, 3.0]);
+            with_scratch(2, |inner| inner.fill(9.0));
+            assert_eq!(outer, [1.0, 2.0, 3.0]);
+        });
+        // The outer buffer went back last; a smaller request reuses it as it was left.
+        with_scratch(2, |again| assert_eq!(again, [1.0, 2.0]));
     }
 }

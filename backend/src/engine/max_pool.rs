@@ -6,6 +6,8 @@
 //! wider than the stride. Here the backward pass sends each output's gradient to the first
 //! maximum of its window, as PyTorch does. Other devices use Candle's max_pool2d.
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 use super::cpu_storage::{contiguous_f32, par_build};
@@ -25,6 +27,7 @@ pub fn max_pool2d(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
         kw,
         stride: (kh, kw),
         padding: 0,
+        argmax: Default::default(),
     };
     x.contiguous()?.apply_op1(pool)
 }
@@ -60,16 +63,19 @@ pub fn max_pool2d_padded(x: &Tensor, k: usize, stride: usize, padding: usize) ->
         kw: k,
         stride: (stride, stride),
         padding,
+        argmax: Default::default(),
     };
     x.contiguous()?.apply_op1(pool)
 }
 
-#[derive(Clone, Copy)]
 struct MaxPool {
     kh: usize,
     kw: usize,
     stride: (usize, usize),
     padding: usize,
+    /// Per output, the index in its input plane of its window's first maximum, left by the
+    /// forward pass for the backward pass (which would otherwise search the windows again).
+    argmax: Arc<Mutex<Vec<u32>>>,
 }
 
 impl MaxPool {
@@ -132,27 +138,35 @@ impl CustomOp1 for MaxPool {
         let x = contiguous_f32(storage, layout)?;
         let (n, c, h, w) = layout.shape().dims4()?;
         let (oh, ow) = self.output(h, w);
-        let y = par_build(n * c * oh * ow, oh * ow, |i, y| {
+        let argmax: Vec<u32> = par_build(n * c * oh * ow, oh * ow, |i, argmax| {
             let plane = &x[i * h * w..(i + 1) * h * w];
             for oy in 0..oh {
                 for ox in 0..ow {
-                    y[oy * ow + ox] = plane[self.argmax(plane, (h, w), oy, ox)];
+                    argmax[oy * ow + ox] = self.argmax(plane, (h, w), oy, ox) as u32;
                 }
             }
         });
+        let y = par_build(argmax.len(), oh * ow, |i, y| {
+            let plane = &x[i * h * w..(i + 1) * h * w];
+            for (y, &at) in y.iter_mut().zip(&argmax[i * oh * ow..(i + 1) * oh * ow]) {
+                *y = plane[at as usize];
+            }
+        });
+        *self.argmax.lock().expect("no panics while held") = argmax;
         Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let argmax = self.argmax.lock().expect("no panics while held").clone();
         Ok(Some(
             grad.contiguous()?
-                .apply_op2_no_bwd(x, &MaxPoolGrad(*self))?,
+                .apply_op2_no_bwd(x, &MaxPoolGrad(argmax))?,
         ))
     }
 }
 
-/// `(grad_y, x) -> grad_x`.
-struct MaxPoolGrad(MaxPool);
+/// `(grad_y, x) -> grad_x`, from the forward pass's window maxima; `x` gives the shape.
+struct MaxPoolGrad(Vec<u32>);
 
 impl CustomOp2 for MaxPoolGrad {
     fn name(&self) -> &'static str {
@@ -163,19 +177,16 @@ impl CustomOp2 for MaxPoolGrad {
         &self,
         gs: &CpuStorage,
         gl: &Layout,
-        xs: &CpuStorage,
+        _xs: &CpuStorage,
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (grad, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
-        let (_, _, h, w) = xl.shape().dims4()?;
-        let (oh, ow) = self.0.output(h, w);
-        let dx = par_build(x.len(), h * w, |i, dx| {
-            let plane = &x[i * h * w..(i + 1) * h * w];
-            let grad = &grad[i * oh * ow..(i + 1) * oh * ow];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    dx[self.0.argmax(plane, (h, w), oy, ox)] += grad[oy * ow + ox];
-                }
+        let grad = contiguous_f32(gs, gl)?;
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let outputs = grad.len() / (n * c).max(1);
+        let dx = par_build(xl.shape().elem_count(), h * w, |i, dx| {
+            let at = i * outputs..(i + 1) * outputs;
+            for (&g, &at) in grad[at.clone()].iter().zip(&self.0[at]) {
+                dx[at as usize] += g;
             }
         });
         Ok((CpuStorage::F32(dx), xl.shape().clone()))

@@ -172,9 +172,15 @@ impl Geometry {
                         let target = &mut plane[iy * self.w..(iy + 1) * self.w];
                         let from = &source[oy * w_out..(oy + 1) * w_out];
                         let ix0 = x0 * self.stride + j - self.padding;
-                        let taps = target[ix0..].iter_mut().step_by(self.stride);
-                        for (t, &g) in taps.zip(&from[x0..x1]) {
-                            *t += g;
+                        let (taps, from) = (&mut target[ix0..], &from[x0..x1]);
+                        match self.stride {
+                            1 => taps.iter_mut().zip(from).for_each(|(t, &g)| *t += g),
+                            2 => scatter_add_strided::<2>(from, taps),
+                            _ => {
+                                for (tap, &g) in taps.chunks_mut(self.stride).zip(from) {
+                                    tap[0] += g;
+                                }
+                            }
                         }
                     }
                 }
@@ -191,6 +197,18 @@ fn gather_strided<const S: usize>(source: &[f32], target: &mut [f32]) {
     }
     if target.len() > chunks.len() {
         target[chunks.len()] = rest[0];
+    }
+}
+
+/// `target[i * S] += source[i]`, the reverse of [`gather_strided`].
+fn scatter_add_strided<const S: usize>(source: &[f32], target: &mut [f32]) {
+    let (chunks, rest) = target.as_chunks_mut::<S>();
+    let whole = chunks.len();
+    for (chunk, &g) in chunks.iter_mut().zip(source) {
+        chunk[0] += g;
+    }
+    if source.len() > whole {
+        rest[0] += source[whole];
     }
 }
 

@@ -265,13 +265,47 @@ impl CustomOp3 for Normalize {
             stats,
             weight: weight.to_vec1()?,
         };
-        let flat = grad.contiguous()?.apply_op3_no_bwd(x, y, &op)?;
-        let (size, c) = (x.elem_count(), weight.dim(0)?);
-        let dx = flat.narrow(0, 0, size)?.reshape(x.shape())?;
-        let dweight = flat.narrow(0, size, c)?;
-        let dbias = flat.narrow(0, size + c, c)?;
-        Ok((x.track_op().then_some(dx), Some(dweight), Some(dbias)))
+        split_gradients(&grad.contiguous()?.apply_op3_no_bwd(x, y, &op)?, x)
     }
+}
+
+/// The gradients of `x`, the weight and the bias from a backward kernel's one output
+/// `[dx; dweight; dbias]` (a custom op has a single output).
+#[allow(clippy::type_complexity)]
+pub(super) fn split_gradients(
+    flat: &Tensor,
+    x: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let (size, c) = (x.elem_count(), x.dim(1)?);
+    let dx = flat.narrow(0, 0, size)?.reshape(x.shape())?;
+    let dweight = flat.narrow(0, size, c)?;
+    let dbias = flat.narrow(0, size + c, c)?;
+    Ok((x.track_op().then_some(dx), Some(dweight), Some(dbias)))
+}
+
+/// `1 / sqrt(var + eps)` per channel.
+pub(super) fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter().map(|v| 1.0 / (v + eps as f32).sqrt()).collect()
+}
+
+/// `[dx; dweight; dbias]`: `plane_grad(p, dx)` writes input plane `p` of dx (`planes` of
+/// `plane` values, chunks on the rayon threads); the sums of `g * x_hat` and of `g` per
+/// channel are the weight's and the bias's gradients.
+pub(super) fn flat_gradients(
+    (planes, plane): (usize, usize),
+    (sum_gx, sum_g): (&[f64], &[f64]),
+    plane_grad: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    // The parameters' gradients follow the planes of dx: chunks from `planes` on.
+    let dparams: Vec<f32> = sum_gx.iter().chain(sum_g).map(|&s| s as f32).collect();
+    par_build(planes * plane + dparams.len(), plane, |p, dx| {
+        if p < planes {
+            plane_grad(p, dx);
+        } else {
+            let at = (p - planes) * plane;
+            dx.copy_from_slice(&dparams[at..at + dx.len()]);
+        }
+    })
 }
 
 /// `(grad_y, x, y) -> [grad_x, grad_weight, grad_bias]` flattened into one vector.
@@ -304,10 +338,7 @@ impl CustomOp3 for NormalizeGrad {
         let (n, c, h, w) = xl.shape().dims4()?;
         let plane = h * w;
         let (mean, var) = self.stats.split_at(c);
-        let inv_std: Vec<f32> = var
-            .iter()
-            .map(|v| 1.0 / (v + self.eps as f32).sqrt())
-            .collect();
+        let inv_std = inv_std(var, self.eps);
         let relu = self.relu;
         // Per channel: sums of g and of g * x_hat, g being the gradient that reaches the
         // normalisation (zero where the ReLU clipped).
@@ -327,14 +358,7 @@ impl CustomOp3 for NormalizeGrad {
             })
             .unzip();
         let count = (n * plane) as f64;
-        // [dweight; c] and [dbias; c] follow the planes of dx: chunks from n * c on.
-        let dparams: Vec<f32> = sum_gx.iter().chain(&sum_g).map(|&s| s as f32).collect();
-        let out = par_build(x.len() + 2 * c, plane, |p, dx| {
-            if p >= n * c {
-                let at = (p - n * c) * plane;
-                dx.copy_from_slice(&dparams[at..at + dx.len()]);
-                return;
-            }
+        let out = flat_gradients((n * c, plane), (&sum_gx, &sum_g), |p, dx| {
             let ch = p % c;
             let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
             let scale = self.weight[ch] * inv_std[ch];

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::batch_norm::{moments, BatchNorm2d};
+use super::batch_norm::{flat_gradients, inv_std, moments, split_gradients, BatchNorm2d};
 use super::cpu_storage::{contiguous_f32, par_build};
 use super::max_pool::max_pool2d;
 
@@ -181,12 +181,7 @@ impl CustomOp3 for NormalizeReluPool {
             saved: self.saved.lock().expect("no panics while held").clone(),
             weight: weight.to_vec1()?,
         };
-        let flat = grad.contiguous()?.apply_op3_no_bwd(x, y, &op)?;
-        let (size, c) = (x.elem_count(), weight.dim(0)?);
-        let dx = flat.narrow(0, 0, size)?.reshape(x.shape())?;
-        let dweight = flat.narrow(0, size, c)?;
-        let dbias = flat.narrow(0, size + c, c)?;
-        Ok((x.track_op().then_some(dx), Some(dweight), Some(dbias)))
+        split_gradients(&grad.contiguous()?.apply_op3_no_bwd(x, y, &op)?, x)
     }
 }
 
@@ -221,10 +216,7 @@ impl CustomOp3 for NormalizeReluPoolGrad {
         let (n, c) = (g.n, g.c);
         let argmax = &self.saved.argmax;
         let (mean, var) = self.saved.stats.split_at(c);
-        let inv_std: Vec<f32> = var
-            .iter()
-            .map(|v| 1.0 / (v + self.eps as f32).sqrt())
-            .collect();
+        let inv_std = inv_std(var, self.eps);
         // Only each window's maximum, where the ReLU passed, receives gradient: the sums of
         // that gradient `g` and of `g * x_hat` per channel run over the outputs alone.
         let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
@@ -253,14 +245,7 @@ impl CustomOp3 for NormalizeReluPoolGrad {
             })
             .unzip();
         let count = (n * g.input) as f64;
-        // [dweight; c] and [dbias; c] follow the planes of dx: chunks from n * c on.
-        let dparams: Vec<f32> = sum_gx.iter().chain(&sum_g).map(|&s| s as f32).collect();
-        let out = par_build(x.len() + 2 * c, g.input, |p, dx| {
-            if p >= n * c {
-                let at = (p - n * c) * g.input;
-                dx.copy_from_slice(&dparams[at..at + dx.len()]);
-                return;
-            }
+        let out = flat_gradients((n * c, g.input), (&sum_gx, &sum_g), |p, dx| {
             let ch = p % c;
             let (mean_g, mean_gx) = ((sum_g[ch] / count) as f32, (sum_gx[ch] / count) as f32);
             let scale = self.weight[ch] * inv_std[ch];

@@ -379,11 +379,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        Ok(diff / norm.max(1e-12))
-    }
+    use crate::engine::cpu_storage::relative;
 
     fn layer(c: usize, dev: &Device) -> Result<(BatchNorm2d, Var, Var)> {
         let weight = Var::from_tensor(&Tensor::randn(1f32, 0.3, c, dev)?)?;

@@ -275,11 +275,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        Ok(diff / norm.max(1e-12))
-    }
+    use crate::engine::cpu_storage::relative;
 
     fn layer(weight: &Tensor, bias: &Tensor) -> Result<BatchNorm2d> {
         let c = weight.dim(0)?;

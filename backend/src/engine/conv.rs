@@ -504,11 +504,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        Ok(diff / norm.max(1e-12))
-    }
+    use crate::engine::cpu_storage::relative;
 
     /// Output, input gradient and weight gradient against Candle's own conv2d, whose
     /// backward is checked against finite differences in Candle's test suite.

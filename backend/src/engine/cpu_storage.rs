@@ -63,6 +63,14 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     result
 }
 
+/// The relative L2 error of `a` against the reference `b`, as the kernels' tests state it.
+#[cfg(test)]
+pub fn relative(a: &candle_core::Tensor, b: &candle_core::Tensor) -> Result<f32> {
+    let diff = (a - b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+    let norm = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+    Ok(diff / norm.max(1e-12))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

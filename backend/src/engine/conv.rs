@@ -9,6 +9,8 @@
 //! the input gradient is skipped when the input is data.
 //! Other devices use Candle's own convolution.
 
+use std::ops::Range;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use candle_nn::Conv2d;
 use gemm::Parallelism;
@@ -111,6 +113,25 @@ impl Geometry {
         (first.min(last), last)
     }
 
+    /// When output and input planes have the same size (stride 1, "same" padding), a
+    /// tap's valid outputs `rows x cols` read the input plane shifted by a fixed offset:
+    /// returns where in the input plane the span from the first to the last valid output
+    /// starts, and that span in the output plane. Copying whole spans instead of row by
+    /// row matters for the small planes of deep layers.
+    fn shifted(
+        &self,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        (i, j): (usize, usize),
+    ) -> Option<(usize, Range<usize>)> {
+        if self.stride != 1 || self.w_out() != self.w || rows.is_empty() || cols.is_empty() {
+            return None;
+        }
+        let taps = rows.start * self.w + cols.start..(rows.end - 1) * self.w + cols.end;
+        let from = (rows.start + i - self.padding) * self.w + cols.start + j - self.padding;
+        Some((from, taps))
+    }
+
     /// The im2col matrix of one sample `x` (`[c_in, h, w]`) into columns
     /// `offset..offset + positions` of `cols` (`rows` rows of `stride` values).
     fn im2col(&self, x: &[f32], cols: &mut [f32], (stride, offset): (usize, usize)) {
@@ -127,6 +148,15 @@ impl Geometry {
                     // Zeros where the window reaches into the padding, the taps elsewhere.
                     out[..y0 * w_out].fill(0.0);
                     out[y1 * w_out..].fill(0.0);
+                    if let Some((from, taps)) = self.shifted(y0..y1, x0..x1, (i, j)) {
+                        out[taps.clone()].copy_from_slice(&plane[from..from + taps.len()]);
+                        // What the block brought in across row edges is padding.
+                        for row in out[y0 * w_out..y1 * w_out].chunks_exact_mut(w_out) {
+                            row[..x0].fill(0.0);
+                            row[x1..].fill(0.0);
+                        }
+                        continue;
+                    }
                     for oy in y0..y1 {
                         let iy = oy * self.stride + i - self.padding;
                         let source = &plane[iy * self.w..(iy + 1) * self.w];
@@ -156,7 +186,8 @@ impl Geometry {
 
     /// Adds columns `offset..offset + positions` of the im2col-shaped gradient `cols` back
     /// onto the sample gradient `dx`.
-    fn col2im(&self, cols: &[f32], (stride, offset): (usize, usize), dx: &mut [f32]) {
+    /// (Its part of `cols` is overwritten.)
+    fn col2im(&self, cols: &mut [f32], (stride, offset): (usize, usize), dx: &mut [f32]) {
         let (h_out, w_out) = (self.h_out(), self.w_out());
         for c in 0..self.c_in {
             let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -166,7 +197,18 @@ impl Geometry {
                     let (x0, x1) = self.valid(self.w, w_out, j);
                     let row = (c * self.k + i) * self.k + j;
                     let at = row * stride + offset;
-                    let source = &cols[at..at + h_out * w_out];
+                    let source = &mut cols[at..at + h_out * w_out];
+                    if let Some((from, taps)) = self.shifted(y0..y1, x0..x1, (i, j)) {
+                        // Gradients of padding positions, zeroed, add nothing across row
+                        // edges; they are not needed after this.
+                        for row in source[y0 * w_out..y1 * w_out].chunks_exact_mut(w_out) {
+                            row[..x0].fill(0.0);
+                            row[x1..].fill(0.0);
+                        }
+                        let targets = plane[from..from + taps.len()].iter_mut();
+                        targets.zip(&source[taps]).for_each(|(t, &g)| *t += g);
+                        continue;
+                    }
                     for oy in y0..y1 {
                         let iy = oy * self.stride + i - self.padding;
                         let target = &mut plane[iy * self.w..(iy + 1) * self.w];
@@ -523,6 +565,9 @@ mod tests {
             ((8, 3, 6, 6), 4, 3, 1, 1),
             ((7, 5, 4, 4), 6, 3, 2, 1),
             ((2, 2, 10, 10), 3, 3, 3, 1),
+            // "Same" padding on planes smaller than the kernel: taps with no valid output.
+            ((2, 3, 3, 4), 4, 5, 1, 2),
+            ((2, 2, 5, 1), 3, 3, 1, 1),
         ] {
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev)?)?;
             let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (c_out, shape.1, k, k), &dev)?)?;

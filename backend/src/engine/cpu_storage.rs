@@ -17,6 +17,20 @@ pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'
     }
 }
 
+/// [`contiguous_f32`] for a kernel that writes in place.
+pub fn contiguous_f32_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("a CPU kernel was given a tensor other than f32 to update");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("a CPU kernel was given a non-contiguous tensor"),
+    }
+}
+
 /// A vector of `len` values built in chunks of `chunk` (the last may be shorter) on the
 /// rayon threads: `fill(i, values)` gets chunk `i` zeroed (`T::default()`) and writes it.
 ///

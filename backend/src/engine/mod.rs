@@ -22,6 +22,7 @@ mod model;
 mod mslr;
 mod ogm;
 mod optim;
+mod optim_cpu;
 mod params;
 mod pmr;
 mod resnet;

@@ -10,6 +10,7 @@ use balancelab_shared::OptimizerConfig;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use super::optim_cpu;
 use super::params::{Owner, ParamStore};
 
 struct Slot {
@@ -61,45 +62,14 @@ impl Optimizer {
                 (Owner::Modality(m), Some(scale)) => lr * scale[m],
                 _ => lr,
             };
-            let p = slot.var.as_tensor();
             slot.steps += 1;
-            let updated = match &self.config {
-                OptimizerConfig::Sgd(sgd) => {
-                    let grad = with_l2(&grad, p, sgd.weight_decay)?;
-                    let direction = if sgd.momentum == 0.0 {
-                        grad
-                    } else {
-                        let buf = match slot.first.take() {
-                            Some(buf) => ((buf * sgd.momentum)? + grad)?,
-                            None => grad,
-                        };
-                        let buf = buf.detach();
-                        slot.first = Some(buf.clone());
-                        buf
-                    };
-                    (p - (direction * lr)?)?
+            if slot.var.device().is_cpu() {
+                let grad = grad.contiguous()?;
+                if slot.step_in_place(&self.config, &grad, lr)? {
+                    continue;
                 }
-                OptimizerConfig::Adam(adam) | OptimizerConfig::AdamW(adam) => {
-                    let decoupled = matches!(self.config, OptimizerConfig::AdamW(_));
-                    let (grad, p) = if decoupled {
-                        (grad.clone(), (p * (1.0 - lr * adam.weight_decay))?)
-                    } else {
-                        (with_l2(&grad, p, adam.weight_decay)?, p.clone())
-                    };
-                    let zeros = || grad.zeros_like();
-                    let m = slot.first.take().map_or_else(zeros, Ok)?;
-                    let v = slot.second.take().map_or_else(zeros, Ok)?;
-                    let m = ((m * adam.beta1)? + (&grad * (1.0 - adam.beta1))?)?;
-                    let v = ((v * adam.beta2)? + (grad.sqr()? * (1.0 - adam.beta2))?)?;
-                    let t = slot.steps as i32;
-                    let m_hat = (&m / (1.0 - adam.beta1.powi(t)))?;
-                    let v_hat = (&v / (1.0 - adam.beta2.powi(t)))?;
-                    let update = (m_hat / (v_hat.sqrt()? + adam.eps)?)?;
-                    slot.first = Some(m.detach());
-                    slot.second = Some(v.detach());
-                    (p - (update * lr)?)?
-                }
-            };
+            }
+            let updated = slot.stepped(&self.config, &grad, lr)?;
             slot.var.set(&updated)?;
         }
         Ok(())
@@ -139,6 +109,116 @@ impl Optimizer {
     }
 }
 
+impl Slot {
+    /// The updated parameter, from tensor ops (any device).
+    fn stepped(&mut self, config: &OptimizerConfig, grad: &Tensor, lr: f64) -> Result<Tensor> {
+        let p = self.var.as_tensor();
+        Ok(match config {
+            OptimizerConfig::Sgd(sgd) => {
+                let grad = with_l2(grad, p, sgd.weight_decay)?;
+                let direction = if sgd.momentum == 0.0 {
+                    grad
+                } else {
+                    let buf = match self.first.take() {
+                        Some(buf) => ((buf * sgd.momentum)? + grad)?,
+                        None => grad,
+                    };
+                    let buf = buf.detach();
+                    self.first = Some(buf.clone());
+                    buf
+                };
+                (p - (direction * lr)?)?
+            }
+            OptimizerConfig::Adam(adam) | OptimizerConfig::AdamW(adam) => {
+                let decoupled = matches!(config, OptimizerConfig::AdamW(_));
+                let (grad, p) = if decoupled {
+                    (grad.clone(), (p * (1.0 - lr * adam.weight_decay))?)
+                } else {
+                    (with_l2(grad, p, adam.weight_decay)?, p.clone())
+                };
+                let zeros = || grad.zeros_like();
+                let m = self.first.take().map_or_else(zeros, Ok)?;
+                let v = self.second.take().map_or_else(zeros, Ok)?;
+                let m = ((m * adam.beta1)? + (&grad * (1.0 - adam.beta1))?)?;
+                let v = ((v * adam.beta2)? + (grad.sqr()? * (1.0 - adam.beta2))?)?;
+                let t = self.steps as i32;
+                let m_hat = (&m / (1.0 - adam.beta1.powi(t)))?;
+                let v_hat = (&v / (1.0 - adam.beta2.powi(t)))?;
+                let update = (m_hat / (v_hat.sqrt()? + adam.eps)?)?;
+                self.first = Some(m.detach());
+                self.second = Some(v.detach());
+                (p - (update * lr)?)?
+            }
+        })
+    }
+
+    /// The update in place with the CPU kernels; false where they do not apply.
+    fn step_in_place(&mut self, config: &OptimizerConfig, grad: &Tensor, lr: f64) -> Result<bool> {
+        let p = self.var.as_tensor();
+        let first = state_or_zeros(&mut self.first, p)?;
+        let lr = lr as f32;
+        match config {
+            OptimizerConfig::Sgd(sgd) => {
+                if !optim_cpu::applies(&[p, grad, &first]) {
+                    return Ok(false);
+                }
+                let weight_decay = sgd.weight_decay as f32;
+                if sgd.momentum == 0.0 {
+                    optim_cpu::SgdStep {
+                        lr,
+                        l2: weight_decay,
+                    }
+                    .apply(p, grad)?;
+                } else {
+                    let momentum = optim_cpu::Moment {
+                        decay: sgd.momentum as f32,
+                        weight: 1.0,
+                        squared: false,
+                        l2: weight_decay,
+                    };
+                    momentum.update(&first, grad, p)?;
+                    optim_cpu::SgdStep { lr, l2: 0.0 }.apply(p, &first)?;
+                }
+            }
+            OptimizerConfig::Adam(adam) | OptimizerConfig::AdamW(adam) => {
+                let second = state_or_zeros(&mut self.second, p)?;
+                if !optim_cpu::applies(&[p, grad, &first, &second]) {
+                    return Ok(false);
+                }
+                let decoupled = matches!(config, OptimizerConfig::AdamW(_));
+                let weight_decay = adam.weight_decay as f32;
+                let l2 = if decoupled { 0.0 } else { weight_decay };
+                let moment = |beta: f64, squared| optim_cpu::Moment {
+                    decay: beta as f32,
+                    weight: (1.0 - beta) as f32,
+                    squared,
+                    l2,
+                };
+                moment(adam.beta1, false).update(&first, grad, p)?;
+                moment(adam.beta2, true).update(&second, grad, p)?;
+                let t = self.steps as i32;
+                let step = optim_cpu::AdamStep {
+                    lr,
+                    eps: adam.eps as f32,
+                    c1: (1.0 - adam.beta1.powi(t)) as f32,
+                    c2: (1.0 - adam.beta2.powi(t)) as f32,
+                    decay: if decoupled { weight_decay } else { 0.0 },
+                };
+                step.apply(p, &first, &second)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// An optimiser state, zeros before the first step.
+fn state_or_zeros(state: &mut Option<Tensor>, like: &Tensor) -> Result<Tensor> {
+    match state {
+        Some(state) => Ok(state.clone()),
+        None => Ok(state.insert(like.zeros_like()?).clone()),
+    }
+}
+
 fn with_l2(grad: &Tensor, p: &Tensor, weight_decay: f64) -> Result<Tensor> {
     if weight_decay == 0.0 {
         Ok(grad.clone())
@@ -150,6 +230,7 @@ fn with_l2(grad: &Tensor, p: &Tensor, weight_decay: f64) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cpu_storage::relative;
     use crate::engine::params::Role;
     use balancelab_shared::{AdamConfig, SgdConfig};
     use candle_core::Device;
@@ -170,6 +251,55 @@ mod tests {
 
     fn close(seen: &[f32], expected: &[f32]) -> bool {
         seen.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6)
+    }
+
+    /// The CPU kernels against the tensor ops other devices use, over a few steps of random
+    /// gradients, for every optimiser with and without weight decay.
+    #[test]
+    fn in_place_kernels_match_the_tensor_ops() -> Result<()> {
+        let dev = Device::Cpu;
+        let adam = |weight_decay| AdamConfig {
+            weight_decay,
+            ..AdamConfig::default()
+        };
+        let sgd = |momentum, weight_decay| {
+            OptimizerConfig::Sgd(SgdConfig {
+                momentum,
+                weight_decay,
+            })
+        };
+        for config in [
+            sgd(0.0, 0.0),
+            sgd(0.0, 1e-2),
+            sgd(0.9, 1e-2),
+            OptimizerConfig::Adam(adam(0.0)),
+            OptimizerConfig::Adam(adam(1e-2)),
+            OptimizerConfig::AdamW(adam(1e-2)),
+        ] {
+            let start = Tensor::randn(0f32, 1.0, (3, 50_000), &dev)?;
+            let slot = |var| Slot {
+                name: "w".into(),
+                owner: Owner::Shared,
+                var,
+                first: None,
+                second: None,
+                steps: 0,
+            };
+            let mut kernels = slot(Var::from_tensor(&start)?);
+            let mut ops = slot(Var::from_tensor(&start)?);
+            for _ in 0..3 {
+                let grad = Tensor::randn(0f32, 1.0, start.shape(), &dev)?;
+                kernels.steps += 1;
+                ops.steps += 1;
+                assert!(kernels.step_in_place(&config, &grad, 0.05)?);
+                let updated = ops.stepped(&config, &grad, 0.05)?;
+                ops.var.set(&updated)?;
+            }
+            let error = relative(kernels.var.as_tensor(), ops.var.as_tensor())?;
+            assert!(error < 1e-6, "{config:?}: {error}");
+            assert_ne!(relative(kernels.var.as_tensor(), &start)?, 0.0);
+        }
+        Ok(())
     }
 
     #[test]

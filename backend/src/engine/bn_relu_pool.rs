@@ -1,5 +1,5 @@
-//! `max_pool2d(relu(batch_norm(x)))` over non-overlapping windows as one CPU kernel each
-//! way: how every block of the max-pool CNN ends.
+//! `max_pool2d(relu(batch_norm(x)))` as one CPU kernel each way: how every block of the
+//! max-pool CNN ends (2x2 tiles) and ResNet's stem (3x3 windows, stride 2, padding 1).
 //!
 //! Apart, the full-resolution normalised activations are written and pooled, and backward
 //! the pool scatters its gradient into a full-resolution tensor, Candle accumulates it (a
@@ -16,27 +16,23 @@ use rayon::prelude::*;
 
 use super::batch_norm::{flat_gradients, inv_std, moments, split_gradients, BatchNorm2d};
 use super::cpu_storage::{contiguous_f32, par_build};
-use super::max_pool::max_pool2d;
+use super::max_pool::{pool, Window};
 
 impl BatchNorm2d {
-    /// `max_pool2d(relu(self.forward(x)), window)`: `window` windows with the same stride,
-    /// the last partial row or column of windows dropped.
-    pub fn forward_relu_pool(
-        &self,
-        x: &Tensor,
-        train: bool,
-        (kh, kw): (usize, usize),
-    ) -> Result<Tensor> {
-        let fits = x
-            .dims4()
-            .is_ok_and(|(_, _, h, w)| (1..=h).contains(&kh) && (1..=w).contains(&kw));
+    /// `max_pool(relu(self.forward(x)), window)`.
+    pub fn forward_relu_pool(&self, x: &Tensor, train: bool, window: Window) -> Result<Tensor> {
+        let fits = x.dims4().is_ok_and(|(_, _, h, w)| {
+            let (kh, kw) = window.size;
+            let p = 2 * window.padding;
+            window.padding < kh.min(kw) && (1..=h + p).contains(&kh) && (1..=w + p).contains(&kw)
+        });
         if !train || !fits || !x.device().is_cpu() || x.dtype() != DType::F32 {
-            return max_pool2d(&self.forward(x, train, true)?, (kh, kw));
+            return pool(&self.forward(x, train, true)?, window);
         }
         let saved = Arc::new(Mutex::new(Saved::default()));
         let op = NormalizeReluPool {
             eps: self.eps,
-            window: (kh, kw),
+            window,
             saved: saved.clone(),
         };
         let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
@@ -59,41 +55,37 @@ struct Saved {
 struct Planes {
     n: usize,
     c: usize,
+    h: usize,
     w: usize,
     /// Values per input plane.
     input: usize,
-    window: (usize, usize),
     /// Output columns and values per output plane.
+    oh: usize,
     ow: usize,
     output: usize,
 }
 
 impl Planes {
-    fn new(x: &Layout, (kh, kw): (usize, usize)) -> Result<Self> {
+    fn new(x: &Layout, window: Window) -> Result<Self> {
         let (n, c, h, w) = x.shape().dims4()?;
-        let (oh, ow) = (h / kh, w / kw);
+        let (oh, ow) = window.output(h, w);
         Ok(Self {
             n,
             c,
+            h,
             w,
             input: h * w,
-            window: (kh, kw),
+            oh,
             ow,
             output: oh * ow,
         })
-    }
-
-    /// Index in the input plane of the top-left value of output `o`'s window.
-    fn corner(&self, o: usize) -> usize {
-        let (kh, kw) = self.window;
-        (o / self.ow) * kh * self.w + (o % self.ow) * kw
     }
 }
 
 /// `(x, weight, bias) -> max_pool2d(relu(batch_norm(x)))`.
 struct NormalizeReluPool {
     eps: f64,
-    window: (usize, usize),
+    window: Window,
     saved: Arc<Mutex<Saved>>,
 }
 
@@ -129,7 +121,6 @@ impl CustomOp3 for NormalizeReluPool {
             contiguous_f32(bs, bl)?,
         );
         let g = Planes::new(xl, self.window)?;
-        let (kh, kw) = self.window;
         let (mean, var) = moments(x, g.n, g.c, g.input);
         let affine = self.affine(weight, bias, &mean, &var);
         // The normalisation is monotonic per channel but rounds; the maximum is taken over
@@ -138,17 +129,9 @@ impl CustomOp3 for NormalizeReluPool {
             let (scale, shift) = affine[p % g.c];
             let plane = &x[p * g.input..(p + 1) * g.input];
             for (o, best) in argmax.iter_mut().enumerate() {
-                let corner = g.corner(o);
-                let (mut at, mut max) = (corner, plane[corner] * scale + shift);
-                for row in (0..kh).map(|dy| corner + dy * g.w) {
-                    for (i, &x) in plane[row..row + kw].iter().enumerate() {
-                        let v = x * scale + shift;
-                        if v > max {
-                            (at, max) = (row + i, v);
-                        }
-                    }
-                }
-                *best = at as u32;
+                let at = (o / g.ow, o % g.ow);
+                let normalized = |x| x * scale + shift;
+                *best = self.window.first_max(plane, (g.h, g.w), at, normalized) as u32;
             }
         });
         let y = par_build(argmax.len(), g.output, |p, y| {
@@ -163,8 +146,7 @@ impl CustomOp3 for NormalizeReluPool {
             stats: [mean, var].concat(),
             argmax,
         };
-        let (n, c, h, w) = xl.shape().dims4()?;
-        Ok((CpuStorage::F32(y), Shape::from((n, c, h / kh, w / kw))))
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.c, g.oh, g.ow))))
     }
 
     fn bwd(
@@ -188,7 +170,7 @@ impl CustomOp3 for NormalizeReluPool {
 /// `(grad_y, x, y) -> [grad_x, grad_weight, grad_bias]` flattened into one vector.
 struct NormalizeReluPoolGrad {
     eps: f64,
-    window: (usize, usize),
+    window: Window,
     saved: Saved,
     weight: Vec<f32>,
 }
@@ -291,16 +273,21 @@ mod tests {
 
     /// Output, gradients (input, weight, bias) and running statistics against the separate
     /// kernels (batch norm + ReLU, then max pool; each checked against Candle in its own
-    /// module), with windows that drop a row or column, 1-wide windows, and a channel with
-    /// a negative weight (the normalisation reverses the order of its values).
+    /// module), with windows that drop a row or column, 1-wide windows, overlapping padded
+    /// windows, and a channel with a negative weight (the normalisation reverses the order
+    /// of its values).
     #[test]
     fn matches_batch_norm_then_max_pool() -> Result<()> {
         let dev = Device::Cpu;
         for (shape, window) in [
-            ((4, 3, 6, 8), (2, 2)),
-            ((3, 2, 5, 7), (2, 2)),
-            ((2, 3, 4, 5), (1, 2)),
-            ((2, 2, 3, 3), (3, 3)),
+            ((4, 3, 6, 8), Window::tiles((2, 2))),
+            ((3, 2, 5, 7), Window::tiles((2, 2))),
+            ((2, 3, 4, 5), Window::tiles((1, 2))),
+            ((2, 2, 3, 3), Window::tiles((3, 3))),
+            // ResNet's stem pool: overlapping windows (an input can be the maximum of
+            // several), padding, odd and even sides.
+            ((3, 3, 8, 8), Window::padded(3, 2, 1)),
+            ((2, 2, 7, 6), Window::padded(3, 2, 1)),
         ] {
             let c = shape.1;
             let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, shape, &dev)? + 0.5)?)?;
@@ -310,7 +297,7 @@ mod tests {
             let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
             let (fused, apart) = (layer(&weight, &bias)?, layer(&weight, &bias)?);
             let y_fused = fused.forward_relu_pool(&x, true, window)?;
-            let y_apart = max_pool2d(&apart.forward(&x, true, true)?, window)?;
+            let y_apart = pool(&apart.forward(&x, true, true)?, window)?;
             assert_eq!(y_fused.dims(), y_apart.dims());
             assert!(relative(&y_fused, &y_apart)? < 1e-6, "{shape:?} output");
             let probe = Tensor::randn(0f32, 1.0, y_fused.shape(), &dev)?;
@@ -339,7 +326,7 @@ mod tests {
         let bias = Tensor::new(&[0.5f32, 0.0], &dev)?;
         let bn = layer(&weight, &bias)?;
         let x = Tensor::arange(0f32, 16.0, &dev)?.reshape((1, 2, 2, 4))?;
-        let y = bn.forward_relu_pool(&x, false, (2, 2))?;
+        let y = bn.forward_relu_pool(&x, false, Window::tiles((2, 2)))?;
         // Running mean 0, variance 1: channel 0 is x + 0.5, channel 1 is -2x (all <= 0).
         let expected = [[[[5.5f32, 7.5]], [[0.0, 0.0]]]];
         assert!(relative(&y, &Tensor::new(&expected, &dev)?)? < 1e-4);

@@ -6,6 +6,7 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
 use super::batch_norm::BatchNorm2d;
 use super::conv;
+use super::max_pool::Window;
 use super::params::{Owner, ParamStore, Role};
 use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
 use super::transformer::TokenTransformer;
@@ -158,7 +159,7 @@ impl Encoder {
                     let z = conv::apply(&x, conv)?;
                     x = if conv.config().stride == 1 {
                         let (_, _, h, w) = z.dims4()?;
-                        bn.forward_relu_pool(&z, train, (h.min(2), w.min(2)))?
+                        bn.forward_relu_pool(&z, train, Window::tiles((h.min(2), w.min(2))))?
                     } else {
                         bn.forward(&z, train, true)?
                     };

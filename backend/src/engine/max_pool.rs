@@ -23,10 +23,7 @@ pub fn max_pool2d(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
         return window_max(x, (kh, kw));
     }
     let pool = MaxPool {
-        kh,
-        kw,
-        stride: (kh, kw),
-        padding: 0,
+        window: Window::tiles((kh, kw)),
         argmax: Default::default(),
     };
     x.contiguous()?.apply_op1(pool)
@@ -59,74 +56,95 @@ pub fn max_pool2d_padded(x: &Tensor, k: usize, stride: usize, padding: usize) ->
         );
     }
     let pool = MaxPool {
-        kh: k,
-        kw: k,
-        stride: (stride, stride),
-        padding,
+        window: Window::padded(k, stride, padding),
         argmax: Default::default(),
     };
     x.contiguous()?.apply_op1(pool)
 }
 
-struct MaxPool {
-    kh: usize,
-    kw: usize,
-    stride: (usize, usize),
-    padding: usize,
-    /// Per output, the index in its input plane of its window's first maximum, left by the
-    /// forward pass for the backward pass (which would otherwise search the windows again).
-    argmax: Arc<Mutex<Vec<u32>>>,
+/// `x` pooled by `window`: [`max_pool2d`] for tiles, else [`max_pool2d_padded`].
+pub fn pool(x: &Tensor, window: Window) -> Result<Tensor> {
+    let Window {
+        size,
+        stride,
+        padding,
+    } = window;
+    if window == Window::tiles(size) {
+        max_pool2d(x, size)
+    } else {
+        max_pool2d_padded(x, size.0, stride.0, padding)
+    }
 }
 
-impl MaxPool {
-    fn output(&self, h: usize, w: usize) -> (usize, usize) {
+/// Where a max pool's windows lie: their size, their stride and the zero padding around
+/// the input (which never wins, as PyTorch's -inf).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub size: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: usize,
+}
+
+impl Window {
+    /// Non-overlapping windows: the stride is the size.
+    pub fn tiles(size: (usize, usize)) -> Self {
+        Self {
+            size,
+            stride: size,
+            padding: 0,
+        }
+    }
+
+    /// Square `k` windows.
+    pub fn padded(k: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            size: (k, k),
+            stride: (stride, stride),
+            padding,
+        }
+    }
+
+    /// Output rows and columns for an `h x w` input.
+    pub fn output(&self, h: usize, w: usize) -> (usize, usize) {
         let p = 2 * self.padding;
         (
-            (h + p - self.kh) / self.stride.0 + 1,
-            (w + p - self.kw) / self.stride.1 + 1,
+            (h + p - self.size.0) / self.stride.0 + 1,
+            (w + p - self.size.1) / self.stride.1 + 1,
         )
     }
 
-    /// Index within the input plane (`h x w`) of the first maximum of output `(oy, ox)`'s
-    /// window.
-    fn argmax(&self, plane: &[f32], (h, w): (usize, usize), oy: usize, ox: usize) -> usize {
-        if self.padding > 0 {
-            let (y0, x0) = (oy * self.stride.0, ox * self.stride.1);
-            let rows = y0.max(self.padding) - self.padding
-                ..(y0 + self.kh).min(h + self.padding) - self.padding;
-            let cols = x0.max(self.padding) - self.padding
-                ..(x0 + self.kw).min(w + self.padding) - self.padding;
-            let mut best = rows.start * w + cols.start;
-            for y in rows {
-                for i in y * w + cols.start..y * w + cols.end {
-                    if plane[i] > plane[best] {
-                        best = i;
-                    }
-                }
-            }
-            return best;
-        }
-        let mut best = oy * self.stride.0 * w + ox * self.stride.1;
-        if (self.kh, self.kw, self.stride) == (2, 2, (2, 2)) {
-            // The common window, unrolled.
-            let window = [best, best + 1, best + w, best + w + 1];
-            for i in &window[1..] {
-                if plane[*i] > plane[best] {
-                    best = *i;
-                }
-            }
-            return best;
-        }
-        for dy in 0..self.kh {
-            let row = (oy * self.stride.0 + dy) * w + ox * self.stride.1;
-            for i in row..row + self.kw {
-                if plane[i] > plane[best] {
-                    best = i;
+    /// Index within the input plane (`h x w`) of the first maximum of `value` over output
+    /// `(oy, ox)`'s window, padding left out.
+    pub fn first_max(
+        &self,
+        plane: &[f32],
+        (h, w): (usize, usize),
+        (oy, ox): (usize, usize),
+        value: impl Fn(f32) -> f32,
+    ) -> usize {
+        let p = self.padding;
+        let (y0, x0) = (oy * self.stride.0, ox * self.stride.1);
+        let rows = y0.max(p) - p..(y0 + self.size.0).min(h + p) - p;
+        let cols = x0.max(p) - p..(x0 + self.size.1).min(w + p) - p;
+        let mut best = rows.start * w + cols.start;
+        let mut max = value(plane[best]);
+        for row in rows.map(|y| y * w) {
+            for (i, &x) in plane[row + cols.start..row + cols.end].iter().enumerate() {
+                let v = value(x);
+                if v > max {
+                    (best, max) = (row + cols.start + i, v);
                 }
             }
         }
         best
     }
+}
+
+struct MaxPool {
+    window: Window,
+    /// Per output, the index in its input plane of its window's first maximum, left by the
+    /// forward pass for the backward pass (which would otherwise search the windows again).
+    argmax: Arc<Mutex<Vec<u32>>>,
 }
 
 impl CustomOp1 for MaxPool {
@@ -137,13 +155,14 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(storage, layout)?;
         let (n, c, h, w) = layout.shape().dims4()?;
-        let (oh, ow) = self.output(h, w);
+        let (oh, ow) = self.window.output(h, w);
         let argmax: Vec<u32> = par_build(n * c * oh * ow, oh * ow, |i, argmax| {
             let plane = &x[i * h * w..(i + 1) * h * w];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    argmax[oy * ow + ox] = self.argmax(plane, (h, w), oy, ox) as u32;
-                }
+            for (o, best) in argmax.iter_mut().enumerate() {
+                *best = self
+                    .window
+                    .first_max(plane, (h, w), (o / ow, o % ow), |x| x)
+                    as u32;
             }
         });
         let y = par_build(argmax.len(), oh * ow, |i, y| {

@@ -7,7 +7,7 @@ use candle_nn::{Conv2d, Conv2dConfig};
 use super::add_relu::add_relu;
 use super::batch_norm::BatchNorm2d;
 use super::conv;
-use super::max_pool::max_pool2d_padded;
+use super::max_pool::Window;
 use super::params::{Owner, ParamStore, Role};
 
 /// Width of the pooled features.
@@ -148,10 +148,12 @@ impl ResNet18 {
 
     /// `x` is `[batch, channels, h, w]`; returns globally average-pooled `[batch, 512]`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self
-            .bn1
-            .forward(&conv::apply(x, &self.conv1)?, train, true)?;
-        let mut x = stem_max_pool(&x)?;
+        let z = conv::apply(x, &self.conv1)?;
+        let mut x = if z.device().is_cpu() {
+            self.bn1.forward_relu_pool(&z, train, STEM_POOL)?
+        } else {
+            taps_max_pool(&self.bn1.forward(&z, train, true)?)?
+        };
         for block in &self.blocks {
             x = block.forward(&x, train)?;
         }
@@ -159,15 +161,13 @@ impl ResNet18 {
     }
 }
 
-/// The stem's 3x3 max pool with stride 2 and padding 1: one kernel on the CPU, elsewhere
-/// [`taps_max_pool`].
-fn stem_max_pool(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-        max_pool2d_padded(x, 3, 2, 1)
-    } else {
-        taps_max_pool(x)
-    }
-}
+/// The stem's 3x3 max pool with stride 2 and padding 1: on the CPU fused with the batch
+/// norm and ReLU before it, elsewhere [`taps_max_pool`].
+const STEM_POOL: Window = Window {
+    size: (3, 3),
+    stride: (2, 2),
+    padding: 1,
+};
 
 /// The stem pool for inputs that follow a ReLU (so zero padding acts as torch's -inf), from
 /// differentiable ops: Candle's `max_pool2d` has no backward when the window is wider than
@@ -198,6 +198,7 @@ fn taps_max_pool(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::max_pool::max_pool2d_padded;
     use candle_core::{DType, Device};
 
     #[test]
@@ -253,7 +254,8 @@ mod tests {
             let x = candle_core::Var::from_vec(values.clone(), (1, 1, h, w), &Device::Cpu)?;
             let (expected, expected_grad) = reference_pool(&values, h, w);
             // The CPU kernel, and the taps form other devices use.
-            for pooled in [stem_max_pool(x.as_tensor())?, taps_max_pool(x.as_tensor())?] {
+            let cpu_kernel = max_pool2d_padded(x.as_tensor(), 3, 2, 1)?;
+            for pooled in [cpu_kernel, taps_max_pool(x.as_tensor())?] {
                 let grad = pooled.sum_all()?.backward()?;
                 assert_eq!(pooled.flatten_all()?.to_vec1::<f32>()?, expected, "{h}x{w}");
                 let grad = grad

@@ -81,6 +81,7 @@ fn pytorch(python: &str, model: &str, steps: usize, threads: usize) -> Option<f6
 }
 
 fn main() -> Result<()> {
+    balancelab::cpu_threads::limit_candle_spinning();
     balancelab::allocator::keep_freed_memory();
     let python = std::env::var("BALANCELAB_TORCH_PYTHON").ok();
     let rounds: usize = std::env::var("BENCH_ROUNDS")

@@ -13,6 +13,7 @@
 pub mod allocator;
 pub mod api;
 pub mod auth;
+pub mod cpu_threads;
 pub mod data;
 pub mod device;
 pub mod engine;

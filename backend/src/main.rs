@@ -187,6 +187,7 @@ enum PrepareDataset {
 }
 
 fn main() -> anyhow::Result<()> {
+    balancelab::cpu_threads::limit_candle_spinning();
     balancelab::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         // Colour codes only for a terminal, not in log files.

@@ -58,7 +58,7 @@ impl CustomOp2 for AddRelu {
 }
 
 /// `(grad, y) -> grad` where `y > 0`, else 0.
-struct PassPositive;
+pub(super) struct PassPositive;
 
 impl CustomOp2 for PassPositive {
     fn name(&self) -> &'static str {

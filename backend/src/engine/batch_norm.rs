@@ -309,11 +309,11 @@ pub(super) fn flat_gradients(
 }
 
 /// `(grad_y, x, y) -> [grad_x, grad_weight, grad_bias]` flattened into one vector.
-struct NormalizeGrad {
-    eps: f64,
-    relu: bool,
-    stats: Vec<f32>,
-    weight: Vec<f32>,
+pub(super) struct NormalizeGrad {
+    pub(super) eps: f64,
+    pub(super) relu: bool,
+    pub(super) stats: Vec<f32>,
+    pub(super) weight: Vec<f32>,
 }
 
 impl CustomOp3 for NormalizeGrad {

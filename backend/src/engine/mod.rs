@@ -8,6 +8,7 @@ mod add_relu;
 mod agm;
 mod balance;
 mod batch_norm;
+mod bn_add_relu;
 mod bn_relu_pool;
 pub mod checkpoint;
 mod conv;

@@ -4,7 +4,6 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig};
 
-use super::add_relu::add_relu;
 use super::batch_norm::BatchNorm2d;
 use super::conv;
 use super::max_pool::Window;
@@ -90,14 +89,12 @@ impl BasicBlock {
         let y = self
             .bn1
             .forward(&conv::apply(x, &self.conv1)?, train, true)?;
-        let y = self
-            .bn2
-            .forward(&conv::apply(&y, &self.conv2)?, train, false)?;
         let shortcut = match &self.downsample {
             Some((conv, bn)) => bn.forward(&conv::apply(x, conv)?, train, false)?,
             None => x.clone(),
         };
-        add_relu(&y, &shortcut)
+        self.bn2
+            .forward_add_relu(&conv::apply(&y, &self.conv2)?, &shortcut, train)
     }
 }
 

@@ -1,0 +1,175 @@
+//! `relu(batch_norm(x) + residual)` as one CPU kernel each way: how every ResNet block ends.
+//!
+//! Apart, the normalised activations are written, read again by the residual add, and
+//! backward Candle accumulates their gradient (a zero-filled tensor plus an add) before batch
+//! norm reduces it. Fused, the forward pass writes the block's output only, and the backward
+//! pass is batch norm's own with the ReLU's mask taken from that output. Evaluation and other
+//! devices use the separate ops.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+use super::add_relu::{add_relu, PassPositive};
+use super::batch_norm::{moments, BatchNorm2d, NormalizeGrad};
+use super::cpu_storage::{contiguous_f32, par_build};
+
+impl BatchNorm2d {
+    /// `relu(self.forward(x) + residual)`.
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        if !train
+            || !x.device().is_cpu()
+            || x.dtype() != DType::F32
+            || x.rank() != 4
+            || x.shape() != residual.shape()
+        {
+            return add_relu(&self.forward(x, train, false)?, residual);
+        }
+        let stats = Arc::new(Mutex::new(Vec::new()));
+        let op = NormalizeAddRelu {
+            eps: self.eps,
+            stats: stats.clone(),
+        };
+        // A custom op has three inputs: the weight and the bias travel as one tensor, whose
+        // gradient Candle splits back.
+        let params = Tensor::cat(&[&self.weight, &self.bias], 0)?;
+        let y = x
+            .contiguous()?
+            .apply_op3(&params, &residual.contiguous()?, op)?;
+        self.update_running(&stats.lock().expect("no panics while held"), x)?;
+        Ok(y)
+    }
+}
+
+/// `(x, [weight; bias], residual) -> y`; records the batch mean and variance in `stats`
+/// (`[mean; c]` then `[var; c]`).
+struct NormalizeAddRelu {
+    eps: f64,
+    stats: Arc<Mutex<Vec<f32>>>,
+}
+
+impl CustomOp3 for NormalizeAddRelu {
+    fn name(&self) -> &'static str {
+        "batch-norm-2d-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, params, residual) = (
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ps, pl)?,
+            contiguous_f32(rs, rl)?,
+        );
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let plane = h * w;
+        let (weight, bias) = params.split_at(c);
+        let (mean, var) = moments(x, n, c, plane);
+        let y = par_build(x.len(), plane, |i, y| {
+            let ch = i % c;
+            let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
+            let shift = bias[ch] - mean[ch] * scale;
+            let at = i * plane..(i + 1) * plane;
+            for ((y, &x), &r) in y.iter_mut().zip(&x[at.clone()]).zip(&residual[at]) {
+                *y = (x * scale + shift + r).max(0.0);
+            }
+        });
+        *self.stats.lock().expect("no panics while held") = [mean, var].concat();
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        residual: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = x.dim(1)?;
+        let grad = grad.contiguous()?;
+        // The gradient past the ReLU goes to the residual as it is, and into batch norm's
+        // backward, whose ReLU mask (the output's zeros) is this one's.
+        let op = NormalizeGrad {
+            eps: self.eps,
+            relu: true,
+            stats: self.stats.lock().expect("no panics while held").clone(),
+            weight: params.narrow(0, 0, c)?.to_vec1()?,
+        };
+        let flat = grad.apply_op3_no_bwd(x, y, &op)?;
+        // [dx; dweight; dbias]: the last 2c values are the parameters' gradient as laid out.
+        let size = x.elem_count();
+        let dx = flat.narrow(0, 0, size)?.reshape(x.shape())?;
+        let dparams = flat.narrow(0, size, 2 * c)?;
+        let dresidual = grad.apply_op2_no_bwd(y, &PassPositive)?;
+        Ok((
+            x.track_op().then_some(dx),
+            Some(dparams),
+            residual.track_op().then_some(dresidual),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    use crate::engine::cpu_storage::relative;
+
+    fn layer(weight: &Tensor, bias: &Tensor) -> Result<BatchNorm2d> {
+        let c = weight.dim(0)?;
+        let dev = weight.device();
+        BatchNorm2d::new(
+            weight.clone(),
+            bias.clone(),
+            Var::zeros(c, DType::F32, dev)?.as_tensor().clone(),
+            Var::ones(c, DType::F32, dev)?.as_tensor().clone(),
+            1e-5,
+        )
+    }
+
+    /// Output, gradients (input, weight, bias, residual) and running statistics against the
+    /// separate kernels (batch norm, then the residual add + ReLU; each checked against
+    /// Candle in its own module), with a negative weight.
+    #[test]
+    fn matches_batch_norm_then_add_relu() -> Result<()> {
+        let dev = Device::Cpu;
+        for shape in [(4, 3, 5, 6), (2, 5, 4, 4), (3, 2, 1, 7)] {
+            let c = shape.1;
+            let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, shape, &dev)? + 0.5)?)?;
+            let residual = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev)?)?;
+            let mut w = Tensor::randn(1f32, 0.3, c, &dev)?.to_vec1::<f32>()?;
+            w[0] = -w[0];
+            let weight = Var::from_tensor(&Tensor::new(w, &dev)?)?;
+            let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
+            let (fused, apart) = (layer(&weight, &bias)?, layer(&weight, &bias)?);
+            let y_fused = fused.forward_add_relu(&x, &residual, true)?;
+            let y_apart = add_relu(&apart.forward(&x, true, false)?, &residual)?;
+            assert!(relative(&y_fused, &y_apart)? < 1e-6, "{shape:?} output");
+            let probe = Tensor::randn(0f32, 1.0, shape, &dev)?;
+            let g_fused = (y_fused * &probe)?.sum_all()?.backward()?;
+            let g_apart = (y_apart * &probe)?.sum_all()?.backward()?;
+            for (name, v) in [
+                ("x", &x),
+                ("weight", &weight),
+                ("bias", &bias),
+                ("residual", &residual),
+            ] {
+                let error = relative(g_fused.get(v).unwrap(), g_apart.get(v).unwrap())?;
+                assert!(error < 1e-4, "{shape:?}: {name} gradient {error}");
+            }
+            let (fused_mean, fused_var) = fused.running();
+            let (apart_mean, apart_var) = apart.running();
+            assert!(relative(&fused_mean, &apart_mean)? < 1e-6);
+            assert!(relative(&fused_var, &apart_var)? < 1e-6);
+        }
+        Ok(())
+    }
+}

@@ -437,6 +437,19 @@ mod tests {
     }
 
     impl BatchNorm2d {
+        /// A layer around `weight` and `bias` with running mean 0 and variance 1.
+        pub(in crate::engine) fn fresh(weight: &Tensor, bias: &Tensor) -> Result<Self> {
+            let c = weight.dim(0)?;
+            let dev = weight.device();
+            Self::new(
+                weight.clone(),
+                bias.clone(),
+                Var::zeros(c, DType::F32, dev)?.as_tensor().clone(),
+                Var::ones(c, DType::F32, dev)?.as_tensor().clone(),
+                1e-5,
+            )
+        }
+
         fn fallback_running(&self) -> (Tensor, Tensor) {
             (
                 self.fallback.running_mean().clone(),

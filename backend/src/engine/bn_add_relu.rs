@@ -123,18 +123,6 @@ mod tests {
 
     use crate::engine::cpu_storage::relative;
 
-    fn layer(weight: &Tensor, bias: &Tensor) -> Result<BatchNorm2d> {
-        let c = weight.dim(0)?;
-        let dev = weight.device();
-        BatchNorm2d::new(
-            weight.clone(),
-            bias.clone(),
-            Var::zeros(c, DType::F32, dev)?.as_tensor().clone(),
-            Var::ones(c, DType::F32, dev)?.as_tensor().clone(),
-            1e-5,
-        )
-    }
-
     /// Output, gradients (input, weight, bias, residual) and running statistics against the
     /// separate kernels (batch norm, then the residual add + ReLU; each checked against
     /// Candle in its own module), with a negative weight.
@@ -149,7 +137,7 @@ mod tests {
             w[0] = -w[0];
             let weight = Var::from_tensor(&Tensor::new(w, &dev)?)?;
             let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
-            let (fused, apart) = (layer(&weight, &bias)?, layer(&weight, &bias)?);
+            let (fused, apart) = (BatchNorm2d::fresh(&weight, &bias)?, BatchNorm2d::fresh(&weight, &bias)?);
             let y_fused = fused.forward_add_relu(&x, &residual, true)?;
             let y_apart = add_relu(&apart.forward(&x, true, false)?, &residual)?;
             assert!(relative(&y_fused, &y_apart)? < 1e-6, "{shape:?} output");

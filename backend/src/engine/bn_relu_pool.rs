@@ -259,18 +259,6 @@ mod tests {
 
     use crate::engine::cpu_storage::relative;
 
-    fn layer(weight: &Tensor, bias: &Tensor) -> Result<BatchNorm2d> {
-        let c = weight.dim(0)?;
-        let dev = weight.device();
-        BatchNorm2d::new(
-            weight.clone(),
-            bias.clone(),
-            Var::zeros(c, DType::F32, dev)?.as_tensor().clone(),
-            Var::ones(c, DType::F32, dev)?.as_tensor().clone(),
-            1e-5,
-        )
-    }
-
     /// Output, gradients (input, weight, bias) and running statistics against the separate
     /// kernels (batch norm + ReLU, then max pool; each checked against Candle in its own
     /// module), with windows that drop a row or column, 1-wide windows, overlapping padded
@@ -295,7 +283,7 @@ mod tests {
             w[0] = -w[0];
             let weight = Var::from_tensor(&Tensor::new(w, &dev)?)?;
             let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
-            let (fused, apart) = (layer(&weight, &bias)?, layer(&weight, &bias)?);
+            let (fused, apart) = (BatchNorm2d::fresh(&weight, &bias)?, BatchNorm2d::fresh(&weight, &bias)?);
             let y_fused = fused.forward_relu_pool(&x, true, window)?;
             let y_apart = pool(&apart.forward(&x, true, true)?, window)?;
             assert_eq!(y_fused.dims(), y_apart.dims());
@@ -324,7 +312,7 @@ mod tests {
         let dev = Device::Cpu;
         let weight = Tensor::new(&[1f32, -2.0], &dev)?;
         let bias = Tensor::new(&[0.5f32, 0.0], &dev)?;
-        let bn = layer(&weight, &bias)?;
+        let bn = BatchNorm2d::fresh(&weight, &bias)?;
         let x = Tensor::arange(0f32, 16.0, &dev)?.reshape((1, 2, 2, 4))?;
         let y = bn.forward_relu_pool(&x, false, Window::tiles((2, 2)))?;
         // Running mean 0, variance 1: channel 0 is x + 0.5, channel 1 is -2x (all <= 0).

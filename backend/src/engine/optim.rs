@@ -79,11 +79,12 @@ impl Optimizer {
     pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         let mut state = Vec::new();
         for slot in &self.slots {
+            // Copies: the CPU kernels update the moments in place.
             if let Some(first) = &slot.first {
-                state.push((format!("optimizer.{}.first", slot.name), first.clone()));
+                state.push((format!("optimizer.{}.first", slot.name), first.copy()?));
             }
             if let Some(second) = &slot.second {
-                state.push((format!("optimizer.{}.second", slot.name), second.clone()));
+                state.push((format!("optimizer.{}.second", slot.name), second.copy()?));
             }
             let steps = Tensor::new(&[slot.steps as i64], slot.var.device())?;
             state.push((format!("optimizer.{}.steps", slot.name), steps));

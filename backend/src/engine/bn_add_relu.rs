@@ -137,7 +137,10 @@ mod tests {
             w[0] = -w[0];
             let weight = Var::from_tensor(&Tensor::new(w, &dev)?)?;
             let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
-            let (fused, apart) = (BatchNorm2d::fresh(&weight, &bias)?, BatchNorm2d::fresh(&weight, &bias)?);
+            let (fused, apart) = (
+                BatchNorm2d::fresh(&weight, &bias)?,
+                BatchNorm2d::fresh(&weight, &bias)?,
+            );
             let y_fused = fused.forward_add_relu(&x, &residual, true)?;
             let y_apart = add_relu(&apart.forward(&x, true, false)?, &residual)?;
             assert!(relative(&y_fused, &y_apart)? < 1e-6, "{shape:?} output");

@@ -283,7 +283,10 @@ mod tests {
             w[0] = -w[0];
             let weight = Var::from_tensor(&Tensor::new(w, &dev)?)?;
             let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, &dev)?)?;
-            let (fused, apart) = (BatchNorm2d::fresh(&weight, &bias)?, BatchNorm2d::fresh(&weight, &bias)?);
+            let (fused, apart) = (
+                BatchNorm2d::fresh(&weight, &bias)?,
+                BatchNorm2d::fresh(&weight, &bias)?,
+            );
             let y_fused = fused.forward_relu_pool(&x, true, window)?;
             let y_apart = pool(&apart.forward(&x, true, true)?, window)?;
             assert_eq!(y_fused.dims(), y_apart.dims());

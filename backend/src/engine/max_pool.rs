@@ -41,39 +41,28 @@ fn window_max(x: &Tensor, (kh, kw): (usize, usize)) -> Result<Tensor> {
         .max(3)
 }
 
-/// A square `k` window with `stride` and `padding` (padding never wins, as PyTorch's -inf);
-/// CPU only (Candle has no backward for it).
-pub fn max_pool2d_padded(x: &Tensor, k: usize, stride: usize, padding: usize) -> Result<Tensor> {
+/// `x` pooled by `window`: tiles on any device ([`max_pool2d`]), other windows on the CPU.
+pub fn pool(x: &Tensor, window: Window) -> Result<Tensor> {
+    if window == Window::tiles(window.size) {
+        return max_pool2d(x, window.size);
+    }
     let (_, _, h, w) = x.dims4()?;
+    let ((kh, kw), p) = (window.size, window.padding);
     if !x.device().is_cpu()
         || x.dtype() != DType::F32
-        || padding >= k
-        || k > h + 2 * padding
-        || k > w + 2 * padding
+        || window.stride.0 == 0
+        || window.stride.1 == 0
+        || p >= kh.min(kw)
+        || kh > h + 2 * p
+        || kw > w + 2 * p
     {
-        candle_core::bail!(
-            "max_pool2d_padded: a {k}x{k} window with padding {padding} on a {h}x{w} CPU f32 input"
-        );
+        candle_core::bail!("max pool: {window:?} on a {h}x{w} input (CPU f32 only)");
     }
     let pool = MaxPool {
-        window: Window::padded(k, stride, padding),
+        window,
         argmax: Default::default(),
     };
     x.contiguous()?.apply_op1(pool)
-}
-
-/// `x` pooled by `window`: [`max_pool2d`] for tiles, else [`max_pool2d_padded`].
-pub fn pool(x: &Tensor, window: Window) -> Result<Tensor> {
-    let Window {
-        size,
-        stride,
-        padding,
-    } = window;
-    if window == Window::tiles(size) {
-        max_pool2d(x, size)
-    } else {
-        max_pool2d_padded(x, size.0, stride.0, padding)
-    }
 }
 
 /// Where a max pool's windows lie: their size, their stride and the zero padding around
@@ -87,7 +76,7 @@ pub struct Window {
 
 impl Window {
     /// Non-overlapping windows: the stride is the size.
-    pub fn tiles(size: (usize, usize)) -> Self {
+    pub const fn tiles(size: (usize, usize)) -> Self {
         Self {
             size,
             stride: size,
@@ -96,7 +85,7 @@ impl Window {
     }
 
     /// Square `k` windows.
-    pub fn padded(k: usize, stride: usize, padding: usize) -> Self {
+    pub const fn padded(k: usize, stride: usize, padding: usize) -> Self {
         Self {
             size: (k, k),
             stride: (stride, stride),
@@ -278,7 +267,7 @@ mod tests {
         // All negative: a zero-padded pool would output zeros at the borders.
         let values: Vec<f32> = (0..20).map(|i| -1.0 - ((i * 7) % 20) as f32).collect();
         let x = Var::from_vec(values.clone(), (1, 1, 4, 5), &Device::Cpu)?;
-        let pooled = max_pool2d_padded(&x, 3, 2, 1)?;
+        let pooled = pool(&x, Window::padded(3, 2, 1))?;
         assert_eq!(pooled.dims(), [1, 1, 2, 3]);
         let out = pooled.flatten_all()?.to_vec1::<f32>()?;
         // Window of output (0, 0): rows 0-1, columns 0-1.

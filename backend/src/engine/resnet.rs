@@ -160,11 +160,7 @@ impl ResNet18 {
 
 /// The stem's 3x3 max pool with stride 2 and padding 1: on the CPU fused with the batch
 /// norm and ReLU before it, elsewhere [`taps_max_pool`].
-const STEM_POOL: Window = Window {
-    size: (3, 3),
-    stride: (2, 2),
-    padding: 1,
-};
+const STEM_POOL: Window = Window::padded(3, 2, 1);
 
 /// The stem pool for inputs that follow a ReLU (so zero padding acts as torch's -inf), from
 /// differentiable ops: Candle's `max_pool2d` has no backward when the window is wider than
@@ -195,7 +191,7 @@ fn taps_max_pool(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::max_pool::max_pool2d_padded;
+    use crate::engine::max_pool::pool;
     use candle_core::{DType, Device};
 
     #[test]
@@ -251,7 +247,7 @@ mod tests {
             let x = candle_core::Var::from_vec(values.clone(), (1, 1, h, w), &Device::Cpu)?;
             let (expected, expected_grad) = reference_pool(&values, h, w);
             // The CPU kernel, and the taps form other devices use.
-            let cpu_kernel = max_pool2d_padded(x.as_tensor(), 3, 2, 1)?;
+            let cpu_kernel = pool(x.as_tensor(), STEM_POOL)?;
             for pooled in [cpu_kernel, taps_max_pool(x.as_tensor())?] {
                 let grad = pooled.sum_all()?.backward()?;
                 assert_eq!(pooled.flatten_all()?.to_vec1::<f32>()?, expected, "{h}x{w}");

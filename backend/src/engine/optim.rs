@@ -156,32 +156,31 @@ impl Slot {
     /// The update in place with the CPU kernels; false where they do not apply.
     fn step_in_place(&mut self, config: &OptimizerConfig, grad: &Tensor, lr: f64) -> Result<bool> {
         let p = self.var.as_tensor();
-        let first = state_or_zeros(&mut self.first, p)?;
         let lr = lr as f32;
         match config {
-            OptimizerConfig::Sgd(sgd) => {
-                if !optim_cpu::applies(&[p, grad, &first]) {
+            OptimizerConfig::Sgd(sgd) if sgd.momentum == 0.0 => {
+                if !optim_cpu::applies(&[p, grad]) {
                     return Ok(false);
                 }
-                let weight_decay = sgd.weight_decay as f32;
-                if sgd.momentum == 0.0 {
-                    optim_cpu::SgdStep {
-                        lr,
-                        l2: weight_decay,
-                    }
-                    .apply(p, grad)?;
-                } else {
-                    let momentum = optim_cpu::Moment {
-                        decay: sgd.momentum as f32,
-                        weight: 1.0,
-                        squared: false,
-                        l2: weight_decay,
-                    };
-                    momentum.update(&first, grad, p)?;
-                    optim_cpu::SgdStep { lr, l2: 0.0 }.apply(p, &first)?;
+                let l2 = sgd.weight_decay as f32;
+                optim_cpu::SgdStep { lr, l2 }.apply(p, grad)?;
+            }
+            OptimizerConfig::Sgd(sgd) => {
+                let buf = state_or_zeros(&mut self.first, p)?;
+                if !optim_cpu::applies(&[p, grad, &buf]) {
+                    return Ok(false);
                 }
+                let momentum = optim_cpu::Moment {
+                    decay: sgd.momentum as f32,
+                    weight: 1.0,
+                    squared: false,
+                    l2: sgd.weight_decay as f32,
+                };
+                momentum.update(&buf, grad, p)?;
+                optim_cpu::SgdStep { lr, l2: 0.0 }.apply(p, &buf)?;
             }
             OptimizerConfig::Adam(adam) | OptimizerConfig::AdamW(adam) => {
+                let first = state_or_zeros(&mut self.first, p)?;
                 let second = state_or_zeros(&mut self.second, p)?;
                 if !optim_cpu::applies(&[p, grad, &first, &second]) {
                     return Ok(false);
@@ -298,6 +297,9 @@ mod tests {
             }
             let error = relative(kernels.var.as_tensor(), ops.var.as_tensor())?;
             assert!(error < 1e-6, "{config:?}: {error}");
+            // The same state: none for SGD without momentum.
+            assert_eq!(kernels.first.is_some(), ops.first.is_some(), "{config:?}");
+            assert_eq!(kernels.second.is_some(), ops.second.is_some(), "{config:?}");
             assert_ne!(relative(kernels.var.as_tensor(), &start)?, 0.0);
         }
         Ok(())

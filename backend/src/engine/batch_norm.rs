@@ -207,6 +207,49 @@ pub(super) fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>,
         .unzip()
 }
 
+/// Per channel, `(scale, shift)` of the normalisation `x * scale + shift`.
+pub(super) fn affine(
+    weight: &[f32],
+    bias: &[f32],
+    (mean, var): (&[f32], &[f32]),
+    eps: f64,
+) -> Vec<(f32, f32)> {
+    (0..weight.len())
+        .map(|ch| {
+            let scale = weight[ch] / (var[ch] + eps as f32).sqrt();
+            (scale, bias[ch] - mean[ch] * scale)
+        })
+        .collect()
+}
+
+/// `x` (`[n, c, plane]`) normalised by each channel's `affine`, plus `residual` where given,
+/// then a ReLU if `relu`; planes in parallel.
+pub(super) fn normalize(
+    x: &[f32],
+    plane: usize,
+    affine: &[(f32, f32)],
+    residual: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    par_build(x.len(), plane, |i, y| {
+        let (scale, shift) = affine[i % affine.len()];
+        let at = i * plane..(i + 1) * plane;
+        let activate = |v: f32| if relu { v.max(0.0) } else { v };
+        match residual {
+            Some(residual) => {
+                for ((y, &x), &r) in y.iter_mut().zip(&x[at.clone()]).zip(&residual[at]) {
+                    *y = activate(x * scale + shift + r);
+                }
+            }
+            None => {
+                for (y, &x) in y.iter_mut().zip(&x[at]) {
+                    *y = activate(x * scale + shift);
+                }
+            }
+        }
+    })
+}
+
 /// `(x, weight, bias) -> y`; records the batch mean and variance in `stats` (`[mean; c]`
 /// then `[var; c]`) for the running statistics and the backward pass.
 struct Normalize {
@@ -237,15 +280,8 @@ impl CustomOp3 for Normalize {
         let (n, c, h, w) = xl.shape().dims4()?;
         let plane = h * w;
         let (mean, var) = moments(x, n, c, plane);
-        let y = par_build(x.len(), plane, |i, y| {
-            let ch = i % c;
-            let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
-            let shift = bias[ch] - mean[ch] * scale;
-            for (y, &x) in y.iter_mut().zip(&x[i * plane..(i + 1) * plane]) {
-                let v = x * scale + shift;
-                *y = if self.relu { v.max(0.0) } else { v };
-            }
-        });
+        let affine = affine(weight, bias, (&mean, &var), self.eps);
+        let y = normalize(x, plane, &affine, None, self.relu);
         *self.stats.lock().expect("no panics while held") = [mean, var].concat();
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }

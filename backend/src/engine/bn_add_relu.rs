@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::add_relu::{add_relu, PassPositive};
-use super::batch_norm::{moments, BatchNorm2d, NormalizeGrad};
-use super::cpu_storage::{contiguous_f32, par_build};
+use super::batch_norm::{affine, moments, normalize, BatchNorm2d, NormalizeGrad};
+use super::cpu_storage::contiguous_f32;
 
 impl BatchNorm2d {
     /// `relu(self.forward(x) + residual)`.
@@ -71,15 +71,8 @@ impl CustomOp3 for NormalizeAddRelu {
         let plane = h * w;
         let (weight, bias) = params.split_at(c);
         let (mean, var) = moments(x, n, c, plane);
-        let y = par_build(x.len(), plane, |i, y| {
-            let ch = i % c;
-            let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
-            let shift = bias[ch] - mean[ch] * scale;
-            let at = i * plane..(i + 1) * plane;
-            for ((y, &x), &r) in y.iter_mut().zip(&x[at.clone()]).zip(&residual[at]) {
-                *y = (x * scale + shift + r).max(0.0);
-            }
-        });
+        let affine = affine(weight, bias, (&mean, &var), self.eps);
+        let y = normalize(x, plane, &affine, Some(residual), true);
         *self.stats.lock().expect("no panics while held") = [mean, var].concat();
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }

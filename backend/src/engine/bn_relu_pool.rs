@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::batch_norm::{flat_gradients, inv_std, moments, split_gradients, BatchNorm2d};
+use super::batch_norm::{affine, flat_gradients, inv_std, moments, split_gradients, BatchNorm2d};
 use super::cpu_storage::{contiguous_f32, par_build};
 use super::max_pool::{pool, Window};
 
@@ -89,18 +89,6 @@ struct NormalizeReluPool {
     saved: Arc<Mutex<Saved>>,
 }
 
-impl NormalizeReluPool {
-    /// Per channel, `(scale, shift)` of `x * scale + shift`.
-    fn affine(&self, weight: &[f32], bias: &[f32], mean: &[f32], var: &[f32]) -> Vec<(f32, f32)> {
-        (0..weight.len())
-            .map(|ch| {
-                let scale = weight[ch] / (var[ch] + self.eps as f32).sqrt();
-                (scale, bias[ch] - mean[ch] * scale)
-            })
-            .collect()
-    }
-}
-
 impl CustomOp3 for NormalizeReluPool {
     fn name(&self) -> &'static str {
         "batch-norm-relu-max-pool-2d"
@@ -122,7 +110,7 @@ impl CustomOp3 for NormalizeReluPool {
         );
         let g = Planes::new(xl, self.window)?;
         let (mean, var) = moments(x, g.n, g.c, g.input);
-        let affine = self.affine(weight, bias, &mean, &var);
+        let affine = affine(weight, bias, (&mean, &var), self.eps);
         // The normalisation is monotonic per channel but rounds; the maximum is taken over
         // the normalised values, as the separate ops do.
         let argmax: Vec<u32> = par_build(g.n * g.c * g.output, g.output, |p, argmax| {

@@ -185,10 +185,7 @@ impl Geometry {
                     if let Some((from, taps)) = self.shifted(y0..y1, x0..x1, (i, j)) {
                         out[taps.clone()].copy_from_slice(&plane[from..from + taps.len()]);
                         // What the block brought in across row edges is padding.
-                        for row in out[y0 * w_out..y1 * w_out].chunks_exact_mut(w_out) {
-                            row[..x0].fill(0.0);
-                            row[x1..].fill(0.0);
-                        }
+                        zero_outside(&mut out[y0 * w_out..y1 * w_out], w_out, x0..x1);
                         continue;
                     }
                     for oy in y0..y1 {
@@ -251,10 +248,7 @@ impl Geometry {
                     if let Some((from, taps)) = self.shifted(y0..y1, x0..x1, (i, j)) {
                         // Gradients of padding positions, zeroed, add nothing across row
                         // edges; they are not needed after this.
-                        for row in source[y0 * w_out..y1 * w_out].chunks_exact_mut(w_out) {
-                            row[..x0].fill(0.0);
-                            row[x1..].fill(0.0);
-                        }
+                        zero_outside(&mut source[y0 * w_out..y1 * w_out], w_out, x0..x1);
                         let targets = plane[from..from + taps.len()].iter_mut();
                         targets.zip(&source[taps]).for_each(|(t, &g)| *t += g);
                         continue;
@@ -300,6 +294,14 @@ impl Geometry {
                 }
             }
         }
+    }
+}
+
+/// Zeros each `width`-long row of `rows` outside the columns `keep`.
+fn zero_outside(rows: &mut [f32], width: usize, keep: Range<usize>) {
+    for row in rows.chunks_exact_mut(width) {
+        row[..keep.start].fill(0.0);
+        row[keep.end..].fill(0.0);
     }
 }
 

@@ -146,7 +146,8 @@ impl ResNet18 {
     /// `x` is `[batch, channels, h, w]`; returns globally average-pooled `[batch, 512]`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let z = conv::apply(x, &self.conv1)?;
-        let mut x = if z.device().is_cpu() {
+        // The CPU pool kernel takes f32 only (like the fused one it falls back to).
+        let mut x = if z.device().is_cpu() && z.dtype() == candle_core::DType::F32 {
             self.bn1.forward_relu_pool(&z, train, STEM_POOL)?
         } else {
             taps_max_pool(&self.bn1.forward(&z, train, true)?)?

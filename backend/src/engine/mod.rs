@@ -29,6 +29,7 @@ mod pmr;
 mod resnet;
 mod trainer;
 mod transformer;
+mod winograd;
 
 pub use agm::AgmState;
 pub use balance::{balancer, Balancer, Objective, StepContext};

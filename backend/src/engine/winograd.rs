@@ -14,7 +14,7 @@
 use gemm::Parallelism;
 
 use super::conv::gemm;
-use super::cpu_storage::with_scratch;
+use super::cpu_storage::{par_build, with_scratch};
 
 /// Points of a transformed 4x4 block.
 const POINTS: usize = 16;
@@ -48,26 +48,26 @@ fn output_1d([m0, m1, m2, m3]: [f32; 4]) -> [f32; 2] {
     [m0 + m1 + m2, m1 - m2 - m3]
 }
 
-/// The kernel `w` (`[c_out, c_in, 3, 3]`) transformed: 16 matrices `[c_out, c_in]`, one
-/// per point.
+/// The kernel `w` (`[c_out, c_in, 3, 3]`) transformed: the 16 points of each channel pair
+/// together (`[c_out, c_in, 16]`), so that the pairs are transformed in parallel and each
+/// written once; the GEMMs read a point's `[c_out, c_in]` matrix through strides (they pack
+/// it either way).
 pub fn kernel(w: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
-    let pairs = c_out * c_in;
-    let mut u = vec![0f32; POINTS * pairs];
-    for (pair, g) in w.chunks_exact(9).enumerate() {
-        let mut columns = [[0f32; 3]; 4];
-        for q in 0..3 {
-            let t = kernel_1d([g[q], g[3 + q], g[6 + q]]);
-            for (r, v) in t.into_iter().enumerate() {
-                columns[r][q] = v;
+    par_build(POINTS * c_out * c_in, POINTS * c_in, |o, u| {
+        let kernels = w[o * c_in * 9..][..c_in * 9].chunks_exact(9);
+        for (g, u) in kernels.zip(u.chunks_exact_mut(POINTS)) {
+            let mut columns = [[0f32; 3]; 4];
+            for q in 0..3 {
+                let t = kernel_1d([g[q], g[3 + q], g[6 + q]]);
+                for (r, v) in t.into_iter().enumerate() {
+                    columns[r][q] = v;
+                }
+            }
+            for (row, u) in columns.into_iter().zip(u.chunks_exact_mut(4)) {
+                u.copy_from_slice(&kernel_1d(row));
             }
         }
-        for (r, row) in columns.into_iter().enumerate() {
-            for (q, v) in kernel_1d(row).into_iter().enumerate() {
-                u[(4 * r + q) * pairs + pair] = v;
-            }
-        }
-    }
-    u
+    })
 }
 
 /// The kernel of the input gradient: `w` (`[c_out, c_in, 3, 3]`) rotated by 180 degrees,
@@ -146,8 +146,8 @@ pub fn convolve(
                 &mut m[point * c_out * columns..][..c_out * columns],
                 (columns, 1),
                 false,
-                &u[point * c_out * c_in..][..c_out * c_in],
-                (c_in, 1),
+                &u[point..],
+                (POINTS * c_in, POINTS),
                 &v[point * c_in * columns..][..c_in * columns],
                 (columns, 1),
                 parallelism,

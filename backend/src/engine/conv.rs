@@ -6,7 +6,8 @@
 //! layer, which nothing uses. Here every pass is a GEMM over the im2col matrix
 //! (`[c_in * k * k, h_out * w_out]` per sample) of one sample, or of a few where a sample has
 //! few positions (never of the whole batch); groups of samples spread over the threads, and
-//! the input gradient is skipped when the input is data.
+//! the input gradient is skipped when the input is data. 3x3 "same" convolutions with 64
+//! channels or more run forward and input gradient through [`winograd`] instead.
 //! Other devices use Candle's own convolution.
 
 use std::ops::Range;
@@ -421,7 +422,8 @@ pub(super) fn gemm(
 /// sample (4x4 in ResNet18's last stage), so their samples are multiplied together.
 const MIN_COLUMNS: usize = 512;
 
-/// How a batch is cut: `group` samples per GEMM, groups spread over the threads, each GEMM
+/// How a batch is cut: `group` samples per GEMM (at least `min_columns` columns of
+/// `positions` per sample where the batch allows), groups spread over the threads, each GEMM
 /// on one thread unless there are fewer groups than threads. The group divides each
 /// thread's share of the batch, so that every thread gets as many groups: ResNet18's 7x7
 /// layers, cut into 3 groups of 11 samples on 2 threads, ran at two thirds of the speed.

@@ -5,9 +5,11 @@
 //! several times slower than the forward pass; and it computes the input gradient of a first
 //! layer, which nothing uses. Here every pass is a GEMM over the im2col matrix
 //! (`[c_in * k * k, h_out * w_out]` per sample) of one sample, or of a few where a sample has
-//! few positions (never of the whole batch); groups of samples spread over the threads, and
-//! the input gradient is skipped when the input is data. 3x3 "same" convolutions with 64
-//! channels or more run forward and input gradient through [`winograd`] instead.
+//! few positions; groups of samples spread over the threads, and the input gradient is
+//! skipped when the input is data. Where even a thread's share of the batch has few positions
+//! (the last stage of a ResNet), the weight gradient splits the input channels over the
+//! threads instead. 3x3 "same" convolutions with 64 channels or more run forward and input
+//! gradient through [`winograd`].
 //! Other devices use Candle's own convolution.
 
 use std::ops::Range;

@@ -203,10 +203,11 @@ impl Geometry {
     }
 
     /// The weight gradient (`[c_out, c_in, k, k]`) with the input channels split over the
-    /// threads: each im2cols its channels for the whole batch, and one GEMM writes their
-    /// columns of the gradient in its own layout. Split by sample, the last stage's GEMMs
-    /// were small and the per-thread sums had to be added up and transposed: its 512x512
-    /// layer took 19-20 ms rather than 15 (32 samples of 4x4, 2 threads).
+    /// threads: each im2cols its channels for the whole batch, and one GEMM computes their
+    /// columns of the gradient, row-major like the gradient, so that the parts are only
+    /// placed side by side. Split by sample, the last stage's GEMMs were small and the
+    /// per-thread sums had to be added up and transposed: its 512x512 layer took 19-20 ms
+    /// rather than 15 (32 samples of 4x4, 2 threads).
     fn weight_grad_by_channels(&self, grad: &[f32], x: &[f32], batch: usize) -> Vec<f32> {
         let (positions, plane) = (self.positions(), self.h * self.w);
         let columns = batch * positions;

@@ -211,13 +211,8 @@ impl Geometry {
     fn weight_grad_by_channels(&self, grad: &[f32], x: &[f32], batch: usize) -> Vec<f32> {
         let (positions, plane) = (self.positions(), self.h * self.w);
         let columns = batch * positions;
-        let sample_out = self.c_out * positions;
-        // The output gradients as one `[c_out, batch * positions]` matrix.
-        let gathered = par_build(self.c_out * columns, columns, |o, row| {
-            for (s, row) in row.chunks_exact_mut(positions).enumerate() {
-                row.copy_from_slice(&grad[s * sample_out + o * positions..][..positions]);
-            }
-        });
+        let mut gathered = vec![0f32; self.c_out * columns];
+        gather(grad, self.c_out, positions, &mut gathered);
         let share = self.c_in.div_ceil(rayon::current_num_threads());
         let parts: Vec<Vec<f32>> = (0..self.c_in.div_ceil(share))
             .into_par_iter()

@@ -5,18 +5,21 @@ use candle_core::{bail, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
 use super::batch_norm::BatchNorm2d;
-use super::conv;
-use super::max_pool::Window;
 use super::params::{Owner, ParamStore, Role};
 use super::resnet::{batch_norm, ResNet18, RESNET18_FEATURES};
 use super::transformer::TokenTransformer;
+use crate::engine::ops::conv;
+use crate::engine::ops::max_pool::Window;
 
+/// A modality's encoder: its input to features z_m.
 pub enum Encoder {
     /// Flatten, then two ReLU layers.
     Mlp(Linear, Linear),
     /// Conv-BN-ReLU-max-pool blocks, global average pool, then a ReLU layer.
     Cnn(Vec<(Conv2d, BatchNorm2d)>, Linear),
+    /// ResNet18 over images or spectrograms.
     Resnet(ResNet18),
+    /// A transformer over a sequence of tokens.
     Transformer(TokenTransformer),
 }
 
@@ -121,6 +124,7 @@ impl Encoder {
         }
     }
 
+    /// Features of a batch; `train` selects batch statistics in batch norm.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Self::Mlp(hidden, output) => x

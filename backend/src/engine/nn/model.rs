@@ -32,12 +32,14 @@ pub struct Pass {
 }
 
 impl Pass {
+    /// Evaluation: running statistics, heads as probes.
     pub const EVAL: Pass = Pass {
         train: false,
         probe_heads: true,
     };
 }
 
+/// One encoder and one unimodal head per modality, and a fusion over the encoders.
 pub struct MultimodalModel {
     encoders: Vec<Encoder>,
     heads: Vec<Linear>,
@@ -83,6 +85,7 @@ impl MultimodalModel {
             .collect()
     }
 
+    /// Fused and unimodal logits of a batch, one input per modality.
     pub fn forward(&self, inputs: &[Tensor], pass: Pass) -> Result<Outputs> {
         let features = self.features(inputs, pass.train)?;
         let decision = self.fusion_kind == FusionKind::Decision;

@@ -23,17 +23,24 @@ pub enum Owner {
 /// Which part of the model a parameter is in; methods such as OGM modulate only encoders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// A modality's encoder.
     Encoder,
+    /// A unimodal head.
     Head,
+    /// The fusion layer.
     Fusion,
 }
 
 /// A named parameter, its owner and its role.
 #[derive(Clone, Debug)]
 pub struct Param {
+    /// Unique name, as in checkpoints (`encoder0.0.weight`).
     pub name: String,
+    /// The modality it belongs to, or shared.
     pub owner: Owner,
+    /// What part of the model it is in.
     pub role: Role,
+    /// Its value.
     pub var: Var,
 }
 
@@ -50,6 +57,7 @@ pub struct ParamStore {
 }
 
 impl ParamStore {
+    /// An empty store drawing initial values from `seed`, on `device`.
     pub fn new(seed: u64, device: &Device) -> Self {
         Self {
             params: Vec::new(),
@@ -173,14 +181,17 @@ impl ParamStore {
         Ok(tensor)
     }
 
+    /// Every trainable parameter, in creation order.
     pub fn params(&self) -> &[Param] {
         &self.params
     }
 
+    /// Every buffer with its name.
     pub fn buffers(&self) -> &[(String, Var)] {
         &self.buffers
     }
 
+    /// Where the parameters live.
     pub fn device(&self) -> &Device {
         &self.device
     }

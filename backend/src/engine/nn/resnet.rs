@@ -5,9 +5,9 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig};
 
 use super::batch_norm::BatchNorm2d;
-use super::conv;
-use super::max_pool::Window;
 use super::params::{Owner, ParamStore, Role};
+use crate::engine::ops::conv;
+use crate::engine::ops::max_pool::Window;
 
 /// Width of the pooled features.
 pub const RESNET18_FEATURES: usize = 512;
@@ -98,6 +98,8 @@ impl BasicBlock {
     }
 }
 
+/// ResNet18 (He et al., 2016) as torchvision builds it, for any number of input channels;
+/// its 512 features are average-pooled.
 pub struct ResNet18 {
     conv1: Conv2d,
     bn1: BatchNorm2d,
@@ -105,6 +107,7 @@ pub struct ResNet18 {
 }
 
 impl ResNet18 {
+    /// A ResNet18 whose parameters are named `{name}.*` and owned as `owner_role`.
     pub fn new(
         store: &mut ParamStore,
         name: &str,
@@ -192,7 +195,7 @@ fn taps_max_pool(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::max_pool::pool;
+    use crate::engine::ops::max_pool::pool;
     use candle_core::{DType, Device};
 
     #[test]

@@ -9,6 +9,8 @@ use super::cpu_storage::{contiguous_f32, par_build};
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
+/// `relu(a + b)` for tensors of one shape: one kernel each way on the CPU in float32,
+/// Candle's ops elsewhere.
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !a.device().is_cpu() || a.dtype() != DType::F32 || a.shape() != b.shape() {
         return (a + b)?.relu();

@@ -69,8 +69,11 @@ pub fn pool(x: &Tensor, window: Window) -> Result<Tensor> {
 /// the input (which never wins, as PyTorch's -inf).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {
+    /// Height and width of a window.
     pub size: (usize, usize),
+    /// Rows and columns between windows.
     pub stride: (usize, usize),
+    /// Zeros around the input on every side.
     pub padding: usize,
 }
 

@@ -27,13 +27,18 @@ pub fn applies(tensors: &[&Tensor]) -> bool {
 /// `moment = decay * moment + weight * g` (or `g^2` for a second moment), where
 /// `g = grad + l2 * param` is the gradient with L2 weight decay.
 pub struct Moment {
+    /// How much of the old moment is kept (beta).
     pub decay: f32,
+    /// The new gradient's weight (1 - beta for Adam, 1 for SGD's momentum).
     pub weight: f32,
+    /// Whether the moment averages `g^2` (Adam's second moment).
     pub squared: bool,
+    /// L2 weight decay folded into the gradient.
     pub l2: f32,
 }
 
 impl Moment {
+    /// Updates `moment` in place from `grad` and `param`.
     pub fn update(&self, moment: &Tensor, grad: &Tensor, param: &Tensor) -> Result<()> {
         moment.inplace_op3(grad, param, self)
     }
@@ -81,14 +86,20 @@ impl InplaceOp3 for Moment {
 /// `param = param * (1 - lr * decay) - lr * (m / c1) / (sqrt(v / c2) + eps)`, with the bias
 /// corrections `c1 = 1 - beta1^t`, `c2 = 1 - beta2^t` and AdamW's decoupled weight decay.
 pub struct AdamStep {
+    /// Learning rate.
     pub lr: f32,
+    /// Added to the denominator.
     pub eps: f32,
+    /// First moment's bias correction, `1 - beta1^t`.
     pub c1: f32,
+    /// Second moment's bias correction, `1 - beta2^t`.
     pub c2: f32,
+    /// AdamW's decoupled weight decay (0 for Adam).
     pub decay: f32,
 }
 
 impl AdamStep {
+    /// Updates `param` in place from the moments `m` and `v`.
     pub fn apply(&self, param: &Tensor, m: &Tensor, v: &Tensor) -> Result<()> {
         param.inplace_op3(m, v, self)
     }
@@ -136,11 +147,14 @@ impl InplaceOp3 for AdamStep {
 /// SGD's step along `direction`: `param = param - lr * (direction + l2 * param)`; `l2` is
 /// the weight decay when no momentum buffer already includes it.
 pub struct SgdStep {
+    /// Learning rate.
     pub lr: f32,
+    /// L2 weight decay added to the direction.
     pub l2: f32,
 }
 
 impl SgdStep {
+    /// Updates `param` in place along `direction`.
     pub fn apply(&self, param: &Tensor, direction: &Tensor) -> Result<()> {
         param.inplace_op2(direction, self)
     }

@@ -11,7 +11,7 @@ use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::optim::Optimizer;
-use super::params::ParamStore;
+use crate::engine::nn::ParamStore;
 
 /// Where the training loop is, saved after every epoch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,9 @@ pub struct Progress {
     /// Best validation scores so far (by fused accuracy, then loss), their epoch and the
     /// test scores then.
     pub best_scores: Option<SplitScores>,
+    /// The epoch of `best_scores`.
     pub best_epoch: u32,
+    /// Test scores at `best_epoch`.
     pub test_at_best: Option<SplitScores>,
     /// Epochs since validation accuracy last improved.
     pub stale_epochs: u32,
@@ -31,8 +33,60 @@ pub struct Progress {
     pub balancer: serde_json::Value,
 }
 
-/// The files of a checkpoint named `name` (such as "last") in `dir`.
-pub fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+impl Progress {
+    /// Records a finished epoch's validation and test scores; returns whether validation
+    /// improved on the best so far (never without a validation split).
+    pub fn record_epoch(
+        &mut self,
+        epoch: u32,
+        validation: Option<&SplitScores>,
+        test: &SplitScores,
+    ) -> bool {
+        self.epoch = epoch;
+        let improved = match (validation, &self.best_scores) {
+            (Some(v), Some(best)) => v.beats(best),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if improved {
+            self.best_scores = validation.cloned();
+            self.best_epoch = epoch;
+            self.test_at_best = Some(test.clone());
+            self.stale_epochs = 0;
+        } else {
+            self.stale_epochs += 1;
+        }
+        improved
+    }
+}
+
+/// Which of a run's two checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// After the last completed epoch, with the optimiser's state: what a run resumes from.
+    Last,
+    /// At the best validation epoch so far, the model only.
+    Best,
+}
+
+impl Checkpoint {
+    /// The files' stem.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Last => "last",
+            Self::Best => "best",
+        }
+    }
+
+    /// Whether `dir` holds this checkpoint whole (its JSON is written last).
+    pub fn exists_in(self, dir: &Path) -> bool {
+        paths(dir, self).1.exists()
+    }
+}
+
+/// The weights and the progress file of checkpoint `which` in `dir`.
+pub fn paths(dir: &Path, which: Checkpoint) -> (PathBuf, PathBuf) {
+    let name = which.name();
     (
         dir.join(format!("{name}.safetensors")),
         dir.join(format!("{name}.json")),
@@ -52,7 +106,7 @@ fn model_tensors(params: &ParamStore) -> Vec<(String, Tensor)> {
 /// Writes the checkpoint; the JSON is written last, so a checkpoint with its JSON is whole.
 pub fn save(
     dir: &Path,
-    name: &str,
+    which: Checkpoint,
     params: &ParamStore,
     optimizer: Option<&Optimizer>,
     progress: &Progress,
@@ -63,7 +117,7 @@ pub fn save(
         tensors.extend(optimizer.state()?);
     }
     let tensors: HashMap<String, Tensor> = tensors.into_iter().collect();
-    let (weights, json) = paths(dir, name);
+    let (weights, json) = paths(dir, which);
     candle_core::safetensors::save(&tensors, &weights)?;
     let text = serde_json::to_string_pretty(progress).map_err(candle_core::Error::wrap)?;
     fs::write(json, text)?;
@@ -74,12 +128,12 @@ pub fn save(
 /// its shape.
 pub fn load(
     dir: &Path,
-    name: &str,
+    which: Checkpoint,
     params: &ParamStore,
     optimizer: Option<&mut Optimizer>,
     device: &Device,
 ) -> Result<Progress> {
-    let (weights, json) = paths(dir, name);
+    let (weights, json) = paths(dir, which);
     let text = fs::read_to_string(&json)
         .map_err(|e| candle_core::Error::Msg(format!("reading {}: {e}", json.display())))?;
     let progress: Progress = serde_json::from_str(&text).map_err(candle_core::Error::wrap)?;

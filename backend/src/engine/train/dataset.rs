@@ -38,6 +38,7 @@ const EVALUATION_VALUES: usize = 1 << 22;
 /// Labelled samples: `labels` is `[n]` (u32); a batch holds `[b, ...shape_m]` f32 per modality.
 #[derive(Clone)]
 pub struct Split {
+    /// Class of every sample.
     pub labels: Tensor,
     samples: Samples,
 }
@@ -81,10 +82,12 @@ impl Split {
         })
     }
 
+    /// Samples in the split.
     pub fn len(&self) -> usize {
         self.labels.dims1().unwrap_or(0)
     }
 
+    /// Whether the split has no samples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -264,12 +267,16 @@ impl Drop for Batches {
     }
 }
 
+/// A dataset as training reads it: its splits, classes and sample shapes.
 #[derive(Clone)]
 pub struct Dataset {
+    /// What the model is trained on.
     pub train: Split,
     /// Held out from the training data for model selection, early stopping and MSLR.
     pub validation: Option<Split>,
+    /// What the results are reported on.
     pub test: Split,
+    /// Number of classes; labels are `0..classes`.
     pub classes: usize,
     /// Shape of one sample of each modality, without the batch axis.
     pub input_shapes: Vec<Vec<usize>>,

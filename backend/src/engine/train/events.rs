@@ -15,15 +15,24 @@ use super::RunSummary;
 pub enum TrainingEvent {
     /// `first_epoch` is above 1 when the run resumed from a checkpoint.
     Started {
+        /// Epochs the run is configured for.
         epochs: u32,
+        /// The epoch training starts at.
         first_epoch: u32,
+        /// Optimisation steps in one epoch.
         steps_per_epoch: u64,
     },
+    /// One optimisation step.
     Step(StepMetrics),
+    /// One epoch, with its evaluation.
     Epoch(EpochMetrics),
+    /// The run trained to its end (or stopped early).
     Finished(RunSummary),
+    /// The run was cancelled.
     Cancelled,
+    /// The run could not go on.
     Failed {
+        /// Why.
         error: String,
     },
 }
@@ -33,10 +42,12 @@ pub enum TrainingEvent {
 pub struct CancelToken(Arc<AtomicBool>);
 
 impl CancelToken {
+    /// Asks the loop to stop.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
+    /// Whether [`CancelToken::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

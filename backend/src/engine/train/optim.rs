@@ -10,8 +10,8 @@ use balancelab_shared::OptimizerConfig;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
-use super::optim_cpu;
-use super::params::{Owner, ParamStore};
+use crate::engine::nn::{Owner, ParamStore};
+use crate::engine::ops::optim_step;
 
 struct Slot {
     name: String,
@@ -24,12 +24,14 @@ struct Slot {
     steps: u64,
 }
 
+/// SGD (with momentum) or Adam / AdamW as PyTorch computes them, with each parameter's state.
 pub struct Optimizer {
     config: OptimizerConfig,
     slots: Vec<Slot>,
 }
 
 impl Optimizer {
+    /// The optimiser `config` names, over every parameter of `params`, with no state yet.
     pub fn new(config: &OptimizerConfig, params: &ParamStore) -> Self {
         let slots = params
             .params()
@@ -159,36 +161,36 @@ impl Slot {
         let lr = lr as f32;
         match config {
             OptimizerConfig::Sgd(sgd) if sgd.momentum == 0.0 => {
-                if !optim_cpu::applies(&[p, grad]) {
+                if !optim_step::applies(&[p, grad]) {
                     return Ok(false);
                 }
                 let l2 = sgd.weight_decay as f32;
-                optim_cpu::SgdStep { lr, l2 }.apply(p, grad)?;
+                optim_step::SgdStep { lr, l2 }.apply(p, grad)?;
             }
             OptimizerConfig::Sgd(sgd) => {
                 let buf = state_or_zeros(&mut self.first, p)?;
-                if !optim_cpu::applies(&[p, grad, &buf]) {
+                if !optim_step::applies(&[p, grad, &buf]) {
                     return Ok(false);
                 }
-                let momentum = optim_cpu::Moment {
+                let momentum = optim_step::Moment {
                     decay: sgd.momentum as f32,
                     weight: 1.0,
                     squared: false,
                     l2: sgd.weight_decay as f32,
                 };
                 momentum.update(&buf, grad, p)?;
-                optim_cpu::SgdStep { lr, l2: 0.0 }.apply(p, &buf)?;
+                optim_step::SgdStep { lr, l2: 0.0 }.apply(p, &buf)?;
             }
             OptimizerConfig::Adam(adam) | OptimizerConfig::AdamW(adam) => {
                 let first = state_or_zeros(&mut self.first, p)?;
                 let second = state_or_zeros(&mut self.second, p)?;
-                if !optim_cpu::applies(&[p, grad, &first, &second]) {
+                if !optim_step::applies(&[p, grad, &first, &second]) {
                     return Ok(false);
                 }
                 let decoupled = matches!(config, OptimizerConfig::AdamW(_));
                 let weight_decay = adam.weight_decay as f32;
                 let l2 = if decoupled { 0.0 } else { weight_decay };
-                let moment = |beta: f64, squared| optim_cpu::Moment {
+                let moment = |beta: f64, squared| optim_step::Moment {
                     decay: beta as f32,
                     weight: (1.0 - beta) as f32,
                     squared,
@@ -197,7 +199,7 @@ impl Slot {
                 moment(adam.beta1, false).update(&first, grad, p)?;
                 moment(adam.beta2, true).update(&second, grad, p)?;
                 let t = self.steps as i32;
-                let step = optim_cpu::AdamStep {
+                let step = optim_step::AdamStep {
                     lr,
                     eps: adam.eps as f32,
                     c1: (1.0 - adam.beta1.powi(t)) as f32,
@@ -230,8 +232,8 @@ fn with_l2(grad: &Tensor, p: &Tensor, weight_decay: f64) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cpu_storage::relative;
-    use crate::engine::params::Role;
+    use crate::engine::nn::Role;
+    use crate::engine::ops::cpu_storage::relative;
     use balancelab_shared::{AdamConfig, SgdConfig};
     use candle_core::Device;
 

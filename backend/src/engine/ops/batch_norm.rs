@@ -4,93 +4,37 @@
 //! broadcasts), each a pass over the activations forward and more backward; with the ReLU
 //! after it, element-wise passes were half of a CNN step on the CPU. Here the forward pass is
 //! one pass for the statistics and one for the output, the backward pass the same, with
-//! PyTorch's running-statistics update (momentum 0.1, unbiased running variance). Evaluation
-//! and other devices use candle_nn's BatchNorm.
+//! the running statistics left to the layer ([`crate::engine::nn::BatchNorm2d`]), which
+//! also picks candle_nn's BatchNorm for evaluation and other devices. Its test compares
+//! this kernel with candle_nn's BatchNorm, the slow reference.
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var};
-use candle_nn::{BatchNorm, ModuleT};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::cpu_storage::{contiguous_f32, par_build};
 
-const MOMENTUM: f64 = 0.1;
-
-pub struct BatchNorm2d {
-    pub(super) weight: Tensor,
-    pub(super) bias: Tensor,
-    running_mean: Var,
-    running_var: Var,
-    pub(super) eps: f64,
-    /// The same parameters and buffers, for evaluation and non-CPU devices.
-    fallback: BatchNorm,
-}
-
-impl BatchNorm2d {
-    /// `running_mean` and `running_var` must be variables (they are updated in place).
-    pub fn new(
-        weight: Tensor,
-        bias: Tensor,
-        running_mean: Tensor,
-        running_var: Tensor,
-        eps: f64,
-    ) -> Result<Self> {
-        let channels = weight.dim(0)?;
-        let fallback = BatchNorm::new(
-            channels,
-            running_mean.clone(),
-            running_var.clone(),
-            weight.clone(),
-            bias.clone(),
-            eps,
-        )?;
-        Ok(Self {
-            weight,
-            bias,
-            running_mean: Var::from_tensor(&running_mean)?,
-            running_var: Var::from_tensor(&running_var)?,
-            eps,
-            fallback,
-        })
-    }
-
-    /// Normalised `x` (batch statistics when training, running ones otherwise), then a ReLU
-    /// if `relu`.
-    pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
-        if !train || !x.device().is_cpu() || x.dtype() != DType::F32 || x.rank() != 4 {
-            let y = self.fallback.forward_t(x, train)?;
-            return if relu { y.relu() } else { Ok(y) };
-        }
-        let stats = Arc::new(Mutex::new(Vec::new()));
-        let op = Normalize {
-            eps: self.eps,
-            relu,
-            stats: stats.clone(),
-        };
-        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-        self.update_running(&stats.lock().expect("no panics while held"), x)?;
-        Ok(y)
-    }
-
-    /// PyTorch's running-statistics update from the batch `stats` (`[mean; c]` then
-    /// `[var; c]`, biased) of `x`.
-    pub(super) fn update_running(&self, stats: &[f32], x: &Tensor) -> Result<()> {
-        let channels = self.weight.dim(0)?;
-        let (n, _, h, w) = x.dims4()?;
-        let count = (n * h * w) as f32;
-        let device = x.device();
-        let mean = Tensor::from_slice(&stats[..channels], channels, device)?;
-        let unbiased = count / (count - 1.0).max(1.0);
-        let var = (Tensor::from_slice(&stats[channels..2 * channels], channels, device)?
-            * f64::from(unbiased))?;
-        self.running_mean
-            .set(&((self.running_mean.as_tensor() * (1.0 - MOMENTUM))? + (mean * MOMENTUM)?)?)?;
-        self.running_var
-            .set(&((self.running_var.as_tensor() * (1.0 - MOMENTUM))? + (var * MOMENTUM)?)?)?;
-        Ok(())
-    }
+/// Batch normalisation of `x` (`[n, c, h, w]`, float32, on the CPU) with its batch
+/// statistics, then a ReLU if `relu`. Returns the output and the batch mean and biased
+/// variance per channel (`[mean; c]` then `[var; c]`), for the running statistics.
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Vec<f32>)> {
+    let stats = Arc::new(Mutex::new(Vec::new()));
+    let op = Normalize {
+        eps,
+        relu,
+        stats: stats.clone(),
+    };
+    let y = x.contiguous()?.apply_op3(weight, bias, op)?;
+    let stats = stats.lock().expect("no panics while held").clone();
+    Ok((y, stats))
 }
 
 /// Over one plane: the sum of `g` and of `g * (x - mean)`, `g` zeroed where the ReLU output
@@ -407,97 +351,5 @@ impl CustomOp3 for NormalizeGrad {
             }
         });
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::Device;
-
-    use crate::engine::cpu_storage::relative;
-
-    fn layer(c: usize, dev: &Device) -> Result<(BatchNorm2d, Var, Var)> {
-        let weight = Var::from_tensor(&Tensor::randn(1f32, 0.3, c, dev)?)?;
-        let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3, c, dev)?)?;
-        let mean = Var::from_tensor(&Tensor::zeros(c, DType::F32, dev)?)?;
-        let var = Var::from_tensor(&Tensor::ones(c, DType::F32, dev)?)?;
-        let bn = BatchNorm2d::new(
-            weight.as_tensor().clone(),
-            bias.as_tensor().clone(),
-            mean.as_tensor().clone(),
-            var.as_tensor().clone(),
-            1e-5,
-        )?;
-        Ok((bn, weight, bias))
-    }
-
-    /// Output, gradients and running statistics against candle_nn's BatchNorm followed by
-    /// Candle's relu, both built from differentiable tensor ops.
-    #[test]
-    fn matches_candle_nn_with_and_without_relu() -> Result<()> {
-        let dev = Device::Cpu;
-        for (shape, relu) in [
-            ((4, 3, 5, 6), true),
-            ((2, 3, 9, 9), true),
-            ((3, 5, 1, 1), false),
-            ((3, 2, 7, 4), false),
-        ] {
-            let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, shape, &dev)? + 0.5)?)?;
-            let (ours, w1, b1) = layer(shape.1, &dev)?;
-            let (theirs, w2, b2) = layer(shape.1, &dev)?;
-            w2.set(w1.as_tensor())?;
-            b2.set(b1.as_tensor())?;
-            let y_ours = ours.forward(&x, true, relu)?;
-            let y_theirs = theirs.fallback.forward_t(&x, true)?;
-            let y_theirs = if relu { y_theirs.relu()? } else { y_theirs };
-            assert!(relative(&y_ours, &y_theirs)? < 1e-5);
-            let weights = Tensor::randn(0f32, 1.0, shape, &dev)?;
-            let g_ours = (y_ours * &weights)?.sum_all()?.backward()?;
-            let g_theirs = (y_theirs * &weights)?.sum_all()?.backward()?;
-            for (name, a, b) in [("x", &x, &x), ("weight", &w1, &w2), ("bias", &b1, &b2)] {
-                let error = relative(g_ours.get(a).unwrap(), g_theirs.get(b).unwrap())?;
-                assert!(
-                    error < 1e-4,
-                    "{shape:?} relu {relu}: {name} gradient {error}"
-                );
-            }
-            for (a, b) in [
-                (&ours.running_mean, &theirs.fallback_running().0),
-                (&ours.running_var, &theirs.fallback_running().1),
-            ] {
-                assert!(relative(a.as_tensor(), b)? < 1e-5);
-            }
-        }
-        Ok(())
-    }
-
-    impl BatchNorm2d {
-        /// A layer around `weight` and `bias` with running mean 0 and variance 1.
-        pub(in crate::engine) fn fresh(weight: &Tensor, bias: &Tensor) -> Result<Self> {
-            let c = weight.dim(0)?;
-            let dev = weight.device();
-            Self::new(
-                weight.clone(),
-                bias.clone(),
-                Var::zeros(c, DType::F32, dev)?.as_tensor().clone(),
-                Var::ones(c, DType::F32, dev)?.as_tensor().clone(),
-                1e-5,
-            )
-        }
-
-        fn fallback_running(&self) -> (Tensor, Tensor) {
-            (
-                self.fallback.running_mean().clone(),
-                self.fallback.running_var().clone(),
-            )
-        }
-
-        pub(in crate::engine) fn running(&self) -> (Tensor, Tensor) {
-            (
-                self.running_mean.as_tensor().clone(),
-                self.running_var.as_tensor().clone(),
-            )
-        }
     }
 }

@@ -3,42 +3,41 @@
 //! Apart, the normalised activations are written, read again by the residual add, and
 //! backward Candle accumulates their gradient (a zero-filled tensor plus an add) before batch
 //! norm reduces it. Fused, the forward pass writes the block's output only, and the backward
-//! pass is batch norm's own with the ReLU's mask taken from that output. Evaluation and other
-//! devices use the separate ops.
+//! pass is batch norm's own with the ReLU's mask taken from that output. The layer
+//! ([`crate::engine::nn::BatchNorm2d`]) uses the separate ops for evaluation and other
+//! devices; the test checks this kernel against them.
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::add_relu::{add_relu, PassPositive};
-use super::batch_norm::{affine, moments, normalize, BatchNorm2d, NormalizeGrad};
+use super::add_relu::PassPositive;
+use super::batch_norm::{affine, moments, normalize, NormalizeGrad};
 use super::cpu_storage::contiguous_f32;
 
-impl BatchNorm2d {
-    /// `relu(self.forward(x) + residual)`.
-    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
-        if !train
-            || !x.device().is_cpu()
-            || x.dtype() != DType::F32
-            || x.rank() != 4
-            || x.shape() != residual.shape()
-        {
-            return add_relu(&self.forward(x, train, false)?, residual);
-        }
-        let stats = Arc::new(Mutex::new(Vec::new()));
-        let op = NormalizeAddRelu {
-            eps: self.eps,
-            stats: stats.clone(),
-        };
-        // A custom op has three inputs: the weight and the bias travel as one tensor, whose
-        // gradient Candle splits back.
-        let params = Tensor::cat(&[&self.weight, &self.bias], 0)?;
-        let y = x
-            .contiguous()?
-            .apply_op3(&params, &residual.contiguous()?, op)?;
-        self.update_running(&stats.lock().expect("no panics while held"), x)?;
-        Ok(y)
-    }
+/// `relu(batch_norm(x) + residual)` with `x`'s batch statistics (`x` and `residual` of
+/// the same shape `[n, c, h, w]`, float32, on the CPU). Returns the output and the batch
+/// mean and biased variance (`[mean; c]` then `[var; c]`).
+pub fn batch_norm_add_relu_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    residual: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Vec<f32>)> {
+    let stats = Arc::new(Mutex::new(Vec::new()));
+    let op = NormalizeAddRelu {
+        eps,
+        stats: stats.clone(),
+    };
+    // A custom op has three inputs: the weight and the bias travel as one tensor, whose
+    // gradient Candle splits back.
+    let params = Tensor::cat(&[weight, bias], 0)?;
+    let y = x
+        .contiguous()?
+        .apply_op3(&params, &residual.contiguous()?, op)?;
+    let stats = stats.lock().expect("no panics while held").clone();
+    Ok((y, stats))
 }
 
 /// `(x, [weight; bias], residual) -> y`; records the batch mean and variance in `stats`
@@ -114,7 +113,9 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    use crate::engine::cpu_storage::relative;
+    use crate::engine::nn::BatchNorm2d;
+    use crate::engine::ops::add_relu::add_relu;
+    use crate::engine::ops::cpu_storage::relative;
 
     /// Output, gradients (input, weight, bias, residual) and running statistics against the
     /// separate kernels (batch norm, then the residual add + ReLU; each checked against

@@ -7,38 +7,47 @@
 //! tensors of the model. Fused, the forward pass writes only the pooled output (and each
 //! window's maximum, for the backward pass); the backward pass reduces over the pooled
 //! gradient (a quarter of the values for 2x2 windows) and writes the input gradient once.
-//! Evaluation and other devices use the separate ops.
+//! The layer ([`crate::engine::nn::BatchNorm2d`]) uses the separate ops for evaluation and
+//! other devices; the tests check this kernel against them.
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::batch_norm::{affine, flat_gradients, inv_std, moments, split_gradients, BatchNorm2d};
+use super::batch_norm::{affine, flat_gradients, inv_std, moments, split_gradients};
 use super::cpu_storage::{contiguous_f32, par_build};
-use super::max_pool::{pool, Window};
+use super::max_pool::Window;
 
-impl BatchNorm2d {
-    /// `max_pool(relu(self.forward(x)), window)`.
-    pub fn forward_relu_pool(&self, x: &Tensor, train: bool, window: Window) -> Result<Tensor> {
-        let fits = x.dims4().is_ok_and(|(_, _, h, w)| {
-            let (kh, kw) = window.size;
-            let p = 2 * window.padding;
-            window.padding < kh.min(kw) && (1..=h + p).contains(&kh) && (1..=w + p).contains(&kw)
-        });
-        if !train || !fits || !x.device().is_cpu() || x.dtype() != DType::F32 {
-            return pool(&self.forward(x, train, true)?, window);
-        }
-        let saved = Arc::new(Mutex::new(Saved::default()));
-        let op = NormalizeReluPool {
-            eps: self.eps,
-            window,
-            saved: saved.clone(),
-        };
-        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-        self.update_running(&saved.lock().expect("no panics while held").stats, x)?;
-        Ok(y)
-    }
+/// `max_pool(relu(batch_norm(x)), window)` with `x`'s batch statistics (`[n, c, h, w]`,
+/// float32, on the CPU; the window must fit the padded plane, see [`fits`]). Returns the
+/// output and the batch mean and biased variance (`[mean; c]` then `[var; c]`).
+pub fn batch_norm_relu_pool_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    window: Window,
+) -> Result<(Tensor, Vec<f32>)> {
+    let saved = Arc::new(Mutex::new(Saved::default()));
+    let op = NormalizeReluPool {
+        eps,
+        window,
+        saved: saved.clone(),
+    };
+    let y = x.contiguous()?.apply_op3(weight, bias, op)?;
+    let stats = saved.lock().expect("no panics while held").stats.clone();
+    Ok((y, stats))
+}
+
+/// Whether the kernel handles `window` over `x`: `x` is `[n, c, h, w]` and the window fits
+/// inside the padded plane with less padding than its side.
+pub fn fits(x: &Tensor, window: Window) -> bool {
+    x.dims4().is_ok_and(|(_, _, h, w)| {
+        let (kh, kw) = window.size;
+        let p = 2 * window.padding;
+        window.padding < kh.min(kw) && (1..=h + p).contains(&kh) && (1..=w + p).contains(&kw)
+    })
 }
 
 /// What the forward pass leaves for the backward pass: the batch statistics (`[mean; c]`
@@ -245,7 +254,9 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    use crate::engine::cpu_storage::relative;
+    use crate::engine::nn::BatchNorm2d;
+    use crate::engine::ops::cpu_storage::relative;
+    use crate::engine::ops::max_pool::pool;
 
     /// Output, gradients (input, weight, bias) and running statistics against the separate
     /// kernels (batch norm + ReLU, then max pool; each checked against Candle in its own

@@ -12,14 +12,14 @@
 //! gradient through [`winograd`].
 //! Other devices use Candle's own convolution.
 
-use std::ops::Range;
-
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use candle_nn::Conv2d;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::cpu_storage::{contiguous_f32, par_build, with_scratch};
+use super::gemm::gemm;
+use super::im2col::Geometry;
 use super::winograd;
 
 /// A bias-free, undilated, ungrouped candle_nn convolution applied to `x`.
@@ -74,27 +74,7 @@ fn candle_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Resul
     x.conv2d(w, padding, stride, 1, 1)
 }
 
-/// Sizes of one convolution.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Geometry {
-    c_in: usize,
-    c_out: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    padding: usize,
-}
-
 impl Geometry {
-    fn h_out(&self) -> usize {
-        (self.h + 2 * self.padding).saturating_sub(self.k) / self.stride + 1
-    }
-
-    fn w_out(&self) -> usize {
-        (self.w + 2 * self.padding).saturating_sub(self.k) / self.stride + 1
-    }
-
     /// Whether [`winograd`] computes this convolution (and its input gradient, a
     /// convolution of the same kind). Its transforms cost per channel and its savings grow
     /// with the product of the channel counts: with fewer than 64 channels on a side (the
@@ -102,76 +82,6 @@ impl Geometry {
     fn winograd(&self) -> bool {
         (self.k, self.stride, self.padding) == (3, 1, 1)
             && self.c_in.min(self.c_out) >= winograd::MIN_CHANNELS
-    }
-
-    /// Rows of the im2col matrix.
-    fn rows(&self) -> usize {
-        self.c_in * self.k * self.k
-    }
-
-    /// Columns of the im2col matrix: output positions.
-    fn positions(&self) -> usize {
-        self.h_out() * self.w_out()
-    }
-
-    /// For output coordinate range `0..n_out` and kernel offset `offset`, the first and
-    /// one-past-last outputs whose input coordinate `o * stride + offset - padding` lies in
-    /// `0..n_in`.
-    fn valid(&self, n_in: usize, n_out: usize, offset: usize) -> (usize, usize) {
-        let (s, p) = (self.stride as isize, self.padding as isize);
-        let first = (p - offset as isize).max(0);
-        let first = ((first + s - 1) / s) as usize;
-        let last = (n_in as isize - 1 + p - offset as isize).div_euclid(s) + 1;
-        let last = (last.max(0) as usize).min(n_out);
-        (first.min(last), last)
-    }
-
-    /// When output and input planes have the same size (stride 1, "same" padding), a
-    /// tap's valid outputs `rows x cols` read the input plane shifted by a fixed offset:
-    /// returns where in the input plane the span from the first to the last valid output
-    /// starts, and that span in the output plane. Copying whole spans instead of row by
-    /// row matters for the small planes of deep layers.
-    fn shifted(
-        &self,
-        rows: Range<usize>,
-        cols: Range<usize>,
-        (i, j): (usize, usize),
-    ) -> Option<(usize, Range<usize>)> {
-        if self.stride != 1 || self.w_out() != self.w || rows.is_empty() || cols.is_empty() {
-            return None;
-        }
-        let taps = rows.start * self.w + cols.start..(rows.end - 1) * self.w + cols.end;
-        let from = (rows.start + i - self.padding) * self.w + cols.start + j - self.padding;
-        Some((from, taps))
-    }
-
-    /// Every kernel tap, in im2col row order within a channel: computed once per sample
-    /// rather than once per channel (perf: `valid` alone was 0.6% of a ResNet18 step).
-    fn taps(&self) -> Vec<Tap> {
-        let (h_out, w_out) = (self.h_out(), self.w_out());
-        (0..self.k)
-            .flat_map(|i| (0..self.k).map(move |j| (i, j)))
-            .map(|(i, j)| {
-                let (y0, y1) = self.valid(self.h, h_out, i);
-                let (x0, x1) = self.valid(self.w, w_out, j);
-                Tap {
-                    offset: (i, j),
-                    rows: (y0, y1),
-                    cols: (x0, x1),
-                    shifted: self.shifted(y0..y1, x0..x1, (i, j)),
-                }
-            })
-            .collect()
-    }
-
-    /// Working space [`Geometry::im2col`] needs: at stride 2, the sample with the even and
-    /// the odd columns of each row apart.
-    fn split_len(&self) -> usize {
-        if self.stride == 2 {
-            self.c_in * self.h * self.w
-        } else {
-            0
-        }
     }
 
     /// A [`Geometry::winograd`] convolution of the `batch` samples `x` (`channels.0` each)
@@ -255,231 +165,6 @@ impl Geometry {
                 at += n;
             }
         })
-    }
-
-    /// The im2col matrix of one sample `x` (`[c_in, h, w]`) into columns
-    /// `offset..offset + positions` of `cols` (`rows` rows of `stride` values); `split` is
-    /// working space of [`Geometry::split_len`] values.
-    fn im2col(
-        &self,
-        x: &[f32],
-        cols: &mut [f32],
-        (stride, offset): (usize, usize),
-        split: &mut [f32],
-    ) {
-        let (h_out, w_out) = (self.h_out(), self.w_out());
-        // At stride 2 a tap reads every other column: from the rows split into their even
-        // and odd columns (once per sample), each tap's row is one contiguous copy. Here
-        // that only matches the gathers it replaced (perf); in `col2im` the same split
-        // turns scatter-adds into contiguous adds, which is faster.
-        let evens = self.w.div_ceil(2);
-        if self.stride == 2 {
-            for (row, out) in x.chunks(self.w).zip(split.chunks_mut(self.w)) {
-                let (even, odd) = out.split_at_mut(evens);
-                let (pairs, last) = row.as_chunks::<2>();
-                for ((e, o), &[a, b]) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
-                    (*e, *o) = (a, b);
-                }
-                if let [a] = last {
-                    even[pairs.len()] = *a;
-                }
-            }
-        }
-        let taps = self.taps();
-        for c in 0..self.c_in {
-            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
-            for (t, tap) in taps.iter().enumerate() {
-                let &Tap {
-                    offset: (i, j),
-                    rows: (y0, y1),
-                    cols: (x0, x1),
-                    ref shifted,
-                } = tap;
-                let at = (c * taps.len() + t) * stride + offset;
-                let out = &mut cols[at..at + h_out * w_out];
-                // Zeros where the window reaches into the padding, the taps elsewhere.
-                out[..y0 * w_out].fill(0.0);
-                out[y1 * w_out..].fill(0.0);
-                if let Some((from, span)) = shifted {
-                    out[span.clone()].copy_from_slice(&plane[*from..from + span.len()]);
-                    // What the block brought in across row edges is padding.
-                    zero_outside(&mut out[y0 * w_out..y1 * w_out], w_out, x0..x1);
-                    continue;
-                }
-                for oy in y0..y1 {
-                    let iy = oy * self.stride + i - self.padding;
-                    let source = &plane[iy * self.w..(iy + 1) * self.w];
-                    let target = &mut out[oy * w_out..(oy + 1) * w_out];
-                    target[..x0].fill(0.0);
-                    target[x1..].fill(0.0);
-                    let ix0 = x0 * self.stride + j - self.padding;
-                    let taps = &source[ix0..];
-                    match self.stride {
-                        1 => target[x0..x1].copy_from_slice(&taps[..x1 - x0]),
-                        2 => {
-                            let row = &split[(c * self.h + iy) * self.w..][..self.w];
-                            let half = if ix0.is_multiple_of(2) {
-                                &row[..evens]
-                            } else {
-                                &row[evens..]
-                            };
-                            let from = &half[ix0 / 2..][..x1 - x0];
-                            target[x0..x1].copy_from_slice(from);
-                        }
-                        _ => {
-                            for (t, tap) in target[x0..x1].iter_mut().zip(taps.chunks(self.stride))
-                            {
-                                *t = tap[0];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds columns `offset..offset + positions` of the im2col-shaped gradient `cols` back
-    /// onto the sample gradient `dx` (its part of `cols` is overwritten); `split` is working
-    /// space of [`Geometry::split_len`] values.
-    fn col2im(
-        &self,
-        cols: &mut [f32],
-        (stride, offset): (usize, usize),
-        dx: &mut [f32],
-        split: &mut [f32],
-    ) {
-        let (h_out, w_out) = (self.h_out(), self.w_out());
-        // At stride 2, sums into the rows split as in `im2col`, merged at the end.
-        let evens = self.w.div_ceil(2);
-        split.fill(0.0);
-        let taps = self.taps();
-        for c in 0..self.c_in {
-            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
-            for (t, tap) in taps.iter().enumerate() {
-                let &Tap {
-                    offset: (i, j),
-                    rows: (y0, y1),
-                    cols: (x0, x1),
-                    ref shifted,
-                } = tap;
-                let at = (c * taps.len() + t) * stride + offset;
-                let source = &mut cols[at..at + h_out * w_out];
-                if let Some((from, span)) = shifted {
-                    // Gradients of padding positions, zeroed, add nothing across row
-                    // edges; they are not needed after this.
-                    zero_outside(&mut source[y0 * w_out..y1 * w_out], w_out, x0..x1);
-                    let targets = plane[*from..from + span.len()].iter_mut();
-                    targets
-                        .zip(&source[span.clone()])
-                        .for_each(|(t, &g)| *t += g);
-                    continue;
-                }
-                for oy in y0..y1 {
-                    let iy = oy * self.stride + i - self.padding;
-                    let target = &mut plane[iy * self.w..(iy + 1) * self.w];
-                    let from = &source[oy * w_out..(oy + 1) * w_out];
-                    let ix0 = x0 * self.stride + j - self.padding;
-                    let (taps, from) = (&mut target[ix0..], &from[x0..x1]);
-                    match self.stride {
-                        1 => taps.iter_mut().zip(from).for_each(|(t, &g)| *t += g),
-                        2 => {
-                            let row = &mut split[(c * self.h + iy) * self.w..][..self.w];
-                            let half = if ix0.is_multiple_of(2) {
-                                &mut row[..evens]
-                            } else {
-                                &mut row[evens..]
-                            };
-                            let taps = half[ix0 / 2..].iter_mut();
-                            taps.zip(from).for_each(|(t, &g)| *t += g);
-                        }
-                        _ => {
-                            for (tap, &g) in taps.chunks_mut(self.stride).zip(from) {
-                                tap[0] += g;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if self.stride == 2 {
-            for (row, sums) in dx.chunks_mut(self.w).zip(split.chunks(self.w)) {
-                let (even, odd) = sums.split_at(evens);
-                let (pairs, last) = row.as_chunks_mut::<2>();
-                for ((pair, &e), &o) in pairs.iter_mut().zip(even).zip(odd) {
-                    pair[0] += e;
-                    pair[1] += o;
-                }
-                if let [a] = last {
-                    *a += even[pairs.len()];
-                }
-            }
-        }
-    }
-}
-
-/// One tap of the kernel: its offset `(i, j)` in the window, the output rows and columns
-/// (`first..last`, as pairs) whose input it reads lies inside the plane, and
-/// [`Geometry::shifted`] for them.
-struct Tap {
-    offset: (usize, usize),
-    rows: (usize, usize),
-    cols: (usize, usize),
-    shifted: Option<(usize, Range<usize>)>,
-}
-
-/// Zeros each `width`-long row of `rows` outside the columns `keep`: a column at a time,
-/// as `keep` leaves out one or two per row and a `fill` per row edge was a `memset` call
-/// each (perf: 2.4% of a ResNet18 step).
-fn zero_outside(rows: &mut [f32], width: usize, keep: Range<usize>) {
-    for column in (0..keep.start).chain(keep.end..width) {
-        rows.iter_mut()
-            .skip(column)
-            .step_by(width)
-            .for_each(|v| *v = 0.0);
-    }
-}
-
-/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, each operand given by its row and
-/// column strides.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gemm(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    (dst_rs, dst_cs): (usize, usize),
-    accumulate: bool,
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-    parallelism: Parallelism,
-) {
-    debug_assert!(dst.len() > (m - 1) * dst_rs + (n - 1) * dst_cs);
-    debug_assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    debug_assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: the slices cover every element the strides address (checked above in debug
-    // builds; the callers size them from the same geometry).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_cs as isize,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
     }
 }
 
@@ -786,7 +471,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    use crate::engine::cpu_storage::relative;
+    use crate::engine::ops::cpu_storage::relative;
 
     /// Output, input gradient and weight gradient against Candle's own conv2d, whose
     /// backward is checked against finite differences in Candle's test suite.

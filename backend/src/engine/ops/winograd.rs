@@ -23,8 +23,8 @@
 
 use gemm::Parallelism;
 
-use super::conv::gemm;
 use super::cpu_storage::{par_build, with_scratch};
+use super::gemm::gemm;
 
 /// Points of a transformed 4x4 block.
 const POINTS: usize = 16;

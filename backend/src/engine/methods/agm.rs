@@ -9,17 +9,38 @@
 //! fused loss is taken on k_a m_a + k_v m_v with the forward value of m_a + m_v, so k scales
 //! exactly the gradient that flows through each unimodal output.
 
+use balancelab_shared::AgmConfig;
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor};
+use candle_nn::loss::cross_entropy;
 use serde::{Deserialize, Serialize};
+
+use super::{Balancer, Objective, StepContext};
+use crate::engine::nn::ParamStore;
 
 /// Running means of the two scores.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgmState {
+    /// Steps seen so far.
     pub steps: u64,
+    /// Running means of the scores `[s_a, s_v]`.
     pub mean_scores: [f64; 2],
 }
 
 impl AgmState {
-    /// Adds the step's scores `[s_a, s_v]` and returns `[k_a, k_v]`.
+    /// Adds the step's scores `[s_a, s_v]` and returns `[k_a, k_v]`:
+    /// k_a = exp(alpha min(r_hat_a - r_a, 10)), symmetric for v (the paper's Eq. 11-12).
+    ///
+    /// ```
+    /// use balancelab::engine::methods::agm::AgmState;
+    ///
+    /// let mut state = AgmState::default();
+    /// // The first step is its own running mean: k = 1 for both.
+    /// assert_eq!(state.coefficients([1.0, 2.0], 1.5), [1.0, 1.0]);
+    /// // Audio's loss then rises above its mean: audio is pushed (k_a > 1), video held back.
+    /// let [k_a, k_v] = state.coefficients([2.0, 2.0], 1.5);
+    /// assert!(k_a > 1.0 && k_v < 1.0);
+    /// ```
     pub fn coefficients(&mut self, scores: [f64; 2], alpha: f64) -> [f64; 2] {
         let n = self.steps as f64;
         for (mean, s) in self.mean_scores.iter_mut().zip(scores) {
@@ -36,9 +57,79 @@ impl AgmState {
     }
 }
 
+/// AGM (see [`AgmState`]): the fused loss on modulated Shapley outputs, then gradient clipping.
+pub struct Agm {
+    config: AgmConfig,
+    state: AgmState,
+}
+
+impl Agm {
+    /// AGM as configured, from no steps.
+    pub fn new(config: AgmConfig) -> Self {
+        Self {
+            config,
+            state: AgmState::default(),
+        }
+    }
+}
+
+impl Balancer for Agm {
+    fn trains_unimodal_heads(&self) -> bool {
+        false
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let zeroed = |m: usize| -> Result<Tensor> {
+            let mut inputs = step.inputs.to_vec();
+            inputs[m] = inputs[m].zeros_like()?;
+            Ok(step.model.forward(&inputs, step.pass)?.fused)
+        };
+        let f = &step.outputs.fused;
+        let (without_a, without_v) = (zeroed(0)?, zeroed(1)?);
+        let m_a = ((f - &without_a)? + &without_v)?.affine(0.5, 0.0)?;
+        let m_v = ((f - &without_v)? + &without_a)?.affine(0.5, 0.0)?;
+        let score = |m: &Tensor| -> Result<f64> {
+            Ok(cross_entropy(&m.detach(), step.labels)?.to_scalar::<f32>()? as f64)
+        };
+        let k = self
+            .state
+            .coefficients([score(&m_a)?, score(&m_v)?], self.config.alpha);
+        // Forward value m_a + m_v = f; gradient through m_m scaled by k_m.
+        let scaled =
+            |m: &Tensor, k: f64| -> Result<Tensor> { (m * k)? - (m.detach() * (k - 1.0))? };
+        let modulated = (scaled(&m_a, k[0])? + scaled(&m_v, k[1])?)?;
+        Ok(Objective {
+            loss: cross_entropy(&modulated, step.labels)?,
+            coefficients: Some(k.to_vec()),
+        })
+    }
+
+    fn modulate(
+        &mut self,
+        params: &ParamStore,
+        grads: &mut GradStore,
+        _: Option<&[f64]>,
+    ) -> Result<()> {
+        params.clip_gradient_norm(grads, self.config.clip_norm)
+    }
+
+    fn state(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(&self.state).map_err(candle_core::Error::wrap)
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state.clone()).map_err(candle_core::Error::wrap)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use balancelab_shared::{CoefficientTarget, MethodConfig};
+
+    use crate::engine::methods::balancer;
+    use crate::engine::methods::fixtures::objective;
 
     #[test]
     fn coefficients_follow_the_running_means() {
@@ -62,5 +153,24 @@ mod tests {
         };
         let [k_a, _] = state.coefficients([0.0, 0.0], 1.0);
         assert!((k_a - 10f64.exp()).abs() < 1e-6 * 10f64.exp(), "{k_a}");
+    }
+
+    #[test]
+    fn agm_keeps_the_fused_loss_value_and_reports_its_coefficients() -> Result<()> {
+        let mut agm = balancer(
+            &MethodConfig::Agm(AgmConfig::default()),
+            CoefficientTarget::Gradients,
+            0,
+            2,
+        );
+        let (objective, fused_loss) = objective(agm.as_mut(), 1, &[0.5, 0.5])?;
+        let (loss, fused) = (
+            objective.loss.to_scalar::<f32>()?,
+            fused_loss.to_scalar::<f32>()?,
+        );
+        assert!((loss - fused).abs() < 1e-5, "{loss} vs {fused}");
+        // The first step is its own running mean: k = 1.
+        assert_eq!(objective.coefficients, Some(vec![1.0, 1.0]));
+        Ok(())
     }
 }

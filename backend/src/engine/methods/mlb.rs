@@ -7,7 +7,27 @@
 //! The journal version (IJCV 2025) caps the acceleration with beta:
 //! k_m = 1 + (beta - 1) tanh(alpha (r_m - 1)) when r_m > 1.
 
-/// Gradient coefficient k_m of every modality from the confidences s_m (each in (0, 1]).
+use balancelab_shared::{CoefficientTarget, MlbConfig};
+use candle_core::backprop::GradStore;
+use candle_core::Result;
+
+use super::{weighted_sum, Balancer, Objective, StepContext};
+use crate::engine::nn::ParamStore;
+
+/// Gradient coefficient k_m of every modality from the confidences s_m (each in (0, 1]):
+/// k_m = 1 + tanh(alpha (r_m - 1)) with r_m = mean_{n != m} s_n / s_m (the paper's Eq. 4-5),
+/// the acceleration (r_m > 1) scaled by beta - 1 when `beta` is given.
+///
+/// ```
+/// use balancelab::engine::methods::mlb::mlb_coefficients;
+///
+/// // The audio head is twice as confident as the video head: audio slows, video speeds up.
+/// let k = mlb_coefficients(&[0.8, 0.4], 0.8, None);
+/// assert!((k[0] - (1.0 + (-0.4f64).tanh())).abs() < 1e-12);
+/// assert!((k[1] - (1.0 + 0.8f64.tanh())).abs() < 1e-12);
+/// // Equally confident heads are left alone.
+/// assert_eq!(mlb_coefficients(&[0.6, 0.6], 0.8, None), [1.0, 1.0]);
+/// ```
 pub fn mlb_coefficients(confidences: &[f64], alpha: f64, beta: Option<f64>) -> Vec<f64> {
     let m = confidences.len();
     let total: f64 = confidences.iter().sum();
@@ -26,9 +46,54 @@ pub fn mlb_coefficients(confidences: &[f64], alpha: f64, beta: Option<f64>) -> V
         .collect()
 }
 
+/// MLB: multi-loss, every parameter a modality owns (encoder, head, fusion part) scaled by k_m.
+pub struct Mlb {
+    config: MlbConfig,
+    target: CoefficientTarget,
+}
+
+impl Mlb {
+    /// MLB as configured, its coefficients applied to `target`.
+    pub fn new(config: MlbConfig, target: CoefficientTarget) -> Self {
+        Self { config, target }
+    }
+}
+
+impl Balancer for Mlb {
+    fn coefficient_target(&self) -> CoefficientTarget {
+        self.target
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let loss = weighted_sum(step.fused_loss.clone(), step.unimodal_losses, |_| 1.0)?;
+        let after_end = self.config.end_epoch.is_some_and(|end| step.epoch > end);
+        let active = step.epoch >= self.config.start_epoch && !after_end;
+        let coefficients =
+            active.then(|| mlb_coefficients(step.confidences, self.config.alpha, self.config.beta));
+        Ok(Objective { loss, coefficients })
+    }
+
+    fn modulate(
+        &mut self,
+        params: &ParamStore,
+        grads: &mut GradStore,
+        k: Option<&[f64]>,
+    ) -> Result<()> {
+        match (k, self.target) {
+            (Some(k), CoefficientTarget::Gradients) => params.scale_gradients(grads, k),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use balancelab_shared::MethodConfig;
+
+    use crate::engine::methods::balancer;
+    use crate::engine::methods::fixtures::{by_name, gradients, objective, ratio};
+    use crate::engine::nn::Owner;
 
     fn assert_close(actual: &[f64], expected: &[f64]) {
         assert_eq!(actual.len(), expected.len());
@@ -74,5 +139,67 @@ mod tests {
     fn a_collapsed_head_saturates_instead_of_dividing_by_zero() {
         let k = mlb_coefficients(&[0.5, 0.0], 0.8, None);
         assert!((k[1] - 2.0).abs() < 1e-12 && (k[0] - (1.0 + (-0.8f64).tanh())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mlb_scales_exactly_what_each_modality_owns() -> Result<()> {
+        let (store, mut grads) = gradients()?;
+        let before = by_name(&store, &grads);
+        let mut mlb = Mlb {
+            config: MlbConfig::default(),
+            target: CoefficientTarget::Gradients,
+        };
+        mlb.modulate(&store, &mut grads, Some(&[0.5, 2.0]))?;
+        let after = by_name(&store, &grads);
+        for param in store.params() {
+            let expected = match param.owner {
+                Owner::Modality(0) => 0.5,
+                Owner::Modality(_) => 2.0,
+                Owner::Shared => 1.0,
+            };
+            let r = ratio(&after[&param.name], &before[&param.name])?;
+            assert!((r - expected).abs() < 1e-6, "{}: {r}", param.name);
+        }
+        // As a learning-rate multiplier, the gradients are left alone.
+        let (store, mut grads) = gradients()?;
+        let before = by_name(&store, &grads);
+        let mut mlb = Mlb {
+            config: MlbConfig::default(),
+            target: CoefficientTarget::LearningRate,
+        };
+        mlb.modulate(&store, &mut grads, Some(&[0.5, 2.0]))?;
+        assert_eq!(
+            ratio(
+                &by_name(&store, &grads)["head0.weight"],
+                &before["head0.weight"]
+            )?,
+            1.0
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn mlb_balances_only_inside_its_epoch_window() -> Result<()> {
+        let mut mlb = balancer(
+            &MethodConfig::Mlb(MlbConfig {
+                start_epoch: 2,
+                end_epoch: Some(3),
+                ..MlbConfig::default()
+            }),
+            CoefficientTarget::Gradients,
+            0,
+            2,
+        );
+        let mut windows = Vec::new();
+        for epoch in 1..=4 {
+            windows.push(
+                objective(mlb.as_mut(), epoch, &[0.8, 0.4])?
+                    .0
+                    .coefficients
+                    .is_some(),
+            );
+        }
+        assert_eq!(windows, [false, true, true, false]);
+        Ok(())
     }
 }

@@ -7,9 +7,16 @@
 //! k = 1, where x = rho in the authors' public code and x = rho - 1 in a reading of the
 //! paper's equation ([`OgmRatio`]).
 
-use balancelab_shared::OgmRatio;
-use candle_core::{Result, Tensor, D};
+use balancelab_shared::{OgmConfig, OgmRatio};
+use candle_core::backprop::GradStore;
+use candle_core::{bail, Result, Tensor, D};
 use candle_nn::ops::softmax;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+use super::{Balancer, Objective, StepContext};
+use crate::engine::nn::{Owner, ParamStore, Role};
 
 /// s_m = sum_b softmax(part + bias/2)_b[y_b], with no gradient.
 pub fn ogm_score(part: &Tensor, fusion_bias: &Tensor, labels: &Tensor) -> Result<f64> {
@@ -21,7 +28,20 @@ pub fn ogm_score(part: &Tensor, fusion_bias: &Tensor, labels: &Tensor) -> Result
     Ok(on_true.sum_all()?.to_scalar::<f32>()? as f64)
 }
 
-/// `[k_audio, k_video]` from the scores `[s_audio, s_video]`.
+/// `[k_audio, k_video]` from the scores `[s_audio, s_video]`: with rho the dominant
+/// modality's score over the other's, the dominant one gets k = 1 - tanh(alpha relu(x))
+/// (the paper's Eq. 10; x = rho in the public code, rho - 1 in the paper's reading) and
+/// the other k = 1.
+///
+/// ```
+/// use balancelab::engine::methods::ogm::ogm_coefficients;
+/// use balancelab_shared::OgmRatio;
+///
+/// // Video scores twice as high as audio: video is slowed, audio left alone.
+/// let k = ogm_coefficients([30.0, 60.0], 0.8, OgmRatio::Paper);
+/// assert_eq!(k[0], 1.0);
+/// assert!((k[1] - (1.0 - 0.8f64.tanh())).abs() < 1e-12);
+/// ```
 pub fn ogm_coefficients(scores: [f64; 2], alpha: f64, ratio: OgmRatio) -> [f64; 2] {
     let slow = |rho: f64| {
         let x = match ratio {
@@ -38,9 +58,105 @@ pub fn ogm_coefficients(scores: [f64; 2], alpha: f64, ratio: OgmRatio) -> [f64; 
     }
 }
 
+/// OGM / OGM-GE: trained on the fused loss; the encoders' weight gradients are scaled, and
+/// with GE get Gaussian noise, as the public code does for its conv weights.
+pub struct Ogm {
+    config: OgmConfig,
+    seed: u64,
+    /// Seed of this step's GE noise, derived from the step index so that a resumed run
+    /// draws the same noise.
+    noise_seed: u64,
+}
+
+impl Ogm {
+    /// OGM as configured; `seed` drives OGM-GE's noise.
+    pub fn new(config: OgmConfig, seed: u64) -> Self {
+        Self {
+            config,
+            seed,
+            noise_seed: seed,
+        }
+    }
+}
+
+impl Balancer for Ogm {
+    fn trains_unimodal_heads(&self) -> bool {
+        false
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        self.noise_seed = self.seed ^ step.step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let loss = step.fused_loss.clone();
+        if self.config.end_epoch.is_some_and(|end| step.epoch > end) {
+            return Ok(Objective {
+                loss,
+                coefficients: None,
+            });
+        }
+        let (Some(parts), Some(bias)) = (&step.outputs.fusion_parts, step.model.fusion_bias())
+        else {
+            bail!("OGM needs a late fusion layer with a bias");
+        };
+        let scores = [
+            ogm_score(&parts[0], bias, step.labels)?,
+            ogm_score(&parts[1], bias, step.labels)?,
+        ];
+        let k = ogm_coefficients(scores, self.config.alpha, self.config.ratio);
+        Ok(Objective {
+            loss,
+            coefficients: Some(k.to_vec()),
+        })
+    }
+
+    fn modulate(
+        &mut self,
+        params: &ParamStore,
+        grads: &mut GradStore,
+        k: Option<&[f64]>,
+    ) -> Result<()> {
+        let Some(k) = k else {
+            return Ok(());
+        };
+        // One normal sample per encoder weight per step: a fast generator matters here.
+        let mut rng = SmallRng::seed_from_u64(self.noise_seed);
+        for param in params.params() {
+            let (Owner::Modality(m), Role::Encoder) = (param.owner, param.role) else {
+                continue;
+            };
+            let tensor = param.var.as_tensor();
+            if tensor.rank() < 2 {
+                continue;
+            }
+            let Some(grad) = grads.remove(tensor) else {
+                continue;
+            };
+            let mut modulated = (&grad * k[m])?;
+            if self.config.generalization_enhancement {
+                let std = unbiased_std(&grad)? + 1e-8;
+                let noise: Vec<f32> = (0..grad.elem_count())
+                    .map(|_| std as f32 * rng.sample::<f32, _>(StandardNormal))
+                    .collect();
+                modulated = (modulated + Tensor::from_vec(noise, grad.shape(), grad.device())?)?;
+            }
+            grads.insert(tensor, modulated);
+        }
+        Ok(())
+    }
+}
+
+/// Standard deviation with Bessel's correction, as `torch.Tensor.std()`.
+fn unbiased_std(t: &Tensor) -> Result<f64> {
+    let n = t.elem_count() as f64;
+    let centered = t.broadcast_sub(&t.mean_all()?)?;
+    let sum_sq = centered.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    Ok((sum_sq / (n - 1.0).max(1.0)).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::engine::methods::fixtures::{by_name, gradients, ratio};
     use candle_core::Device;
 
     fn assert_close(actual: [f64; 2], expected: [f64; 2]) {
@@ -88,6 +204,55 @@ mod tests {
         // A bias of (2 ln 3, 0) adds ln 3 to class 0's logit: rows (0.75, 0.25), (0.9, 0.1).
         let bias = Tensor::new(&[2.0 * 3f32.ln(), 0.0], &dev)?;
         assert!((ogm_score(&part, &bias, &labels)? - 1.65).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn ogm_scales_encoder_weights_only() -> Result<()> {
+        let (store, mut grads) = gradients()?;
+        let before = by_name(&store, &grads);
+        let mut ogm = Ogm {
+            config: OgmConfig {
+                generalization_enhancement: false,
+                ..OgmConfig::default()
+            },
+            seed: 0,
+            noise_seed: 0,
+        };
+        ogm.modulate(&store, &mut grads, Some(&[0.25, 1.0]))?;
+        let after = by_name(&store, &grads);
+        for (name, expected) in [
+            ("encoder0.0.weight", 0.25),
+            ("encoder0.1.weight", 0.25),
+            ("encoder0.0.bias", 1.0),
+            ("head0.weight", 1.0),
+            ("fusion.slice0", 1.0),
+            ("encoder1.0.weight", 1.0),
+        ] {
+            let r = ratio(&after[name], &before[name])?;
+            assert!((r - expected).abs() < 1e-6, "{name}: {r}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ogm_ge_adds_noise_with_the_gradients_std() -> Result<()> {
+        let (store, mut grads) = gradients()?;
+        let before = by_name(&store, &grads);
+        let mut ogm = Ogm {
+            config: OgmConfig::default(),
+            seed: 0,
+            noise_seed: 0,
+        };
+        ogm.modulate(&store, &mut grads, Some(&[0.5, 1.0]))?;
+        let after = by_name(&store, &grads);
+        // encoder1.1.weight is 32 x 64: the added noise has the gradient's std, within 10%.
+        let g = &before["encoder1.1.weight"];
+        let noise = (&after["encoder1.1.weight"] - g)?;
+        let (expected, seen) = (unbiased_std(g)?, unbiased_std(&noise)?);
+        assert!((seen / expected - 1.0).abs() < 0.1, "{seen} vs {expected}");
+        let unchanged = (&after["head1.weight"] - &before["head1.weight"])?;
+        assert_eq!(unchanged.abs()?.sum_all()?.to_scalar::<f32>()?, 0.0);
         Ok(())
     }
 }

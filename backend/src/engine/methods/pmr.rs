@@ -8,10 +8,13 @@
 //! the video's when rho > 1, the audio's when rho < 1 (the authors' code).
 
 use candle_core::{DType, Result, Tensor, D};
+use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
 
-use super::dataset::Split;
-use super::model::MultimodalModel;
+use super::{Balancer, Objective, StepContext};
+
+use crate::engine::nn::MultimodalModel;
+use crate::engine::train::Split;
 
 /// Class means of each modality's features over `split` in evaluation mode: one
 /// `[classes, dim_m]` tensor per modality (a class without samples gets zeros).
@@ -64,7 +67,16 @@ pub fn prototype_score(logits: &Tensor, labels: &Tensor) -> Result<f64> {
     Ok(on_true.sum_all()?.to_scalar::<f32>()? as f64)
 }
 
-/// Weights of the prototype cross-entropies `[audio, video]` from the scores `[s_a, s_v]`.
+/// Weights of the prototype cross-entropies `[audio, video]` from the scores `[s_a, s_v]`:
+/// alpha for the weaker modality (rho = s_a / s_v; the video's when rho > 1), 0 for the
+/// other (the paper's Eq. 9-10 as the authors' code applies them).
+///
+/// ```
+/// use balancelab::engine::methods::pmr::pmr_weights;
+///
+/// assert_eq!(pmr_weights([8.0, 4.0], 0.5), [0.0, 0.5]);
+/// assert_eq!(pmr_weights([4.0, 4.0], 0.5), [0.0, 0.0]);
+/// ```
 pub fn pmr_weights(scores: [f64; 2], alpha: f64) -> [f64; 2] {
     let rho = scores[0] / scores[1].max(f64::MIN_POSITIVE);
     if rho > 1.0 {
@@ -73,6 +85,61 @@ pub fn pmr_weights(scores: [f64; 2], alpha: f64) -> [f64; 2] {
         [alpha, 0.0]
     } else {
         [0.0, 0.0]
+    }
+}
+
+/// PMR (see [`pmr_weights`]): the fused loss plus the weaker modality's prototype loss.
+pub struct Pmr {
+    alpha: f64,
+    /// This epoch's class prototypes of each modality.
+    prototypes: Vec<Tensor>,
+}
+
+impl Pmr {
+    /// PMR with prototype-loss weight `alpha`; prototypes come at the first epoch.
+    pub fn new(alpha: f64) -> Self {
+        Self {
+            alpha,
+            prototypes: Vec::new(),
+        }
+    }
+}
+
+impl Balancer for Pmr {
+    fn trains_unimodal_heads(&self) -> bool {
+        false
+    }
+
+    fn start_epoch(
+        &mut self,
+        model: &MultimodalModel,
+        train: &Split,
+        classes: usize,
+    ) -> Result<()> {
+        self.prototypes = prototypes(model, train, classes)?;
+        Ok(())
+    }
+
+    fn objective(&mut self, step: &StepContext) -> Result<Objective> {
+        let logits = (step.outputs.features.iter().zip(&self.prototypes))
+            .map(|(z, c)| prototype_logits(z, c))
+            .collect::<Result<Vec<_>>>()?;
+        let scores = [
+            prototype_score(&logits[0], step.labels)?,
+            prototype_score(&logits[1], step.labels)?,
+        ];
+        let weights = pmr_weights(scores, self.alpha);
+        let mut loss = step.fused_loss.clone();
+        for (logits, w) in logits.iter().zip(weights) {
+            if w > 0.0 {
+                loss = (loss + (cross_entropy(logits, step.labels)? * w)?)?;
+            }
+        }
+        // Reported as 1 + weight: which modality is being pushed, and how hard.
+        Ok(Objective {
+            loss,
+            coefficients: Some(weights.iter().map(|w| 1.0 + w).collect()),
+        })
     }
 }
 

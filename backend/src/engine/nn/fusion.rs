@@ -10,47 +10,70 @@ use candle_nn::{Linear, Module};
 
 use super::params::{Owner, ParamStore, Role};
 use super::transformer::{layer_norm, LayerNorm, TransformerBlock};
+use crate::engine::methods::mmcosine::cosine_logits;
 
 /// Width of the mid, gated and transformer fusions' hidden representation.
 const WIDTH: usize = 64;
 const TRANSFORMER_HEADS: usize = 4;
 
+/// How the modalities' features become multimodal logits (see [`FusionKind`]).
 pub enum Fusion {
     /// f = sum_m A_m z_m + b, or with a cosine scale s: f = s sum_m cos(z_m, rows of A_m).
     Late {
+        /// A_m, owned by modality m.
         slices: Vec<Tensor>,
+        /// b; none for MMCosine.
         bias: Option<Tensor>,
+        /// MMCosine's s.
         cosine_scale: Option<f64>,
     },
+    /// The projected features summed, then an MLP.
     Mid {
+        /// Each modality's projection, owned by it.
         projections: Vec<Linear>,
+        /// Hidden layer over the sum.
         hidden: Linear,
+        /// Output layer.
         out: Linear,
     },
     /// z_0 gives scale and shift for z_1.
     Film {
+        /// z_0 to `[gamma; beta]`.
         condition: Linear,
+        /// Output layer over `gamma * z_1 + beta`.
         out: Linear,
     },
     /// sigmoid(gate(z_0)) multiplies value(z_1).
     Gated {
+        /// The gate from z_0.
         gate: Linear,
+        /// The value from z_1.
         value: Linear,
+        /// Output layer.
         out: Linear,
     },
+    /// One token per modality plus a class token through a transformer block.
     Transformer {
+        /// Each modality's projection to a token, owned by it.
         projections: Vec<Linear>,
+        /// Added to each modality's token.
         modality_embeddings: Vec<Tensor>,
+        /// The class token, whose output is classified.
         cls: Tensor,
+        /// The transformer block.
         block: TransformerBlock,
+        /// Layer norm of the class token's output.
         norm: LayerNorm,
+        /// Output layer.
         out: Linear,
     },
+    /// The unimodal heads' logits summed.
     Decision,
 }
 
 /// The fused logits and, for late fusion, each modality's share of them.
 pub struct Fused {
+    /// f, `[batch, classes]`.
     pub logits: Tensor,
     /// A_m z_m per modality (late fusion only), what OGM scores.
     pub parts: Option<Vec<Tensor>>,
@@ -153,7 +176,7 @@ impl Fusion {
             } => {
                 let parts = (features.iter().zip(slices))
                     .map(|(z, a)| match cosine_scale {
-                        Some(s) => unit_rows(z)?.matmul(&unit_rows(a)?.t()?)? * *s,
+                        Some(s) => cosine_logits(z, a, *s),
                         None => z.matmul(&a.t()?),
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -220,12 +243,6 @@ fn sum(tensors: &[Tensor]) -> Result<Tensor> {
         total = (total + t)?;
     }
     Ok(total)
-}
-
-/// Rows scaled to unit L2 norm (`F.normalize(x, dim=1)`).
-fn unit_rows(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    x.broadcast_div(&norm)
 }
 
 #[cfg(test)]

@@ -1,0 +1,139 @@
+//! One training step: a model with its optimiser and balancing method.
+
+use balancelab_shared::{CoefficientTarget, MethodConfig, RunConfig, StepMetrics};
+use candle_core::{Device, Result, Tensor, D};
+use candle_nn::loss::cross_entropy;
+use candle_nn::ops::softmax;
+
+use super::optim::Optimizer;
+use crate::engine::methods::{balancer, Balancer, StepContext};
+use crate::engine::nn::{MultimodalModel, ParamStore, Pass};
+
+/// A model with its optimiser and balancing method: what one training step needs.
+pub struct Session {
+    /// Every parameter and buffer of the model.
+    pub store: ParamStore,
+    /// The model.
+    pub model: MultimodalModel,
+    /// Its optimiser and the optimiser's state.
+    pub optimizer: Optimizer,
+    /// The balancing method.
+    pub balancer: Box<dyn Balancer>,
+    pass: Pass,
+    modalities: usize,
+}
+
+impl Session {
+    /// A freshly initialised model for `config`, its modality m taking samples of shape
+    /// `input_shapes[m]`.
+    pub fn new(
+        config: &RunConfig,
+        input_shapes: &[Vec<usize>],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let modalities = input_shapes.len();
+        // Independent streams for initial weights, batch order and method noise, from one seed.
+        let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, device);
+        let cosine_scale = match &config.method {
+            MethodConfig::MmCosine(c) => Some(c.scale),
+            _ => None,
+        };
+        let model = MultimodalModel::new(
+            &mut store,
+            &config.model,
+            input_shapes,
+            classes,
+            cosine_scale,
+        )?;
+        let optimizer = Optimizer::new(&config.optimizer, &store);
+        let balancer = balancer(
+            &config.method,
+            config.coefficients_scale,
+            config.seed ^ 0x5eed_0003,
+            modalities,
+        );
+        let pass = Pass {
+            train: true,
+            probe_heads: !balancer.trains_unimodal_heads(),
+        };
+        Ok(Self {
+            store,
+            model,
+            optimizer,
+            balancer,
+            pass,
+            modalities,
+        })
+    }
+
+    /// One optimisation step on a batch at learning rate `lr`.
+    pub fn step(
+        &mut self,
+        epoch: u32,
+        step: u64,
+        lr: f64,
+        inputs: &[Tensor],
+        labels: &Tensor,
+    ) -> Result<StepMetrics> {
+        let outputs = self.model.forward(inputs, self.pass)?;
+        let fused_loss = cross_entropy(&outputs.fused, labels)?;
+        let unimodal_losses = (outputs.unimodal.iter())
+            .map(|logits| cross_entropy(logits, labels))
+            .collect::<Result<Vec<_>>>()?;
+        let confidences = (outputs.unimodal.iter())
+            .map(|logits| true_class_confidence(logits, labels))
+            .collect::<Result<Vec<_>>>()?;
+        let objective = self.balancer.objective(&StepContext {
+            epoch,
+            step,
+            model: &self.model,
+            pass: self.pass,
+            inputs,
+            labels,
+            outputs: &outputs,
+            fused_loss: &fused_loss,
+            unimodal_losses: &unimodal_losses,
+            confidences: &confidences,
+        })?;
+
+        // Probe heads learn from their own losses, which reach only the heads.
+        let mut minimised = objective.loss.clone();
+        if self.pass.probe_heads {
+            for loss in &unimodal_losses {
+                minimised = (minimised + loss)?;
+            }
+        }
+        let mut grads = minimised.backward()?;
+        let k = objective.coefficients.as_deref();
+        self.balancer.modulate(&self.store, &mut grads, k)?;
+        let lr_scale =
+            k.filter(|_| self.balancer.coefficient_target() == CoefficientTarget::LearningRate);
+        let gradient_norms = self.store.gradient_norms(&grads, self.modalities)?;
+        self.optimizer.step(&grads, lr, lr_scale)?;
+
+        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_scalar::<f32>()? as f64) };
+        Ok(StepMetrics {
+            epoch,
+            step,
+            loss: scalar(&objective.loss)?,
+            fused_loss: scalar(&fused_loss)?,
+            unimodal_losses: unimodal_losses.iter().map(scalar).collect::<Result<_>>()?,
+            coefficients: objective
+                .coefficients
+                .unwrap_or_else(|| vec![1.0; self.modalities]),
+            confidences,
+            gradient_norms,
+            learning_rate: lr,
+            // Filled in by the training loop, which owns the clock.
+            elapsed_seconds: 0.0,
+        })
+    }
+}
+
+/// s = (1/B) sum_b softmax(logits)_b[y_b]: the head's mean confidence on the true class.
+fn true_class_confidence(logits: &Tensor, labels: &Tensor) -> Result<f64> {
+    let probabilities = softmax(&logits.detach(), D::Minus1)?;
+    let on_true = probabilities.gather(&labels.unsqueeze(1)?, 1)?;
+    Ok(on_true.mean_all()?.to_scalar::<f32>()? as f64)
+}

@@ -7,12 +7,16 @@
 //! - [`worker`]: claims queued runs and trains them, here or on other machines.
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
+//! - [`check`]: the one check of a run configuration before it is queued or trained.
 //! - [`presets`]: ready-made run configurations (the papers' recipes), built in.
 //! - [`api`]: the HTTP API (Axum).
+
+#![warn(missing_docs)]
 
 pub mod allocator;
 pub mod api;
 pub mod auth;
+pub mod check;
 pub mod cpu_threads;
 pub mod data;
 pub mod device;
@@ -37,7 +41,7 @@ pub fn train_run(
     emit: &mut dyn FnMut(TrainingEvent),
 ) {
     // Checked before loading: the loaders assume valid sizes.
-    if let Err(errors) = config.validate() {
+    if let Err(errors) = check::check_run(config, check::Environment { data_dir }) {
         let error = errors.iter().map(ToString::to_string).collect::<Vec<_>>();
         return emit(TrainingEvent::Failed {
             error: error.join("; "),

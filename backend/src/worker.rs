@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use balancelab_shared::{RunEvent, RunStatus};
+use balancelab_shared::{RunConfig, RunEvent, RunStatus};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::engine::{checkpoint, CancelToken, Checkpointing, TrainingEvent};
+use crate::engine::{CancelToken, Checkpoint, Checkpointing, TrainingEvent};
 use crate::live::Hub;
 use crate::store::{Claim, Heartbeat, ResumePoint, Store};
 
@@ -26,6 +26,7 @@ use crate::store::{Claim, Heartbeat, ResumePoint, Store};
 const STEP_BATCH: usize = 256;
 const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
+/// How a pool of workers runs: its name and size, its folders, its timings.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
     /// Names this process's workers in the store (slot numbers are appended).
@@ -48,6 +49,8 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// One worker named `{hostname}:{pid}` and no data directory; heartbeats every 2 s,
+    /// re-queued after 30 s of silence, polls every second, failed after 3 starts.
     pub fn new(checkpoint_dir: PathBuf) -> Self {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
@@ -140,10 +143,12 @@ impl Workers {
         }
     }
 
+    /// Where these workers read real datasets from, if anywhere.
     pub fn data_dir(&self) -> Option<&Path> {
         self.shared.options.data_dir.as_deref()
     }
 
+    /// The folder of run `id`'s checkpoints.
     pub fn checkpoint_dir(&self, id: i64) -> PathBuf {
         self.shared.options.checkpoint_dir.join(id.to_string())
     }
@@ -232,7 +237,7 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
         Err(e) => return finish(RunStatus::Queued, Some(e.to_string())).await,
     };
     let checkpoints = shared.options.checkpoint_dir.join(id.to_string());
-    let has_checkpoint = checkpoint::paths(&checkpoints, "last").1.exists();
+    let has_checkpoint = Checkpoint::Last.exists_in(&checkpoints);
     if resume.epoch > 0 && !has_checkpoint {
         let error = format!(
             "it was interrupted after epoch {} and its checkpoint is not in {} on this worker",
@@ -260,9 +265,49 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
 
     let heartbeat = tokio::spawn(beat(shared.clone(), worker.to_owned(), id));
     let (reports, received) = mpsc::channel(2 * STEP_BATCH);
-    let config = claim.run.config.clone();
+    let checkpointing = (checkpoints, has_checkpoint);
+    let training = spawn_training(
+        shared,
+        claim.run.config.clone(),
+        checkpointing,
+        cancel,
+        reports,
+    );
+    let outcome = record(shared, id, resume, received).await;
+    heartbeat.abort();
+    let outcome = match training.await {
+        Err(panic) => Some(TrainingEvent::Failed {
+            error: format!("training crashed: {panic}"),
+        }),
+        Ok(()) => outcome,
+    };
+    shared.local.lock().unwrap().remove(&id);
+    let stop = *reason.lock().unwrap();
+    if let Some(TrainingEvent::Finished(summary)) = &outcome {
+        tracing::info!(
+            run = id,
+            test_accuracy = summary.test.fused,
+            "run completed"
+        );
+    }
+    match end_status(outcome, stop) {
+        Some((status, error)) => finish(status, error).await,
+        None => shared.hub.notify(id),
+    }
+}
+
+/// Trains `config` off the async runtime, sending every event to `reports`; an epoch's
+/// event waits until the recorder has stored it, so that the checkpoint the engine writes
+/// next never runs ahead of the stored epochs.
+fn spawn_training(
+    shared: &Shared,
+    config: RunConfig,
+    (checkpoints, has_checkpoint): (PathBuf, bool),
+    cancel: CancelToken,
+    reports: mpsc::Sender<Report>,
+) -> tokio::task::JoinHandle<()> {
     let data_dir = shared.options.data_dir.clone();
-    let training = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let checkpointing = Checkpointing {
             dir: Some(&checkpoints),
             resume: has_checkpoint,
@@ -288,37 +333,28 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
                 }
             },
         );
-    });
-    let outcome = record(shared, id, resume, received).await;
-    heartbeat.abort();
-    let outcome = match training.await {
-        Err(panic) => Some(TrainingEvent::Failed {
-            error: format!("training crashed: {panic}"),
-        }),
-        Ok(()) => outcome,
-    };
-    shared.local.lock().unwrap().remove(&id);
-    let stop = *reason.lock().unwrap();
-    match (outcome, stop) {
-        (_, Some(StopReason::Lost)) => shared.hub.notify(id),
-        (Some(TrainingEvent::Finished(summary)), _) => {
-            tracing::info!(
-                run = id,
-                test_accuracy = summary.test.fused,
-                "run completed"
-            );
-            finish(RunStatus::Completed, None).await;
-        }
-        (Some(TrainingEvent::Failed { error }), _) => finish(RunStatus::Failed, Some(error)).await,
-        (_, Some(StopReason::Shutdown)) => finish(RunStatus::Queued, None).await,
+    })
+}
+
+/// The status a run ends in, from the engine's last event and why this worker stopped it;
+/// none when the run was taken from this worker (its new owner records the end).
+fn end_status(
+    outcome: Option<TrainingEvent>,
+    stop: Option<StopReason>,
+) -> Option<(RunStatus, Option<String>)> {
+    Some(match (outcome, stop) {
+        (_, Some(StopReason::Lost)) => return None,
+        (Some(TrainingEvent::Finished(_)), _) => (RunStatus::Completed, None),
+        (Some(TrainingEvent::Failed { error }), _) => (RunStatus::Failed, Some(error)),
+        (_, Some(StopReason::Shutdown)) => (RunStatus::Queued, None),
         (_, Some(StopReason::Cancelled)) | (Some(TrainingEvent::Cancelled), None) => {
-            finish(RunStatus::Cancelled, None).await
+            (RunStatus::Cancelled, None)
         }
-        (_, None) => {
-            let error = "training ended without saying how".to_owned();
-            finish(RunStatus::Failed, Some(error)).await;
-        }
-    }
+        (_, None) => (
+            RunStatus::Failed,
+            Some("training ended without saying how".to_owned()),
+        ),
+    })
 }
 
 /// Sends heartbeats for run `id` until aborted; stops the run when the store says so.

@@ -50,7 +50,9 @@ pub struct ClipAudio {
     pub rate: u32,
     /// Samples after tiling.
     pub clip_samples: usize,
+    /// STFT window and FFT length in samples (`n_fft / 2 + 1` frequency bins).
     pub n_fft: usize,
+    /// Samples between the starts of consecutive STFT frames.
     pub hop: usize,
 }
 
@@ -129,6 +131,7 @@ pub struct LogSpectrogram {
 }
 
 impl LogSpectrogram {
+    /// Plans the FFT for windows of `n_fft` samples, `hop` apart, under a periodic Hann window.
     pub fn new(n_fft: usize, hop: usize) -> Self {
         // scipy.signal.get_window("hann", n_fft): the periodic window, as librosa uses.
         let window = (0..n_fft)
@@ -143,6 +146,7 @@ impl LogSpectrogram {
         }
     }
 
+    /// Frequency bins per frame: `n_fft / 2 + 1`.
     pub fn bins(&self) -> usize {
         self.n_fft / 2 + 1
     }

@@ -30,12 +30,17 @@ const CLASSES: usize = 10;
 /// One FSDD recording, from its file name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recording {
+    /// The digit spoken, 0-9: the class.
     pub digit: u8,
+    /// The speaker's name (`george`, `theo`, ...).
     pub speaker: String,
+    /// The take's number; takes 0-4 are the test split by takes.
     pub take: u32,
+    /// The wav file.
     pub path: PathBuf,
 }
 
+/// FSDD's wav files: `{root}/fsdd/recordings`.
 pub fn recordings_dir(root: &Path) -> PathBuf {
     root.join("fsdd").join("recordings")
 }
@@ -148,6 +153,8 @@ fn pair(recordings: &[&Recording], mnist: &MnistPart, seed: u64) -> Result<Vec<u
         .collect()
 }
 
+/// Loads AV digits into memory, split by take or by speaker as `config` asks, each recording
+/// paired with an MNIST image of its digit.
 pub fn load_av_digits(
     root: &Path,
     config: &AvDigitsConfig,

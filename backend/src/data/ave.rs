@@ -27,9 +27,13 @@ use crate::engine::Dataset;
 /// One line of an AVE list: the event's category, video and window in seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
+    /// The event's category: the class.
     pub category: String,
+    /// The video's id, its file's name without the extension.
     pub video: String,
+    /// Where the event starts, in seconds into the video.
     pub start: f64,
+    /// Where the event ends, in seconds into the video.
     pub end: f64,
 }
 
@@ -79,10 +83,12 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, DataError> {
     Ok(events)
 }
 
+/// `Image-{fps:02}-FPS-SE`: the event windows' frames, as the reference code names it.
 pub fn frames_folder(fps: u32) -> String {
     format!("Image-{fps:02}-FPS-SE")
 }
 
+/// The event's audio from `Audio-SE/`, then `config.frames` RGB frames of the event.
 pub fn streams(root: &Path, config: &AveConfig) -> Vec<Stream> {
     vec![
         Stream::Audio {
@@ -99,6 +105,8 @@ pub fn streams(root: &Path, config: &AveConfig) -> Vec<Stream> {
     ]
 }
 
+/// Loads AVE from `{data_dir}/{config.root}` with its train, validation and test lists;
+/// spectrograms are cached under `cache`.
 pub fn load_ave(
     data_dir: &Path,
     config: &AveConfig,

@@ -14,18 +14,32 @@ use crate::engine::SampleReader;
 #[derive(Clone, Debug)]
 pub enum Stream {
     /// `{dir}/{clip}.wav` as a `[1, bins, frames]` log spectrogram.
-    Audio { dir: PathBuf, audio: ClipAudio },
+    Audio {
+        /// The folder of the wav files.
+        dir: PathBuf,
+        /// How a wav file becomes a spectrogram.
+        audio: ClipAudio,
+    },
     /// `{dir}/{clip}/*.jpg` as `[frames, 3, size, size]`.
-    Rgb { dir: PathBuf, spec: FrameSpec },
+    Rgb {
+        /// The folder of the clips' frame folders.
+        dir: PathBuf,
+        /// Frames used per clip and their size.
+        spec: FrameSpec,
+    },
     /// `{x_dir}/{clip}/*.jpg` and `{y_dir}/{clip}/*.jpg` as `[frames, 2, size, size]`.
     Flow {
+        /// The folder of the clips' x-displacement frame folders.
         x_dir: PathBuf,
+        /// The folder of the clips' y-displacement frame folders.
         y_dir: PathBuf,
+        /// Frames used per clip and their size.
         spec: FrameSpec,
     },
 }
 
 impl Stream {
+    /// The shape of one sample of this modality, as each variant gives it.
     pub fn shape(&self) -> Vec<usize> {
         match self {
             Stream::Audio { audio, .. } => audio.shape(),
@@ -51,7 +65,9 @@ impl Stream {
 
 /// Reads clips by name, one modality per [`Stream`].
 pub struct ClipReader {
+    /// The modalities, in the order the model receives them.
     pub streams: Vec<Stream>,
+    /// Clip names; an item is an index into it.
     pub clips: Vec<String>,
     /// Where computed spectrograms are kept; `None` computes them every time.
     pub cache: Option<PathBuf>,
@@ -147,18 +163,25 @@ pub type Labelled = (String, u32);
 /// What `balancelab prepare` found: the clips whose files all decode, and every problem.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
+    /// The dataset prepared: `crema_d`, `ave` or `ucf101`.
     pub dataset: String,
+    /// The usable clips: those whose files all exist and decode.
     pub clips: Vec<String>,
+    /// Every problem found, sorted by path.
     pub problems: Vec<Problem>,
 }
 
+/// A missing or broken file `prepare` found.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
+    /// The file or folder (empty when the problem is not one file's).
     pub path: PathBuf,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl Manifest {
+    /// The manifest's file name in the dataset's root folder.
     pub const FILE: &'static str = "balancelab-manifest.json";
 
     /// The manifest in `root`, if `prepare` wrote one.

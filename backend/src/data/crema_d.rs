@@ -25,6 +25,7 @@ use crate::engine::Dataset;
 /// The reference code's class order.
 pub const EMOTIONS: [&str; 6] = ["NEU", "HAP", "SAD", "FEA", "DIS", "ANG"];
 
+/// Audio from `AudioWAV/`, then `config.frames` RGB frames from `Image-{frames:02}-FPS/`.
 pub fn streams(root: &Path, config: &CremaDConfig) -> Vec<Stream> {
     vec![
         Stream::Audio {
@@ -143,6 +144,8 @@ pub fn speaker_fold(
     Ok((strip(train), strip(test)))
 }
 
+/// Loads CREMA-D from `{data_dir}/{config.root}`, split by the reference CSVs or by speaker
+/// fold; spectrograms are cached under `cache`.
 pub fn load_crema_d(
     data_dir: &Path,
     config: &CremaDConfig,

@@ -23,7 +23,9 @@ const FLOW_STD: f32 = 0.226;
 /// How many frames of a clip are used and at what size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameSpec {
+    /// Frames taken from each clip.
     pub frames: usize,
+    /// Side of the square frames fed to the model, in pixels.
     pub size: u32,
 }
 

@@ -10,21 +10,27 @@ use super::DataError;
 
 /// One MNIST part: 28 x 28 grey images, row-major, and their labels.
 pub struct MnistPart {
+    /// Every image, one after another: 28 x 28 bytes each, 0 (black) to 255.
     pub images: Vec<u8>,
+    /// The digit of each image, 0-9.
     pub labels: Vec<u8>,
 }
 
 impl MnistPart {
+    /// Side of an image in pixels.
     pub const SIDE: usize = 28;
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the part has no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
+    /// Image `i`, 28 x 28 bytes row-major.
     pub fn image(&self, i: usize) -> &[u8] {
         let size = Self::SIDE * Self::SIDE;
         &self.images[i * size..(i + 1) * size]
@@ -91,6 +97,8 @@ fn idx<'a>(
     Ok((dims, payload))
 }
 
+/// The training (`test == false`) or test part under `{root}/mnist/`; a malformed file is an
+/// error naming it.
 pub fn load_mnist_part(root: &Path, test: bool) -> Result<MnistPart, DataError> {
     let (images_path, labels_path) = mnist_paths(root, test);
     let images_bytes = read_gz(&images_path)?;

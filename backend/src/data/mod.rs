@@ -29,17 +29,29 @@ pub use tabular::{load_digits_halves, load_mfeat, split_table, Table};
 
 use crate::engine::Dataset;
 
+/// Why a dataset could not be loaded or prepared; every file problem names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The dataset is read from the data directory, and none is configured.
     #[error("this dataset is read from the data directory, and none is configured (BALANCELAB_DATA_DIR or --data-dir)")]
     NoDataDir,
+    /// A file or folder could not be read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A file is missing, malformed or not what the dataset expects.
     #[error("{}: {message}", path.display())]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file (or folder, or program) at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Candle could not build the dataset's tensors.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
 }

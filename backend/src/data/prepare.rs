@@ -20,8 +20,11 @@ use super::DataError;
 /// A dataset `prepare` knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrepareKind {
+    /// CREMA-D: `AudioWAV/` and `VideoFlash/` (or `VideoMP4/`) as released.
     CremaD,
+    /// AVE: `Annotations.txt`, the split lists and the videos in `AVE/`.
     Ave,
+    /// UCF101: `ucfTrainTestlist/` and the videos in `UCF-101/`.
     Ucf101,
 }
 
@@ -48,11 +51,15 @@ impl PrepareKind {
 /// What a `prepare` run did, besides the manifest's contents.
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// Clips found or listed (videos, for AVE and UCF101).
     pub clips: usize,
+    /// Of those, the clips whose files all exist and decode.
     pub usable: usize,
     /// ffmpeg runs that wrote frames or audio this time.
     pub extracted: usize,
+    /// Problems found, each reported as found and listed in the manifest.
     pub problems: usize,
+    /// Where the manifest was written.
     pub manifest: PathBuf,
 }
 

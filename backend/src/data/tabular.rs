@@ -19,10 +19,13 @@ use crate::engine::{Dataset, Split};
 /// Every sample of a dataset: `views[m]` is row-major `[n, dims[m]]`.
 #[derive(Debug)]
 pub struct Table {
+    /// Each view's features, row-major `[n, dims[m]]`, not yet standardised.
     pub views: Vec<Vec<f32>>,
+    /// Features per sample of each view.
     pub dims: Vec<usize>,
     /// Shape of one sample of each view (its `dims` entry is the product).
     pub shapes: Vec<Vec<usize>>,
+    /// The class of each sample, from 0.
     pub labels: Vec<u32>,
 }
 
@@ -79,11 +82,13 @@ fn read_rows(path: &Path, header: bool) -> Result<(Vec<Vec<f32>>, Vec<u32>), Dat
     Ok((rows, labels))
 }
 
+/// The file of one mfeat view: `{root}/mfeat/mfeat-{view}.csv.gz`.
 pub fn mfeat_path(root: &Path, view: MfeatView) -> PathBuf {
     root.join("mfeat")
         .join(format!("mfeat-{}.csv.gz", view.name()))
 }
 
+/// scikit-learn's digits: `{root}/digits/digits.csv.gz`.
 pub fn digits_path(root: &Path) -> PathBuf {
     root.join("digits").join("digits.csv.gz")
 }

@@ -83,6 +83,7 @@ pub fn read_list(path: &Path, classes: &[String]) -> Result<Vec<Labelled>, DataE
         .collect()
 }
 
+/// Audio + RGB frames or RGB + TV-L1 flow frames, in that order, as `config.modalities` asks.
 pub fn streams(root: &Path, config: &Ucf101Config) -> Vec<Stream> {
     let spec = FrameSpec {
         frames: config.frames as usize,
@@ -111,6 +112,8 @@ pub fn streams(root: &Path, config: &Ucf101Config) -> Vec<Stream> {
     }
 }
 
+/// Loads split `config.split` of UCF101 from `{data_dir}/{config.root}`; with audio, only the
+/// videos with a sound track, their classes renumbered. Spectrograms are cached under `cache`.
 pub fn load_ucf101(
     data_dir: &Path,
     config: &Ucf101Config,

@@ -181,20 +181,7 @@ pub fn load_av_digits(
     let train_audio = spectrograms(&stft, &train)?;
     let test_audio = spectrograms(&stft, &test)?;
     // One mean and deviation over every training spectrogram value.
-    let count = (train_audio.len() * train_audio[0].len()) as f64;
-    let mean = train_audio
-        .iter()
-        .flatten()
-        .map(|&v| f64::from(v))
-        .sum::<f64>()
-        / count;
-    let var = train_audio
-        .iter()
-        .flatten()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / count;
-    let (mean, std) = (mean as f32, (var.sqrt() as f32).max(1e-6));
+    let (mean, std) = mean_std(&train_audio);
 
     let audio_shape = [1, stft.bins(), stft.frames(CLIP_SAMPLES)];
     let side = MnistPart::SIDE;
@@ -243,6 +230,17 @@ pub fn load_av_digits(
         classes: CLASSES,
         input_shapes: vec![audio_shape.to_vec(), vec![1, side, side]],
     })
+}
+
+/// The mean and the standard deviation (at least 1e-6) of every value of `values`.
+fn mean_std(values: &[Vec<f32>]) -> (f32, f32) {
+    let count = values.iter().map(Vec::len).sum::<usize>() as f64;
+    let mean = values.iter().flatten().map(|&v| f64::from(v)).sum::<f64>() / count;
+    let var = (values.iter().flatten())
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / count;
+    (mean as f32, (var.sqrt() as f32).max(1e-6))
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn image_channels(shape: &[usize]) -> Option<usize> {
 
 impl Encoder {
     /// Modality `m`'s encoder for inputs of `shape` (without the batch axis).
+    // Longer than 80 lines: one arm per encoder kind, each a few layers.
     pub fn new(
         store: &mut ParamStore,
         m: usize,

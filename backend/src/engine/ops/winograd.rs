@@ -100,6 +100,8 @@ pub fn flipped(w: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
 /// Both transforms run a row of tiles at a time, vertically over whole rows and then
 /// horizontally into (or out of) each point's row of tiles: slices the compiler vectorises,
 /// where a tile at a time left them scalar and as slow as the GEMMs.
+// Longer than 80 lines: the transforms and the 16 GEMMs share their buffers and loop
+// bounds; apart they would pass a dozen arguments each.
 pub fn convolve(
     x: &[f32],
     u: &[f32],

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use balancelab_shared::{EpochMetrics, RunConfig, SplitScores, StepMetrics};
-use candle_core::Result;
+use candle_core::{Device, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -114,24 +114,24 @@ fn run(
     data.hold_out_validation(config.validation_fraction, VALIDATION_SEED)?;
 
     let mut session = Session::new(config, &data.input_shapes, data.classes, &device)?;
-    let mut progress = Progress::default();
-    if let (Some(dir), true) = (checkpoints.dir, checkpoints.resume) {
-        progress = checkpoint::load(
-            dir,
-            Checkpoint::Last,
-            &session.store,
-            Some(&mut session.optimizer),
-            &device,
-        )?;
-        session.balancer.restore(&progress.balancer)?;
-    }
+    let mut progress = match (checkpoints.dir, checkpoints.resume) {
+        (Some(dir), true) => resume(dir, &mut session, &device)?,
+        _ => Progress::default(),
+    };
     let n = data.train.len();
     let batch = (config.batch_size as usize).min(n);
-    let steps_per_epoch = n.div_ceil(batch) as u64;
+    let run = RunContext {
+        config,
+        data: &data,
+        batch,
+        steps_per_epoch: n.div_ceil(batch) as u64,
+        started,
+        cancel,
+    };
     emit(TrainingEvent::Started {
         epochs: config.epochs,
         first_epoch: progress.epoch + 1,
-        steps_per_epoch,
+        steps_per_epoch: run.steps_per_epoch,
     });
 
     let early_stopping = EarlyStopping::new(config.early_stopping_patience);
@@ -146,41 +146,17 @@ fn run(
     };
     for epoch in first_epoch..=config.epochs {
         let lr = config.schedule.learning_rate(config.learning_rate, epoch);
-        session
-            .balancer
-            .start_epoch(&session.model, &data.train, data.classes)?;
-        let mut sums = StepSums::new(data.input_shapes.len());
-        let order = epoch_order(n, config.seed, epoch);
-        let augment = Some(config.seed ^ u64::from(epoch).rotate_left(32));
-        for batch in data.train.batches(&order, batch, augment) {
-            if cancel.is_cancelled() {
-                return Ok(None);
-            }
-            let (inputs, labels) = batch?;
-            let mut metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
-            metrics.elapsed_seconds = started.elapsed().as_secs_f64();
-            sums.add(&metrics);
-            emit(TrainingEvent::Step(metrics));
-            progress.step += 1;
-        }
-
+        let Some(sums) = run.train_steps(&mut session, epoch, lr, &mut progress, emit)? else {
+            return Ok(None);
+        };
         let scores = EpochScores::measure(&session, &data)?;
         session.balancer.end_epoch(scores.validation.as_ref());
-        let mean = |sums: &[f64]| sums.iter().map(|v| v / steps_per_epoch as f64).collect();
-        emit(TrainingEvent::Epoch(EpochMetrics {
-            epoch,
-            train_loss: sums.loss / steps_per_epoch as f64,
-            coefficients: mean(&sums.coefficients),
-            confidences: mean(&sums.confidences),
-            gradient_norms: mean(&sums.gradient_norms),
-            learning_rate: lr,
-            train: scores.train,
-            validation: scores.validation.clone(),
-            test: scores.test.clone(),
-            solo_accuracy: scores.solo_accuracy,
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-            steps: progress.step,
-        }));
+        emit(TrainingEvent::Epoch(run.epoch_metrics(
+            (epoch, lr),
+            &sums,
+            &scores,
+            progress.step,
+        )));
 
         let improved = progress.record_epoch(epoch, scores.validation.as_ref(), &scores.test);
         progress.balancer = session.balancer.state()?;
@@ -210,6 +186,90 @@ fn run(
         test_at_best,
         elapsed_seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// Loads the last checkpoint in `dir` into the session; where the loop stood then.
+fn resume(dir: &Path, session: &mut Session, device: &Device) -> Result<Progress> {
+    let progress = checkpoint::load(
+        dir,
+        Checkpoint::Last,
+        &session.store,
+        Some(&mut session.optimizer),
+        device,
+    )?;
+    session.balancer.restore(&progress.balancer)?;
+    Ok(progress)
+}
+
+/// What every epoch of a run shares.
+struct RunContext<'a> {
+    config: &'a RunConfig,
+    /// The data, with its validation split held out.
+    data: &'a Dataset,
+    /// Samples per step.
+    batch: usize,
+    steps_per_epoch: u64,
+    started: Instant,
+    cancel: &'a CancelToken,
+}
+
+impl RunContext<'_> {
+    /// Trains one epoch's steps at learning rate `lr`, reporting each; `Ok(None)` when
+    /// cancelled.
+    fn train_steps(
+        &self,
+        session: &mut Session,
+        epoch: u32,
+        lr: f64,
+        progress: &mut Progress,
+        emit: &mut dyn FnMut(TrainingEvent),
+    ) -> Result<Option<StepSums>> {
+        let (config, train) = (self.config, &self.data.train);
+        session
+            .balancer
+            .start_epoch(&session.model, train, self.data.classes)?;
+        let mut sums = StepSums::new(self.data.input_shapes.len());
+        let order = epoch_order(train.len(), config.seed, epoch);
+        let augment = Some(config.seed ^ u64::from(epoch).rotate_left(32));
+        for batch in train.batches(&order, self.batch, augment) {
+            if self.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let (inputs, labels) = batch?;
+            let mut metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
+            metrics.elapsed_seconds = self.started.elapsed().as_secs_f64();
+            sums.add(&metrics);
+            emit(TrainingEvent::Step(metrics));
+            progress.step += 1;
+        }
+        Ok(Some(sums))
+    }
+
+    /// The epoch's report: its steps' means, its scores, and the steps taken so far.
+    fn epoch_metrics(
+        &self,
+        (epoch, lr): (u32, f64),
+        sums: &StepSums,
+        scores: &EpochScores,
+        steps: u64,
+    ) -> EpochMetrics {
+        let per_step = self.steps_per_epoch as f64;
+        let mean = |sums: &[f64]| sums.iter().map(|v| v / per_step).collect();
+        EpochMetrics {
+            epoch,
+            train_loss: sums.loss / per_step,
+            coefficients: mean(&sums.coefficients),
+            confidences: mean(&sums.confidences),
+            gradient_norms: mean(&sums.gradient_norms),
+            learning_rate: lr,
+            train: scores.train.clone(),
+            validation: scores.validation.clone(),
+            test: scores.test.clone(),
+            solo_accuracy: scores.solo_accuracy.clone(),
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+            steps,
+        }
+    }
 }
 
 /// Per-step metrics summed over an epoch, for the epoch's means.

@@ -167,25 +167,8 @@ fn run(
             break;
         }
     }
-    let test = match last_test {
-        Some(test) => test,
-        // Resumed after the last epoch: nothing left to train, measure the saved model.
-        None => evaluate(&session.model, &data.test, data.classes)?,
-    };
-    let (best_epoch, test_at_best) = match &progress.test_at_best {
-        Some(scores) => (progress.best_epoch, scores.clone()),
-        None => (progress.epoch, test.clone()),
-    };
-    Ok(Some(RunSummary {
-        epochs: progress.epoch,
-        stopped_early,
-        parameters: session.store.parameter_count(),
-        test,
-        best_epoch,
-        best_validation_accuracy: progress.best_scores.as_ref().map(|v| v.fused),
-        test_at_best,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-    }))
+    run.summary(&session, &progress, last_test, stopped_early)
+        .map(Some)
 }
 
 /// Loads the last checkpoint in `dir` into the session; where the loop stood then.
@@ -243,6 +226,35 @@ impl RunContext<'_> {
             progress.step += 1;
         }
         Ok(Some(sums))
+    }
+
+    /// The outcome of the run: its last test scores (measured now when no epoch was left to
+    /// train) and those at the best validation epoch.
+    fn summary(
+        &self,
+        session: &Session,
+        progress: &Progress,
+        last_test: Option<SplitScores>,
+        stopped_early: bool,
+    ) -> Result<RunSummary> {
+        let test = match last_test {
+            Some(test) => test,
+            None => evaluate(&session.model, &self.data.test, self.data.classes)?,
+        };
+        let (best_epoch, test_at_best) = match &progress.test_at_best {
+            Some(scores) => (progress.best_epoch, scores.clone()),
+            None => (progress.epoch, test.clone()),
+        };
+        Ok(RunSummary {
+            epochs: progress.epoch,
+            stopped_early,
+            parameters: session.store.parameter_count(),
+            test,
+            best_epoch,
+            best_validation_accuracy: progress.best_scores.as_ref().map(|v| v.fused),
+            test_at_best,
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+        })
     }
 
     /// The epoch's report: its steps' means, its scores, and the steps taken so far.

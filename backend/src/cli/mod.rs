@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use balancelab::api;
 use clap::{Parser, Subcommand};
 
-pub use data::PrepareDataset;
+use data::PrepareDataset;
 use server::WorkerArgs;
 
 #[derive(Parser)]

@@ -25,11 +25,6 @@ impl MnistPart {
         self.labels.len()
     }
 
-    /// Whether the part has no images.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
     /// Image `i`, 28 x 28 bytes row-major.
     pub fn image(&self, i: usize) -> &[u8] {
         let size = Self::SIDE * Self::SIDE;

@@ -21,11 +21,10 @@ use std::path::{Path, PathBuf};
 use balancelab_shared::{DatasetConfig, DatasetInfo, MfeatView};
 use candle_core::Device;
 
-pub use av_digits::{list_recordings, load_av_digits, Recording};
+use av_digits::load_av_digits;
 use clips::default_cache_dir as cache_dir;
-pub use mnist::{load_mnist_part, MnistPart};
-pub use synthetic::synthetic_dataset;
-pub use tabular::{load_digits_halves, load_mfeat, split_table, Table};
+use synthetic::synthetic_dataset;
+use tabular::{load_digits_halves, load_mfeat, split_table};
 
 use crate::engine::Dataset;
 

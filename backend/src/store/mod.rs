@@ -13,13 +13,13 @@
 
 mod access;
 mod events;
+mod migrations;
 mod queue;
 mod runs;
 
 use std::path::Path;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
 pub use access::TokenKind;
@@ -27,9 +27,6 @@ pub use events::{LoggedEvent, ResumePoint};
 pub use queue::{Cancellation, Claim, Heartbeat};
 
 use balancelab_shared::{Run, RunStatus};
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,13 +109,13 @@ impl Store {
             .await?;
         match dialect {
             Dialect::Sqlite => {
-                SQLITE_MIGRATIONS.run(&pool).await?;
+                migrations::sqlite().await?.run(&pool).await?;
                 // Persistent in the file: readers never wait for the writer.
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&pool)
                     .await?;
             }
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+            Dialect::Postgres => migrations::postgres().await?.run(&pool).await?,
         }
         Ok(Self { pool, dialect })
     }

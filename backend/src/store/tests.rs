@@ -317,7 +317,7 @@ async fn a_database_of_the_previous_schema_is_migrated_with_its_epochs() -> Resu
             first_release.path().join("0001_runs.sql"),
         )
         .unwrap();
-        Migrator::new(first_release.path())
+        sqlx::migrate::Migrator::new(first_release.path())
             .await?
             .run(&pool)
             .await?;

@@ -8,6 +8,7 @@
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
 //! - [`check`]: the one check of a run configuration before it is queued or trained.
+//! - [`results_table`]: results tables as CSV, Markdown or LaTeX, for the API and the CLI.
 //! - [`presets`]: ready-made run configurations (the papers' recipes), built in.
 //! - [`api`]: the HTTP API (Axum).
 
@@ -23,6 +24,7 @@ pub mod device;
 pub mod engine;
 pub mod live;
 pub mod presets;
+pub mod results_table;
 pub mod store;
 pub mod worker;
 

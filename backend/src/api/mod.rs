@@ -11,9 +11,6 @@ mod runs;
 mod share;
 mod sweeps;
 
-/// Results tables as files, also written by `balancelab sweep`.
-pub use results::{to_csv, to_markdown};
-
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;

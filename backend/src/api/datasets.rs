@@ -8,10 +8,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::auth::Caller;
+use super::extract::Caller;
 use crate::data::catalog;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/datasets` and `/presets` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(presets))

@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,15 +21,15 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::results::query;
+use super::extract::{ApiQuery, Reader};
 use super::{ApiError, AppState};
-use crate::auth::Reader;
 
 /// Points per series unless asked otherwise, and the most one may ask for.
 const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/runs/{id}/metrics` and `/runs/{id}/export` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(series))
         .routes(routes!(export))
@@ -104,9 +103,8 @@ async fn series(
     State(state): State<AppState>,
     reader: Reader,
     Path(id): Path<i64>,
-    params: Result<Query<SeriesQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
-    let params = query(params)?;
     let points = params.points.unwrap_or(DEFAULT_POINTS);
     let mut errors = Vec::new();
     if !(2..=MAX_POINTS).contains(&points) {
@@ -230,9 +228,8 @@ async fn export(
     State(state): State<AppState>,
     reader: Reader,
     Path(id): Path<i64>,
-    params: Result<Query<ExportQuery>, QueryRejection>,
+    ApiQuery(ExportQuery { of }): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let of = query(params)?.of;
     reader.run(&state.store, id).await?;
     let rows: Vec<BTreeMap<String, Value>> = match of {
         Records::Epochs => (state.store.epochs(id).await?.iter())

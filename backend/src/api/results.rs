@@ -1,8 +1,7 @@
 //! `/compare` and `/results`: what differs between runs, and their results grouped the way
 //! papers tabulate them, as JSON or exported as CSV, Markdown or LaTeX.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,10 +14,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
-use crate::auth::Caller;
+use super::extract::{ApiQuery, Caller};
 use crate::results_table::{to_csv, to_latex, to_markdown};
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/compare` and `/results` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(compare))
         .routes(routes!(results))
@@ -43,12 +43,6 @@ fn list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// The runs with these ids, each of which the caller must be allowed to see.
@@ -84,9 +78,9 @@ struct CompareQuery {
 async fn compare(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<CompareQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<CompareQuery>,
 ) -> Result<Json<Comparison>, ApiError> {
-    let ids = parse_ids(&query(params)?.runs)?;
+    let ids = parse_ids(&params.runs)?;
     let runs = runs_by_id(&state, &caller, &ids).await?;
     let configs: Vec<_> = runs.iter().map(|r| r.config.clone()).collect();
     Ok(Json(Comparison {
@@ -141,9 +135,8 @@ struct ResultsQuery {
 async fn results(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<ResultsQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<ResultsQuery>,
 ) -> Result<Response, ApiError> {
-    let params = query(params)?;
     let runs = match params.runs.as_deref() {
         Some(ids) => runs_by_id(&state, &caller, &parse_ids(ids)?).await?,
         None => {

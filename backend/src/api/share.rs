@@ -10,9 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
-use crate::auth::{new_token, Caller};
+use super::extract::Caller;
+use crate::auth::new_token;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The share links' routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(revoke))

@@ -34,6 +34,7 @@ use utoipa_axum::routes;
 
 use error::ApiError;
 
+use crate::check::Environment;
 use crate::live::Hub;
 use crate::store::Store;
 use crate::worker::Workers;
@@ -61,6 +62,13 @@ impl AppState {
             hub,
             workers,
             login_limiter: crate::auth::login_limiter(),
+        }
+    }
+
+    /// What run configurations are checked against: this server's data directory.
+    fn environment(&self) -> Environment<'_> {
+        Environment {
+            data_dir: self.workers.data_dir(),
         }
     }
 }

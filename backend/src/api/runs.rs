@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, Caller, Reader};
 use super::{ApiError, AppState};
-use crate::data::catalog;
+use crate::check::check_run;
 use crate::store::Cancellation;
 
 /// The `/runs` routes.
@@ -27,46 +27,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(clone))
 }
 
-/// Checks a run configuration, naming the field of every problem found, and that its
-/// dataset is present on this server.
-fn check_config(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
-    let mut errors = config.validate().err().unwrap_or_default();
-    errors.extend(crate::device::check_supported(config.device).err());
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    check_dataset(state, config)
-}
-
-/// Checks that the configuration's dataset is present on this server.
-pub(super) fn check_dataset(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
-    let kind = config.dataset.kind();
-    let data_dir = state.workers.data_dir();
-    let found = catalog(data_dir)
-        .into_iter()
-        .any(|d| d.kind == kind && d.available);
-    if found {
-        return Ok(());
-    }
-    let message = match data_dir {
-        Some(dir) => format!(
-            "{kind} was not found in the data directory {}",
-            dir.display()
-        ),
-        None => format!("{kind} is read from a data directory, and this server has none"),
-    };
-    Err(ApiError::Invalid(vec![FieldError::new(
-        "dataset.kind",
-        message,
-    )]))
-}
-
 async fn queue(
     state: &AppState,
     config: &RunConfig,
     project: i64,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    check_config(state, config)?;
+    check_run(config, state.environment()).map_err(ApiError::Invalid)?;
     let run = state.store.create_run(config, project).await?;
     state.workers.wake();
     state.hub.notify(run.id);

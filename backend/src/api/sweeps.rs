@@ -4,13 +4,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use balancelab_shared::{ErrorBody, FieldError, Run, Sweep};
+use balancelab_shared::{ErrorBody, Run, Sweep};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
-use super::runs::{check_dataset, Destination};
+use super::runs::Destination;
 use super::{ApiError, AppState};
+use crate::check::check_sweep;
 
 /// The `/sweeps` route.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -42,21 +43,7 @@ async fn create(
     ApiJson(sweep): ApiJson<Sweep>,
 ) -> Result<(StatusCode, Json<Vec<Run>>), ApiError> {
     let project = destination.project(&state, &caller).await?;
-    let mut errors = sweep.validate().err().unwrap_or_default();
-    if let Err(e) = crate::device::check_supported(sweep.base.device) {
-        errors.push(FieldError::new("base.device", e.message));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    check_dataset(&state, &sweep.base).map_err(|e| match e {
-        ApiError::Invalid(errors) => ApiError::Invalid(
-            (errors.into_iter())
-                .map(|e| FieldError::new(format!("base.{}", e.field), e.message))
-                .collect(),
-        ),
-        other => other,
-    })?;
+    check_sweep(&sweep, state.environment()).map_err(ApiError::Invalid)?;
     let named = sweep.tag.clone();
     let tag = move |first: i64| vec![named.clone().unwrap_or_else(|| format!("sweep-{first}"))];
     let runs = (state.store)

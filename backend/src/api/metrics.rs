@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, Reader};
 use super::{ApiError, AppState};
+use crate::store::Store;
 
 /// Points per series unless asked otherwise, and the most one may ask for.
 const DEFAULT_POINTS: usize = 1000;
@@ -106,6 +107,28 @@ async fn series(
     ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
     let points = params.points.unwrap_or(DEFAULT_POINTS);
+    let keys: Vec<&str> = (params.keys.split(','))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    let mut errors = check_series_query(points, &keys);
+    reader.run(&state.store, id).await?;
+    let records = RunRecords::read(&state.store, id, &keys).await?;
+    let mut result = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        match records.series(key, params.x, points) {
+            Ok(series) => result.push(series),
+            Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    Ok(Json(result))
+}
+
+/// The problems of a series request that do not depend on the run.
+fn check_series_query(points: usize, keys: &[&str]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if !(2..=MAX_POINTS).contains(&points) {
         errors.push(FieldError::new(
@@ -113,57 +136,54 @@ async fn series(
             format!("must be 2 to {MAX_POINTS}"),
         ));
     }
-    let keys: Vec<&str> = (params.keys.split(','))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
     if keys.is_empty() {
         errors.push(FieldError::new(
             "keys",
             "name at least one metric, such as step.loss",
         ));
     }
-    reader.run(&state.store, id).await?;
-    let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
-    let steps = if wants("step.") {
-        step_records(&state.store.steps(id).await?)
-    } else {
-        Vec::new()
-    };
-    let epochs: Vec<Record> = if wants("epoch.") {
-        (state.store.epochs(id).await?.iter())
-            .map(|m| Record {
-                step: m.steps as f64,
-                epoch: f64::from(m.epoch),
-                time: m.elapsed_seconds,
-                values: serde_json::to_value(m).expect("metrics serialize"),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    errors
+}
 
-    let mut result = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
+/// A run's recorded steps and epochs, each read only if a key asks for them.
+struct RunRecords {
+    steps: Vec<Record>,
+    epochs: Vec<Record>,
+}
+
+impl RunRecords {
+    async fn read(store: &Store, id: i64, keys: &[&str]) -> Result<Self, ApiError> {
+        let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
+        let steps = if wants("step.") {
+            step_records(&store.steps(id).await?)
+        } else {
+            Vec::new()
+        };
+        let epochs = if wants("epoch.") {
+            (store.epochs(id).await?.iter())
+                .map(|m| Record {
+                    step: m.steps as f64,
+                    epoch: f64::from(m.epoch),
+                    time: m.elapsed_seconds,
+                    values: serde_json::to_value(m).expect("metrics serialize"),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Self { steps, epochs })
+    }
+
+    /// The series of `key` against `x`, downsampled to `points`; or why `key` has none.
+    fn series(&self, key: &str, x: XAxis, points: usize) -> Result<MetricSeries, String> {
         let (records, prefix, path) = match (key.strip_prefix("step."), key.strip_prefix("epoch."))
         {
-            (Some(path), _) => (&steps, "step.", path),
-            (_, Some(path)) => (&epochs, "epoch.", path),
-            _ => {
-                errors.push(FieldError::new(
-                    format!("keys[{i}]"),
-                    format!("{key:?} must start with step. or epoch."),
-                ));
-                continue;
-            }
+            (Some(path), _) => (&self.steps, "step.", path),
+            (_, Some(path)) => (&self.epochs, "epoch.", path),
+            _ => return Err(format!("{key:?} must start with step. or epoch.")),
         };
         let values: Vec<SeriesPoint> = (records.iter())
-            .filter_map(|r| {
-                Some(SeriesPoint(
-                    r.x(params.x),
-                    at_path(&r.values, path)?.as_f64()?,
-                ))
-            })
+            .filter_map(|r| Some(SeriesPoint(r.x(x), at_path(&r.values, path)?.as_f64()?)))
             .collect();
         // A run with no records yet has an empty series; a key no record has is a mistake.
         if values.is_empty() && !records.is_empty() {
@@ -171,23 +191,17 @@ async fn series(
                 .filter(|(_, v)| v.is_number())
                 .map(|(k, _)| format!("{prefix}{k}"))
                 .collect();
-            errors.push(FieldError::new(
-                format!("keys[{i}]"),
-                format!("{key:?} is not a recorded number; known: {known:?}"),
+            return Err(format!(
+                "{key:?} is not a recorded number; known: {known:?}"
             ));
-            continue;
         }
-        result.push(MetricSeries {
-            key: (*key).to_owned(),
-            x: params.x,
+        Ok(MetricSeries {
+            key: key.to_owned(),
+            x,
             total: values.len(),
             points: downsample(&values, points),
-        });
+        })
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    Ok(Json(result))
 }
 
 /// Which records an export holds.

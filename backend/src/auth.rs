@@ -165,7 +165,12 @@ pub(crate) async fn project_role(
 
 /// Run `id`, if `user` has at least `need` in its project. Runs of other projects are
 /// reported missing; a member with too small a role is refused.
-pub(crate) async fn member_run(store: &Store, user: &User, id: i64, need: Role) -> Result<Run, AccessError> {
+pub(crate) async fn member_run(
+    store: &Store,
+    user: &User,
+    id: i64,
+    need: Role,
+) -> Result<Run, AccessError> {
     let run = stored_run(store, id).await?;
     match store.role_in(run.project_id, user.id).await? {
         None => Err(AccessError::NoSuchRun(id)),

@@ -7,8 +7,8 @@ use balancelab_shared::{DatasetInfo, ErrorBody, Preset};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::extract::Caller;
+use super::AppState;
 use crate::data::catalog;
 
 /// The `/datasets` and `/presets` routes.

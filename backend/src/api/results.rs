@@ -13,8 +13,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState};
 use super::extract::{ApiQuery, Caller};
+use super::{ApiError, AppState};
 use crate::results_table::{to_csv, to_latex, to_markdown};
 
 /// The `/compare` and `/results` routes.
@@ -25,7 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A comma-separated list of run ids, as `?runs=3,4,7`.
-pub(super) fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
+fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
     text.split(',')
         .map(|id| id.trim().parse::<i64>())
         .collect::<Result<_, _>>()

@@ -9,8 +9,8 @@ use balancelab_shared::{ErrorBody, Role, Secret, ShareLink};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState};
 use super::extract::Caller;
+use super::{ApiError, AppState};
 use crate::auth::new_token;
 
 /// The share links' routes.

@@ -131,7 +131,12 @@ impl Store {
     }
 
     /// Up to `limit` events of run `id` after position `after`, in order.
-    pub(crate) async fn events_after(&self, id: i64, after: i64, limit: u32) -> Result<Vec<LoggedEvent>> {
+    pub(crate) async fn events_after(
+        &self,
+        id: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>> {
         let rows = sqlx::query(
             "SELECT seq, data FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )

@@ -93,7 +93,7 @@ impl Store {
     /// Ends `worker`'s hold on run `id` with `status` (completed, failed, cancelled, or
     /// queued to give it back unfinished). Returns false, changing nothing, if the run is no
     /// longer this worker's.
-    pub(crate) async fn finish(
+    pub async fn finish(
         &self,
         id: i64,
         worker: &str,

@@ -194,3 +194,49 @@ impl Reader {
         Ok(auth::readable_run(store, self.user.as_ref(), self.shared, id).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    fn post(body: impl Into<Body>) -> Request {
+        Request::post("/").body(body.into()).unwrap()
+    }
+
+    async fn parse(body: impl Into<Body>) -> Result<Vec<u32>, ApiError> {
+        let parsed = <ApiJson<Vec<u32>> as FromRequest<()>>::from_request(post(body), &());
+        parsed.await.map(|ApiJson(value)| value)
+    }
+
+    #[tokio::test]
+    async fn bodies_need_no_content_type_and_errors_keep_their_status() {
+        assert_eq!(parse("[1, 2]").await.unwrap(), [1, 2]);
+        match parse(r#"[1, "x"]"#).await {
+            Err(ApiError::Invalid(fields)) => assert_eq!(fields[0].field, "[1]"),
+            other => panic!("a type error is a 422 naming the field: {other:?}"),
+        }
+        match parse("[1,").await {
+            Err(ApiError::BadRequest(message)) => assert!(message.contains("not valid JSON")),
+            other => panic!("text that is not JSON is a 400: {other:?}"),
+        }
+        // Over axum's default limit (the app sets a smaller one).
+        match parse(vec![b' '; 3 << 20]).await {
+            Err(error @ ApiError::PayloadTooLarge(_)) => assert_eq!(
+                error.into_response().status(),
+                StatusCode::PAYLOAD_TOO_LARGE
+            ),
+            other => panic!("a body over the limit is a 413: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_empty() {
+        let empty = <ApiJson<Vec<u32>> as OptionalFromRequest<()>>::from_request(post(""), &());
+        assert!(empty.await.unwrap().is_none());
+        let given = <ApiJson<Vec<u32>> as OptionalFromRequest<()>>::from_request(post("[]"), &());
+        assert!(given.await.unwrap().is_some());
+    }
+}

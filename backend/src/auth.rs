@@ -1,9 +1,8 @@
-//! Authentication and permission checks.
+//! Authentication and permission checks, without HTTP.
 //!
-//! A caller is a user, proven by a token: `Authorization: Bearer <token>` (API tokens, the
-//! CLI) or the `balancelab_session` cookie (the browser, including its EventSource). A share
-//! link's token (`?share=<token>`) instead opens exactly one run, read-only. Tokens are 32
-//! random bytes; only their SHA-256 is stored. Passwords are argon2id hashes.
+//! A caller is a user, proven by a token (the API reads it from the `Authorization` header
+//! or the session cookie). A share link's token instead opens exactly one run, read-only.
+//! Tokens are 32 random bytes; only their SHA-256 is stored. Passwords are argon2id hashes.
 //!
 //! Runs belong to projects; a user's role in the run's project decides what they may do with
 //! it. Runs of projects the caller is not in are reported as missing, not forbidden, so their
@@ -14,20 +13,58 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
 use balancelab_shared::{Role, Run, User};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiError, AppState};
 use crate::store::{Store, StoreError};
 
-pub const SESSION_COOKIE: &str = "balancelab_session";
 /// Browser sessions last a week.
-pub const SESSION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+pub(crate) const SESSION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Why a caller may not do what they asked. The messages are shown to the caller.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AccessError {
+    /// The request presented no token at all.
+    #[error("sign in, or send an API token as `Authorization: Bearer`")]
+    SignedOut,
+    /// The token presented belongs to no one (never issued, revoked or expired).
+    #[error("the token is unknown, revoked or expired; sign in again")]
+    UnknownToken,
+    /// The share link presented is unknown or revoked, and no user token came with it.
+    #[error("this share link is unknown or was revoked")]
+    UnknownShareLink,
+    /// The project does not exist, or the caller is not in it (the same answer, so that
+    /// projects do not leak).
+    #[error("project {0} does not exist")]
+    NoSuchProject(i64),
+    /// The run does not exist, or the caller may not see it (the same answer, so that runs
+    /// do not leak).
+    #[error("run {0} does not exist")]
+    NoSuchRun(i64),
+    /// A member of the project whose role is too small.
+    #[error("this needs the {} role in project {project}; you are {}", .need.as_str(), .has.as_str())]
+    ProjectRole {
+        /// The project asked about.
+        project: i64,
+        /// The role the action needs.
+        need: Role,
+        /// The caller's role.
+        has: Role,
+    },
+    /// A member of the run's project whose role is too small.
+    #[error("this needs the {} role in the run's project; you are {}", .need.as_str(), .has.as_str())]
+    RunRole {
+        /// The role the action needs.
+        need: Role,
+        /// The caller's role.
+        has: Role,
+    },
+    /// The store could not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A new random token and the hash under which it is stored.
 pub fn new_token() -> (String, String) {
@@ -38,14 +75,16 @@ pub fn new_token() -> (String, String) {
     (token, hash)
 }
 
-pub fn token_hash(token: &str) -> String {
+/// The SHA-256 of a token, in hex: what the store keeps instead of the token.
+pub(crate) fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-pub fn hash_password(password: &str) -> String {
+/// An argon2id hash of `password` with a fresh salt, as a PHC string.
+pub(crate) fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -53,7 +92,8 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-pub fn verify_password(password: &str, hash: &str) -> bool {
+/// Whether `password` matches `hash` (a PHC string); false for a malformed hash.
+pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| {
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -62,7 +102,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// Failed logins allowed per user name: a burst of 5, then one every 12 seconds.
-pub fn login_limiter() -> Arc<DefaultKeyedRateLimiter<String>> {
+pub(crate) fn login_limiter() -> Arc<DefaultKeyedRateLimiter<String>> {
     let quota = Quota::per_minute(NonZeroU32::new(5).expect("5 > 0"));
     Arc::new(RateLimiter::keyed(quota))
 }
@@ -99,148 +139,64 @@ pub async fn bootstrap(
     Ok(made_up)
 }
 
-/// The token a request presents: the bearer token, else the session cookie.
-pub fn presented_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        return value
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")
-            .map(|t| t.trim().to_owned());
-    }
-    (headers.get_all(header::COOKIE).iter())
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|cookies| cookies.split(';'))
-        .find_map(|cookie| {
-            let (name, value) = cookie.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then(|| value.to_owned())
-        })
+/// The user `token` belongs to.
+pub(crate) async fn user_of_token(store: &Store, token: &str) -> Result<User, AccessError> {
+    (store.user_by_token(&token_hash(token)).await?).ok_or(AccessError::UnknownToken)
 }
 
-fn share_token(parts: &Parts) -> Option<String> {
-    let query = parts.uri.query()?;
-    query.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name == "share").then(|| value.to_owned())
-    })
+/// The run a share link's token opens; `None` when the link is unknown or revoked.
+pub(crate) async fn shared_run(store: &Store, token: &str) -> Result<Option<i64>, AccessError> {
+    Ok(store.shared_run(&token_hash(token)).await?)
 }
 
-/// A signed-in user. Extracting it answers 401 when the request has no valid token.
-#[derive(Clone, Debug)]
-pub struct Caller(pub User);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = presented_token(&parts.headers).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "sign in, or send an API token as `Authorization: Bearer`".into(),
-            )
-        })?;
-        match state.store.user_by_token(&token_hash(&token)).await? {
-            Some(user) => Ok(Caller(user)),
-            None => Err(ApiError::Unauthorized(
-                "the token is unknown, revoked or expired; sign in again".into(),
-            )),
-        }
+/// `user`'s role in `project`, if it is at least `need`.
+pub(crate) async fn project_role(
+    store: &Store,
+    user: &User,
+    project: i64,
+    need: Role,
+) -> Result<Role, AccessError> {
+    match store.role_in(project, user.id).await? {
+        None => Err(AccessError::NoSuchProject(project)),
+        Some(has) if has < need => Err(AccessError::ProjectRole { project, need, has }),
+        Some(role) => Ok(role),
     }
 }
 
-impl Caller {
-    /// Checks that the caller has at least `need` in `project`.
-    pub async fn require_project(
-        &self,
-        store: &Store,
-        project: i64,
-        need: Role,
-    ) -> Result<Role, ApiError> {
-        match store.role_in(project, self.0.id).await? {
-            None => Err(ApiError::NotFound(format!(
-                "project {project} does not exist"
-            ))),
-            Some(role) if role < need => Err(ApiError::Forbidden(format!(
-                "this needs the {} role in project {project}; you are {}",
-                need.as_str(),
-                role.as_str()
-            ))),
-            Some(role) => Ok(role),
-        }
+/// Run `id`, if `user` has at least `need` in its project. Runs of other projects are
+/// reported missing; a member with too small a role is refused.
+pub(crate) async fn member_run(
+    store: &Store,
+    user: &User,
+    id: i64,
+    need: Role,
+) -> Result<Run, AccessError> {
+    let run = stored_run(store, id).await?;
+    match store.role_in(run.project_id, user.id).await? {
+        None => Err(AccessError::NoSuchRun(id)),
+        Some(has) if has < need => Err(AccessError::RunRole { need, has }),
+        Some(_) => Ok(run),
     }
 }
 
-/// Who may read a run: a signed-in user, the holder of a share link (read-only, one run), or
-/// both: a signed-in user who opens a link reads its run even outside their projects.
-#[derive(Clone, Debug)]
-pub struct Reader {
-    user: Option<Caller>,
-    /// The run of the presented share link.
+/// Run `id`, if its reader may see it: through the share link they hold (`shared`, which
+/// opens that run only, even to a user outside its project), else as a member of its
+/// project.
+pub(crate) async fn readable_run(
+    store: &Store,
+    user: Option<&User>,
     shared: Option<i64>,
-}
-
-impl FromRequestParts<AppState> for Reader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let shared = match share_token(parts) {
-            Some(token) => state.store.shared_run(&token_hash(&token)).await?,
-            None => None,
-        };
-        let user = if presented_token(&parts.headers).is_some() {
-            Some(Caller::from_request_parts(parts, state).await?)
-        } else {
-            None
-        };
-        match (user, shared) {
-            (None, None) if share_token(parts).is_some() => Err(ApiError::Unauthorized(
-                "this share link is unknown or was revoked".into(),
-            )),
-            // No token at all: the signed-out answer, 401.
-            (None, None) => Caller::from_request_parts(parts, state)
-                .await
-                .map(|caller| Reader {
-                    user: Some(caller),
-                    shared: None,
-                }),
-            (user, shared) => Ok(Reader { user, shared }),
-        }
+    id: i64,
+) -> Result<Run, AccessError> {
+    match (user, shared) {
+        (_, Some(shared)) if shared == id => stored_run(store, id).await,
+        (Some(user), _) => member_run(store, user, id, Role::Viewer).await,
+        (None, _) => Err(AccessError::NoSuchRun(id)),
     }
 }
 
-impl Reader {
-    /// Run `id`, if the reader may see it (a share link sees its own run only).
-    pub async fn run(&self, store: &Store, id: i64) -> Result<Run, ApiError> {
-        match (&self.user, self.shared) {
-            (_, Some(shared)) if shared == id => stored_run(store, id).await,
-            (Some(caller), _) => caller.run(store, id, Role::Viewer).await,
-            (None, _) => Err(missing(id)),
-        }
-    }
-}
-
-impl Caller {
-    /// Run `id`, if the caller has at least `need` in its project. Runs of other projects
-    /// are reported missing; a member with too small a role is refused (403).
-    pub async fn run(&self, store: &Store, id: i64, need: Role) -> Result<Run, ApiError> {
-        let run = stored_run(store, id).await?;
-        match store.role_in(run.project_id, self.0.id).await? {
-            None => Err(missing(id)),
-            Some(role) if role < need => Err(ApiError::Forbidden(format!(
-                "this needs the {} role in the run's project; you are {}",
-                need.as_str(),
-                role.as_str()
-            ))),
-            Some(_) => Ok(run),
-        }
-    }
-}
-
-async fn stored_run(store: &Store, id: i64) -> Result<Run, ApiError> {
-    store.get_run(id).await?.ok_or_else(|| missing(id))
-}
-
-fn missing(run: i64) -> ApiError {
-    ApiError::NotFound(format!("run {run} does not exist"))
+async fn stored_run(store: &Store, id: i64) -> Result<Run, AccessError> {
+    store.get_run(id).await?.ok_or(AccessError::NoSuchRun(id))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
 //! - [`check`]: the one check of a run configuration before it is queued or trained.
-//! - [`presets`]: ready-made run configurations (the papers' recipes), built in.
+//! - [`results_table`]: results tables as CSV, Markdown or LaTeX, for the API and the CLI.
+//! - `presets`: ready-made run configurations (the papers' recipes), built in, for the API.
 //! - [`api`]: the HTTP API (Axum).
 
 #![warn(missing_docs)]
@@ -22,7 +23,8 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod live;
-pub mod presets;
+pub(crate) mod presets;
+pub mod results_table;
 pub mod store;
 pub mod worker;
 

@@ -46,6 +46,8 @@ impl<T: Clone> Feed<T> {
 /// A batch of one run's log entries, as one poll read them.
 type Batch = Arc<[LoggedEvent]>;
 
+/// The live feeds of this process: one per watched run, one for the run list. Cheap to
+/// clone; clones share the feeds.
 #[derive(Clone)]
 pub struct Hub {
     store: Store,
@@ -54,6 +56,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub reading from `store`, with no feed yet (each starts with its first viewer).
     pub fn new(store: Store) -> Self {
         Self {
             store,
@@ -75,7 +78,7 @@ impl Hub {
     /// Run `id`'s log after position `after`: what is stored, then new entries as they are
     /// stored, until the run ends (`live` false: stored entries only). A viewer that falls
     /// too far behind is ended; it resumes by reconnecting from its last position.
-    pub async fn follow(
+    pub(crate) async fn follow(
         &self,
         id: i64,
         after: i64,
@@ -130,7 +133,7 @@ impl Hub {
     }
 
     /// Runs as they change (created, status, progress, tags), from now on.
-    pub fn follow_runs(&self) -> impl Stream<Item = Arc<Run>> + Send + 'static {
+    pub(crate) fn follow_runs(&self) -> impl Stream<Item = Arc<Run>> + Send + 'static {
         let receiver = {
             let mut list = self.list.lock().unwrap();
             match list.as_ref() {

@@ -131,25 +131,25 @@ impl Workers {
     }
 
     /// A run was queued: an idle worker claims it now rather than at its next poll.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.shared.queued.notify_waiters();
     }
 
     /// Stops run `id` now if this process trains it; otherwise its worker stops it at its
     /// next heartbeat, having read the request from the store.
-    pub fn cancel_local(&self, id: i64) {
+    pub(crate) fn cancel_local(&self, id: i64) {
         if let Some(local) = self.shared.local.lock().unwrap().get(&id) {
             local.stop(StopReason::Cancelled);
         }
     }
 
     /// Where these workers read real datasets from, if anywhere.
-    pub fn data_dir(&self) -> Option<&Path> {
+    pub(crate) fn data_dir(&self) -> Option<&Path> {
         self.shared.options.data_dir.as_deref()
     }
 
     /// The folder of run `id`'s checkpoints.
-    pub fn checkpoint_dir(&self, id: i64) -> PathBuf {
+    pub(crate) fn checkpoint_dir(&self, id: i64) -> PathBuf {
         self.shared.options.checkpoint_dir.join(id.to_string())
     }
 

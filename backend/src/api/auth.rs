@@ -1,6 +1,5 @@
 //! `/auth` and `/users`: signing in and out, who am I, API tokens, and (admins) new users.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
@@ -9,15 +8,13 @@ use balancelab_shared::{Credentials, ErrorBody, FieldError, Me, Secret, User};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::runs::parse_json;
+use super::extract::{presented_token, ApiJson, Caller, SESSION_COOKIE};
 use super::{ApiError, AppState};
-use crate::auth::{
-    hash_password, new_token, presented_token, token_hash, verify_password, Caller, SESSION_COOKIE,
-    SESSION_LIFETIME_MS,
-};
+use crate::auth::{hash_password, new_token, token_hash, verify_password, SESSION_LIFETIME_MS};
 use crate::store::TokenKind;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/auth` and `/users` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(logout))
@@ -46,8 +43,10 @@ fn session_cookie(token: &str, max_age_s: i64) -> String {
         (status = 429, body = ErrorBody, description = "too many sign-ins for this user name"),
     ),
 )]
-async fn login(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
-    let credentials: Credentials = parse_json(&body)?;
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
     if state.login_limiter.check_key(&credentials.name).is_err() {
         return Err(ApiError::TooManyRequests(
             "too many failed sign-ins for this user; wait a minute".into(),
@@ -163,7 +162,7 @@ async fn revoke_token(
 }
 
 /// Names are 1 to 64 letters, digits or `-_.`; passwords at least 8 characters.
-pub fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
+fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     let name = &credentials.name;
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
@@ -198,12 +197,11 @@ pub fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
 async fn create_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    body: Bytes,
+    ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     if !caller.admin {
         return Err(ApiError::Forbidden("only admins create users".into()));
     }
-    let credentials: Credentials = parse_json(&body)?;
     check_credentials(&credentials)?;
     let hash = hash_password(&credentials.password);
     match state

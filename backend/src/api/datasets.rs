@@ -7,11 +7,12 @@ use balancelab_shared::{DatasetInfo, ErrorBody, Preset};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::Caller;
 use super::AppState;
-use crate::auth::Caller;
 use crate::data::catalog;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/datasets` and `/presets` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(presets))

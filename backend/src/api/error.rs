@@ -1,35 +1,61 @@
-//! The one error type of the API and how each case maps to a status code.
+//! The one error type of the API and how each case maps to a status code. Every error
+//! answers with an [`ErrorBody`]: a message, and for invalid input the fields at fault.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::{ErrorBody, FieldError};
 
+use crate::auth::AccessError;
 use crate::store::StoreError;
 
+/// Why a request failed; each variant is one status code.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(super) enum ApiError {
+    /// 404: no such resource, or one the caller may not see.
     #[error("{0}")]
     NotFound(String),
-    /// The body is not JSON at all.
+    /// 400: the request cannot be read at all (the body is not JSON, a bad query string).
     #[error("{0}")]
     BadRequest(String),
-    /// The request is valid but the resource's state forbids it (cancelling a finished run).
+    /// 413: the body is over the size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 409: the request is valid but the resource's state forbids it (cancelling a finished
+    /// run).
     #[error("{0}")]
     Conflict(String),
-    /// No valid token (or share link) was presented.
+    /// 401: no valid token (or share link) was presented.
     #[error("{0}")]
     Unauthorized(String),
-    /// Signed in, but without the role this needs.
+    /// 403: signed in, but without the role this needs.
     #[error("{0}")]
     Forbidden(String),
+    /// 429: too many attempts (sign-ins).
     #[error("{0}")]
     TooManyRequests(String),
-    /// Well-formed input that does not describe a valid value; each field says why.
+    /// 422: well-formed input that does not describe a valid value; each field says why.
     #[error("{} invalid: {}", if .0.len() == 1 { "a field is" } else { "fields are" }, .0.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", "))]
     Invalid(Vec<FieldError>),
+    /// 500: the store failed; the caller learns nothing more, the log has the cause.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        let message = error.to_string();
+        match error {
+            AccessError::SignedOut | AccessError::UnknownToken | AccessError::UnknownShareLink => {
+                Self::Unauthorized(message)
+            }
+            AccessError::NoSuchProject(_) | AccessError::NoSuchRun(_) => Self::NotFound(message),
+            AccessError::ProjectRole { .. } | AccessError::RunRole { .. } => {
+                Self::Forbidden(message)
+            }
+            AccessError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -37,6 +63,7 @@ impl IntoResponse for ApiError {
         let (status, fields) = match &self {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, Vec::new()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Vec::new()),
             Self::Conflict(_) => (StatusCode::CONFLICT, Vec::new()),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, Vec::new()),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, Vec::new()),

@@ -6,8 +6,7 @@
 use balancelab_shared::{ErrorBody, FieldError};
 use std::convert::Infallible;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{Stream, StreamExt};
@@ -15,11 +14,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::results::query;
+use super::extract::{ApiQuery, Caller, Reader};
 use super::{ApiError, AppState};
-use crate::auth::{Caller, Reader};
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The live streams' routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(run_list))
         .routes(routes!(run_log))
@@ -68,9 +67,9 @@ async fn run_log(
     reader: Reader,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    params: Result<Query<After>, QueryRejection>,
+    ApiQuery(After { after }): ApiQuery<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let after = resume_position(&headers, query(params)?.after)?;
+    let after = resume_position(&headers, after)?;
     // Read before the log: an ended run's log is complete, so no live part is needed.
     let run = reader.run(&state.store, id).await?;
     let events = state

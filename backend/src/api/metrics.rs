@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,15 +21,16 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::results::query;
+use super::extract::{ApiQuery, Reader};
 use super::{ApiError, AppState};
-use crate::auth::Reader;
+use crate::store::Store;
 
 /// Points per series unless asked otherwise, and the most one may ask for.
 const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/runs/{id}/metrics` and `/runs/{id}/export` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(series))
         .routes(routes!(export))
@@ -104,10 +104,31 @@ async fn series(
     State(state): State<AppState>,
     reader: Reader,
     Path(id): Path<i64>,
-    params: Result<Query<SeriesQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
-    let params = query(params)?;
     let points = params.points.unwrap_or(DEFAULT_POINTS);
+    let keys: Vec<&str> = (params.keys.split(','))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    let mut errors = check_series_query(points, &keys);
+    reader.run(&state.store, id).await?;
+    let records = RunRecords::read(&state.store, id, &keys).await?;
+    let mut result = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        match records.series(key, params.x, points) {
+            Ok(series) => result.push(series),
+            Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    Ok(Json(result))
+}
+
+/// The problems of a series request that do not depend on the run.
+fn check_series_query(points: usize, keys: &[&str]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if !(2..=MAX_POINTS).contains(&points) {
         errors.push(FieldError::new(
@@ -115,57 +136,54 @@ async fn series(
             format!("must be 2 to {MAX_POINTS}"),
         ));
     }
-    let keys: Vec<&str> = (params.keys.split(','))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
     if keys.is_empty() {
         errors.push(FieldError::new(
             "keys",
             "name at least one metric, such as step.loss",
         ));
     }
-    reader.run(&state.store, id).await?;
-    let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
-    let steps = if wants("step.") {
-        step_records(&state.store.steps(id).await?)
-    } else {
-        Vec::new()
-    };
-    let epochs: Vec<Record> = if wants("epoch.") {
-        (state.store.epochs(id).await?.iter())
-            .map(|m| Record {
-                step: m.steps as f64,
-                epoch: f64::from(m.epoch),
-                time: m.elapsed_seconds,
-                values: serde_json::to_value(m).expect("metrics serialize"),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    errors
+}
 
-    let mut result = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
+/// A run's recorded steps and epochs, each read only if a key asks for them.
+struct RunRecords {
+    steps: Vec<Record>,
+    epochs: Vec<Record>,
+}
+
+impl RunRecords {
+    async fn read(store: &Store, id: i64, keys: &[&str]) -> Result<Self, ApiError> {
+        let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
+        let steps = if wants("step.") {
+            step_records(&store.steps(id).await?)
+        } else {
+            Vec::new()
+        };
+        let epochs = if wants("epoch.") {
+            (store.epochs(id).await?.iter())
+                .map(|m| Record {
+                    step: m.steps as f64,
+                    epoch: f64::from(m.epoch),
+                    time: m.elapsed_seconds,
+                    values: serde_json::to_value(m).expect("metrics serialize"),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Self { steps, epochs })
+    }
+
+    /// The series of `key` against `x`, downsampled to `points`; or why `key` has none.
+    fn series(&self, key: &str, x: XAxis, points: usize) -> Result<MetricSeries, String> {
         let (records, prefix, path) = match (key.strip_prefix("step."), key.strip_prefix("epoch."))
         {
-            (Some(path), _) => (&steps, "step.", path),
-            (_, Some(path)) => (&epochs, "epoch.", path),
-            _ => {
-                errors.push(FieldError::new(
-                    format!("keys[{i}]"),
-                    format!("{key:?} must start with step. or epoch."),
-                ));
-                continue;
-            }
+            (Some(path), _) => (&self.steps, "step.", path),
+            (_, Some(path)) => (&self.epochs, "epoch.", path),
+            _ => return Err(format!("{key:?} must start with step. or epoch.")),
         };
         let values: Vec<SeriesPoint> = (records.iter())
-            .filter_map(|r| {
-                Some(SeriesPoint(
-                    r.x(params.x),
-                    at_path(&r.values, path)?.as_f64()?,
-                ))
-            })
+            .filter_map(|r| Some(SeriesPoint(r.x(x), at_path(&r.values, path)?.as_f64()?)))
             .collect();
         // A run with no records yet has an empty series; a key no record has is a mistake.
         if values.is_empty() && !records.is_empty() {
@@ -173,23 +191,17 @@ async fn series(
                 .filter(|(_, v)| v.is_number())
                 .map(|(k, _)| format!("{prefix}{k}"))
                 .collect();
-            errors.push(FieldError::new(
-                format!("keys[{i}]"),
-                format!("{key:?} is not a recorded number; known: {known:?}"),
+            return Err(format!(
+                "{key:?} is not a recorded number; known: {known:?}"
             ));
-            continue;
         }
-        result.push(MetricSeries {
-            key: (*key).to_owned(),
-            x: params.x,
+        Ok(MetricSeries {
+            key: key.to_owned(),
+            x,
             total: values.len(),
             points: downsample(&values, points),
-        });
+        })
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    Ok(Json(result))
 }
 
 /// Which records an export holds.
@@ -230,9 +242,8 @@ async fn export(
     State(state): State<AppState>,
     reader: Reader,
     Path(id): Path<i64>,
-    params: Result<Query<ExportQuery>, QueryRejection>,
+    ApiQuery(ExportQuery { of }): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let of = query(params)?.of;
     reader.run(&state.store, id).await?;
     let rows: Vec<BTreeMap<String, Value>> = match of {
         Records::Epochs => (state.store.epochs(id).await?.iter())

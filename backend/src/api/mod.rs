@@ -1,18 +1,21 @@
 //! The HTTP API. Each resource module exposes its own router; [`app`] assembles them.
+//!
+//! Handlers take the typed extractors of `extract` (JSON bodies, query strings, the caller)
+//! and answer errors with `ApiError`, which picks the status code; what a caller
+//! may do is decided in [`crate::auth`], what a run configuration must satisfy in
+//! [`crate::check`].
 
 mod auth;
 mod datasets;
 mod error;
 mod events;
+mod extract;
 mod metrics;
 mod projects;
 mod results;
 mod runs;
 mod share;
 mod sweeps;
-
-/// Results tables as files, also written by `balancelab sweep`.
-pub use results::{to_csv, to_markdown};
 
 use std::sync::Arc;
 
@@ -29,8 +32,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use error::ApiError;
+use error::ApiError;
 
+use crate::check::Environment;
 use crate::live::Hub;
 use crate::store::Store;
 use crate::worker::Workers;
@@ -38,22 +42,33 @@ use crate::worker::Workers;
 /// Run configurations are small; anything larger is a mistake or an attack.
 const BODY_LIMIT: usize = 64 * 1024;
 
+/// What every handler shares: the store, the live hub, this process's workers.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub hub: Hub,
-    pub workers: Workers,
+    store: Store,
+    /// Woken when a handler changes a run, for its live viewers.
+    hub: Hub,
+    /// Woken when a run is queued; also knows the data directory and checkpoint folders.
+    workers: Workers,
     /// Failed logins per user name.
-    pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl AppState {
+    /// The state of a server whose workers (possibly none) train in this process.
     pub fn new(store: Store, hub: Hub, workers: Workers) -> Self {
         Self {
             store,
             hub,
             workers,
             login_limiter: crate::auth::login_limiter(),
+        }
+    }
+
+    /// What run configurations are checked against: this server's data directory.
+    fn environment(&self) -> Environment<'_> {
+        Environment {
+            data_dir: self.workers.data_dir(),
         }
     }
 }
@@ -91,7 +106,7 @@ impl Modify for Authentication {
         let components = openapi.components.get_or_insert_with(Default::default);
         let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
-        let cookie = ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE));
+        let cookie = ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE));
         components.add_security_scheme("session_cookie", SecurityScheme::ApiKey(cookie));
     }
 }

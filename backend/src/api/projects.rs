@@ -1,6 +1,5 @@
 //! `/projects`: the caller's projects, new projects, and (owners) their members' roles.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -9,11 +8,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::runs::parse_json;
+use super::extract::{ApiJson, Caller};
 use super::{ApiError, AppState};
-use crate::auth::Caller;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/projects` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(members))
@@ -66,9 +65,8 @@ struct RoleChange {
 async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
-    body: Bytes,
+    ApiJson(NewProject { name }): ApiJson<NewProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
-    let NewProject { name } = parse_json(&body)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         let error = FieldError::new("name", "1 to 100 characters");
@@ -130,12 +128,11 @@ async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, user)): Path<(i64, String)>,
-    body: Bytes,
+    ApiJson(RoleChange { role }): ApiJson<RoleChange>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     caller
         .require_project(&state.store, id, Role::Owner)
         .await?;
-    let RoleChange { role } = parse_json(&body)?;
     if user == caller.0.name && role != Role::Owner {
         return Err(ApiError::Conflict(
             "owners cannot demote themselves; another owner can".into(),

@@ -1,32 +1,31 @@
 //! `/compare` and `/results`: what differs between runs, and their results grouped the way
 //! papers tabulate them, as JSON or exported as CSV, Markdown or LaTeX.
 
-use std::fmt::Write as _;
-
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::{
     config_differences, results_table, Comparison, EpochChoice, ErrorBody, FieldError,
-    ResultsTable, Role, Run, RunQuery, RunResult, RunStatus, Summary,
+    ResultsTable, Role, Run, RunQuery, RunResult, RunStatus,
 };
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::{ApiQuery, Caller};
 use super::{ApiError, AppState};
-use crate::auth::Caller;
+use crate::results_table::{to_csv, to_latex, to_markdown};
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/compare` and `/results` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(compare))
         .routes(routes!(results))
 }
 
 /// A comma-separated list of run ids, as `?runs=3,4,7`.
-pub(super) fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
+fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
     text.split(',')
         .map(|id| id.trim().parse::<i64>())
         .collect::<Result<_, _>>()
@@ -44,12 +43,6 @@ fn list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// The runs with these ids, each of which the caller must be allowed to see.
@@ -85,9 +78,9 @@ struct CompareQuery {
 async fn compare(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<CompareQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<CompareQuery>,
 ) -> Result<Json<Comparison>, ApiError> {
-    let ids = parse_ids(&query(params)?.runs)?;
+    let ids = parse_ids(&params.runs)?;
     let runs = runs_by_id(&state, &caller, &ids).await?;
     let configs: Vec<_> = runs.iter().map(|r| r.config.clone()).collect();
     Ok(Json(Comparison {
@@ -142,9 +135,8 @@ struct ResultsQuery {
 async fn results(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<ResultsQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<ResultsQuery>,
 ) -> Result<Response, ApiError> {
-    let params = query(params)?;
     let runs = match params.runs.as_deref() {
         Some(ids) => runs_by_id(&state, &caller, &parse_ids(ids)?).await?,
         None => {
@@ -181,169 +173,4 @@ async fn results(
         Format::Markdown => text("text/markdown; charset=utf-8", to_markdown(&table)),
         Format::Latex => text("application/x-latex; charset=utf-8", to_latex(&table)),
     })
-}
-
-/// Every number at full precision: one row per group, mean, std and n per metric.
-pub fn to_csv(table: &ResultsTable) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = table.group_by.clone();
-    header.push("runs".into());
-    for metric in &table.metrics {
-        header.extend(["mean", "std", "n"].map(|s| format!("{metric} {s}")));
-    }
-    // Writing to memory cannot fail.
-    writer.write_record(&header).expect("in-memory CSV");
-    for row in &table.rows {
-        let mut record = row.group.clone();
-        record.push(row.run_ids.len().to_string());
-        for summary in &row.metrics {
-            match summary {
-                Some(s) => record.extend([s.mean.to_string(), s.std.to_string(), s.n.to_string()]),
-                None => record.extend(["", "", "0"].map(String::from)),
-            }
-        }
-        writer.write_record(&record).expect("in-memory CSV");
-    }
-    String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 text")
-}
-
-/// Mean +- std with three decimals, as papers print accuracies.
-fn cell(summary: &Option<Summary>, plus_minus: &str) -> String {
-    match summary {
-        Some(s) if s.n > 1 => format!("{:.3}{plus_minus}{:.3}", s.mean, s.std),
-        Some(s) => format!("{:.3}", s.mean),
-        None => "-".into(),
-    }
-}
-
-pub fn to_markdown(table: &ResultsTable) -> String {
-    let escape = |s: &str| s.replace('|', "\\|");
-    let mut header: Vec<String> = table.group_by.iter().map(|s| escape(s)).collect();
-    header.push("runs".into());
-    header.extend(table.metrics.iter().map(|s| escape(s)));
-    let mut out = format!("| {} |\n", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
-    for row in &table.rows {
-        let mut cells: Vec<String> = row.group.iter().map(|s| escape(s)).collect();
-        cells.push(row.run_ids.len().to_string());
-        cells.extend(row.metrics.iter().map(|m| cell(m, " ± ")));
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    out
-}
-
-fn to_latex(table: &ResultsTable) -> String {
-    let escape = |s: &str| {
-        s.chars().fold(String::new(), |mut out, c| {
-            match c {
-                '_' | '%' | '&' | '#' | '$' | '{' | '}' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                '\\' => out.push_str("\\textbackslash{}"),
-                '~' => out.push_str("\\textasciitilde{}"),
-                '^' => out.push_str("\\textasciicircum{}"),
-                _ => out.push(c),
-            }
-            out
-        })
-    };
-    let columns = table.group_by.len() + 1 + table.metrics.len();
-    let align = "l".repeat(table.group_by.len()) + &"r".repeat(columns - table.group_by.len());
-    let mut header: Vec<String> = table.group_by.iter().map(|s| escape(s)).collect();
-    header.push("runs".into());
-    header.extend(table.metrics.iter().map(|s| escape(s)));
-    let mut out = format!("\\begin{{tabular}}{{{align}}}\n\\hline\n");
-    let _ = writeln!(out, "{} \\\\\n\\hline", header.join(" & "));
-    for row in &table.rows {
-        let mut cells: Vec<String> = row.group.iter().map(|s| escape(s)).collect();
-        cells.push(row.run_ids.len().to_string());
-        cells.extend(row.metrics.iter().map(|m| match m {
-            Some(_) => format!("${}$", cell(m, " \\pm ")),
-            None => "--".into(),
-        }));
-        let _ = writeln!(out, "{} \\\\", cells.join(" & "));
-    }
-    out.push_str("\\hline\n\\end{tabular}\n");
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use balancelab_shared::ResultsRow;
-
-    fn table() -> ResultsTable {
-        ResultsTable {
-            group_by: vec!["method.kind".into()],
-            metrics: vec!["test.fused".into(), "test.unimodal[1]".into()],
-            epoch: EpochChoice::Last,
-            rows: vec![
-                ResultsRow {
-                    group: vec!["multi_loss".into()],
-                    run_ids: vec![1],
-                    metrics: vec![
-                        Some(Summary {
-                            n: 1,
-                            mean: 0.9,
-                            std: 0.0,
-                        }),
-                        None,
-                    ],
-                },
-                ResultsRow {
-                    group: vec!["mlb".into()],
-                    run_ids: vec![2, 3, 4],
-                    metrics: vec![
-                        Some(Summary {
-                            n: 3,
-                            mean: 0.93,
-                            std: 0.036055512754639925,
-                        }),
-                        Some(Summary {
-                            n: 3,
-                            mean: 0.8125,
-                            std: 0.01,
-                        }),
-                    ],
-                },
-            ],
-        }
-    }
-
-    #[test]
-    fn exports_every_format() {
-        let csv = to_csv(&table());
-        assert_eq!(
-            csv.lines().next().unwrap(),
-            "method.kind,runs,test.fused mean,test.fused std,test.fused n,\
-             test.unimodal[1] mean,test.unimodal[1] std,test.unimodal[1] n"
-        );
-        assert_eq!(
-            csv.lines().nth(2).unwrap(),
-            "mlb,3,0.93,0.036055512754639925,3,0.8125,0.01,3"
-        );
-        assert_eq!(csv.lines().nth(1).unwrap(), "multi_loss,1,0.9,0,1,,,0");
-
-        let markdown = to_markdown(&table());
-        assert_eq!(
-            markdown,
-            "| method.kind | runs | test.fused | test.unimodal[1] |\n\
-             |---|---|---|---|\n\
-             | multi_loss | 1 | 0.900 | - |\n\
-             | mlb | 3 | 0.930 ± 0.036 | 0.812 ± 0.010 |\n"
-        );
-
-        let latex = to_latex(&table());
-        assert!(
-            latex.starts_with("\\begin{tabular}{lrrr}\n\\hline\n"),
-            "{latex}"
-        );
-        assert!(latex.contains("method.kind & runs & test.fused & test.unimodal[1] \\\\"));
-        assert!(
-            latex.contains("multi\\_loss & 1 & $0.900$ & -- \\\\"),
-            "{latex}"
-        );
-        assert!(latex.contains("mlb & 3 & $0.930 \\pm 0.036$ & $0.812 \\pm 0.010$ \\\\"));
-    }
 }

@@ -1,29 +1,25 @@
 //! `/runs`: create, list (filtered, sorted, paged), read, tag and annotate, clone with
 //! changes, cancel and delete runs.
 
-use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use balancelab_shared::{
     ErrorBody, FieldError, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery, RunSort,
     RunStatus, SortOrder,
 };
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::error::Category;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::results::query;
+use super::extract::{ApiJson, ApiQuery, Caller, Reader};
 use super::{ApiError, AppState};
-use crate::auth::{Caller, Reader};
-use crate::data::catalog;
+use crate::check::check_run;
 use crate::store::Cancellation;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/runs` routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(detail, patch, delete))
@@ -31,61 +27,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(clone))
 }
 
-/// Parses JSON, naming the field of a type error (`method.alpha: invalid type...`).
-pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::BadRequest(format!("request body is not valid JSON: {inner}"))
-            }
-            Category::Data => ApiError::Invalid(vec![FieldError::new(path, inner.to_string())]),
-        }
-    })
-}
-
-/// Checks a run configuration, naming the field of every problem found, and that its
-/// dataset is present on this server.
-fn check_config(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
-    let mut errors = config.validate().err().unwrap_or_default();
-    errors.extend(crate::device::check_supported(config.device).err());
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    check_dataset(state, config)
-}
-
-/// Checks that the configuration's dataset is present on this server.
-pub(super) fn check_dataset(state: &AppState, config: &RunConfig) -> Result<(), ApiError> {
-    let kind = config.dataset.kind();
-    let data_dir = state.workers.data_dir();
-    let found = catalog(data_dir)
-        .into_iter()
-        .any(|d| d.kind == kind && d.available);
-    if found {
-        return Ok(());
-    }
-    let message = match data_dir {
-        Some(dir) => format!(
-            "{kind} was not found in the data directory {}",
-            dir.display()
-        ),
-        None => format!("{kind} is read from a data directory, and this server has none"),
-    };
-    Err(ApiError::Invalid(vec![FieldError::new(
-        "dataset.kind",
-        message,
-    )]))
-}
-
 async fn queue(
     state: &AppState,
     config: &RunConfig,
     project: i64,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    check_config(state, config)?;
+    check_run(config, state.environment()).map_err(ApiError::Invalid)?;
     let run = state.store.create_run(config, project).await?;
     state.workers.wake();
     state.hub.notify(run.id);
@@ -103,9 +50,7 @@ impl Destination {
     /// The project new runs go to, which the caller must be an editor of.
     pub(super) async fn project(&self, state: &AppState, caller: &Caller) -> Result<i64, ApiError> {
         if let Some(project) = self.project {
-            caller
-                .require_project(&state.store, project, Role::Editor)
-                .await?;
+            (caller.require_project(&state.store, project, Role::Editor)).await?;
             return Ok(project);
         }
         (state.store.projects_of(caller.0.id).await?.into_iter())
@@ -139,11 +84,10 @@ impl Destination {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<Destination>, QueryRejection>,
-    body: Bytes,
+    ApiQuery(destination): ApiQuery<Destination>,
+    ApiJson(config): ApiJson<RunConfig>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    let project = query(params)?.project(&state, &caller).await?;
-    let config: RunConfig = parse_json(&body)?;
+    let project = destination.project(&state, &caller).await?;
     queue(&state, &config, project).await
 }
 
@@ -170,17 +114,16 @@ async fn clone(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    body: Bytes,
+    changes: Option<ApiJson<Value>>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let source = caller.run(&state.store, id, Role::Editor).await?;
-    let changes: Value = if body.is_empty() {
-        Value::Object(Default::default())
-    } else {
-        parse_json(&body)?
-    };
     let mut config = serde_json::to_value(&source.config).expect("a RunConfig serializes");
-    merge_patch(&mut config, &changes);
-    let config: RunConfig = parse_json(config.to_string().as_bytes())?;
+    // No body: the same configuration again.
+    if let Some(ApiJson(changes)) = changes {
+        merge_patch(&mut config, &changes);
+    }
+    // Parsed as a body would be, so that an error names its field the same way.
+    let ApiJson(config) = ApiJson::<RunConfig>::from_bytes(config.to_string().as_bytes())?;
     queue(&state, &config, source.project_id).await
 }
 
@@ -229,9 +172,8 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
-    params: Result<Query<RunQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let params = query(params)?;
     if params.limit == 0 || params.limit > RunQuery::MAX_LIMIT {
         return Err(ApiError::Invalid(vec![FieldError::new(
             "limit",
@@ -302,10 +244,9 @@ async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    body: Bytes,
+    ApiJson(patch): ApiJson<RunPatch>,
 ) -> Result<Json<Run>, ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
-    let patch: RunPatch = parse_json(&body)?;
     patch.validate().map_err(ApiError::Invalid)?;
     let run = state.store.patch_run(id, &patch).await?;
     let run = run.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;

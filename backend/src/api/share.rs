@@ -9,10 +9,12 @@ use balancelab_shared::{ErrorBody, Role, Secret, ShareLink};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::Caller;
 use super::{ApiError, AppState};
-use crate::auth::{new_token, Caller};
+use crate::auth::new_token;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The share links' routes.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(revoke))

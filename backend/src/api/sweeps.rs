@@ -1,21 +1,20 @@
 //! `/sweeps`: queue a grid of runs (methods x fusions x seeds over a base configuration) in
 //! one request, all tagged alike.
 
-use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use balancelab_shared::{ErrorBody, FieldError, Run, Sweep};
+use balancelab_shared::{ErrorBody, Run, Sweep};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::results::query;
-use super::runs::{check_dataset, parse_json, Destination};
+use super::extract::{ApiJson, ApiQuery, Caller};
+use super::runs::Destination;
 use super::{ApiError, AppState};
-use crate::auth::Caller;
+use crate::check::check_sweep;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/sweeps` route.
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create))
 }
 
@@ -40,26 +39,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<Destination>, QueryRejection>,
-    body: Bytes,
+    ApiQuery(destination): ApiQuery<Destination>,
+    ApiJson(sweep): ApiJson<Sweep>,
 ) -> Result<(StatusCode, Json<Vec<Run>>), ApiError> {
-    let project = query(params)?.project(&state, &caller).await?;
-    let sweep: Sweep = parse_json(&body)?;
-    let mut errors = sweep.validate().err().unwrap_or_default();
-    if let Err(e) = crate::device::check_supported(sweep.base.device) {
-        errors.push(FieldError::new("base.device", e.message));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    check_dataset(&state, &sweep.base).map_err(|e| match e {
-        ApiError::Invalid(errors) => ApiError::Invalid(
-            (errors.into_iter())
-                .map(|e| FieldError::new(format!("base.{}", e.field), e.message))
-                .collect(),
-        ),
-        other => other,
-    })?;
+    let project = destination.project(&state, &caller).await?;
+    check_sweep(&sweep, state.environment()).map_err(ApiError::Invalid)?;
     let named = sweep.tag.clone();
     let tag = move |first: i64| vec![named.clone().unwrap_or_else(|| format!("sweep-{first}"))];
     let runs = (state.store)

@@ -5,9 +5,9 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use balancelab::api::{to_csv, to_markdown};
 use balancelab::check::{check_run, check_sweep, Environment};
 use balancelab::engine::{CancelToken, Checkpoint, Checkpointing, TrainingEvent};
+use balancelab::results_table::{to_csv, to_markdown};
 use balancelab_shared::{
     results_table, EpochChoice, EpochMetrics, FieldError, RunConfig, RunResult, Sweep,
 };

@@ -22,7 +22,9 @@ fn role(name: &str) -> Result<Role> {
 /// What a token is for: sessions expire, API tokens last until revoked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {
+    /// A browser session (or a `login` from a script): expires.
     Session,
+    /// A token made for scripts and the CLI: lasts until revoked.
     Api,
 }
 
@@ -36,7 +38,8 @@ impl TokenKind {
 }
 
 impl Store {
-    pub async fn user_count(&self) -> Result<i64> {
+    /// How many users exist (none: the first start).
+    pub(crate) async fn user_count(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&self.pool)
             .await?;
@@ -44,7 +47,7 @@ impl Store {
     }
 
     /// `None` if the name is taken.
-    pub async fn create_user(
+    pub(crate) async fn create_user(
         &self,
         name: &str,
         password_hash: &str,
@@ -95,7 +98,7 @@ impl Store {
     }
 
     /// The user a token (by hash) belongs to, if it exists and has not expired.
-    pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
+    pub(crate) async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
         let sql = self.dialect.sql(
             "SELECT u.id, u.name, u.admin FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND (t.expires_ms IS NULL OR t.expires_ms > NOW_MS)",
@@ -108,7 +111,7 @@ impl Store {
     }
 
     /// Revokes a token by hash (logging out).
-    pub async fn delete_token(&self, token_hash: &str) -> Result<()> {
+    pub(crate) async fn delete_token(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
@@ -117,7 +120,7 @@ impl Store {
     }
 
     /// Revokes one of `user`'s API tokens by id; false if they have none with that id.
-    pub async fn revoke_api_token(&self, user: i64, id: i64) -> Result<bool> {
+    pub(crate) async fn revoke_api_token(&self, user: i64, id: i64) -> Result<bool> {
         let done =
             sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
                 .bind(id)
@@ -128,7 +131,7 @@ impl Store {
     }
 
     /// Creates a project owned by `owner`; `None` if the name is taken.
-    pub async fn create_project(&self, name: &str, owner: i64) -> Result<Option<Project>> {
+    pub(crate) async fn create_project(&self, name: &str, owner: i64) -> Result<Option<Project>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO projects (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -174,7 +177,7 @@ impl Store {
     }
 
     /// `user`'s role in `project`; `None` if they are not a member.
-    pub async fn role_in(&self, project: i64, user: i64) -> Result<Option<Role>> {
+    pub(crate) async fn role_in(&self, project: i64, user: i64) -> Result<Option<Role>> {
         let row = sqlx::query("SELECT role FROM members WHERE project_id = $1 AND user_id = $2")
             .bind(project)
             .bind(user)
@@ -184,7 +187,8 @@ impl Store {
             .transpose()
     }
 
-    pub async fn members(&self, project: i64) -> Result<Vec<Member>> {
+    /// The members of `project` and their roles.
+    pub(crate) async fn members(&self, project: i64) -> Result<Vec<Member>> {
         let rows = sqlx::query(
             "SELECT u.name, m.role FROM members m JOIN users u ON u.id = m.user_id \
              WHERE m.project_id = $1 ORDER BY u.name",
@@ -203,7 +207,7 @@ impl Store {
     }
 
     /// Gives the user named `user` `role` in `project`; false if there is no such user.
-    pub async fn set_member(&self, project: i64, user: &str, role: Role) -> Result<bool> {
+    pub(crate) async fn set_member(&self, project: i64, user: &str, role: Role) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO members (project_id, user_id, role) \
              SELECT $1, id, $2 FROM users WHERE name = $3 \
@@ -218,7 +222,7 @@ impl Store {
     }
 
     /// Removes the user named `user` from `project`; false if they were not a member.
-    pub async fn remove_member(&self, project: i64, user: &str) -> Result<bool> {
+    pub(crate) async fn remove_member(&self, project: i64, user: &str) -> Result<bool> {
         let done = sqlx::query(
             "DELETE FROM members WHERE project_id = $1 \
              AND user_id = (SELECT id FROM users WHERE name = $2)",
@@ -231,7 +235,7 @@ impl Store {
     }
 
     /// Puts runs that belong to no project (made before projects existed) into `project`.
-    pub async fn adopt_orphan_runs(&self, project: i64) -> Result<u64> {
+    pub(crate) async fn adopt_orphan_runs(&self, project: i64) -> Result<u64> {
         let done = sqlx::query("UPDATE runs SET project_id = $1 WHERE project_id IS NULL")
             .bind(project)
             .execute(&self.pool)
@@ -240,7 +244,7 @@ impl Store {
     }
 
     /// Stores a share link's token hash for run `run`; returns the link.
-    pub async fn create_share_link(
+    pub(crate) async fn create_share_link(
         &self,
         run: i64,
         token_hash: &str,
@@ -258,7 +262,8 @@ impl Store {
         share_from_row(&row)
     }
 
-    pub async fn share_links(&self, run: i64) -> Result<Vec<ShareLink>> {
+    /// Run `run`'s share links, revoked ones included (tokens are not kept, only hashes).
+    pub(crate) async fn share_links(&self, run: i64) -> Result<Vec<ShareLink>> {
         let rows = sqlx::query(
             "SELECT id, run_id, created_by, created_at, revoked FROM share_links \
              WHERE run_id = $1 ORDER BY id",
@@ -270,7 +275,7 @@ impl Store {
     }
 
     /// Revokes share link `id` of run `run`; false if the run has no such link.
-    pub async fn revoke_share_link(&self, run: i64, id: i64) -> Result<bool> {
+    pub(crate) async fn revoke_share_link(&self, run: i64, id: i64) -> Result<bool> {
         let done = sqlx::query("UPDATE share_links SET revoked = 1 WHERE id = $1 AND run_id = $2")
             .bind(id)
             .bind(run)
@@ -280,7 +285,7 @@ impl Store {
     }
 
     /// The run a share link (by token hash) opens, unless it was revoked.
-    pub async fn shared_run(&self, token_hash: &str) -> Result<Option<i64>> {
+    pub(crate) async fn shared_run(&self, token_hash: &str) -> Result<Option<i64>> {
         let row =
             sqlx::query("SELECT run_id FROM share_links WHERE token_hash = $1 AND revoked = 0")
                 .bind(token_hash)

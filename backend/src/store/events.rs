@@ -11,13 +11,15 @@ use super::{parse_json, Dialect, Result, Store};
 /// An event as stored: its position in the run's log and its JSON (a [`RunEvent`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoggedEvent {
+    /// Position in the run's log, from 1.
     pub seq: i64,
+    /// The event as JSON, sent to viewers as is.
     pub json: String,
 }
 
 /// How far a run's stored metrics go: a resumed run must not store these again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResumePoint {
+pub(crate) struct ResumePoint {
     /// Last stored epoch (0: none).
     pub epoch: u32,
     /// Last stored step index, if any.
@@ -26,7 +28,7 @@ pub struct ResumePoint {
 
 impl ResumePoint {
     /// Whether `event` was already stored by an earlier attempt of the run.
-    pub fn covers(&self, event: &RunEvent) -> bool {
+    pub(crate) fn covers(&self, event: &RunEvent) -> bool {
         match event {
             RunEvent::Epoch(m) => m.epoch <= self.epoch,
             RunEvent::Step(m) => self.step.is_some_and(|last| m.step <= last),
@@ -129,7 +131,12 @@ impl Store {
     }
 
     /// Up to `limit` events of run `id` after position `after`, in order.
-    pub async fn events_after(&self, id: i64, after: i64, limit: u32) -> Result<Vec<LoggedEvent>> {
+    pub(crate) async fn events_after(
+        &self,
+        id: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>> {
         let rows = sqlx::query(
             "SELECT seq, data FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
@@ -149,7 +156,7 @@ impl Store {
     }
 
     /// Position of run `id`'s last event (0 when it has none or does not exist).
-    pub async fn last_seq(&self, id: i64) -> Result<i64> {
+    pub(crate) async fn last_seq(&self, id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT last_seq FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -178,17 +185,17 @@ impl Store {
     }
 
     /// Every stored epoch of run `id`, in order.
-    pub async fn epochs(&self, id: i64) -> Result<Vec<EpochMetrics>> {
+    pub(crate) async fn epochs(&self, id: i64) -> Result<Vec<EpochMetrics>> {
         self.events_of_kind(id, "epoch").await
     }
 
     /// Every stored step of run `id`, in order.
-    pub async fn steps(&self, id: i64) -> Result<Vec<StepMetrics>> {
+    pub(crate) async fn steps(&self, id: i64) -> Result<Vec<StepMetrics>> {
         self.events_of_kind(id, "step").await
     }
 
     /// The last epoch and step stored for run `id`.
-    pub async fn resume_point(&self, id: i64) -> Result<ResumePoint> {
+    pub(crate) async fn resume_point(&self, id: i64) -> Result<ResumePoint> {
         let last = |kind: &'static str| {
             sqlx::query(
                 "SELECT data FROM run_events WHERE run_id = $1 AND kind = $2 \

@@ -23,28 +23,36 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use access::TokenKind;
-pub use events::{LoggedEvent, ResumePoint};
-pub use queue::{Cancellation, Claim, Heartbeat};
+pub use events::LoggedEvent;
+pub(crate) use events::ResumePoint;
+pub use queue::Claim;
+pub(crate) use queue::{Cancellation, Heartbeat};
 
 use balancelab_shared::{Run, RunStatus};
 
+/// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused a statement or could not be reached.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
     #[error(transparent)]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value this build cannot read (an unknown status, broken JSON).
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// The URL names neither SQLite nor PostgreSQL.
     #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://...")]
     UnsupportedUrl(String),
 }
 
+/// The result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// What differs between the two databases' SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
+enum Dialect {
     Sqlite,
     Postgres,
 }
@@ -85,6 +93,7 @@ impl Dialect {
     }
 }
 
+/// The database: a connection pool (cheap to clone) and the SQL dialect it speaks.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -126,7 +135,7 @@ impl Store {
     }
 
     /// A private in-memory SQLite database.
-    pub async fn in_memory() -> Result<Self> {
+    async fn in_memory() -> Result<Self> {
         // Every connection to ":memory:" is a separate database: `connect` keeps exactly one.
         Self::connect("sqlite::memory:").await
     }
@@ -161,10 +170,6 @@ impl Store {
             .rsplit_once('/')
             .map_or(admin_url, |(base, _)| base);
         Ok(format!("{base}/{name}"))
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
     }
 }
 

@@ -14,7 +14,7 @@ use super::{run_from_row, Result, Store, RUN_COLUMNS};
 
 /// What a worker learns from a heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Heartbeat {
+pub(crate) enum Heartbeat {
     /// Keep training.
     Continue,
     /// Someone asked to cancel the run: stop between two steps.
@@ -25,7 +25,7 @@ pub enum Heartbeat {
 
 /// What a cancellation request found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cancellation {
+pub(crate) enum Cancellation {
     /// The run was queued and is now cancelled.
     Cancelled,
     /// The run is training; its worker stops it at its next heartbeat (or at once, when
@@ -38,6 +38,7 @@ pub enum Cancellation {
 /// A claimed run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Claim {
+    /// The run, as it is now: running, its attempts counted.
     pub run: Run,
 }
 
@@ -72,7 +73,7 @@ impl Store {
     }
 
     /// Records that `worker` is alive and still training run `id`.
-    pub async fn heartbeat(&self, id: i64, worker: &str) -> Result<Heartbeat> {
+    pub(crate) async fn heartbeat(&self, id: i64, worker: &str) -> Result<Heartbeat> {
         let sql = self.dialect.sql(
             "UPDATE runs SET heartbeat_ms = NOW_MS WHERE id = $1 AND worker = $2 \
              AND status = 'running' RETURNING cancel_requested",
@@ -131,7 +132,7 @@ impl Store {
     }
 
     /// Cancels a queued run at once, or asks the worker of a running one to stop.
-    pub async fn request_cancel(&self, id: i64) -> Result<Cancellation> {
+    pub(crate) async fn request_cancel(&self, id: i64) -> Result<Cancellation> {
         let mut tx = self.pool.begin().await?;
         let sql = self.dialect.sql(
             "UPDATE runs SET status = 'cancelled', updated_ms = NOW_MS \
@@ -164,7 +165,7 @@ impl Store {
     /// Re-queues runs whose worker has sent no heartbeat for `timeout_ms`; a run that has
     /// already been started `max_attempts` times fails instead, and one whose cancellation
     /// was requested is cancelled. Returns the runs changed and their new status.
-    pub async fn requeue_stale(
+    pub(crate) async fn requeue_stale(
         &self,
         timeout_ms: i64,
         max_attempts: u32,

@@ -36,7 +36,7 @@ impl Store {
     /// Stores queued runs of `configs` in `project`, in one transaction: all of them or
     /// none. Each gets the tags `tags` gives for the id of the first (a sweep is named after
     /// it). Returned in the order given, which is the order they are claimed.
-    pub async fn create_runs(
+    pub(crate) async fn create_runs(
         &self,
         configs: &[RunConfig],
         project: i64,
@@ -71,7 +71,8 @@ impl Store {
         Ok(runs)
     }
 
-    pub async fn get_run(&self, id: i64) -> Result<Option<Run>> {
+    /// Run `id`; `None` if it does not exist.
+    pub(crate) async fn get_run(&self, id: i64) -> Result<Option<Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
@@ -82,7 +83,7 @@ impl Store {
 
     /// The page of runs `query` asks for among those user `viewer` may see (the runs of
     /// their projects), and how many match in all.
-    pub async fn list_runs(&self, query: &RunQuery, viewer: i64) -> Result<RunPage> {
+    pub(crate) async fn list_runs(&self, query: &RunQuery, viewer: i64) -> Result<RunPage> {
         let mut conditions = Vec::new();
         let mut values: Vec<Bound> = Vec::new();
         let mut bind = |condition: &str, value: Bound| {
@@ -156,7 +157,7 @@ impl Store {
 
     /// Replaces the tags and/or note given in `patch` (already validated); `None` if the run
     /// does not exist.
-    pub async fn patch_run(&self, id: i64, patch: &RunPatch) -> Result<Option<Run>> {
+    pub(crate) async fn patch_run(&self, id: i64, patch: &RunPatch) -> Result<Option<Run>> {
         let mut tx = self.pool.begin().await?;
         if let Some(note) = &patch.note {
             let sql = self
@@ -211,7 +212,7 @@ impl Store {
 
     /// Deletes a run that is not claimed by a worker, with its events and tags. Returns
     /// whether a run was deleted; a running run is left alone (cancel it first).
-    pub async fn delete_run(&self, id: i64) -> Result<bool> {
+    pub(crate) async fn delete_run(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM runs WHERE id = $1 AND status <> 'running'")
             .bind(id)
             .execute(&self.pool)
@@ -223,7 +224,7 @@ impl Store {
 impl Store {
     /// Runs changed (created, status, progress, tags, note) at or after `since_ms` on the
     /// database clock, oldest change first, with the time of their change.
-    pub async fn runs_changed_since(&self, since_ms: i64) -> Result<Vec<(Run, i64)>> {
+    pub(crate) async fn runs_changed_since(&self, since_ms: i64) -> Result<Vec<(Run, i64)>> {
         let sql = format!(
             "SELECT {RUN_COLUMNS}, updated_ms FROM runs WHERE updated_ms >= $1 \
              ORDER BY updated_ms LIMIT 1000"
@@ -238,7 +239,7 @@ impl Store {
     }
 
     /// The database clock, in Unix milliseconds.
-    pub async fn now_ms(&self) -> Result<i64> {
+    pub(crate) async fn now_ms(&self) -> Result<i64> {
         let sql = self.dialect.sql("SELECT NOW_MS AS now");
         Ok(sqlx::query(&sql)
             .fetch_one(&self.pool)

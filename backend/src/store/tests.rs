@@ -210,9 +210,8 @@ async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Resu
     Ok(())
 }
 
-#[tokio::test]
-async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
-    let (store, project, user) = setup().await?;
+/// Three runs: joint (accuracy 0.9), mlb (no epoch yet), joint (0.7), seeds 0 to 2.
+async fn three_runs(store: &Store, project: i64) -> Result<Vec<i64>> {
     let mut ids = Vec::new();
     for (i, method) in [
         MethodConfig::Joint,
@@ -235,6 +234,19 @@ async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
     store
         .append_events(ids[2], &[RunEvent::Epoch(Box::new(epoch(1, 0.7)))])
         .await?;
+    Ok(ids)
+}
+
+/// The ids of the page `user` gets for `query`, and the total.
+async fn listed(store: &Store, user: i64, query: RunQuery) -> Result<(Vec<i64>, u64)> {
+    let page = store.list_runs(&query, user).await?;
+    Ok((page.runs.iter().map(|r| r.id).collect(), page.total))
+}
+
+#[tokio::test]
+async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
+    let (store, project, user) = setup().await?;
+    let ids = three_runs(&store, project).await?;
     let patch = RunPatch {
         tags: Some(vec!["sweep-1".into(), "baseline".into(), "sweep-1".into()]),
         note: Some("Joint training, Seed zero".into()),
@@ -243,16 +255,7 @@ async fn runs_are_filtered_sorted_paged_tagged_and_deleted() -> Result<()> {
     assert_eq!(tagged.tags, ["baseline", "sweep-1"]);
     assert!(store.patch_run(999_999, &patch).await?.is_none());
 
-    let list = |query: RunQuery| {
-        let store = store.clone();
-        async move {
-            let page = store.list_runs(&query, user).await?;
-            Ok::<_, StoreError>((
-                page.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
-                page.total,
-            ))
-        }
-    };
+    let list = |query: RunQuery| listed(&store, user, query);
     assert_eq!(
         list(RunQuery::default()).await?,
         (vec![ids[2], ids[1], ids[0]], 3)

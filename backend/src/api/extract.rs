@@ -1,0 +1,242 @@
+//! The API's extractors: request bodies and query strings whose rejections are [`ApiError`]s
+//! (JSON bodies with the usual status codes), and who is asking — a signed-in [`Caller`], or
+//! a [`Reader`] of one run who may instead hold a share link.
+//!
+//! Handlers take these instead of axum's `Json` and `Query`, so that every way a request
+//! can be wrong is answered alike.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use balancelab_shared::{FieldError, Role, Run, User};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::{ApiError, AppState};
+use crate::auth::{self, AccessError};
+use crate::store::Store;
+
+/// The browser's session cookie, which holds the same kind of token as a bearer header.
+pub(super) const SESSION_COOKIE: &str = "balancelab_session";
+
+/// A JSON request body of type `T`.
+///
+/// Unlike `axum::Json` it does not insist on `Content-Type: application/json` (scripts and
+/// `curl -d` often send none), and a value of the wrong type is a 422 naming its field
+/// (`method.alpha: invalid type ...`); only text that is not JSON at all is a 400. As an
+/// `Option`, an empty body is `None`.
+#[derive(Debug)]
+pub(super) struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> ApiJson<T> {
+    /// Parses `body` as a request body would be, with the same errors.
+    pub(super) fn from_bytes(body: &[u8]) -> Result<Self, ApiError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(&mut deserializer)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                match inner.classify() {
+                    Category::Syntax | Category::Eof | Category::Io => {
+                        ApiError::BadRequest(format!("request body is not valid JSON: {inner}"))
+                    }
+                    Category::Data => {
+                        ApiError::Invalid(vec![FieldError::new(path, inner.to_string())])
+                    }
+                }
+            })
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, state).await?;
+        Self::from_bytes(&body)
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let body = Bytes::from_request(request, state).await?;
+        if body.is_empty() {
+            return Ok(None);
+        }
+        Self::from_bytes(&body).map(Some)
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    /// A body over the size limit keeps its 413; any other failure to read it is a 400.
+    fn from(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(rejection.body_text()),
+            _ => ApiError::BadRequest(rejection.body_text()),
+        }
+    }
+}
+
+/// The query string, as `T`; a query that does not fit `T` is a 400 saying why.
+#[derive(Debug)]
+pub(super) struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::from_request_parts(parts, state)
+            .await
+            .map_err(|e: QueryRejection| ApiError::BadRequest(e.body_text()))?;
+        Ok(ApiQuery(query))
+    }
+}
+
+/// The token a request presents: the bearer token, else the session cookie.
+pub(super) fn presented_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return value
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(|t| t.trim().to_owned());
+    }
+    (headers.get_all(header::COOKIE).iter())
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| {
+            let (name, value) = cookie.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then(|| value.to_owned())
+        })
+}
+
+/// The share link's token of `?share=TOKEN`, if the query has one.
+fn share_token(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "share").then(|| value.to_owned())
+    })
+}
+
+/// The signed-in user making the request. Extracting it answers 401 when the request has
+/// no valid token.
+#[derive(Clone, Debug)]
+pub(super) struct Caller(pub User);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = presented_token(&parts.headers).ok_or(AccessError::SignedOut)?;
+        Ok(Caller(auth::user_of_token(&state.store, &token).await?))
+    }
+}
+
+impl Caller {
+    /// Checks that the caller has at least `need` in `project`; their role if so.
+    pub(super) async fn require_project(
+        &self,
+        store: &Store,
+        project: i64,
+        need: Role,
+    ) -> Result<Role, ApiError> {
+        Ok(auth::project_role(store, &self.0, project, need).await?)
+    }
+
+    /// Run `id`, if the caller has at least `need` in its project. Runs of other projects
+    /// are reported missing (404); a member with too small a role is refused (403).
+    pub(super) async fn run(&self, store: &Store, id: i64, need: Role) -> Result<Run, ApiError> {
+        Ok(auth::member_run(store, &self.0, id, need).await?)
+    }
+}
+
+/// Who may read a run: a signed-in user, the holder of a share link (read-only, one run), or
+/// both: a signed-in user who opens a link reads its run even outside their projects.
+/// Extracting it answers 401 when the request has neither a valid token nor a known link.
+#[derive(Clone, Debug)]
+pub(super) struct Reader {
+    user: Option<User>,
+    /// The run of the presented share link.
+    shared: Option<i64>,
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let link = share_token(parts);
+        let shared = match &link {
+            Some(token) => auth::shared_run(&state.store, token).await?,
+            None => None,
+        };
+        // A token that is presented must be valid, even alongside a valid link.
+        let user = match presented_token(&parts.headers) {
+            Some(token) => Some(auth::user_of_token(&state.store, &token).await?),
+            None => None,
+        };
+        match (user, shared) {
+            (None, None) if link.is_some() => Err(AccessError::UnknownShareLink.into()),
+            (None, None) => Err(AccessError::SignedOut.into()),
+            (user, shared) => Ok(Reader { user, shared }),
+        }
+    }
+}
+
+impl Reader {
+    /// Run `id`, if the reader may see it (a share link sees its own run only).
+    pub(super) async fn run(&self, store: &Store, id: i64) -> Result<Run, ApiError> {
+        Ok(auth::readable_run(store, self.user.as_ref(), self.shared, id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    fn post(body: impl Into<Body>) -> Request {
+        Request::post("/").body(body.into()).unwrap()
+    }
+
+    async fn parse(body: impl Into<Body>) -> Result<Vec<u32>, ApiError> {
+        let parsed = <ApiJson<Vec<u32>> as FromRequest<()>>::from_request(post(body), &());
+        parsed.await.map(|ApiJson(value)| value)
+    }
+
+    #[tokio::test]
+    async fn bodies_need_no_content_type_and_errors_keep_their_status() {
+        assert_eq!(parse("[1, 2]").await.unwrap(), [1, 2]);
+        match parse(r#"[1, "x"]"#).await {
+            Err(ApiError::Invalid(fields)) => assert_eq!(fields[0].field, "[1]"),
+            other => panic!("a type error is a 422 naming the field: {other:?}"),
+        }
+        match parse("[1,").await {
+            Err(ApiError::BadRequest(message)) => assert!(message.contains("not valid JSON")),
+            other => panic!("text that is not JSON is a 400: {other:?}"),
+        }
+        // Over axum's default limit (the app sets a smaller one).
+        match parse(vec![b' '; 3 << 20]).await {
+            Err(error @ ApiError::PayloadTooLarge(_)) => assert_eq!(
+                error.into_response().status(),
+                StatusCode::PAYLOAD_TOO_LARGE
+            ),
+            other => panic!("a body over the limit is a 413: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_empty() {
+        let empty = <ApiJson<Vec<u32>> as OptionalFromRequest<()>>::from_request(post(""), &());
+        assert!(empty.await.unwrap().is_none());
+        let given = <ApiJson<Vec<u32>> as OptionalFromRequest<()>>::from_request(post("[]"), &());
+        assert!(given.await.unwrap().is_some());
+    }
+}

@@ -1,5 +1,6 @@
 //! `/auth` and `/users`: signing in and out, who am I, API tokens, and (admins) new users.
 
+use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
@@ -81,7 +82,7 @@ async fn login(
     tag = "auth",
     responses(
         (status = 204, description = "the presented token is revoked"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn logout(
@@ -105,7 +106,7 @@ async fn logout(
     tag = "auth",
     responses(
         (status = 200, body = Me),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<Me>, ApiError> {
@@ -121,7 +122,7 @@ async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<
     tag = "auth",
     responses(
         (status = 201, body = Secret, description = "an API token, shown once"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn create_token(
@@ -146,8 +147,8 @@ async fn create_token(
     ),
     responses(
         (status = 204),
-        (status = 401, body = ErrorBody, description = "not signed in"),
         (status = 404, body = ErrorBody),
+        NotSignedIn,
     ),
 )]
 async fn revoke_token(
@@ -188,10 +189,9 @@ fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
     request_body = Credentials,
     responses(
         (status = 201, body = User),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
         (status = 409, body = ErrorBody, description = "the name is taken"),
+        InvalidFields,
+        NeedsRole,
     ),
 )]
 async fn create_user(

@@ -1,9 +1,10 @@
 //! `/datasets` and `/presets`: what can be trained on here, with each dataset's source and
 //! license, and ready-made run configurations.
 
+use super::responses::NotSignedIn;
 use axum::extract::State;
 use axum::Json;
-use balancelab_shared::{DatasetInfo, ErrorBody, Preset};
+use balancelab_shared::{DatasetInfo, Preset};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,7 +26,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     tag = "datasets",
     responses(
         (status = 200, body = Vec<DatasetInfo>),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Vec<DatasetInfo>> {
@@ -39,7 +40,7 @@ async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Vec<Datase
     tag = "datasets",
     responses(
         (status = 200, body = Vec<Preset>),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn presets(_caller: Caller) -> Json<Vec<Preset>> {

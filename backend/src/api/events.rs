@@ -3,7 +3,8 @@
 //! that reconnects with `Last-Event-ID` (browsers do so by themselves), or asks with
 //! `?after=N`, receives exactly what follows.
 
-use balancelab_shared::{ErrorBody, FieldError};
+use super::responses::{NotSignedIn, ReadsRun};
+use balancelab_shared::FieldError;
 use std::convert::Infallible;
 
 use axum::extract::{Path, State};
@@ -58,8 +59,7 @@ fn resume_position(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiEr
     ),
     responses(
         (status = 200, content_type = "text/event-stream", description = "Server-Sent Events: each data is a RunEvent, each id its log position"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ReadsRun,
     ),
 )]
 async fn run_log(
@@ -93,7 +93,7 @@ async fn run_log(
     tag = "live",
     responses(
         (status = 200, content_type = "text/event-stream", description = "Server-Sent Events: each data is a Run that changed"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn run_list(

@@ -6,6 +6,7 @@
 //!
 //! `/runs/{id}/export` gives every recorded number, one row per epoch or step, as CSV.
 
+use super::responses::{InvalidFields, ReadsRun};
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
@@ -13,9 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::results::{at_path, leaves};
-use balancelab_shared::{
-    downsample, ErrorBody, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis,
-};
+use balancelab_shared::{downsample, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -95,9 +94,8 @@ fn step_records(steps: &[StepMetrics]) -> Vec<Record> {
     ),
     responses(
         (status = 200, body = Vec<MetricSeries>),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        InvalidFields,
+        ReadsRun,
     ),
 )]
 async fn series(
@@ -234,8 +232,7 @@ const LEADING_COLUMNS: [&str; 4] = ["epoch", "step", "steps", "elapsed_seconds"]
     ),
     responses(
         (status = 200, content_type = "text/csv", description = "one row per epoch or step, a column per recorded number (`test.unimodal[1]`, ...)"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ReadsRun,
     ),
 )]
 async fn export(

@@ -12,6 +12,7 @@ mod events;
 mod extract;
 mod metrics;
 mod projects;
+mod responses;
 mod results;
 mod runs;
 mod share;

@@ -1,5 +1,6 @@
 //! `/projects`: the caller's projects, new projects, and (owners) their members' roles.
 
+use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -26,7 +27,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     tag = "projects",
     responses(
         (status = 200, body = Vec<Project>),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        NotSignedIn,
     ),
 )]
 async fn list(
@@ -57,9 +58,9 @@ struct RoleChange {
     request_body(content = Object, description = "{\"name\": ...}"),
     responses(
         (status = 201, body = Project),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
         (status = 409, body = ErrorBody),
+        InvalidFields,
+        NotSignedIn,
     ),
 )]
 async fn create(
@@ -90,8 +91,8 @@ async fn create(
     ),
     responses(
         (status = 200, body = Vec<Member>),
-        (status = 401, body = ErrorBody, description = "not signed in"),
         (status = 404, body = ErrorBody),
+        NotSignedIn,
     ),
 )]
 async fn members(
@@ -118,10 +119,9 @@ async fn members(
     request_body(content = Object, description = "{\"role\": \"viewer\" | \"editor\" | \"owner\"}"),
     responses(
         (status = 200, body = Vec<Member>),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
+        NeedsRole,
     ),
 )]
 async fn set_member(
@@ -155,10 +155,9 @@ async fn set_member(
     ),
     responses(
         (status = 204),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
+        NeedsRole,
     ),
 )]
 async fn remove_member(

@@ -1,13 +1,14 @@
 //! `/compare` and `/results`: what differs between runs, and their results grouped the way
 //! papers tabulate them, as JSON or exported as CSV, Markdown or LaTeX.
 
+use super::responses::{InvalidFields, ReadsRun};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::{
-    config_differences, results_table, Comparison, EpochChoice, ErrorBody, FieldError,
-    ResultsTable, Role, Run, RunQuery, RunResult, RunStatus,
+    config_differences, results_table, Comparison, EpochChoice, FieldError, ResultsTable, Role,
+    Run, RunQuery, RunResult, RunStatus,
 };
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -70,9 +71,8 @@ struct CompareQuery {
     ),
     responses(
         (status = 200, body = Comparison),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        InvalidFields,
+        ReadsRun,
     ),
 )]
 async fn compare(
@@ -127,9 +127,8 @@ struct ResultsQuery {
     ),
     responses(
         (status = 200, body = ResultsTable, description = "JSON, or the table as CSV, Markdown or LaTeX"),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        InvalidFields,
+        ReadsRun,
     ),
 )]
 async fn results(

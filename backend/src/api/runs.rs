@@ -1,6 +1,7 @@
 //! `/runs`: create, list (filtered, sorted, paged), read, tag and annotate, clone with
 //! changes, cancel and delete runs.
 
+use super::responses::{ChangesRun, InvalidFields, NeedsRole, NotSignedIn, ReadsRun};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -76,9 +77,8 @@ impl Destination {
     request_body = RunConfig,
     responses(
         (status = 201, body = Run),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        InvalidFields,
+        NeedsRole,
     ),
 )]
 async fn create(
@@ -104,10 +104,8 @@ async fn create(
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of the source run's config"),
     responses(
         (status = 201, body = Run),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        InvalidFields,
+        ChangesRun,
     ),
 )]
 async fn clone(
@@ -165,8 +163,8 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     ),
     responses(
         (status = 200, body = RunPage),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
+        InvalidFields,
+        NotSignedIn,
     ),
 )]
 async fn list(
@@ -202,8 +200,7 @@ async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
     ),
     responses(
         (status = 200, body = RunDetail),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ReadsRun,
     ),
 )]
 async fn detail(
@@ -234,10 +231,8 @@ async fn detail(
     request_body = RunPatch,
     responses(
         (status = 200, body = Run),
-        (status = 422, body = ErrorBody, description = "invalid fields, each named"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        InvalidFields,
+        ChangesRun,
     ),
 )]
 async fn patch(
@@ -266,9 +261,7 @@ async fn patch(
     responses(
         (status = 204, description = "deleted"),
         (status = 409, body = ErrorBody, description = "the run is training"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ChangesRun,
     ),
 )]
 async fn delete(
@@ -304,9 +297,7 @@ async fn delete(
     responses(
         (status = 202, body = Run),
         (status = 409, body = ErrorBody, description = "the run has ended"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ChangesRun,
     ),
 )]
 async fn cancel(

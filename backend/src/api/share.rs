@@ -2,10 +2,11 @@
 //! the run (`GET /api/runs/{id}?share=TOKEN`, its events and metrics) and nothing else,
 //! until an editor revokes it.
 
+use super::responses::ChangesRun;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use balancelab_shared::{ErrorBody, Role, Secret, ShareLink};
+use balancelab_shared::{Role, Secret, ShareLink};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,9 +31,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     ),
     responses(
         (status = 201, body = Secret, description = "the link's token, shown once"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ChangesRun,
     ),
 )]
 async fn create(
@@ -59,9 +58,7 @@ async fn create(
     ),
     responses(
         (status = 200, body = Vec<ShareLink>),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ChangesRun,
     ),
 )]
 async fn list(
@@ -84,9 +81,7 @@ async fn list(
     ),
     responses(
         (status = 204),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
-        (status = 404, body = ErrorBody, description = "no such run (or not yours to see)"),
+        ChangesRun,
     ),
 )]
 async fn revoke(

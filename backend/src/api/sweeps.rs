@@ -1,6 +1,7 @@
 //! `/sweeps`: queue a grid of runs (methods x fusions x seeds over a base configuration) in
 //! one request, all tagged alike.
 
+use super::responses::NeedsRole;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -32,8 +33,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 201, body = Vec<Run>, description = "the queued runs, in grid order"),
         (status = 422, body = ErrorBody, description = "invalid fields, each named by the request field (`methods[1].alpha`)"),
-        (status = 401, body = ErrorBody, description = "not signed in"),
-        (status = 403, body = ErrorBody, description = "your role does not allow it"),
+        NeedsRole,
     ),
 )]
 async fn create(

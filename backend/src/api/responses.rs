@@ -1,0 +1,46 @@
+//! The error answers the OpenAPI document lists, each written once: an endpoint's
+//! `responses(...)` names its successes, its own conflicts, and the sets below that apply.
+//! The types only describe; the answers themselves are [`super::error::ApiError`]s.
+#![allow(dead_code)] // never built: utoipa reads their shapes
+
+use balancelab_shared::ErrorBody;
+use utoipa::IntoResponses;
+
+/// Endpoints for signed-in callers.
+#[derive(IntoResponses)]
+#[response(status = 401, description = "not signed in")]
+pub(super) struct NotSignedIn(ErrorBody);
+
+/// Endpoints that need a role in a project.
+#[derive(IntoResponses)]
+pub(super) enum NeedsRole {
+    #[response(status = 401, description = "not signed in")]
+    NotSignedIn(ErrorBody),
+    #[response(status = 403, description = "your role does not allow it")]
+    Forbidden(ErrorBody),
+}
+
+/// Endpoints that read one run.
+#[derive(IntoResponses)]
+pub(super) enum ReadsRun {
+    #[response(status = 401, description = "not signed in")]
+    NotSignedIn(ErrorBody),
+    #[response(status = 404, description = "no such run (or not yours to see)")]
+    NotFound(ErrorBody),
+}
+
+/// Endpoints that change one run, which needs a role in its project.
+#[derive(IntoResponses)]
+pub(super) enum ChangesRun {
+    #[response(status = 401, description = "not signed in")]
+    NotSignedIn(ErrorBody),
+    #[response(status = 403, description = "your role does not allow it")]
+    Forbidden(ErrorBody),
+    #[response(status = 404, description = "no such run (or not yours to see)")]
+    NotFound(ErrorBody),
+}
+
+/// Endpoints with a body or query whose fields are checked.
+#[derive(IntoResponses)]
+#[response(status = 422, description = "invalid fields, each named")]
+pub(super) struct InvalidFields(ErrorBody);

@@ -76,47 +76,27 @@ type Op = Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>>;
 /// The convolution, pooling and normalisation ops the encoders use: outputs and gradients
 /// of a random projection of the output, GPU against CPU.
 fn op_parity(gpu: &Device) -> Result<bool> {
-    let conv = |padding, stride| -> Op {
-        Box::new(move |t: &[Tensor]| t[0].conv2d(&t[1], padding, stride, 1, 1))
+    // A convolution case: its name from the shapes, the input and kernel, the op.
+    let conv = |x: [usize; 4], w: [usize; 4], padding: usize, stride: usize| {
+        let [n, c, h, width] = x;
+        let name = format!("conv {k}x{k} s{stride}, {n}x{c}x{h}x{width}", k = w[2]);
+        let op: Op = Box::new(move |t: &[Tensor]| t[0].conv2d(&t[1], padding, stride, 1, 1));
+        (name, vec![x.to_vec(), w.to_vec()], op)
     };
-    let cases: Vec<(&str, Vec<Vec<usize>>, Op)> = vec![
+    let cases: Vec<(String, Vec<Vec<usize>>, Op)> = vec![
+        conv([16, 3, 32, 32], [64, 3, 7, 7], 3, 2),
+        conv([16, 64, 8, 8], [128, 64, 3, 3], 1, 2),
+        conv([32, 64, 8, 8], [64, 64, 3, 3], 1, 1),
+        conv([16, 64, 8, 8], [128, 64, 1, 1], 0, 2),
+        conv([32, 512, 1, 1], [512, 512, 3, 3], 1, 1),
+        conv([32, 256, 2, 2], [256, 256, 3, 3], 1, 1),
         (
-            "conv 7x7 s2, 16x3x32x32",
-            vec![vec![16, 3, 32, 32], vec![64, 3, 7, 7]],
-            conv(3, 2),
-        ),
-        (
-            "conv 3x3 s2, 16x64x8x8",
-            vec![vec![16, 64, 8, 8], vec![128, 64, 3, 3]],
-            conv(1, 2),
-        ),
-        (
-            "conv 3x3 s1, 32x64x8x8",
-            vec![vec![32, 64, 8, 8], vec![64, 64, 3, 3]],
-            conv(1, 1),
-        ),
-        (
-            "conv 1x1 s2, 16x64x8x8",
-            vec![vec![16, 64, 8, 8], vec![128, 64, 1, 1]],
-            conv(0, 2),
-        ),
-        (
-            "conv 3x3 s1, 32x512x1x1",
-            vec![vec![32, 512, 1, 1], vec![512, 512, 3, 3]],
-            conv(1, 1),
-        ),
-        (
-            "conv 3x3 s1, 32x256x2x2",
-            vec![vec![32, 256, 2, 2], vec![256, 256, 3, 3]],
-            conv(1, 1),
-        ),
-        (
-            "max pool 2x2, 16x8x17x12",
+            "max pool 2x2, 16x8x17x12".into(),
             vec![vec![16, 8, 17, 12]],
             Box::new(|t| t[0].max_pool2d(2)),
         ),
         (
-            "strided taps + maximum, 16x8x16x16",
+            "strided taps + maximum, 16x8x16x16".into(),
             vec![vec![16, 8, 16, 16]],
             Box::new(|t| {
                 let x = t[0].pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
@@ -132,7 +112,7 @@ fn op_parity(gpu: &Device) -> Result<bool> {
             }),
         ),
         (
-            "batch statistics, 32x64x4x4",
+            "batch statistics, 32x64x4x4".into(),
             vec![vec![32, 64, 4, 4]],
             Box::new(|t| {
                 let mean = t[0].mean_keepdim((0, 2, 3))?;

@@ -26,20 +26,8 @@ fn write_tree(root: &Path) {
         let emotion = EMOTIONS[i % 6];
         let clip = format!("{}_DFA_{emotion}_XX", 1001 + i / 6);
         let wav = root.join("AudioWAV").join(format!("{clip}.wav"));
-        std::fs::create_dir_all(wav.parent().unwrap()).unwrap();
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-        for _ in 0..40_000 {
-            writer
-                .write_sample(rng.random_range(-8000i16..8000))
-                .unwrap();
-        }
-        writer.finalize().unwrap();
+        let noise = (0..40_000).map(|_| rng.random_range(-8000i16..8000));
+        balancelab::data::audio::write_wav(&wav, 16_000, noise).unwrap();
         let frames = root.join("Image-01-FPS").join(&clip);
         std::fs::create_dir_all(&frames).unwrap();
         for f in 1..=3u32 {

@@ -12,6 +12,29 @@ use realfft::{RealFftPlanner, RealToComplex};
 use super::resample::resample;
 use super::DataError;
 
+/// Writes `samples` as the mono 16-bit PCM wav [`read_wav`] reads, creating its folders: the
+/// fixtures of the loaders' tests and benches.
+pub fn write_wav(
+    path: &Path,
+    rate: u32,
+    samples: impl IntoIterator<Item = i16>,
+) -> Result<(), hound::Error> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec)?;
+    for sample in samples {
+        writer.write_sample(sample)?;
+    }
+    writer.finalize()
+}
+
 /// Samples of a mono 16-bit PCM wav file, scaled by 1/32768, and its sample rate.
 pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), DataError> {
     let bad = |message: String| DataError::Format {

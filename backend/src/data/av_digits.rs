@@ -246,22 +246,8 @@ fn mean_std(values: &[Vec<f32>]) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::audio::write_wav;
     use crate::data::mnist::tests::write_mnist;
-
-    /// Writes a wav of `samples` 16-bit values at `rate`.
-    fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut writer = hound::WavWriter::create(path, spec).unwrap();
-        for &s in samples {
-            writer.write_sample(s).unwrap();
-        }
-        writer.finalize().unwrap();
-    }
 
     /// An FSDD + MNIST tree in the published layout: digits 0-2, two speakers, takes 0-5;
     /// each digit a tone of its own pitch.
@@ -273,17 +259,12 @@ mod tests {
             for speaker in ["george", "theo"] {
                 for take in 0..6 {
                     let pitch = 400.0 * (f32::from(digit) + 1.0);
-                    let samples: Vec<i16> = (0..3000 + 100 * take)
-                        .map(|n| {
-                            ((2.0 * std::f32::consts::PI * pitch * n as f32 / 8000.0).sin()
-                                * 8000.0) as i16
-                        })
-                        .collect();
-                    write_wav(
-                        &recordings.join(format!("{digit}_{speaker}_{take}.wav")),
-                        8000,
-                        &samples,
-                    );
+                    let samples = (0..3000 + 100 * take).map(|n| {
+                        ((2.0 * std::f32::consts::PI * pitch * n as f32 / 8000.0).sin() * 8000.0)
+                            as i16
+                    });
+                    let path = recordings.join(format!("{digit}_{speaker}_{take}.wav"));
+                    write_wav(&path, 8000, samples).unwrap();
                 }
             }
         }
@@ -338,8 +319,9 @@ mod tests {
         write_wav(
             &recordings_dir(dir.path()).join("2_george_1.wav"),
             16_000,
-            &[0; 100],
-        );
+            [0; 100],
+        )
+        .unwrap();
         let err = load_av_digits(dir.path(), &AvDigitsConfig::default(), &Device::Cpu)
             .err()
             .unwrap();

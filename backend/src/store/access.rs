@@ -15,8 +15,24 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
     })
 }
 
-fn role(name: &str) -> Result<Role> {
-    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
+fn role_from_row(row: &AnyRow) -> Result<Role> {
+    let name: String = row.try_get("role")?;
+    Role::parse(&name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
+}
+
+fn project_from_row(row: &AnyRow) -> Result<Project> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: role_from_row(row)?,
+    })
+}
+
+fn member_from_row(row: &AnyRow) -> Result<Member> {
+    Ok(Member {
+        user: row.try_get("name")?,
+        role: role_from_row(row)?,
+    })
 }
 
 /// What a token is for: sessions expire, API tokens last until revoked.
@@ -165,15 +181,7 @@ impl Store {
         .bind(user)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Project {
-                    id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    role: role(&row.try_get::<String, _>("role")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(project_from_row).collect()
     }
 
     /// `user`'s role in `project`; `None` if they are not a member.
@@ -183,8 +191,7 @@ impl Store {
             .bind(user)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| role(&row.try_get::<String, _>("role")?))
-            .transpose()
+        row.as_ref().map(role_from_row).transpose()
     }
 
     /// The members of `project` and their roles.
@@ -196,14 +203,7 @@ impl Store {
         .bind(project)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Member {
-                    user: row.try_get("name")?,
-                    role: role(&row.try_get::<String, _>("role")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(member_from_row).collect()
     }
 
     /// Gives the user named `user` `role` in `project`; false if there is no such user.

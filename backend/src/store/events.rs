@@ -147,10 +147,8 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(LoggedEvent {
-                    seq: row.try_get("seq")?,
-                    json: row.try_get("data")?,
-                })
+                let (seq, json) = (row.try_get("seq")?, row.try_get("data")?);
+                Ok(LoggedEvent { seq, json })
             })
             .collect()
     }

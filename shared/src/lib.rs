@@ -3,6 +3,8 @@
 //! Everything here is plain serde data with no I/O, so the wasm UI can validate a run
 //! configuration with exactly the rules the server applies.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod config;
 pub mod device;

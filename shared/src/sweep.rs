@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{FieldError, FusionKind, MethodConfig, RunConfig, RunPatch};
 
+/// A grid of runs over a base configuration (`POST /api/sweeps`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

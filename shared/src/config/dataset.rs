@@ -95,6 +95,7 @@ impl DatasetConfig {
 pub struct SplitConfig {
     /// Fraction of every class held out for testing.
     pub test_fraction: f64,
+    /// Seed of the split, independent of the run's seed.
     pub split_seed: u64,
 }
 
@@ -122,10 +123,12 @@ pub enum AvDigitsSplit {
     Speaker,
 }
 
+/// AV digits: which recordings are tested, and how they are paired with MNIST images.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AvDigitsConfig {
+    /// Which recordings are the test set.
     pub split: AvDigitsSplit,
     /// The held-out speaker of the `speaker` split.
     pub test_speaker: String,
@@ -158,17 +161,22 @@ pub enum CremaDSplit {
     SpeakerFold,
 }
 
+/// CREMA-D: where it is, which clips are tested, and the frames taken per clip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CremaDConfig {
     /// Folder of the dataset under the data directory.
     pub root: String,
+    /// Which clips are the test set.
     pub split: CremaDSplit,
+    /// Number of speaker folds of the `speaker_fold` split.
     pub folds: u32,
+    /// The fold held out for testing (from 0) in the `speaker_fold` split.
     pub fold: u32,
     /// The reference code's `--fps`: frames per clip (1-3 in the papers).
     pub frames: u32,
+    /// Side of the square frames fed to the model, in pixels.
     pub image_size: u32,
 }
 
@@ -185,13 +193,16 @@ impl Default for CremaDConfig {
     }
 }
 
+/// AVE: where it is and the frames taken per clip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AveConfig {
+    /// Folder of the dataset under the data directory.
     pub root: String,
     /// Frames per clip, drawn from the event window (4 in the papers).
     pub frames: u32,
+    /// Side of the square frames fed to the model, in pixels.
     pub image_size: u32,
 }
 
@@ -205,6 +216,7 @@ impl Default for AveConfig {
     }
 }
 
+/// Which two UCF101 streams are the modalities.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -216,15 +228,20 @@ pub enum Ucf101Modalities {
     RgbFlow,
 }
 
+/// UCF101: where it is, which streams and official split, and the frames per clip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Ucf101Config {
+    /// Folder of the dataset under the data directory.
     pub root: String,
+    /// The two streams used as modalities.
     pub modalities: Ucf101Modalities,
     /// Which of the three official train/test splits (1-3).
     pub split: u32,
+    /// Frames per clip.
     pub frames: u32,
+    /// Side of the square frames fed to the model, in pixels.
     pub image_size: u32,
 }
 
@@ -260,6 +277,7 @@ pub enum MfeatView {
 }
 
 impl MfeatView {
+    /// Every view, in the order of the dataset's files.
     pub const ALL: [MfeatView; 6] = [
         Self::Fou,
         Self::Fac,
@@ -269,6 +287,7 @@ impl MfeatView {
         Self::Mor,
     ];
 
+    /// The view's name as in the JSON and TOML forms (`fac`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Fou => "fou",
@@ -281,6 +300,7 @@ impl MfeatView {
     }
 }
 
+/// UCI Multiple Features: which views are the modalities, and the split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
@@ -289,6 +309,7 @@ pub struct MfeatConfig {
     pub views: Vec<MfeatView>,
     /// As in [`SplitConfig`].
     pub test_fraction: f64,
+    /// As in [`SplitConfig`].
     pub split_seed: u64,
 }
 
@@ -304,6 +325,7 @@ impl Default for MfeatConfig {
 }
 
 impl MfeatConfig {
+    /// The split settings as a [`SplitConfig`].
     pub fn split(&self) -> SplitConfig {
         SplitConfig {
             test_fraction: self.test_fraction,
@@ -312,14 +334,18 @@ impl MfeatConfig {
     }
 }
 
+/// Generated Gaussian class clusters, one feature vector per modality.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SyntheticConfig {
+    /// Number of classes.
     pub classes: u32,
     /// Feature dimension of every modality.
     pub features: u32,
+    /// Samples generated for training (and validation).
     pub train_samples: u32,
+    /// Samples generated for testing.
     pub test_samples: u32,
     /// Standard deviation of the noise added to each modality's class mean; its length is
     /// the number of modalities. The class means have unit variance per feature.

@@ -37,6 +37,7 @@ impl Default for MethodConfig {
 }
 
 impl MethodConfig {
+    /// The `kind` tag, as in the JSON and TOML forms (`mlb`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Joint => "joint",
@@ -56,6 +57,7 @@ impl MethodConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MultiLossConfig {
+    /// Weight of the fused output's cross-entropy.
     pub fused_weight: f64,
     /// One weight per modality; empty: all 1.
     pub unimodal_weights: Vec<f64>,
@@ -82,6 +84,7 @@ impl MultiLossConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgmConfig {
+    /// Strength of the modulation.
     pub alpha: f64,
     /// Gradient norm clip applied after modulation, as the authors' code does.
     pub clip_norm: f64,
@@ -104,6 +107,7 @@ pub struct MslrConfig {
     /// Initial multiplier of every modality; empty: 0.9 for the first, 1.1 for the others
     /// (the authors' setting for audio and video).
     pub initial: Vec<f64>,
+    /// How many past validation accuracies the running mean takes.
     pub window: u32,
 }
 
@@ -117,6 +121,7 @@ impl Default for MslrConfig {
 }
 
 impl MslrConfig {
+    /// Modality `m`'s initial multiplier, from `initial` or the authors' setting.
     pub fn initial_multiplier(&self, m: usize) -> f64 {
         match self.initial.get(m) {
             Some(&k) => k,
@@ -131,6 +136,7 @@ impl MslrConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PmrConfig {
+    /// Weight of the weaker modality's prototype cross-entropy.
     pub alpha: f64,
 }
 
@@ -145,6 +151,7 @@ impl Default for PmrConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MmCosineConfig {
+    /// Multiplies the summed cosine similarities into logits.
     pub scale: f64,
 }
 
@@ -160,6 +167,7 @@ impl Default for MmCosineConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MlbConfig {
+    /// How steeply k follows the score ratio r_m.
     pub alpha: f64,
     /// The journal variant's cap on k for the weaker modality (> 1); none: the BMVC form.
     pub beta: Option<f64>,
@@ -191,13 +199,16 @@ pub enum OgmRatio {
     Paper,
 }
 
+/// k = 1 - tanh(alpha relu(rho)) for the dominant modality (see [`OgmRatio`]); 1 for the other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct OgmConfig {
+    /// How strongly the dominant modality is slowed.
     pub alpha: f64,
     /// OGM-GE: add N(0, std(grad) + 1e-8) to the encoders' weight gradients.
     pub generalization_enhancement: bool,
+    /// How the score ratio rho becomes the coefficient.
     pub ratio: OgmRatio,
     /// Last modulated epoch (from 1), inclusive; the authors modulate epochs 0..50.
     pub end_epoch: Option<u32>,

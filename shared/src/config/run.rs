@@ -12,14 +12,21 @@ use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
+    /// The data the run trains and is tested on.
     pub dataset: DatasetConfig,
+    /// How the modalities are trained together (the balancing method).
     pub method: MethodConfig,
+    /// Encoders and fusion head.
     pub model: ModelConfig,
+    /// The optimiser and its settings.
     pub optimizer: OptimizerConfig,
+    /// How the learning rate changes over the epochs.
     pub schedule: ScheduleConfig,
     /// What the method's coefficients k_m multiply.
     pub coefficients_scale: CoefficientTarget,
+    /// Epochs to train (fewer if early stopping ends the run).
     pub epochs: u32,
+    /// Training samples per optimisation step.
     pub batch_size: u32,
     /// Base learning rate of the optimiser, before the schedule.
     pub learning_rate: f64,
@@ -28,6 +35,7 @@ pub struct RunConfig {
     pub validation_fraction: f64,
     /// Stop when validation accuracy has not improved for this many epochs.
     pub early_stopping_patience: Option<u32>,
+    /// Seed of the weight initialisation, the batch order and any noise the method draws.
     pub seed: u64,
     /// Where the run executes; `cuda:N` needs a build with the `cuda` feature and a GPU.
     pub device: ComputeDevice,

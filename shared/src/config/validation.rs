@@ -13,11 +13,14 @@ use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
+    /// Dotted path of the field, such as `method.alpha` or `dataset.noise[1]`.
     pub field: String,
+    /// What is wrong with it, for a person.
     pub message: String,
 }
 
 impl FieldError {
+    /// The error `message` about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),

@@ -125,6 +125,15 @@ impl RunConfig {
         self.check_method(&mut c, modalities, has_validation);
         self.check_model(&mut c, modalities);
         self.check_optimizer(&mut c);
+        self.check_dataset(&mut c);
+        if c.0.is_empty() {
+            Ok(())
+        } else {
+            Err(c.0)
+        }
+    }
+
+    fn check_dataset(&self, c: &mut Checker) {
         match &self.dataset {
             DatasetConfig::Mfeat(m) => {
                 c.range("dataset.views", m.views.len(), 2, MfeatView::ALL.len());
@@ -180,11 +189,6 @@ impl RunConfig {
                     c.positive(&format!("dataset.noise[{i}]"), n, 100.0);
                 }
             }
-        }
-        if c.0.is_empty() {
-            Ok(())
-        } else {
-            Err(c.0)
         }
     }
 

@@ -52,6 +52,124 @@ impl MethodConfig {
     }
 }
 
+/// The methods as a person picks them: one per [`MethodConfig`] kind, with OGM-GE and plain
+/// OGM apart (one kind, generalisation enhancement on or off) as the papers name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MethodKind {
+    /// [`MethodConfig::Joint`].
+    Joint,
+    /// [`MethodConfig::MultiLoss`].
+    MultiLoss,
+    /// [`MethodConfig::Mlb`].
+    Mlb,
+    /// [`MethodConfig::Ogm`] with generalisation enhancement.
+    OgmGe,
+    /// [`MethodConfig::Ogm`] without generalisation enhancement.
+    Ogm,
+    /// [`MethodConfig::Agm`].
+    Agm,
+    /// [`MethodConfig::Mslr`].
+    Mslr,
+    /// [`MethodConfig::MmCosine`].
+    MmCosine,
+    /// [`MethodConfig::Pmr`].
+    Pmr,
+}
+
+impl MethodKind {
+    /// Every method, the baselines first: the order choice lists show them in.
+    pub const ALL: [MethodKind; 9] = [
+        Self::Joint,
+        Self::MultiLoss,
+        Self::Mlb,
+        Self::OgmGe,
+        Self::Ogm,
+        Self::Agm,
+        Self::Mslr,
+        Self::MmCosine,
+        Self::Pmr,
+    ];
+
+    /// Its name in a form or a URL: the `kind` tag of its configuration ([`MethodConfig::name`]),
+    /// except `ogm_ge` for OGM-GE.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::OgmGe => "ogm_ge",
+            other => MethodConfig::from(other).name(),
+        }
+    }
+
+    /// The method whose [`MethodKind::id`] is `id`, if any.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.id() == id)
+    }
+
+    /// Its name for people, as tables and legends show it: `joint`, `MLB`, `OGM-GE`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Joint => "joint",
+            Self::MultiLoss => "multi-loss",
+            Self::Mlb => "MLB",
+            Self::OgmGe => "OGM-GE",
+            Self::Ogm => "OGM",
+            Self::Agm => "AGM",
+            Self::Mslr => "MSLR",
+            Self::MmCosine => "MMCosine",
+            Self::Pmr => "PMR",
+        }
+    }
+
+    /// What it does, in a few words, for a list to choose from.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::Joint => "fused loss only",
+            Self::MultiLoss => "fused + unimodal heads",
+            Self::Mlb => "multi-loss + gradient balancing",
+            Self::OgmGe => "on-the-fly modulation + noise",
+            Self::Ogm => "on-the-fly modulation",
+            Self::Agm => "adaptive gradient modulation",
+            Self::Mslr => "modality-specific learning rates",
+            Self::MmCosine => "cosine fusion",
+            Self::Pmr => "prototypical rebalance",
+        }
+    }
+}
+
+impl From<&MethodConfig> for MethodKind {
+    fn from(method: &MethodConfig) -> Self {
+        match method {
+            MethodConfig::Joint => Self::Joint,
+            MethodConfig::MultiLoss(_) => Self::MultiLoss,
+            MethodConfig::Mlb(_) => Self::Mlb,
+            MethodConfig::Ogm(ogm) if ogm.generalization_enhancement => Self::OgmGe,
+            MethodConfig::Ogm(_) => Self::Ogm,
+            MethodConfig::Agm(_) => Self::Agm,
+            MethodConfig::Mslr(_) => Self::Mslr,
+            MethodConfig::MmCosine(_) => Self::MmCosine,
+            MethodConfig::Pmr(_) => Self::Pmr,
+        }
+    }
+}
+
+/// The method with its default settings.
+impl From<MethodKind> for MethodConfig {
+    fn from(kind: MethodKind) -> Self {
+        match kind {
+            MethodKind::Joint => Self::Joint,
+            MethodKind::MultiLoss => Self::MultiLoss(MultiLossConfig::default()),
+            MethodKind::Mlb => Self::Mlb(MlbConfig::default()),
+            MethodKind::OgmGe | MethodKind::Ogm => Self::Ogm(OgmConfig {
+                generalization_enhancement: kind == MethodKind::OgmGe,
+                ..OgmConfig::default()
+            }),
+            MethodKind::Agm => Self::Agm(AgmConfig::default()),
+            MethodKind::Mslr => Self::Mslr(MslrConfig::default()),
+            MethodKind::MmCosine => Self::MmCosine(MmCosineConfig::default()),
+            MethodKind::Pmr => Self::Pmr(PmrConfig::default()),
+        }
+    }
+}
+
 /// L = fused_weight CE(f, y) + sum_m unimodal_weights[m] CE(u_m, y).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -247,5 +365,16 @@ mod tests {
         assert_eq!((ogm.ratio, ogm.end_epoch), (OgmRatio::Paper, Some(50)));
         let json = serde_json::to_value(MethodConfig::Joint).unwrap();
         assert_eq!(json, serde_json::json!({"kind": "joint"}));
+    }
+
+    #[test]
+    fn every_method_kind_round_trips_through_its_config_and_id() {
+        for kind in MethodKind::ALL {
+            assert_eq!(MethodKind::from(&MethodConfig::from(kind)), kind);
+            assert_eq!(MethodKind::from_id(kind.id()), Some(kind));
+        }
+        assert_eq!(MethodKind::from_id("ogm_ge"), Some(MethodKind::OgmGe));
+        assert_eq!(MethodConfig::from(MethodKind::OgmGe).name(), "ogm");
+        assert_eq!(MethodKind::from_id("mbl"), None);
     }
 }

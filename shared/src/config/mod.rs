@@ -14,8 +14,8 @@ pub use dataset::{
     FSDD_SPEAKERS,
 };
 pub use method::{
-    AgmConfig, MethodConfig, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig, OgmConfig,
-    OgmRatio, PmrConfig,
+    AgmConfig, MethodConfig, MethodKind, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig,
+    OgmConfig, OgmRatio, PmrConfig,
 };
 pub use run::RunConfig;
 pub use validation::FieldError;

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use super::method_label;
+use super::method_and_settings;
 use super::step_curves::{StepView, StepViewControls};
 use crate::api::{self, ApiFailure};
 use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
@@ -170,7 +170,7 @@ fn run_label(d: &RunDetail) -> String {
     format!(
         "#{} {}, seed {}",
         d.run.id,
-        method_label(&d.run.config.method),
+        method_and_settings(&d.run.config.method),
         d.run.config.seed
     )
 }

@@ -14,7 +14,9 @@ pub use home::HomePage;
 pub use login::{LoginPage, UserMenu};
 pub use run::RunPage;
 
-use balancelab_shared::{MethodConfig, Role, RunStatus};
+use balancelab_shared::{
+    AgmConfig, MethodConfig, MethodKind, OgmConfig, PmrConfig, Role, RunStatus,
+};
 use leptos::prelude::*;
 use leptos_router::params::ParamsMap;
 use leptos_router::NavigateOptions;
@@ -44,23 +46,20 @@ pub fn in_place() -> NavigateOptions {
     }
 }
 
-/// "MLB (alpha 0.8)", "OGM-GE (alpha 0.8)", "joint", ...
-pub fn method_label(method: &MethodConfig) -> String {
+/// A run's method with its main settings, as lists and legends show it: "MLB (alpha 0.8)",
+/// "OGM-GE (alpha 0.8)", "joint".
+pub fn method_and_settings(method: &MethodConfig) -> String {
+    let label = MethodKind::from(method).label();
     match method {
-        MethodConfig::Joint => "joint".into(),
-        MethodConfig::MultiLoss(_) => "multi-loss".into(),
+        MethodConfig::Joint | MethodConfig::MultiLoss(_) | MethodConfig::Mslr(_) => label.into(),
         MethodConfig::Mlb(mlb) => match mlb.beta {
-            Some(beta) => format!("MLB (alpha {}, beta {beta})", mlb.alpha),
-            None => format!("MLB (alpha {})", mlb.alpha),
+            Some(beta) => format!("{label} (alpha {}, beta {beta})", mlb.alpha),
+            None => format!("{label} (alpha {})", mlb.alpha),
         },
-        MethodConfig::Ogm(ogm) if ogm.generalization_enhancement => {
-            format!("OGM-GE (alpha {})", ogm.alpha)
-        }
-        MethodConfig::Ogm(ogm) => format!("OGM (alpha {})", ogm.alpha),
-        MethodConfig::Agm(agm) => format!("AGM (alpha {})", agm.alpha),
-        MethodConfig::Mslr(_) => "MSLR".into(),
-        MethodConfig::MmCosine(cos) => format!("MMCosine (scale {})", cos.scale),
-        MethodConfig::Pmr(pmr) => format!("PMR (alpha {})", pmr.alpha),
+        MethodConfig::Ogm(OgmConfig { alpha, .. })
+        | MethodConfig::Agm(AgmConfig { alpha, .. })
+        | MethodConfig::Pmr(PmrConfig { alpha }) => format!("{label} (alpha {alpha})"),
+        MethodConfig::MmCosine(cos) => format!("{label} (scale {})", cos.scale),
     }
 }
 
@@ -98,6 +97,25 @@ pub fn StatusBadge(status: RunStatus) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_read_with_their_main_settings() {
+        let cases = [
+            (MethodConfig::Joint, "joint"),
+            (MethodConfig::default(), "MLB (alpha 0.8)"),
+            (MethodConfig::from(MethodKind::OgmGe), "OGM-GE (alpha 0.8)"),
+            (MethodConfig::from(MethodKind::Ogm), "OGM (alpha 0.8)"),
+            (
+                MethodConfig::from(MethodKind::MmCosine),
+                "MMCosine (scale 10)",
+            ),
+        ];
+        for (method, text) in cases {
+            assert_eq!(method_and_settings(&method), text);
+        }
+    }
+
     #[test]
     fn durations_read_as_people_round_them() {
         let cases = [
@@ -108,7 +126,7 @@ mod tests {
             (12_000.0, "3 h 20 min"),
         ];
         for (seconds, text) in cases {
-            assert_eq!(super::duration_text(seconds), text);
+            assert_eq!(duration_text(seconds), text);
         }
     }
 }

@@ -13,7 +13,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::share_dialog::ShareDialog;
-use super::{in_place, method_label, url_with, StatusBadge};
+use super::{in_place, method_and_settings, url_with, StatusBadge};
 use crate::api;
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
@@ -405,7 +405,7 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
     };
     view! {
         <dl class="config">
-            <dt>"Method"</dt><dd>{method_label(&config.method)}</dd>
+            <dt>"Method"</dt><dd>{method_and_settings(&config.method)}</dd>
             <dt>"Data"</dt><dd>{data_label}</dd>
             <dt>"Modalities"</dt><dd>{config.dataset.modality_names().join(", ")}</dd>
             <dt>"Model"</dt><dd>{model_label}</dd>

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use balancelab_shared::{Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder};
+use balancelab_shared::{
+    MethodConfig, MethodKind, Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder,
+};
 use futures::channel::oneshot;
 use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
@@ -13,21 +15,24 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
-use super::{duration_text, in_place, method_label, url_with, ProjectOptions, StatusBadge};
+use super::{duration_text, in_place, method_and_settings, url_with, ProjectOptions, StatusBadge};
 use crate::api::{self, snake, ApiFailure};
 
 const PAGE_SIZE: u32 = 25;
 
-const METHODS: [(&str, &str); 8] = [
-    ("joint", "joint"),
-    ("multi_loss", "multi-loss"),
-    ("mlb", "MLB"),
-    ("ogm", "OGM / OGM-GE"),
-    ("agm", "AGM"),
-    ("mslr", "MSLR"),
-    ("mm_cosine", "MMCosine"),
-    ("pmr", "PMR"),
-];
+/// The method filter's options, (value, label): one per method name the server filters by
+/// ([`MethodConfig::name`]), so OGM-GE and OGM share one.
+fn method_filter_options() -> Vec<(&'static str, String)> {
+    let mut options: Vec<(&'static str, String)> = Vec::new();
+    for kind in MethodKind::ALL {
+        let name = MethodConfig::from(kind).name();
+        match options.iter_mut().find(|(value, _)| *value == name) {
+            Some((_, label)) => *label = format!("{label} / {}", kind.label()),
+            None => options.push((name, kind.label().to_owned())),
+        }
+    }
+    options
+}
 
 /// The list's query as the URL states it; unknown values fall back to the defaults.
 fn query_from(params: &ParamsMap) -> RunQuery {
@@ -150,7 +155,7 @@ pub fn RunList() -> impl IntoView {
                 <select id="runs-method" prop:value=move || current("method")
                     on:change=move |ev| set_method(vec![("method", event_target_value(&ev))])>
                     <option value="">"any"</option>
-                    {METHODS.map(|(value, label)| view! { <option value=value>{label}</option> })}
+                    {method_filter_options().into_iter().map(|(value, label)| view! { <option value=value>{label}</option> }).collect_view()}
                 </select>
             </label>
         </div>
@@ -279,7 +284,7 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
             </td>
             <td><A href=format!("/runs/{id}")>{format!("#{id}")}</A></td>
             <td>
-                {move || run.with(|r| method_label(&r.config.method))}
+                {move || run.with(|r| method_and_settings(&r.config.method))}
                 <small class="secondary">{move || run.with(|r| format!("{} fusion, lr {}", r.config.model.fusion.name(), r.config.learning_rate))}</small>
             </td>
             <td>{move || run.with(|r| format!("{}: {}", r.config.dataset.kind(), r.config.dataset.modality_names().join(", ")))}</td>
@@ -331,4 +336,27 @@ fn follow_changes(live: RwSignal<HashMap<i64, Run>>, refresh: RwSignal<u32>) {
         futures::pin_mut!(follow);
         futures::future::select(follow, stopped).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_method_filter_has_one_option_per_method_name() {
+        let options = super::method_filter_options();
+        let values: Vec<&str> = options.iter().map(|(value, _)| *value).collect();
+        assert_eq!(
+            values,
+            [
+                "joint",
+                "multi_loss",
+                "mlb",
+                "ogm",
+                "agm",
+                "mslr",
+                "mm_cosine",
+                "pmr"
+            ]
+        );
+        assert_eq!(options[3].1, "OGM-GE / OGM");
+    }
 }

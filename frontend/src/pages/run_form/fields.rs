@@ -2,11 +2,12 @@
 //! from, the sweep's axes, and the parsing of both into what is sent.
 
 use balancelab_shared::{
-    ComputeDevice, DatasetConfig, FieldError, FusionKind, RunConfig, Sweep, SyntheticConfig,
+    ComputeDevice, DatasetConfig, FieldError, FusionKind, MethodKind, RunConfig, Sweep,
+    SyntheticConfig,
 };
 use leptos::prelude::*;
 
-use super::options::{alpha_of, dataset_of, dataset_value, method_value, method_with, uses_alpha};
+use super::options::{alpha_of, dataset_of, dataset_value, method_with, uses_alpha};
 
 fn list_text<T: ToString>(values: &[T]) -> String {
     values
@@ -23,7 +24,7 @@ pub(super) struct FormFields {
     pub(super) loaded: RwSignal<RunConfig>,
     pub(super) dataset: RwSignal<String>,
     pub(super) noise: RwSignal<String>,
-    pub(super) method: RwSignal<String>,
+    pub(super) method: RwSignal<MethodKind>,
     pub(super) alpha: RwSignal<String>,
     pub(super) fusion: RwSignal<String>,
     pub(super) epochs: RwSignal<String>,
@@ -65,7 +66,7 @@ impl FormFields {
             loaded: RwSignal::new(RunConfig::default()),
             dataset: text(),
             noise: text(),
-            method: text(),
+            method: RwSignal::new(MethodKind::from(&RunConfig::default().method)),
             alpha: text(),
             fusion: text(),
             epochs: text(),
@@ -87,7 +88,7 @@ impl FormFields {
             _ => SyntheticConfig::default().noise,
         };
         self.noise.set(list_text(&noise));
-        self.method.set(method_value(&config.method).to_owned());
+        self.method.set(MethodKind::from(&config.method));
         self.alpha.set(alpha_of(&config.method).to_string());
         self.fusion.set(config.model.fusion.name().to_owned());
         self.epochs.set(config.epochs.to_string());
@@ -136,7 +137,7 @@ impl FormFields {
             errors.push(FieldError::new("device", message.clone()));
         }
         let method = self.method.get();
-        if !uses_alpha(&method) {
+        if !uses_alpha(method) {
             errors.retain(|e| e.field != "method.alpha");
         }
         let loaded = self.loaded.get();
@@ -158,7 +159,7 @@ impl FormFields {
         }
         let mut config = RunConfig {
             dataset,
-            method: method_with(&method, alpha, &loaded.method),
+            method: method_with(method, alpha, &loaded.method),
             epochs: u32::try_from(epochs).unwrap_or(u32::MAX),
             batch_size: u32::try_from(batch_size).unwrap_or(u32::MAX),
             learning_rate,
@@ -175,8 +176,8 @@ impl FormFields {
 /// The sweep's axes as chosen in the form.
 #[derive(Clone, Copy)]
 pub(super) struct SweepFields {
-    pub(super) methods: RwSignal<Vec<String>>,
-    pub(super) fusions: RwSignal<Vec<String>>,
+    pub(super) methods: RwSignal<Vec<MethodKind>>,
+    pub(super) fusions: RwSignal<Vec<FusionKind>>,
     pub(super) seeds: RwSignal<String>,
 }
 
@@ -196,14 +197,11 @@ impl SweepFields {
             .map(str::parse)
             .collect::<Result<_, _>>()
             .map_err(|_| FieldError::new("seeds", "whole numbers separated by commas"))?;
-        let methods = (self.methods.get().iter())
-            .map(|value| method_with(value, alpha, &base.method))
+        let methods = (self.methods.get().into_iter())
+            .map(|kind| method_with(kind, alpha, &base.method))
             .collect();
         let fusions = (FusionKind::ALL.into_iter())
-            .filter(|f| {
-                self.fusions
-                    .with(|chosen| chosen.iter().any(|c| c == f.name()))
-            })
+            .filter(|f| self.fusions.with(|chosen| chosen.contains(f)))
             .collect();
         Ok(Sweep {
             methods,
@@ -215,11 +213,15 @@ impl SweepFields {
 }
 
 /// A toggle in a list of chosen values.
-pub(super) fn toggle(list: RwSignal<Vec<String>>, value: &'static str, on: bool) {
+pub(super) fn toggle<T: PartialEq + Send + Sync + 'static>(
+    list: RwSignal<Vec<T>>,
+    value: T,
+    on: bool,
+) {
     list.update(|l| {
-        l.retain(|v| v != value);
+        l.retain(|v| *v != value);
         if on {
-            l.push(value.to_owned());
+            l.push(value);
         }
     });
 }
@@ -286,7 +288,7 @@ mod tests {
             let errors = fields.to_config().unwrap_err();
             assert_eq!(errors[0].field, "epochs", "the shared rules: {errors:?}");
             fields.epochs.set("3".into());
-            fields.method.set("agm".into());
+            fields.method.set(MethodKind::Agm);
             fields.alpha.set("0.5".into());
             let config = fields.to_config().unwrap();
             assert_eq!(config.epochs, 3);
@@ -300,9 +302,9 @@ mod tests {
     fn a_sweep_takes_the_forms_alpha_and_parses_its_seeds() {
         in_owner(|| {
             let sweep = SweepFields::new();
-            toggle(sweep.methods, "joint", true);
-            toggle(sweep.methods, "pmr", true);
-            toggle(sweep.fusions, "gated", true);
+            toggle(sweep.methods, MethodKind::Joint, true);
+            toggle(sweep.methods, MethodKind::Pmr, true);
+            toggle(sweep.fusions, FusionKind::Gated, true);
             sweep.seeds.set("1, 2,3".into());
             let grid = sweep.to_sweep(RunConfig::default(), 0.25).unwrap();
             assert_eq!(grid.run_count(), 6);

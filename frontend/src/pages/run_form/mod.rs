@@ -10,7 +10,7 @@ mod options;
 mod sections;
 
 use balancelab_shared::{
-    DatasetConfig, DatasetInfo, FieldError, FusionKind, Role, RunConfig, Sweep,
+    DatasetConfig, DatasetInfo, FieldError, FusionKind, MethodKind, Role, RunConfig, Sweep,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -20,7 +20,9 @@ use super::{in_place, url_with, ProjectOptions};
 use crate::api::{self, ApiFailure};
 use fields::{shows, toggle, FormFields, SweepFields, SHOWN_FIELDS};
 use json_editor::AllSettings;
-use options::{alpha_of, dataset_of, dataset_value, uses_alpha, DATASETS, LOADED_DATASET, METHODS};
+use options::{
+    alpha_of, dataset_of, dataset_value, method_option_text, uses_alpha, DATASETS, LOADED_DATASET,
+};
 use sections::InputField;
 
 #[component]
@@ -176,7 +178,7 @@ pub fn RunForm() -> impl IntoView {
         });
     };
 
-    let has_alpha = move || uses_alpha(&fields.method.get());
+    let has_alpha = move || uses_alpha(fields.method.get());
     let is_synthetic = move || {
         matches!(
             dataset_of(&fields.dataset.get(), &fields.loaded.get().dataset),
@@ -259,9 +261,14 @@ pub fn RunForm() -> impl IntoView {
             </Show>
             <label class="field">
                 <span>"Method"</span>
-                <select id="field-method" prop:value=move || fields.method.get()
-                    on:change=move |ev| fields.method.set(event_target_value(&ev))>
-                    {METHODS.map(|(value, label)| view! { <option value=value>{label}</option> })}
+                <select id="field-method" prop:value=move || fields.method.get().id()
+                    on:change=move |ev| {
+                        // Every option is a method's id.
+                        if let Some(kind) = MethodKind::from_id(&event_target_value(&ev)) {
+                            fields.method.set(kind);
+                        }
+                    }>
+                    {MethodKind::ALL.map(|kind| view! { <option value=kind.id()>{method_option_text(kind)}</option> })}
                 </select>
             </label>
             <Show when=has_alpha>
@@ -286,11 +293,11 @@ pub fn RunForm() -> impl IntoView {
                 <summary>"Sweep: a grid of runs over methods, fusions and seeds"</summary>
                 <fieldset>
                     <legend>"Methods (none ticked: the one above)"</legend>
-                    {METHODS.map(|(value, label)| view! {
+                    {MethodKind::ALL.map(|kind| view! {
                         <label class="check">
-                            <input type="checkbox" class="sweep-method" value=value
-                                on:change=move |ev| toggle(sweep.methods, value, event_target_checked(&ev)) />
-                            {label}
+                            <input type="checkbox" class="sweep-method" value=kind.id()
+                                on:change=move |ev| toggle(sweep.methods, kind, event_target_checked(&ev)) />
+                            {method_option_text(kind)}
                         </label>
                     })}
                 </fieldset>
@@ -299,7 +306,7 @@ pub fn RunForm() -> impl IntoView {
                     {FusionKind::ALL.map(|f| view! {
                         <label class="check">
                             <input type="checkbox" class="sweep-fusion" value=f.name()
-                                on:change=move |ev| toggle(sweep.fusions, f.name(), event_target_checked(&ev)) />
+                                on:change=move |ev| toggle(sweep.fusions, f, event_target_checked(&ev)) />
                             {f.name()}
                         </label>
                     })}

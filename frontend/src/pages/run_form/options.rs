@@ -3,72 +3,64 @@
 
 use balancelab_shared::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,
-    MethodConfig, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig,
-    OgmConfig, PmrConfig, SplitConfig, SyntheticConfig, Ucf101Config, Ucf101Modalities,
+    MethodConfig, MethodKind, MfeatConfig, MfeatView, MlbConfig, OgmConfig, PmrConfig, SplitConfig,
+    SyntheticConfig, Ucf101Config, Ucf101Modalities,
 };
 
-/// The form's methods: (option value, label). `ogm_ge` and `ogm` are one engine method
-/// with and without generalisation enhancement.
-pub(super) const METHODS: [(&str, &str); 9] = [
-    ("joint", "Joint training (fused loss only)"),
-    ("multi_loss", "Multi-loss (fused + unimodal heads)"),
-    ("mlb", "MLB (multi-loss + gradient balancing)"),
-    ("ogm_ge", "OGM-GE (on-the-fly modulation + noise)"),
-    ("ogm", "OGM (on-the-fly modulation)"),
-    ("agm", "AGM (adaptive gradient modulation)"),
-    ("mslr", "MSLR (modality-specific learning rates)"),
-    ("mm_cosine", "MMCosine (cosine fusion)"),
-    ("pmr", "PMR (prototypical rebalance)"),
-];
-
-/// The form's option value for `method`.
-pub(super) fn method_value(method: &MethodConfig) -> &'static str {
-    match method {
-        MethodConfig::Ogm(ogm) if ogm.generalization_enhancement => "ogm_ge",
-        other => other.name(),
-    }
+/// A method's option text: "MLB (multi-loss + gradient balancing)".
+pub(super) fn method_option_text(kind: MethodKind) -> String {
+    format!("{} ({})", kind.label(), kind.summary())
 }
 
-/// Whether the method chosen in the form (by its option value) has an alpha.
-pub(super) fn uses_alpha(method: &str) -> bool {
-    matches!(method, "mlb" | "ogm_ge" | "ogm" | "agm" | "pmr")
+/// Whether method `kind` has an alpha, which the form shows as a field.
+pub(super) fn uses_alpha(kind: MethodKind) -> bool {
+    alpha(&MethodConfig::from(kind)).is_some()
 }
 
-/// The method `value` with `alpha`: `loaded`'s own settings if it is that method (so a
-/// preset's or a cloned run's other method settings are kept), else the defaults.
-pub(super) fn method_with(value: &str, alpha: f64, loaded: &MethodConfig) -> MethodConfig {
-    let same = method_value(loaded) == value;
-    let mut method = match value {
-        _ if same => loaded.clone(),
-        "joint" => MethodConfig::Joint,
-        "multi_loss" => MethodConfig::MultiLoss(MultiLossConfig::default()),
-        "ogm_ge" | "ogm" => MethodConfig::Ogm(OgmConfig {
-            generalization_enhancement: value == "ogm_ge",
-            ..OgmConfig::default()
-        }),
-        "agm" => MethodConfig::Agm(AgmConfig::default()),
-        "mslr" => MethodConfig::Mslr(MslrConfig::default()),
-        "mm_cosine" => MethodConfig::MmCosine(MmCosineConfig::default()),
-        "pmr" => MethodConfig::Pmr(PmrConfig::default()),
-        _ => MethodConfig::Mlb(MlbConfig::default()),
+/// Method `kind` with `alpha`: `loaded`'s own settings if it is that method (so a preset's
+/// or a cloned run's other method settings are kept), else the defaults.
+pub(super) fn method_with(kind: MethodKind, alpha: f64, loaded: &MethodConfig) -> MethodConfig {
+    let mut method = if MethodKind::from(loaded) == kind {
+        loaded.clone()
+    } else {
+        MethodConfig::from(kind)
     };
-    match &mut method {
-        MethodConfig::Mlb(m) => m.alpha = alpha,
-        MethodConfig::Ogm(m) => m.alpha = alpha,
-        MethodConfig::Agm(m) => m.alpha = alpha,
-        MethodConfig::Pmr(m) => m.alpha = alpha,
-        _ => {}
+    if let Some(own) = alpha_mut(&mut method) {
+        *own = alpha;
     }
     method
 }
 
+/// The alpha the form shows for `method`: its own, or MLB's default for a method without.
 pub(super) fn alpha_of(method: &MethodConfig) -> f64 {
+    alpha(method).unwrap_or(MlbConfig::default().alpha)
+}
+
+/// The alpha of `method`, if it has one.
+fn alpha(method: &MethodConfig) -> Option<f64> {
     match method {
-        MethodConfig::Mlb(m) => m.alpha,
-        MethodConfig::Ogm(m) => m.alpha,
-        MethodConfig::Agm(m) => m.alpha,
-        MethodConfig::Pmr(m) => m.alpha,
-        _ => MlbConfig::default().alpha,
+        MethodConfig::Mlb(MlbConfig { alpha, .. })
+        | MethodConfig::Ogm(OgmConfig { alpha, .. })
+        | MethodConfig::Agm(AgmConfig { alpha, .. })
+        | MethodConfig::Pmr(PmrConfig { alpha }) => Some(*alpha),
+        MethodConfig::Joint
+        | MethodConfig::MultiLoss(_)
+        | MethodConfig::Mslr(_)
+        | MethodConfig::MmCosine(_) => None,
+    }
+}
+
+/// The alpha of `method` to change, if it has one.
+fn alpha_mut(method: &mut MethodConfig) -> Option<&mut f64> {
+    match method {
+        MethodConfig::Mlb(MlbConfig { alpha, .. })
+        | MethodConfig::Ogm(OgmConfig { alpha, .. })
+        | MethodConfig::Agm(AgmConfig { alpha, .. })
+        | MethodConfig::Pmr(PmrConfig { alpha }) => Some(alpha),
+        MethodConfig::Joint
+        | MethodConfig::MultiLoss(_)
+        | MethodConfig::Mslr(_)
+        | MethodConfig::MmCosine(_) => None,
     }
 }
 
@@ -204,16 +196,16 @@ mod tests {
             beta: Some(2.0),
             ..MlbConfig::default()
         });
-        let MethodConfig::Mlb(mlb) = method_with("mlb", 0.5, &loaded) else {
+        let MethodConfig::Mlb(mlb) = method_with(MethodKind::Mlb, 0.5, &loaded) else {
             panic!("still MLB");
         };
         assert_eq!((mlb.alpha, mlb.beta), (0.5, Some(2.0)));
-        let MethodConfig::Ogm(ogm) = method_with("ogm_ge", 0.3, &loaded) else {
+        let MethodConfig::Ogm(ogm) = method_with(MethodKind::OgmGe, 0.3, &loaded) else {
             panic!("OGM-GE");
         };
         assert!(ogm.generalization_enhancement && ogm.alpha == 0.3);
-        for (value, _) in METHODS {
-            assert_eq!(method_value(&method_with(value, 1.0, &loaded)), value);
+        for kind in MethodKind::ALL {
+            assert_eq!(MethodKind::from(&method_with(kind, 1.0, &loaded)), kind);
         }
     }
 }

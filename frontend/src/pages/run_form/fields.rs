@@ -190,6 +190,13 @@ impl SweepFields {
         }
     }
 
+    /// Whether any axis is chosen: the form then sends a sweep rather than one run.
+    pub(super) fn is_chosen(self) -> bool {
+        self.methods.with(|m| !m.is_empty())
+            || self.fusions.with(|f| !f.is_empty())
+            || self.seeds.with(|s| !s.trim().is_empty())
+    }
+
     /// The sweep over `base` (methods take the form's alpha), or why the seeds are wrong.
     pub(super) fn to_sweep(self, base: RunConfig, alpha: f64) -> Result<Sweep, FieldError> {
         let seeds = self.seeds.get();

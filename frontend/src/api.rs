@@ -1,10 +1,14 @@
-//! Calls to the BalanceLab HTTP API.
+//! Calls to the BalanceLab HTTP API, and its live streams (Server-Sent Events).
 
 use balancelab_shared::{
     Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset, Project,
     ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunQuery, Secret, ShareLink, Sweep,
     XAxis,
 };
+use std::marker::PhantomData;
+
+use futures::StreamExt;
+use gloo_net::eventsource::futures::{EventSource, EventSourceSubscription};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -287,4 +291,77 @@ pub fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
         "/api/runs/{id}/events?after={after}{}",
         share_query(share, false)
     )
+}
+
+/// A Server-Sent Events stream whose messages are JSON `T`s, such as a run's live events.
+/// Dropping it closes the connection.
+pub struct LiveStream<T> {
+    // Held for the connection: dropping the source closes it.
+    _source: EventSource,
+    messages: EventSourceSubscription,
+    _message: PhantomData<fn() -> T>,
+}
+
+/// Why a live stream brought no message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LiveError {
+    /// The connection is lost for good (the browser first retries a dropped one by itself).
+    Lost,
+    /// A message that is not a `T`: what is wrong with it.
+    Unreadable(String),
+}
+
+impl<T: DeserializeOwned> LiveStream<T> {
+    /// Opens the stream at `url`; why it cannot be opened, otherwise.
+    pub fn open(url: &str) -> Result<Self, String> {
+        let mut source = EventSource::new(url).map_err(|e| e.to_string())?;
+        let messages = source.subscribe("message").map_err(|e| e.to_string())?;
+        Ok(Self {
+            _source: source,
+            messages,
+            _message: PhantomData,
+        })
+    }
+
+    /// The next message, or why there is none this time; nothing once the stream has ended.
+    pub async fn receive(&mut self) -> Option<Result<T, LiveError>> {
+        let message = match self.messages.next().await? {
+            Ok((_, message)) => message,
+            Err(_) => return Some(Err(LiveError::Lost)),
+        };
+        let Some(data) = message.data().as_string() else {
+            return Some(Err(LiveError::Unreadable("not text".into())));
+        };
+        Some(parse_message(&data))
+    }
+}
+
+/// A live message's JSON `data` as a `T`.
+fn parse_message<T: DeserializeOwned>(data: &str) -> Result<T, LiveError> {
+    serde_json::from_str(data).map_err(|e| LiveError::Unreadable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use balancelab_shared::{RunEvent, RunStatus};
+
+    use super::*;
+
+    #[test]
+    fn a_live_message_that_is_not_an_event_is_an_error_not_dropped() {
+        let event =
+            parse_message::<RunEvent>(r#"{"type": "status", "status": "running", "error": null}"#);
+        assert_eq!(
+            event,
+            Ok(RunEvent::Status {
+                status: RunStatus::Running,
+                error: None
+            })
+        );
+        let Err(LiveError::Unreadable(why)) = parse_message::<RunEvent>(r#"{"type": "epoch"}"#)
+        else {
+            panic!("an epoch without its metrics is not an event");
+        };
+        assert!(!why.is_empty());
+    }
 }

@@ -5,8 +5,6 @@ use balancelab_shared::{
     Run, RunEvent, ScheduleConfig, SplitConfig, SplitScores, Ucf101Modalities,
 };
 use futures::channel::oneshot;
-use futures::StreamExt;
-use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
@@ -14,7 +12,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::share_dialog::ShareDialog;
 use super::{in_place, method_and_settings, url_with, StatusBadge};
-use crate::api;
+use crate::api::{self, LiveError, LiveStream};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
 #[component]
@@ -258,24 +256,24 @@ async fn follow_run(
     if finished {
         return;
     }
-    let mut source = match EventSource::new(&api::events_url(id, after, share.as_deref())) {
-        Ok(source) => source,
+    let url = api::events_url(id, after, share.as_deref());
+    let mut stream = match LiveStream::<RunEvent>::open(&url) {
+        Ok(stream) => stream,
         Err(e) => return problem.set(Some(format!("live updates unavailable: {e}"))),
     };
-    let Ok(mut messages) = source.subscribe("message") else {
-        return problem.set(Some("live updates unavailable".into()));
-    };
-    while let Some(message) = messages.next().await {
-        let Ok((_, message)) = message else {
-            problem.set(Some("Lost the live connection; reload to catch up.".into()));
-            break;
-        };
-        let Some(event) = message
-            .data()
-            .as_string()
-            .and_then(|data| serde_json::from_str::<RunEvent>(&data).ok())
-        else {
-            continue;
+    while let Some(event) = stream.receive().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(LiveError::Lost) => {
+                problem.set(Some("Lost the live connection; reload to catch up.".into()));
+                break;
+            }
+            Err(LiveError::Unreadable(why)) => {
+                problem.set(Some(format!(
+                    "A live update could not be read ({why}); reload to catch up."
+                )));
+                continue;
+            }
         };
         match event {
             // The stream replays stored epochs first; keep each epoch once.
@@ -299,7 +297,6 @@ async fn follow_run(
             }
         }
     }
-    source.close();
 }
 
 #[component]

@@ -7,8 +7,6 @@ use balancelab_shared::{
     MethodConfig, MethodKind, Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder,
 };
 use futures::channel::oneshot;
-use futures::StreamExt;
-use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
@@ -16,7 +14,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
 use super::{duration_text, in_place, method_and_settings, url_with, ProjectOptions, StatusBadge};
-use crate::api::{self, snake, ApiFailure};
+use crate::api::{self, snake, ApiFailure, LiveError, LiveStream};
 
 const PAGE_SIZE: u32 = 25;
 
@@ -69,7 +67,8 @@ pub fn RunList() -> impl IntoView {
     // Live changes by run id, laid over the fetched page.
     let live = RwSignal::new(HashMap::<i64, Run>::new());
     let selected = RwSignal::new(Vec::<i64>::new());
-    follow_changes(live, refresh);
+    let problem = RwSignal::new(None::<String>);
+    follow_changes(live, refresh, problem);
 
     // Changing a setting rewrites the URL and goes back to the first page, unless the page
     // itself is what changed.
@@ -159,6 +158,7 @@ pub fn RunList() -> impl IntoView {
                 </select>
             </label>
         </div>
+        {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
         <CompareBar selected />
         <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
             {move || page.get().map(|result| match result {
@@ -303,25 +303,36 @@ fn short_name(name: &str) -> &str {
 }
 
 /// Applies the server's run-list events until the list leaves the page: known runs are
-/// updated in place; a run not seen before asks for the page again.
-fn follow_changes(live: RwSignal<HashMap<i64, Run>>, refresh: RwSignal<u32>) {
+/// updated in place; a run not seen before asks for the page again. What goes wrong with the
+/// stream is told in `problem`.
+fn follow_changes(
+    live: RwSignal<HashMap<i64, Run>>,
+    refresh: RwSignal<u32>,
+    problem: RwSignal<Option<String>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     on_cleanup(move || {
         let _ = stop.send(());
     });
     spawn_local(async move {
         let follow = async move {
-            let Ok(mut source) = EventSource::new("/api/runs/events") else {
-                return;
+            let mut stream = match LiveStream::<Run>::open("/api/runs/events") {
+                Ok(stream) => stream,
+                Err(e) => return problem.set(Some(format!("Live updates unavailable: {e}"))),
             };
-            let Ok(mut messages) = source.subscribe("message") else {
-                return;
-            };
-            while let Some(Ok((_, message))) = messages.next().await {
-                let Some(run) = (message.data().as_string())
-                    .and_then(|data| serde_json::from_str::<Run>(&data).ok())
-                else {
-                    continue;
+            while let Some(run) = stream.receive().await {
+                let run = match run {
+                    Ok(run) => run,
+                    Err(LiveError::Lost) => {
+                        problem.set(Some(
+                            "Lost the live connection; reload to see changes.".into(),
+                        ));
+                        break;
+                    }
+                    Err(LiveError::Unreadable(why)) => {
+                        problem.set(Some(format!("A live update could not be read ({why}).")));
+                        continue;
+                    }
                 };
                 let new = live.with_untracked(|l| !l.contains_key(&run.id));
                 live.update(|l| {
@@ -331,7 +342,6 @@ fn follow_changes(live: RwSignal<HashMap<i64, Run>>, refresh: RwSignal<u32>) {
                     refresh.update(|n| *n += 1);
                 }
             }
-            source.close();
         };
         futures::pin_mut!(follow);
         futures::future::select(follow, stopped).await;

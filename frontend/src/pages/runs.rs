@@ -69,95 +69,8 @@ pub fn RunList() -> impl IntoView {
     let selected = RwSignal::new(Vec::<i64>::new());
     let problem = RwSignal::new(None::<String>);
     follow_changes(live, refresh, problem);
-
-    // Changing a setting rewrites the URL and goes back to the first page, unless the page
-    // itself is what changed.
-    let navigate = use_navigate();
-    let set = move |mut changes: Vec<(&'static str, String)>| {
-        if !changes.iter().any(|(key, _)| *key == "page") {
-            changes.push(("page", String::new()));
-        }
-        navigate(&url_with("/", params.get_untracked(), &changes), in_place());
-    };
-    let sort_by = {
-        let set = set.clone();
-        move |column: RunSort| {
-            let current = query.get_untracked();
-            let order = if current.sort == column && current.order == SortOrder::Desc {
-                SortOrder::Asc
-            } else {
-                SortOrder::Desc
-            };
-            set(vec![("sort", snake(column)), ("order", snake(order))]);
-        }
-    };
-    let header = {
-        let sort_by = sort_by.clone();
-        move |label: &'static str, column: RunSort| {
-            let sort_by = sort_by.clone();
-            // This column's order, if the list is sorted by it.
-            let order = move || {
-                let q = query.get();
-                (q.sort == column).then_some(q.order)
-            };
-            let arrow = move || match order() {
-                None => "",
-                Some(SortOrder::Asc) => " \u{25B2}",
-                Some(SortOrder::Desc) => " \u{25BC}",
-            };
-            let aria = move || match order() {
-                None => "none",
-                Some(SortOrder::Asc) => "ascending",
-                Some(SortOrder::Desc) => "descending",
-            };
-            view! {
-                <th aria-sort=aria>
-                    <button type="button" class="sort" on:click=move |_| sort_by(column)>
-                        {label}{arrow}
-                    </button>
-                </th>
-            }
-        }
-    };
-
-    let set_search = set.clone();
-    let set_status = set.clone();
-    let set_method = set.clone();
-    let set_page = set.clone();
-    let set_project = set.clone();
-    let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
     view! {
-        <div class="run-filters" role="search">
-            <label>
-                <span>"Search notes and tags"</span>
-                <input id="runs-search" type="search" prop:value=move || current("search")
-                    on:change=move |ev| set_search(vec![("search", event_target_value(&ev))]) />
-            </label>
-            <label>
-                <span>"Project"</span>
-                <select id="runs-project" prop:value=move || current("project")
-                    on:change=move |ev| set_project(vec![("project", event_target_value(&ev))])>
-                    <option value="">"all of mine"</option>
-                    <ProjectOptions at_least=Role::Viewer />
-                </select>
-            </label>
-            <label>
-                <span>"Status"</span>
-                <select id="runs-status" prop:value=move || current("status")
-                    on:change=move |ev| set_status(vec![("status", event_target_value(&ev))])>
-                    <option value="">"any"</option>
-                    {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
-                </select>
-            </label>
-            <label>
-                <span>"Method"</span>
-                <select id="runs-method" prop:value=move || current("method")
-                    on:change=move |ev| set_method(vec![("method", event_target_value(&ev))])>
-                    <option value="">"any"</option>
-                    {method_filter_options().into_iter().map(|(value, label)| view! { <option value=value>{label}</option> }).collect_view()}
-                </select>
-            </label>
-        </div>
+        <RunFilters />
         {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
         <CompareBar selected />
         <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
@@ -166,59 +79,164 @@ pub fn RunList() -> impl IntoView {
                     view! { <p class="hint">"No runs match."</p> }.into_any()
                 }
                 Ok(RunPage { runs, total }) => {
-                    let header = header.clone();
-                    let set_page = set_page.clone();
-                    let q = query.get_untracked();
-                    let rows = runs.into_iter().map(|run| {
-                        let id = run.id;
-                        let run = Signal::derive(move || {
-                            live.with(|l| l.get(&id).cloned()).unwrap_or_else(|| run.clone())
-                        });
-                        view! { <RunRow run selected /> }
-                    }).collect_view();
-                    let first = q.offset + 1;
-                    let last = (q.offset as u64 + PAGE_SIZE as u64).min(total);
-                    let page_number = q.offset / PAGE_SIZE;
-                    let previous = {
-                        let set_page = set_page.clone();
-                        move |_: leptos::ev::MouseEvent| {
-                            set_page(vec![("page", (page_number - 1).to_string())])
-                        }
-                    };
-                    let next = move |_: leptos::ev::MouseEvent| {
-                        set_page(vec![("page", (page_number + 1).to_string())])
-                    };
-                    view! {
-                        <table class="runs">
-                            <thead>
-                                <tr>
-                                    <th><span class="visually-hidden">"Compare"</span></th>
-                                    {header("Run", RunSort::Id)}
-                                    {header("Method", RunSort::Method)}
-                                    {header("Data: modalities", RunSort::Dataset)}
-                                    <th>"Progress"</th>
-                                    {header("Best acc.", RunSort::BestAccuracy)}
-                                    {header("Status", RunSort::Status)}
-                                    <th>"Tags"</th>
-                                    <th>"Created (UTC)"</th>
-                                </tr>
-                            </thead>
-                            <tbody>{rows}</tbody>
-                        </table>
-                        <nav class="pages" aria-label="run pages">
-                            <button type="button" id="runs-previous" disabled={page_number == 0} on:click=previous>
-                                "Previous"
-                            </button>
-                            <span>{format!("runs {first}-{last} of {total}")}</span>
-                            <button type="button" id="runs-next" disabled={last >= total} on:click=next>
-                                "Next"
-                            </button>
-                        </nav>
-                    }.into_any()
+                    view! { <RunTable runs total query live selected /> }.into_any()
                 }
                 Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
             })}
         </Suspense>
+    }
+}
+
+/// How the list's settings change: the URL is rewritten, and the list goes back to its first
+/// page unless the page itself is what changes.
+fn query_setter() -> impl Fn(Vec<(&'static str, String)>) + Clone + 'static {
+    let params = use_query_map();
+    let navigate = use_navigate();
+    move |mut changes: Vec<(&'static str, String)>| {
+        if !changes.iter().any(|(key, _)| *key == "page") {
+            changes.push(("page", String::new()));
+        }
+        navigate(&url_with("/", params.get_untracked(), &changes), in_place());
+    }
+}
+
+/// The list's search and filters: text, project, status and method.
+#[component]
+fn RunFilters() -> impl IntoView {
+    let params = use_query_map();
+    let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
+    let set = query_setter();
+    let on_change = move |key: &'static str| {
+        let set = set.clone();
+        move |ev| set(vec![(key, event_target_value(&ev))])
+    };
+    view! {
+        <div class="run-filters" role="search">
+            <label>
+                <span>"Search notes and tags"</span>
+                <input id="runs-search" type="search" prop:value=move || current("search")
+                    on:change=on_change("search") />
+            </label>
+            <label>
+                <span>"Project"</span>
+                <select id="runs-project" prop:value=move || current("project") on:change=on_change("project")>
+                    <option value="">"all of mine"</option>
+                    <ProjectOptions at_least=Role::Viewer />
+                </select>
+            </label>
+            <label>
+                <span>"Status"</span>
+                <select id="runs-status" prop:value=move || current("status") on:change=on_change("status")>
+                    <option value="">"any"</option>
+                    {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
+                </select>
+            </label>
+            <label>
+                <span>"Method"</span>
+                <select id="runs-method" prop:value=move || current("method") on:change=on_change("method")>
+                    <option value="">"any"</option>
+                    {method_filter_options().into_iter().map(|(value, label)| view! { <option value=value>{label}</option> }).collect_view()}
+                </select>
+            </label>
+        </div>
+    }
+}
+
+/// One page of runs, each row updated live, with the buttons to the pages before and after.
+#[component]
+fn RunTable(
+    runs: Vec<Run>,
+    /// Runs that match, over every page.
+    total: u64,
+    query: Memo<RunQuery>,
+    live: RwSignal<HashMap<i64, Run>>,
+    selected: RwSignal<Vec<i64>>,
+) -> impl IntoView {
+    let rows = (runs.into_iter())
+        .map(|run| {
+            let id = run.id;
+            let run = Signal::derive(move || {
+                live.with(|l| l.get(&id).cloned())
+                    .unwrap_or_else(|| run.clone())
+            });
+            view! { <RunRow run selected /> }
+        })
+        .collect_view();
+    let q = query.get_untracked();
+    let first = q.offset + 1;
+    let last = (q.offset as u64 + PAGE_SIZE as u64).min(total);
+    let page_number = q.offset / PAGE_SIZE;
+    let set_page = query_setter();
+    let previous = {
+        let set_page = set_page.clone();
+        move |_: leptos::ev::MouseEvent| set_page(vec![("page", (page_number - 1).to_string())])
+    };
+    let next =
+        move |_: leptos::ev::MouseEvent| set_page(vec![("page", (page_number + 1).to_string())]);
+    view! {
+        <table class="runs">
+            <thead>
+                <tr>
+                    <th><span class="visually-hidden">"Compare"</span></th>
+                    <SortHeader label="Run" column=RunSort::Id query />
+                    <SortHeader label="Method" column=RunSort::Method query />
+                    <SortHeader label="Data: modalities" column=RunSort::Dataset query />
+                    <th>"Progress"</th>
+                    <SortHeader label="Best acc." column=RunSort::BestAccuracy query />
+                    <SortHeader label="Status" column=RunSort::Status query />
+                    <th>"Tags"</th>
+                    <th>"Created (UTC)"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <nav class="pages" aria-label="run pages">
+            <button type="button" id="runs-previous" disabled={page_number == 0} on:click=previous>
+                "Previous"
+            </button>
+            <span>{format!("runs {first}-{last} of {total}")}</span>
+            <button type="button" id="runs-next" disabled={last >= total} on:click=next>
+                "Next"
+            </button>
+        </nav>
+    }
+}
+
+/// A column's header: a button that sorts the list by the column, descending first, then
+/// the other way.
+#[component]
+fn SortHeader(label: &'static str, column: RunSort, query: Memo<RunQuery>) -> impl IntoView {
+    let set = query_setter();
+    let sort_by = move |_| {
+        let current = query.get_untracked();
+        let order = if current.sort == column && current.order == SortOrder::Desc {
+            SortOrder::Asc
+        } else {
+            SortOrder::Desc
+        };
+        set(vec![("sort", snake(column)), ("order", snake(order))]);
+    };
+    // This column's order, if the list is sorted by it.
+    let order = move || {
+        let q = query.get();
+        (q.sort == column).then_some(q.order)
+    };
+    let arrow = move || match order() {
+        None => "",
+        Some(SortOrder::Asc) => " \u{25B2}",
+        Some(SortOrder::Desc) => " \u{25BC}",
+    };
+    let aria = move || match order() {
+        None => "none",
+        Some(SortOrder::Asc) => "ascending",
+        Some(SortOrder::Desc) => "descending",
+    };
+    view! {
+        <th aria-sort=aria>
+            <button type="button" class="sort" on:click=sort_by>
+                {label}{arrow}
+            </button>
+        </th>
     }
 }
 

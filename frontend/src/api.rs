@@ -15,7 +15,7 @@ use serde::Serialize;
 
 /// Why a call failed, in words for the user, with the server's per-field errors if any.
 #[derive(Clone, Debug)]
-pub struct ApiFailure(pub ErrorBody);
+pub(crate) struct ApiFailure(pub(crate) ErrorBody);
 
 impl ApiFailure {
     fn message(message: impl ToString) -> Self {
@@ -34,7 +34,7 @@ fn current_location() -> String {
 }
 
 /// The sign-in page, coming back to `next` afterwards.
-pub fn login_url(next: &str) -> String {
+pub(crate) fn login_url(next: &str) -> String {
     let next: String = js_sys::encode_uri_component(next).into();
     format!("/login?next={next}")
 }
@@ -109,7 +109,10 @@ fn project_query(project: Option<i64>) -> String {
     project.map_or(String::new(), |id| format!("?project={id}"))
 }
 
-pub async fn create_run(config: &RunConfig, project: Option<i64>) -> Result<Run, ApiFailure> {
+pub(crate) async fn create_run(
+    config: &RunConfig,
+    project: Option<i64>,
+) -> Result<Run, ApiFailure> {
     post(
         &format!("/api/runs{}", project_query(project)),
         Some(config),
@@ -118,7 +121,10 @@ pub async fn create_run(config: &RunConfig, project: Option<i64>) -> Result<Run,
 }
 
 /// Queues every run of `sweep`'s grid.
-pub async fn create_sweep(sweep: &Sweep, project: Option<i64>) -> Result<Vec<Run>, ApiFailure> {
+pub(crate) async fn create_sweep(
+    sweep: &Sweep,
+    project: Option<i64>,
+) -> Result<Vec<Run>, ApiFailure> {
     post(
         &format!("/api/sweeps{}", project_query(project)),
         Some(sweep),
@@ -126,17 +132,17 @@ pub async fn create_sweep(sweep: &Sweep, project: Option<i64>) -> Result<Vec<Run
     .await
 }
 
-pub async fn list_presets() -> Result<Vec<Preset>, ApiFailure> {
+pub(crate) async fn list_presets() -> Result<Vec<Preset>, ApiFailure> {
     get("/api/presets").await
 }
 
 /// The caller's projects, with their role in each.
-pub async fn list_projects() -> Result<Vec<Project>, ApiFailure> {
+pub(crate) async fn list_projects() -> Result<Vec<Project>, ApiFailure> {
     get("/api/projects").await
 }
 
 /// The page of runs `query` asks for.
-pub async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
+pub(crate) async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
     let mut params = vec![
         format!("limit={}", query.limit),
         format!("offset={}", query.offset),
@@ -160,7 +166,7 @@ pub async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
 }
 
 /// A unit enum's name as serde writes it (`best_accuracy`).
-pub fn snake(value: impl serde::Serialize) -> String {
+pub(crate) fn snake(value: impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -173,12 +179,12 @@ fn share_query(share: Option<&str>, first: bool) -> String {
     share.map_or(String::new(), |token| format!("{separator}share={token}"))
 }
 
-pub async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
+pub(crate) async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
     get(&format!("/api/runs/{id}{}", share_query(share, true))).await
 }
 
 /// Run `id`'s series of `keys` (such as `step.loss`), at most `points` each, against `x`.
-pub async fn metric_series(
+pub(crate) async fn metric_series(
     id: i64,
     keys: &[String],
     points: usize,
@@ -195,14 +201,14 @@ pub async fn metric_series(
 }
 
 /// Signs in; the server sets the session cookie every later call carries.
-pub async fn login(credentials: &Credentials) -> Result<Secret, ApiFailure> {
+pub(crate) async fn login(credentials: &Credentials) -> Result<Secret, ApiFailure> {
     let request = Request::post("/api/auth/login")
         .json(credentials)
         .map_err(ApiFailure::message)?;
     read_quietly(request.send().await.map_err(ApiFailure::message)?).await
 }
 
-pub async fn logout() -> Result<(), ApiFailure> {
+pub(crate) async fn logout() -> Result<(), ApiFailure> {
     let response = Request::post("/api/auth/logout").send().await;
     let response = response.map_err(ApiFailure::message)?;
     if response.ok() {
@@ -216,47 +222,51 @@ pub async fn logout() -> Result<(), ApiFailure> {
 }
 
 /// Who is signed in; an error (without leaving the page) when nobody is.
-pub async fn me() -> Result<Me, ApiFailure> {
+pub(crate) async fn me() -> Result<Me, ApiFailure> {
     let response = Request::get("/api/auth/me").send().await;
     read_quietly(response.map_err(ApiFailure::message)?).await
 }
 
 /// Makes a read-only link to run `id`; its token is only shown now.
-pub async fn share_run(id: i64) -> Result<Secret, ApiFailure> {
+pub(crate) async fn share_run(id: i64) -> Result<Secret, ApiFailure> {
     post(&format!("/api/runs/{id}/share"), None::<&()>).await
 }
 
 /// Run `id`'s share links, revoked ones included.
-pub async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
+pub(crate) async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
     get(&format!("/api/runs/{id}/share")).await
 }
 
-pub async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
+pub(crate) async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
     delete(&format!("/api/runs/{id}/share/{link}")).await
 }
 
-pub async fn members(project: i64) -> Result<Vec<Member>, ApiFailure> {
+pub(crate) async fn members(project: i64) -> Result<Vec<Member>, ApiFailure> {
     get(&format!("/api/projects/{project}/members")).await
 }
 
 /// Gives `user` `role` in `project` (owners only); the members afterwards.
-pub async fn set_member(project: i64, user: &str, role: Role) -> Result<Vec<Member>, ApiFailure> {
+pub(crate) async fn set_member(
+    project: i64,
+    user: &str,
+    role: Role,
+) -> Result<Vec<Member>, ApiFailure> {
     let user: String = js_sys::encode_uri_component(user).into();
     let body = serde_json::json!({ "role": role });
     put(&format!("/api/projects/{project}/members/{user}"), &body).await
 }
 
-pub async fn remove_member(project: i64, user: &str) -> Result<(), ApiFailure> {
+pub(crate) async fn remove_member(project: i64, user: &str) -> Result<(), ApiFailure> {
     let user: String = js_sys::encode_uri_component(user).into();
     delete(&format!("/api/projects/{project}/members/{user}")).await
 }
 
 /// Asks the server to stop a queued or training run.
-pub async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
+pub(crate) async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
     post(&format!("/api/runs/{id}/cancel"), None::<&()>).await
 }
 
-pub async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
+pub(crate) async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
     get("/api/datasets").await
 }
 
@@ -264,20 +274,20 @@ fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-pub async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
+pub(crate) async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
     get(&format!("/api/compare?runs={}", id_list(ids))).await
 }
 
 /// URL of the results table of `ids`, grouped by `group_by`, in `format` (json, csv,
 /// markdown, latex).
-pub fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &str) -> String {
+pub(crate) fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &str) -> String {
     format!(
         "/api/results?runs={}&group_by={group_by}&metrics={metrics}&format={format}",
         id_list(ids)
     )
 }
 
-pub async fn results(
+pub(crate) async fn results(
     ids: &[i64],
     group_by: &str,
     metrics: &str,
@@ -286,7 +296,7 @@ pub async fn results(
 }
 
 /// URL of a run's Server-Sent Events stream, from after log position `after`.
-pub fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
+pub(crate) fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
     format!(
         "/api/runs/{id}/events?after={after}{}",
         share_query(share, false)
@@ -295,7 +305,7 @@ pub fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
 
 /// A Server-Sent Events stream whose messages are JSON `T`s, such as a run's live events.
 /// Dropping it closes the connection.
-pub struct LiveStream<T> {
+pub(crate) struct LiveStream<T> {
     // Held for the connection: dropping the source closes it.
     _source: EventSource,
     messages: EventSourceSubscription,
@@ -304,7 +314,7 @@ pub struct LiveStream<T> {
 
 /// Why a live stream brought no message.
 #[derive(Clone, Debug, PartialEq)]
-pub enum LiveError {
+pub(crate) enum LiveError {
     /// The connection is lost for good (the browser first retries a dropped one by itself).
     Lost,
     /// A message that is not a `T`: what is wrong with it.
@@ -313,7 +323,7 @@ pub enum LiveError {
 
 impl<T: DeserializeOwned> LiveStream<T> {
     /// Opens the stream at `url`; why it cannot be opened, otherwise.
-    pub fn open(url: &str) -> Result<Self, String> {
+    pub(crate) fn open(url: &str) -> Result<Self, String> {
         let mut source = EventSource::new(url).map_err(|e| e.to_string())?;
         let messages = source.subscribe("message").map_err(|e| e.to_string())?;
         Ok(Self {
@@ -324,7 +334,7 @@ impl<T: DeserializeOwned> LiveStream<T> {
     }
 
     /// The next message, or why there is none this time; nothing once the stream has ended.
-    pub async fn receive(&mut self) -> Option<Result<T, LiveError>> {
+    pub(crate) async fn receive(&mut self) -> Option<Result<T, LiveError>> {
         let message = match self.messages.next().await? {
             Ok((_, message)) => message,
             Err(_) => return Some(Err(LiveError::Lost)),

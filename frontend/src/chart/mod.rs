@@ -17,25 +17,25 @@ use draw::{read_out, selection, Legend, Plot};
 use state::ChartState;
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Series {
-    pub label: String,
-    pub color: &'static str,
+pub(crate) struct Series {
+    pub(crate) label: String,
+    pub(crate) color: &'static str,
     /// SVG `stroke-dasharray` ("" for a solid line): tells apart series of one colour.
-    pub dash: &'static str,
+    pub(crate) dash: &'static str,
     /// (x, y) in data units, x ascending.
-    pub points: Vec<(f64, f64)>,
+    pub(crate) points: Vec<(f64, f64)>,
 }
 
 /// Colours of modality 0, 1, ...; the fused output is drawn in [`FUSED_COLOR`].
-pub const MODALITY_COLORS: [&str; 6] = [
+pub(crate) const MODALITY_COLORS: [&str; 6] = [
     "#1f6fb4", "#d1495b", "#2a9d59", "#8a5fbf", "#e08a1e", "#17a2b8",
 ];
-pub const FUSED_COLOR: &str = "#222222";
+pub(crate) const FUSED_COLOR: &str = "#222222";
 /// Dash patterns for series sharing a colour, in order.
-pub const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
+pub(crate) const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
 
-pub const WIDTH: f64 = 520.0;
-pub const HEIGHT: f64 = 300.0;
+pub(crate) const WIDTH: f64 = 520.0;
+pub(crate) const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
@@ -49,7 +49,7 @@ const READ_OUT_LINES: usize = 8;
 /// `x_max`: the planned end of the x axis (the run's epochs), so a live chart grows into a
 /// fixed frame instead of rescaling at every point.
 #[component]
-pub fn LineChart(
+pub(crate) fn LineChart(
     title: &'static str,
     #[prop(into)] x_label: Signal<&'static str>,
     y_label: &'static str,

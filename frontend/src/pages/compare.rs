@@ -19,7 +19,7 @@ const STEP_POINTS: usize = 500;
 const METRICS: &str = "test.fused,test.unimodal[0],test.unimodal[1],test.fused_macro_f1";
 
 #[component]
-pub fn ComparePage() -> impl IntoView {
+pub(crate) fn ComparePage() -> impl IntoView {
     let query = use_query_map();
     // A memo: other settings in the URL (smoothing, x axis) must not rebuild the page.
     let ids = Memo::new(move |_| {

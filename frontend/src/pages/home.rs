@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 #[component]
-pub fn HomePage() -> impl IntoView {
+pub(crate) fn HomePage() -> impl IntoView {
     view! {
         <section class="card">
             <h1>"New run"</h1>

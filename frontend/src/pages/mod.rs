@@ -9,10 +9,10 @@ mod runs;
 mod share_dialog;
 mod step_curves;
 
-pub use compare::ComparePage;
-pub use home::HomePage;
-pub use login::{LoginPage, UserMenu};
-pub use run::RunPage;
+pub(crate) use compare::ComparePage;
+pub(crate) use home::HomePage;
+pub(crate) use login::{LoginPage, UserMenu};
+pub(crate) use run::RunPage;
 
 use balancelab_shared::{
     AgmConfig, MethodConfig, MethodKind, OgmConfig, PmrConfig, Role, RunStatus,
@@ -23,7 +23,7 @@ use leptos_router::NavigateOptions;
 
 /// `path` with the query `params` changed by `changes` (an empty value removes the key): how
 /// a view whose state lives in the URL moves to its next state.
-pub fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> String {
+fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> String {
     let mut pairs: Vec<(String, String)> = (params.into_iter())
         .filter(|(k, _)| !changes.iter().any(|(c, _)| *c == &**k))
         .map(|(k, v)| (k.to_string(), v))
@@ -38,7 +38,7 @@ pub fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> St
 
 /// Navigation that replaces the current entry and keeps the scroll position: a view's
 /// settings change, Back still leaves the page.
-pub fn in_place() -> NavigateOptions {
+fn in_place() -> NavigateOptions {
     NavigateOptions {
         replace: true,
         scroll: false,
@@ -48,7 +48,7 @@ pub fn in_place() -> NavigateOptions {
 
 /// A run's method with its main settings, as lists and legends show it: "MLB (alpha 0.8)",
 /// "OGM-GE (alpha 0.8)", "joint".
-pub fn method_and_settings(method: &MethodConfig) -> String {
+fn method_and_settings(method: &MethodConfig) -> String {
     let label = MethodKind::from(method).label();
     match method {
         MethodConfig::Joint | MethodConfig::MultiLoss(_) | MethodConfig::Mslr(_) => label.into(),
@@ -64,7 +64,7 @@ pub fn method_and_settings(method: &MethodConfig) -> String {
 }
 
 /// "45 s", "12 min", "3 h 20 min": a duration as a reader rounds it.
-pub fn duration_text(seconds: f64) -> String {
+fn duration_text(seconds: f64) -> String {
     let seconds = seconds.max(0.0).round() as u64;
     match seconds {
         0..=59 => format!("{seconds} s"),
@@ -76,7 +76,7 @@ pub fn duration_text(seconds: f64) -> String {
 /// `<option>`s of the caller's projects in which they have at least `at_least`, valued
 /// by project id: the project pickers.
 #[component]
-pub fn ProjectOptions(at_least: Role) -> impl IntoView {
+fn ProjectOptions(at_least: Role) -> impl IntoView {
     let projects = LocalResource::new(crate::api::list_projects);
     move || {
         (projects
@@ -91,7 +91,7 @@ pub fn ProjectOptions(at_least: Role) -> impl IntoView {
 }
 
 #[component]
-pub fn StatusBadge(status: RunStatus) -> impl IntoView {
+fn StatusBadge(status: RunStatus) -> impl IntoView {
     view! { <span class=format!("badge badge-{}", status.as_str())>{status.as_str()}</span> }
 }
 

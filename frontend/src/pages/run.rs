@@ -16,7 +16,7 @@ use crate::api::{self, LiveError, LiveStream};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
 #[component]
-pub fn RunPage() -> impl IntoView {
+pub(crate) fn RunPage() -> impl IntoView {
     let params = use_params_map();
     // A share link is this page with `?share=TOKEN`: the same view, read-only.
     let query = use_query_map();

@@ -54,7 +54,7 @@ fn query_from(params: &ParamsMap) -> RunQuery {
 }
 
 #[component]
-pub fn RunList() -> impl IntoView {
+pub(super) fn RunList() -> impl IntoView {
     let params = use_query_map();
     let query = Memo::new(move |_| query_from(&params.read()));
     // Bumped when a run appears that the shown page may now include.

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::api::{self, ApiFailure};
 
 #[component]
-pub fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
+pub(super) fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
     let sharing = Sharing::new(run_id, project_id);
     view! {
         <details class="share-dialog" on:toggle=move |_| sharing.reload()>

@@ -110,11 +110,11 @@ impl Run {
 }
 
 /// Tags a run may have, at most.
-pub const MAX_TAGS: usize = 32;
+const MAX_TAGS: usize = 32;
 /// Characters of one tag, at most.
-pub const MAX_TAG_CHARS: usize = 64;
+const MAX_TAG_CHARS: usize = 64;
 /// Characters of a run's note, at most.
-pub const MAX_NOTE_CHARS: usize = 20_000;
+const MAX_NOTE_CHARS: usize = 20_000;
 
 /// Changes to a run's tags and note (`PATCH /api/runs/{id}`); absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ pub struct Sweep {
 
 impl Sweep {
     /// More runs than this in one request is almost certainly a typo in a seed list.
-    pub const MAX_RUNS: usize = 100;
+    const MAX_RUNS: usize = 100;
 
     /// A sweep of `base` alone: one run.
     pub fn new(base: RunConfig) -> Self {

@@ -80,11 +80,6 @@ impl DatasetConfig {
             Self::Ucf101(_) => "ucf101",
         }
     }
-
-    /// Whether the dataset is read from the data directory (else it is generated).
-    pub fn needs_data_dir(&self) -> bool {
-        !matches!(self, Self::Synthetic(_))
-    }
 }
 
 /// How a dataset without a published split is split: stratified by class, seeded

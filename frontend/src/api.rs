@@ -18,6 +18,7 @@ use serde::Serialize;
 pub(crate) struct ApiFailure(pub(crate) ErrorBody);
 
 impl ApiFailure {
+    /// A failure that is only a message, such as a network error.
     fn message(message: impl ToString) -> Self {
         Self(ErrorBody {
             message: message.to_string(),
@@ -51,6 +52,7 @@ async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> 
     read_quietly(response).await
 }
 
+/// The response's JSON body as a `T`, or the server's error body; a 401 included.
 async fn read_quietly<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> {
     if response.ok() {
         return response.json().await.map_err(ApiFailure::message);
@@ -109,6 +111,7 @@ fn project_query(project: Option<i64>) -> String {
     project.map_or(String::new(), |id| format!("?project={id}"))
 }
 
+/// Queues a run of `config` in `project` (none: the caller's first project).
 pub(crate) async fn create_run(
     config: &RunConfig,
     project: Option<i64>,
@@ -132,6 +135,7 @@ pub(crate) async fn create_sweep(
     .await
 }
 
+/// The ready-made configurations (`presets/`).
 pub(crate) async fn list_presets() -> Result<Vec<Preset>, ApiFailure> {
     get("/api/presets").await
 }
@@ -179,6 +183,7 @@ fn share_query(share: Option<&str>, first: bool) -> String {
     share.map_or(String::new(), |token| format!("{separator}share={token}"))
 }
 
+/// Run `id` with its epochs so far, through share link token `share` if given.
 pub(crate) async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
     get(&format!("/api/runs/{id}{}", share_query(share, true))).await
 }
@@ -208,6 +213,7 @@ pub(crate) async fn login(credentials: &Credentials) -> Result<Secret, ApiFailur
     read_quietly(request.send().await.map_err(ApiFailure::message)?).await
 }
 
+/// Signs out: the server ends the session.
 pub(crate) async fn logout() -> Result<(), ApiFailure> {
     let response = Request::post("/api/auth/logout").send().await;
     let response = response.map_err(ApiFailure::message)?;
@@ -237,10 +243,12 @@ pub(crate) async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
     get(&format!("/api/runs/{id}/share")).await
 }
 
+/// Revokes share link `link` of run `id`.
 pub(crate) async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
     delete(&format!("/api/runs/{id}/share/{link}")).await
 }
 
+/// The members of `project`, with their roles.
 pub(crate) async fn members(project: i64) -> Result<Vec<Member>, ApiFailure> {
     get(&format!("/api/projects/{project}/members")).await
 }
@@ -256,6 +264,7 @@ pub(crate) async fn set_member(
     put(&format!("/api/projects/{project}/members/{user}"), &body).await
 }
 
+/// Takes `user` out of `project` (owners only).
 pub(crate) async fn remove_member(project: i64, user: &str) -> Result<(), ApiFailure> {
     let user: String = js_sys::encode_uri_component(user).into();
     delete(&format!("/api/projects/{project}/members/{user}")).await
@@ -266,6 +275,7 @@ pub(crate) async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
     post(&format!("/api/runs/{id}/cancel"), None::<&()>).await
 }
 
+/// Every dataset the server knows, whether its files are there, and its attribution.
 pub(crate) async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
     get("/api/datasets").await
 }
@@ -274,6 +284,7 @@ fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// Runs `ids` side by side, with the configuration fields that differ.
 pub(crate) async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
     get(&format!("/api/compare?runs={}", id_list(ids))).await
 }
@@ -287,6 +298,7 @@ pub(crate) fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &s
     )
 }
 
+/// The results table of `ids` (see [`results_url`]).
 pub(crate) async fn results(
     ids: &[i64],
     group_by: &str,

@@ -16,6 +16,7 @@ pub(crate) struct LegendItem {
     dash: &'static str,
 }
 
+/// The legend of a chart of `series`.
 pub(crate) fn legend_items(series: &[Series]) -> Vec<LegendItem> {
     (series.iter())
         .map(|s| LegendItem {
@@ -110,6 +111,7 @@ fn download(href: &str, file: &str) {
     link.click();
 }
 
+/// Downloads the chart `svg` as an SVG file, with its title and legend.
 pub(crate) fn download_svg(svg: &Element, title: &str, legend: &[LegendItem]) {
     if let Some(document) = svg_document(svg, title, legend) {
         download(&data_url(&document), &format!("{}.svg", file_stem(title)));

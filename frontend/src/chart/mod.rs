@@ -16,6 +16,7 @@ use crate::chart_export;
 use draw::{read_out, selection, Legend, Plot};
 use state::ChartState;
 
+/// One line of a chart: its points and how it is drawn and named.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Series {
     pub(crate) label: String,
@@ -30,16 +31,22 @@ pub(crate) struct Series {
 pub(crate) const MODALITY_COLORS: [&str; 6] = [
     "#1f6fb4", "#d1495b", "#2a9d59", "#8a5fbf", "#e08a1e", "#17a2b8",
 ];
+/// Colour of the fused output's series.
 pub(crate) const FUSED_COLOR: &str = "#222222";
 /// Dash patterns for series sharing a colour, in order.
 pub(crate) const DASHES: [&str; 4] = ["", "6 3", "2 3", "8 3 2 3"];
 
+/// Width of a chart's plot, in SVG units.
 pub(crate) const WIDTH: f64 = 520.0;
+/// Height of a chart's plot, in SVG units.
 pub(crate) const HEIGHT: f64 = 300.0;
+/// Margins around the plotted data (left, right, top, bottom): room for the ticks and the
+/// axis labels.
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 46.0;
+/// Colour of the ticks' text and the axes.
 const TEXT: &str = "#444";
 /// Points drawn with a marker at most; more are lines only (the read-out still has them).
 const MAX_MARKERS: usize = 1000;

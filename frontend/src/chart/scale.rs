@@ -11,10 +11,12 @@ pub(super) struct Frame {
 }
 
 impl Frame {
+    /// SVG x of data x `x`.
     pub(super) fn px(&self, x: f64) -> f64 {
         LEFT + (x - self.x.0) / (self.x.1 - self.x.0) * (WIDTH - LEFT - RIGHT)
     }
 
+    /// SVG y of data y `y`.
     pub(super) fn py(&self, y: f64) -> f64 {
         HEIGHT - BOTTOM - (y - self.y.0) / (self.y.1 - self.y.0) * (HEIGHT - TOP - BOTTOM)
     }
@@ -40,6 +42,7 @@ pub(super) fn ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
     (first..=last).map(|i| i as f64 * step).collect()
 }
 
+/// A tick's or a value's text: at most three decimals, no trailing zeros.
 pub(super) fn label(value: f64) -> String {
     let text = format!("{value:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()

@@ -23,6 +23,7 @@ pub(super) struct ChartState {
 }
 
 impl ChartState {
+    /// The whole data, unzoomed, with no read-out, for an x axis from `x_min` to `x_max`.
     pub(super) fn new(
         x_min: f64,
         x_max: Signal<f64>,

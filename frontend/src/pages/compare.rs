@@ -18,6 +18,7 @@ const GROUP_BY: &str = "method.kind,model.fusion";
 const STEP_POINTS: usize = 500;
 const METRICS: &str = "test.fused,test.unimodal[0],test.unimodal[1],test.fused_macro_f1";
 
+/// `/compare?runs=1,2,...`: runs side by side.
 #[component]
 pub(crate) fn ComparePage() -> impl IntoView {
     let query = use_query_map();

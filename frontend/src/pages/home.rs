@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+/// `/`: the new-run form above the run list.
 #[component]
 pub(crate) fn HomePage() -> impl IntoView {
     view! {

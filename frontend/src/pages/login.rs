@@ -8,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api;
 
+/// `/login?next=PATH`: signs in, then goes back to `next`.
 #[component]
 pub(crate) fn LoginPage() -> impl IntoView {
     let query = use_query_map();

@@ -90,6 +90,7 @@ fn ProjectOptions(at_least: Role) -> impl IntoView {
     }
 }
 
+/// A run's status as a coloured badge.
 #[component]
 fn StatusBadge(status: RunStatus) -> impl IntoView {
     view! { <span class=format!("badge badge-{}", status.as_str())>{status.as_str()}</span> }

@@ -15,6 +15,7 @@ use super::{in_place, method_and_settings, url_with, StatusBadge};
 use crate::api::{self, LiveError, LiveStream};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
+/// `/runs/ID`, or `/runs/ID?share=TOKEN` through a share link.
 #[component]
 pub(crate) fn RunPage() -> impl IntoView {
     let params = use_params_map();
@@ -35,6 +36,7 @@ pub(crate) fn RunPage() -> impl IntoView {
     }
 }
 
+/// Run `id`: loaded, then followed live until it ends.
 #[component]
 fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     let shared = share.is_some();

@@ -16,6 +16,7 @@ use leptos_router::params::ParamsMap;
 use super::{duration_text, in_place, method_and_settings, url_with, ProjectOptions, StatusBadge};
 use crate::api::{self, snake, ApiFailure, LiveError, LiveStream};
 
+/// Runs per page of the list.
 const PAGE_SIZE: u32 = 25;
 
 /// The method filter's options, (value, label): one per method name the server filters by
@@ -53,6 +54,7 @@ fn query_from(params: &ParamsMap) -> RunQuery {
     }
 }
 
+/// The run list, its settings in the URL, updated live.
 #[component]
 pub(super) fn RunList() -> impl IntoView {
     let params = use_query_map();
@@ -240,6 +242,7 @@ fn SortHeader(label: &'static str, column: RunSort, query: Memo<RunQuery>) -> im
     }
 }
 
+/// The link to compare the ticked runs, once two or more are.
 #[component]
 fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
     let compare_href = move || {
@@ -261,6 +264,7 @@ fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
     }
 }
 
+/// One run of the list, with its tick box for comparing.
 #[component]
 fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
     let id = run.with_untracked(|r| r.id);

@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, ApiFailure};
 
+/// The "Share" dialog of run `run_id`, of project `project_id`.
 #[component]
 pub(super) fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
     let sharing = Sharing::new(run_id, project_id);
@@ -45,6 +46,7 @@ impl Sharing {
         }
     }
 
+    /// Shows what went wrong.
     fn report(self, ApiFailure(e): ApiFailure) {
         self.problem.set(Some(e.message));
     }

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 
 use super::options::{alpha_of, dataset_of, dataset_value, method_with, uses_alpha};
 
+/// `values` as the form shows a list: "1.5, 3".
 fn list_text<T: ToString>(values: &[T]) -> String {
     values
         .iter()

@@ -321,34 +321,6 @@ pub struct ErrorBody {
     pub fields: Vec<FieldError>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_round_trips_through_its_name() {
-        for status in RunStatus::ALL {
-            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
-            let json = serde_json::to_string(&status).unwrap();
-            assert_eq!(json, format!("\"{}\"", status.as_str()));
-        }
-        assert_eq!(RunStatus::parse("done"), None);
-    }
-
-    #[test]
-    fn events_are_tagged_by_type() {
-        let event = RunEvent::Status {
-            status: RunStatus::Running,
-            error: None,
-        };
-        let json = serde_json::to_value(&event).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"type": "status", "status": "running", "error": null})
-        );
-    }
-}
-
 /// Runs side by side: each run, and only the configuration fields that differ.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -482,4 +454,32 @@ pub struct Preset {
     pub description: String,
     /// The run configuration it starts from.
     pub config: RunConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_through_its_name() {
+        for status in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn events_are_tagged_by_type() {
+        let event = RunEvent::Status {
+            status: RunStatus::Running,
+            error: None,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "status", "status": "running", "error": null})
+        );
+    }
 }

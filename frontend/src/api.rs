@@ -1,19 +1,24 @@
-//! Calls to the BalanceLab HTTP API.
+//! Calls to the BalanceLab HTTP API, and its live streams (Server-Sent Events).
 
 use balancelab_shared::{
     Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset, Project,
     ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunQuery, Secret, ShareLink, Sweep,
     XAxis,
 };
+use std::marker::PhantomData;
+
+use futures::StreamExt;
+use gloo_net::eventsource::futures::{EventSource, EventSourceSubscription};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Why a call failed, in words for the user, with the server's per-field errors if any.
 #[derive(Clone, Debug)]
-pub struct ApiFailure(pub ErrorBody);
+pub(crate) struct ApiFailure(pub(crate) ErrorBody);
 
 impl ApiFailure {
+    /// A failure that is only a message, such as a network error.
     fn message(message: impl ToString) -> Self {
         Self(ErrorBody {
             message: message.to_string(),
@@ -30,7 +35,7 @@ fn current_location() -> String {
 }
 
 /// The sign-in page, coming back to `next` afterwards.
-pub fn login_url(next: &str) -> String {
+pub(crate) fn login_url(next: &str) -> String {
     let next: String = js_sys::encode_uri_component(next).into();
     format!("/login?next={next}")
 }
@@ -47,6 +52,7 @@ async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> 
     read_quietly(response).await
 }
 
+/// The response's JSON body as a `T`, or the server's error body; a 401 included.
 async fn read_quietly<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> {
     if response.ok() {
         return response.json().await.map_err(ApiFailure::message);
@@ -105,7 +111,11 @@ fn project_query(project: Option<i64>) -> String {
     project.map_or(String::new(), |id| format!("?project={id}"))
 }
 
-pub async fn create_run(config: &RunConfig, project: Option<i64>) -> Result<Run, ApiFailure> {
+/// Queues a run of `config` in `project` (none: the caller's first project).
+pub(crate) async fn create_run(
+    config: &RunConfig,
+    project: Option<i64>,
+) -> Result<Run, ApiFailure> {
     post(
         &format!("/api/runs{}", project_query(project)),
         Some(config),
@@ -114,7 +124,10 @@ pub async fn create_run(config: &RunConfig, project: Option<i64>) -> Result<Run,
 }
 
 /// Queues every run of `sweep`'s grid.
-pub async fn create_sweep(sweep: &Sweep, project: Option<i64>) -> Result<Vec<Run>, ApiFailure> {
+pub(crate) async fn create_sweep(
+    sweep: &Sweep,
+    project: Option<i64>,
+) -> Result<Vec<Run>, ApiFailure> {
     post(
         &format!("/api/sweeps{}", project_query(project)),
         Some(sweep),
@@ -122,17 +135,18 @@ pub async fn create_sweep(sweep: &Sweep, project: Option<i64>) -> Result<Vec<Run
     .await
 }
 
-pub async fn list_presets() -> Result<Vec<Preset>, ApiFailure> {
+/// The ready-made configurations (`presets/`).
+pub(crate) async fn list_presets() -> Result<Vec<Preset>, ApiFailure> {
     get("/api/presets").await
 }
 
 /// The caller's projects, with their role in each.
-pub async fn list_projects() -> Result<Vec<Project>, ApiFailure> {
+pub(crate) async fn list_projects() -> Result<Vec<Project>, ApiFailure> {
     get("/api/projects").await
 }
 
 /// The page of runs `query` asks for.
-pub async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
+pub(crate) async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
     let mut params = vec![
         format!("limit={}", query.limit),
         format!("offset={}", query.offset),
@@ -156,7 +170,7 @@ pub async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
 }
 
 /// A unit enum's name as serde writes it (`best_accuracy`).
-pub fn snake(value: impl serde::Serialize) -> String {
+pub(crate) fn snake(value: impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -169,12 +183,13 @@ fn share_query(share: Option<&str>, first: bool) -> String {
     share.map_or(String::new(), |token| format!("{separator}share={token}"))
 }
 
-pub async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
+/// Run `id` with its epochs so far, through share link token `share` if given.
+pub(crate) async fn get_run(id: i64, share: Option<&str>) -> Result<RunDetail, ApiFailure> {
     get(&format!("/api/runs/{id}{}", share_query(share, true))).await
 }
 
 /// Run `id`'s series of `keys` (such as `step.loss`), at most `points` each, against `x`.
-pub async fn metric_series(
+pub(crate) async fn metric_series(
     id: i64,
     keys: &[String],
     points: usize,
@@ -191,14 +206,15 @@ pub async fn metric_series(
 }
 
 /// Signs in; the server sets the session cookie every later call carries.
-pub async fn login(credentials: &Credentials) -> Result<Secret, ApiFailure> {
+pub(crate) async fn login(credentials: &Credentials) -> Result<Secret, ApiFailure> {
     let request = Request::post("/api/auth/login")
         .json(credentials)
         .map_err(ApiFailure::message)?;
     read_quietly(request.send().await.map_err(ApiFailure::message)?).await
 }
 
-pub async fn logout() -> Result<(), ApiFailure> {
+/// Signs out: the server ends the session.
+pub(crate) async fn logout() -> Result<(), ApiFailure> {
     let response = Request::post("/api/auth/logout").send().await;
     let response = response.map_err(ApiFailure::message)?;
     if response.ok() {
@@ -212,47 +228,55 @@ pub async fn logout() -> Result<(), ApiFailure> {
 }
 
 /// Who is signed in; an error (without leaving the page) when nobody is.
-pub async fn me() -> Result<Me, ApiFailure> {
+pub(crate) async fn me() -> Result<Me, ApiFailure> {
     let response = Request::get("/api/auth/me").send().await;
     read_quietly(response.map_err(ApiFailure::message)?).await
 }
 
 /// Makes a read-only link to run `id`; its token is only shown now.
-pub async fn share_run(id: i64) -> Result<Secret, ApiFailure> {
+pub(crate) async fn share_run(id: i64) -> Result<Secret, ApiFailure> {
     post(&format!("/api/runs/{id}/share"), None::<&()>).await
 }
 
 /// Run `id`'s share links, revoked ones included.
-pub async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
+pub(crate) async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
     get(&format!("/api/runs/{id}/share")).await
 }
 
-pub async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
+/// Revokes share link `link` of run `id`.
+pub(crate) async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
     delete(&format!("/api/runs/{id}/share/{link}")).await
 }
 
-pub async fn members(project: i64) -> Result<Vec<Member>, ApiFailure> {
+/// The members of `project`, with their roles.
+pub(crate) async fn members(project: i64) -> Result<Vec<Member>, ApiFailure> {
     get(&format!("/api/projects/{project}/members")).await
 }
 
 /// Gives `user` `role` in `project` (owners only); the members afterwards.
-pub async fn set_member(project: i64, user: &str, role: Role) -> Result<Vec<Member>, ApiFailure> {
+pub(crate) async fn set_member(
+    project: i64,
+    user: &str,
+    role: Role,
+) -> Result<Vec<Member>, ApiFailure> {
     let user: String = js_sys::encode_uri_component(user).into();
     let body = serde_json::json!({ "role": role });
     put(&format!("/api/projects/{project}/members/{user}"), &body).await
 }
 
-pub async fn remove_member(project: i64, user: &str) -> Result<(), ApiFailure> {
+/// Takes `user` out of `project` (owners only).
+pub(crate) async fn remove_member(project: i64, user: &str) -> Result<(), ApiFailure> {
     let user: String = js_sys::encode_uri_component(user).into();
     delete(&format!("/api/projects/{project}/members/{user}")).await
 }
 
 /// Asks the server to stop a queued or training run.
-pub async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
+pub(crate) async fn cancel_run(id: i64) -> Result<Run, ApiFailure> {
     post(&format!("/api/runs/{id}/cancel"), None::<&()>).await
 }
 
-pub async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
+/// Every dataset the server knows, whether its files are there, and its attribution.
+pub(crate) async fn list_datasets() -> Result<Vec<DatasetInfo>, ApiFailure> {
     get("/api/datasets").await
 }
 
@@ -260,20 +284,22 @@ fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-pub async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
+/// Runs `ids` side by side, with the configuration fields that differ.
+pub(crate) async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
     get(&format!("/api/compare?runs={}", id_list(ids))).await
 }
 
 /// URL of the results table of `ids`, grouped by `group_by`, in `format` (json, csv,
 /// markdown, latex).
-pub fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &str) -> String {
+pub(crate) fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &str) -> String {
     format!(
         "/api/results?runs={}&group_by={group_by}&metrics={metrics}&format={format}",
         id_list(ids)
     )
 }
 
-pub async fn results(
+/// The results table of `ids` (see [`results_url`]).
+pub(crate) async fn results(
     ids: &[i64],
     group_by: &str,
     metrics: &str,
@@ -282,9 +308,82 @@ pub async fn results(
 }
 
 /// URL of a run's Server-Sent Events stream, from after log position `after`.
-pub fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
+pub(crate) fn events_url(id: i64, after: i64, share: Option<&str>) -> String {
     format!(
         "/api/runs/{id}/events?after={after}{}",
         share_query(share, false)
     )
+}
+
+/// A Server-Sent Events stream whose messages are JSON `T`s, such as a run's live events.
+/// Dropping it closes the connection.
+pub(crate) struct LiveStream<T> {
+    // Held for the connection: dropping the source closes it.
+    _source: EventSource,
+    messages: EventSourceSubscription,
+    _message: PhantomData<fn() -> T>,
+}
+
+/// Why a live stream brought no message.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum LiveError {
+    /// The connection is lost for good (the browser first retries a dropped one by itself).
+    Lost,
+    /// A message that is not a `T`: what is wrong with it.
+    Unreadable(String),
+}
+
+impl<T: DeserializeOwned> LiveStream<T> {
+    /// Opens the stream at `url`; why it cannot be opened, otherwise.
+    pub(crate) fn open(url: &str) -> Result<Self, String> {
+        let mut source = EventSource::new(url).map_err(|e| e.to_string())?;
+        let messages = source.subscribe("message").map_err(|e| e.to_string())?;
+        Ok(Self {
+            _source: source,
+            messages,
+            _message: PhantomData,
+        })
+    }
+
+    /// The next message, or why there is none this time; nothing once the stream has ended.
+    pub(crate) async fn receive(&mut self) -> Option<Result<T, LiveError>> {
+        let message = match self.messages.next().await? {
+            Ok((_, message)) => message,
+            Err(_) => return Some(Err(LiveError::Lost)),
+        };
+        let Some(data) = message.data().as_string() else {
+            return Some(Err(LiveError::Unreadable("not text".into())));
+        };
+        Some(parse_message(&data))
+    }
+}
+
+/// A live message's JSON `data` as a `T`.
+fn parse_message<T: DeserializeOwned>(data: &str) -> Result<T, LiveError> {
+    serde_json::from_str(data).map_err(|e| LiveError::Unreadable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use balancelab_shared::{RunEvent, RunStatus};
+
+    use super::*;
+
+    #[test]
+    fn a_live_message_that_is_not_an_event_is_an_error_not_dropped() {
+        let event =
+            parse_message::<RunEvent>(r#"{"type": "status", "status": "running", "error": null}"#);
+        assert_eq!(
+            event,
+            Ok(RunEvent::Status {
+                status: RunStatus::Running,
+                error: None
+            })
+        );
+        let Err(LiveError::Unreadable(why)) = parse_message::<RunEvent>(r#"{"type": "epoch"}"#)
+        else {
+            panic!("an epoch without its metrics is not an event");
+        };
+        assert!(!why.is_empty());
+    }
 }

@@ -10,13 +10,14 @@ use web_sys::{
 use crate::chart::{Series, HEIGHT, WIDTH};
 
 /// One legend entry of an exported chart.
-pub struct LegendItem {
+pub(crate) struct LegendItem {
     label: String,
     color: &'static str,
     dash: &'static str,
 }
 
-pub fn legend_items(series: &[Series]) -> Vec<LegendItem> {
+/// The legend of a chart of `series`.
+pub(crate) fn legend_items(series: &[Series]) -> Vec<LegendItem> {
     (series.iter())
         .map(|s| LegendItem {
             label: s.label.clone(),
@@ -110,7 +111,8 @@ fn download(href: &str, file: &str) {
     link.click();
 }
 
-pub fn download_svg(svg: &Element, title: &str, legend: &[LegendItem]) {
+/// Downloads the chart `svg` as an SVG file, with its title and legend.
+pub(crate) fn download_svg(svg: &Element, title: &str, legend: &[LegendItem]) {
     if let Some(document) = svg_document(svg, title, legend) {
         download(&data_url(&document), &format!("{}.svg", file_stem(title)));
     }
@@ -118,7 +120,7 @@ pub fn download_svg(svg: &Element, title: &str, legend: &[LegendItem]) {
 
 /// Draws the SVG document into a canvas once the browser has loaded it as an image, then
 /// saves the canvas.
-pub fn download_png(svg: &Element, title: &str, legend: &[LegendItem]) {
+pub(crate) fn download_png(svg: &Element, title: &str, legend: &[LegendItem]) {
     let Some(document) = svg_document(svg, title, legend) else {
         return;
     };

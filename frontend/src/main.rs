@@ -15,6 +15,7 @@ fn main() {
     leptos::mount::mount_to_body(App);
 }
 
+/// The page frame (top bar) and the route's page.
 #[component]
 fn App() -> impl IntoView {
     view! {

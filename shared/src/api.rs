@@ -4,18 +4,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ConfigDifference, EpochMetrics, FieldError, RunConfig, StepMetrics};
 
+/// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Waiting for a worker.
     Queued,
+    /// Training on a worker.
     Running,
+    /// Trained every epoch, or stopped early by its patience.
     Completed,
+    /// Stopped by an error (see the run's `error`).
     Failed,
+    /// Stopped at a user's request.
     Cancelled,
 }
 
 impl RunStatus {
+    /// Every status, in the order a run passes through them.
     pub const ALL: [RunStatus; 5] = [
         Self::Queued,
         Self::Running,
@@ -29,6 +36,7 @@ impl RunStatus {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 
+    /// The status's name, as in JSON and the API's query (`running`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -39,6 +47,7 @@ impl RunStatus {
         }
     }
 
+    /// The status named `s` (as [`RunStatus::as_str`] writes it).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
@@ -48,8 +57,11 @@ impl RunStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
+    /// The run's id.
     pub id: i64,
+    /// Where the run is in its life.
     pub status: RunStatus,
+    /// What the run trains.
     pub config: RunConfig,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -97,17 +109,21 @@ impl Run {
     }
 }
 
-/// Limits on what a run's tags and note may hold.
-pub const MAX_TAGS: usize = 32;
-pub const MAX_TAG_CHARS: usize = 64;
-pub const MAX_NOTE_CHARS: usize = 20_000;
+/// Tags a run may have, at most.
+const MAX_TAGS: usize = 32;
+/// Characters of one tag, at most.
+const MAX_TAG_CHARS: usize = 64;
+/// Characters of a run's note, at most.
+const MAX_NOTE_CHARS: usize = 20_000;
 
 /// Changes to a run's tags and note (`PATCH /api/runs/{id}`); absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunPatch {
+    /// The run's new tags, replacing all the old ones.
     pub tags: Option<Vec<String>>,
+    /// The run's new note.
     pub note: Option<String>,
 }
 
@@ -159,17 +175,24 @@ pub enum RunSort {
     /// Creation order.
     #[default]
     Id,
+    /// Status name, alphabetically.
     Status,
+    /// Method name (`MethodConfig::name`), alphabetically.
     Method,
+    /// Dataset kind, alphabetically.
     Dataset,
+    /// Best fused accuracy so far; runs without one count as the lowest.
     BestAccuracy,
 }
 
+/// Which way a sorted list runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SortOrder {
+    /// Smallest first.
     Asc,
+    /// Largest first.
     #[default]
     Desc,
 }
@@ -179,23 +202,30 @@ pub enum SortOrder {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RunQuery {
+    /// Only this project's runs; none: every project the caller may see.
     pub project: Option<i64>,
+    /// Only runs with this status.
     pub status: Option<RunStatus>,
     /// Method name, such as `mlb` (see `MethodConfig::name`).
     pub method: Option<String>,
     /// Dataset kind, such as `crema_d`.
     pub dataset: Option<String>,
+    /// Only runs with this tag.
     pub tag: Option<String>,
     /// Case-insensitive text found in the note or a tag.
     pub search: Option<String>,
+    /// The column the list is sorted by.
     pub sort: RunSort,
+    /// Which way it is sorted.
     pub order: SortOrder,
     /// Page size, 1 to [`RunQuery::MAX_LIMIT`].
     pub limit: u32,
+    /// Matching runs skipped before the page.
     pub offset: u32,
 }
 
 impl RunQuery {
+    /// The largest page the server sends.
     pub const MAX_LIMIT: u32 = 500;
 }
 
@@ -220,7 +250,9 @@ impl Default for RunQuery {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunPage {
+    /// The runs of the page, in the requested order.
     pub runs: Vec<Run>,
+    /// How many runs match, over every page.
     pub total: u64,
 }
 
@@ -228,8 +260,10 @@ pub struct RunPage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunDetail {
+    /// The run itself.
     #[serde(flatten)]
     pub run: Run,
+    /// Every epoch finished so far, in order.
     pub epochs: Vec<EpochMetrics>,
     /// Position of the run's last logged event when the epochs were read: a viewer follows
     /// the live stream from here (`?after=`), having the epochs before it.
@@ -244,12 +278,17 @@ pub struct RunDetail {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
+    /// The run's status changed.
     Status {
+        /// The new status.
         status: RunStatus,
+        /// Why it failed, when it did.
         error: Option<String>,
     },
-    /// Boxed: far larger than the other variants.
+    /// An epoch finished, with its metrics.
+    // Boxed: far larger than the other variants.
     Epoch(Box<EpochMetrics>),
+    /// An optimisation step finished.
     Step(Box<StepMetrics>),
 }
 
@@ -259,11 +298,15 @@ pub enum RunEvent {
 pub struct DatasetInfo {
     /// The `kind` to use in a run's dataset configuration.
     pub kind: String,
+    /// Its full name.
     pub name: String,
+    /// Its modalities, in words.
     pub modalities: String,
     /// Whether its files were found in the data directory (generated sets always are).
     pub available: bool,
+    /// Where it comes from: its authors or publisher.
     pub source: String,
+    /// The terms it is used under.
     pub license: String,
 }
 
@@ -271,10 +314,146 @@ pub struct DatasetInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    /// What went wrong, for a person.
     pub message: String,
     /// Invalid fields, for 422 responses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
+}
+
+/// Runs side by side: each run, and only the configuration fields that differ.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Comparison {
+    /// The compared runs, in the order asked for.
+    pub runs: Vec<Run>,
+    /// The configuration fields that are not the same in every run.
+    pub differences: Vec<ConfigDifference>,
+}
+
+/// What a member of a project may do: viewers read its runs, editors also start, change,
+/// cancel, delete and share them, owners also manage its members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads the project's runs.
+    Viewer,
+    /// Also starts, changes, cancels, deletes and shares them.
+    Editor,
+    /// Also manages the project's members.
+    Owner,
+}
+
+impl Role {
+    /// The role's name, as in JSON (`editor`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// The role named `s` (as [`Role::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Viewer, Self::Editor, Self::Owner]
+            .into_iter()
+            .find(|role| role.as_str() == s)
+    }
+}
+
+/// A user as others see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    /// The user's id.
+    pub id: i64,
+    /// The name they sign in with.
+    pub name: String,
+    /// Admins create users.
+    pub admin: bool,
+}
+
+/// A project the caller belongs to, and the caller's role in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Project {
+    /// The project's id.
+    pub id: i64,
+    /// The project's name.
+    pub name: String,
+    /// The caller's role in it.
+    pub role: Role,
+}
+
+/// A member of a project.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Member {
+    /// The member's user name.
+    pub user: String,
+    /// What they may do in the project.
+    pub role: Role,
+}
+
+/// Who is calling, and the projects they belong to (`GET /api/auth/me`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    /// The signed-in user.
+    pub user: User,
+    /// Their projects, with their role in each.
+    pub projects: Vec<Project>,
+}
+
+/// `POST /api/auth/login` and `POST /api/users`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// The user name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A secret shown once: a session or API token, or a share link's token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Secret {
+    /// The id of the session, API token or share link, to revoke it by.
+    pub id: i64,
+    /// The secret itself; the server keeps only its hash.
+    pub token: String,
+}
+
+/// A read-only link to one run. The token itself is only shown when the link is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareLink {
+    /// The link's id.
+    pub id: i64,
+    /// The run it opens.
+    pub run_id: i64,
+    /// Who made it.
+    pub created_by: String,
+    /// When it was made, RFC 3339, UTC.
+    pub created_at: String,
+    /// Whether it was revoked: it opens nothing any more.
+    pub revoked: bool,
+}
+
+/// A ready-made run configuration: a paper's training recipe, or a quick demo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Preset {
+    /// File stem in `presets/`, e.g. `mlb-paper-training`.
+    pub name: String,
+    /// The preset's leading comment: where the recipe comes from and what it runs on.
+    pub description: String,
+    /// The run configuration it starts from.
+    pub config: RunConfig,
 }
 
 #[cfg(test)]
@@ -303,113 +482,4 @@ mod tests {
             serde_json::json!({"type": "status", "status": "running", "error": null})
         );
     }
-}
-
-/// Runs side by side: each run, and only the configuration fields that differ.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Comparison {
-    pub runs: Vec<Run>,
-    pub differences: Vec<ConfigDifference>,
-}
-
-/// What a member of a project may do: viewers read its runs, editors also start, change,
-/// cancel, delete and share them, owners also manage its members.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Owner,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Editor => "editor",
-            Self::Owner => "owner",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Viewer, Self::Editor, Self::Owner]
-            .into_iter()
-            .find(|role| role.as_str() == s)
-    }
-}
-
-/// A user as others see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct User {
-    pub id: i64,
-    pub name: String,
-    /// Admins create users.
-    pub admin: bool,
-}
-
-/// A project the caller belongs to, and the caller's role in it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Project {
-    pub id: i64,
-    pub name: String,
-    pub role: Role,
-}
-
-/// A member of a project.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Member {
-    pub user: String,
-    pub role: Role,
-}
-
-/// Who is calling, and the projects they belong to (`GET /api/auth/me`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Me {
-    pub user: User,
-    pub projects: Vec<Project>,
-}
-
-/// `POST /api/auth/login` and `POST /api/users`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Credentials {
-    pub name: String,
-    pub password: String,
-}
-
-/// A secret shown once: a session or API token, or a share link's token.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Secret {
-    pub id: i64,
-    pub token: String,
-}
-
-/// A read-only link to one run. The token itself is only shown when the link is made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ShareLink {
-    pub id: i64,
-    pub run_id: i64,
-    pub created_by: String,
-    pub created_at: String,
-    pub revoked: bool,
-}
-
-/// A ready-made run configuration: a paper's training recipe, or a quick demo.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Preset {
-    /// File stem in `presets/`, e.g. `mlb-paper-training`.
-    pub name: String,
-    /// The preset's leading comment: where the recipe comes from and what it runs on.
-    pub description: String,
-    pub config: RunConfig,
 }

@@ -8,9 +8,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// The device a run trains on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ComputeDevice {
+    /// The CPU.
     #[default]
     Cpu,
     /// A CUDA GPU by ordinal.
@@ -18,6 +20,7 @@ pub enum ComputeDevice {
 }
 
 impl ComputeDevice {
+    /// Whether it is a CUDA GPU.
     pub fn is_cuda(self) -> bool {
         matches!(self, Self::Cuda(_))
     }

@@ -3,6 +3,8 @@
 //! Everything here is plain serde data with no I/O, so the wasm UI can validate a run
 //! configuration with exactly the rules the server applies.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod config;
 pub mod device;
@@ -20,9 +22,9 @@ pub use api::{
 };
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,
-    FieldError, MethodConfig, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig, MslrConfig,
-    MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig, SplitConfig, SyntheticConfig,
-    Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
+    FieldError, MethodConfig, MethodKind, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig,
+    MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig, SplitConfig,
+    SyntheticConfig, Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
 };
 pub use device::ComputeDevice;
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};

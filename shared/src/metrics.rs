@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepMetrics {
+    /// The epoch the step belongs to (from 1).
     pub epoch: u32,
     /// Global step index, starting at 0.
     pub step: u64,
@@ -21,6 +22,7 @@ pub struct StepMetrics {
     pub confidences: Vec<f64>,
     /// L2 norm of the gradient of each modality's parameters, as the optimiser received it.
     pub gradient_norms: Vec<f64>,
+    /// Base learning rate of the step, after the schedule.
     pub learning_rate: f64,
     /// Wall time since the run started, at the end of the step.
     #[serde(default)]
@@ -35,11 +37,13 @@ pub struct SplitScores {
     pub fused: f64,
     /// Accuracy of each unimodal head.
     pub unimodal: Vec<f64>,
+    /// Macro-averaged F1 score of the fused output.
     #[serde(default)]
     pub fused_macro_f1: f64,
     /// Mean cross-entropy of the fused output.
     #[serde(default)]
     pub fused_loss: f64,
+    /// Macro-averaged F1 score of each unimodal head.
     #[serde(default)]
     pub unimodal_macro_f1: Vec<f64>,
 }
@@ -58,6 +62,7 @@ impl SplitScores {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EpochMetrics {
+    /// The epoch, from 1.
     pub epoch: u32,
     /// Mean training loss over the epoch's steps.
     pub train_loss: f64,
@@ -68,6 +73,7 @@ pub struct EpochMetrics {
     /// Mean per-modality gradient norm over the epoch's steps.
     #[serde(default)]
     pub gradient_norms: Vec<f64>,
+    /// Base learning rate of the epoch, after the schedule.
     #[serde(default)]
     pub learning_rate: f64,
     /// Scores on the training split, measured after the epoch.
@@ -76,6 +82,7 @@ pub struct EpochMetrics {
     /// Scores on the validation split, when the run holds one out.
     #[serde(default)]
     pub validation: Option<SplitScores>,
+    /// Scores on the test split, measured after the epoch.
     pub test: SplitScores,
     /// Imbalance measure per modality: validation accuracy of the fused output with every
     /// other modality's input zeroed (test split when there is no validation split).

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
+    /// The encoder of every modality.
     pub encoder: EncoderConfig,
+    /// How the modalities' features are fused.
     pub fusion: FusionKind,
     /// Width of every encoder's feature vector z_m.
     pub feature_dim: u32,
@@ -47,6 +49,7 @@ impl Default for EncoderConfig {
 }
 
 impl EncoderConfig {
+    /// The `kind` tag, as in the JSON and TOML forms (`cnn`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Mlp(_) => "mlp",
@@ -57,10 +60,12 @@ impl EncoderConfig {
     }
 }
 
+/// Settings of the MLP encoder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MlpConfig {
+    /// Width of the hidden layer.
     pub hidden: u32,
 }
 
@@ -70,6 +75,7 @@ impl Default for MlpConfig {
     }
 }
 
+/// Settings of the CNN encoder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
@@ -101,11 +107,14 @@ pub enum Downsample {
     Stride,
 }
 
+/// Settings of the transformer encoder; its width is `feature_dim`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct TransformerConfig {
+    /// Number of transformer blocks.
     pub layers: u32,
+    /// Attention heads per block; must divide `feature_dim`.
     pub heads: u32,
 }
 
@@ -138,6 +147,7 @@ pub enum FusionKind {
 }
 
 impl FusionKind {
+    /// Every fusion, in the order the UI lists them.
     pub const ALL: [FusionKind; 6] = [
         Self::Late,
         Self::Mid,
@@ -147,6 +157,7 @@ impl FusionKind {
         Self::Decision,
     ];
 
+    /// The fusion's name as in the JSON and TOML forms (`late`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Late => "late",

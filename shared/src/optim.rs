@@ -22,6 +22,7 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// The `kind` tag, as in the JSON and TOML forms (`adam_w`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Sgd(_) => "sgd",
@@ -30,6 +31,7 @@ impl OptimizerConfig {
         }
     }
 
+    /// The weight decay, whichever the optimiser.
     pub fn weight_decay(&self) -> f64 {
         match self {
             Self::Sgd(sgd) => sgd.weight_decay,
@@ -38,11 +40,14 @@ impl OptimizerConfig {
     }
 }
 
+/// Settings of SGD.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SgdConfig {
+    /// Momentum factor (0: plain SGD).
     pub momentum: f64,
+    /// L2 penalty added to the gradient.
     pub weight_decay: f64,
 }
 
@@ -55,13 +60,18 @@ impl Default for SgdConfig {
     }
 }
 
+/// Settings of Adam and AdamW, named as in PyTorch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
+    /// L2 penalty (Adam) or decoupled decay (AdamW).
     pub weight_decay: f64,
+    /// Decay of the running mean of the gradient.
     pub beta1: f64,
+    /// Decay of the running mean of the squared gradient.
     pub beta2: f64,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
 }
 
@@ -81,16 +91,26 @@ impl Default for AdamConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScheduleConfig {
+    /// The base learning rate throughout.
     #[default]
     Constant,
     /// `torch.optim.lr_scheduler.StepLR`: lr * gamma^floor((epoch - 1) / step_size).
-    Step { step_size: u32, gamma: f64 },
+    Step {
+        /// Epochs between two decays.
+        step_size: u32,
+        /// Factor of each decay.
+        gamma: f64,
+    },
     /// Constant until `start_epoch`, then `CosineAnnealingWarmRestarts(t_0, t_mult, eta_min)`,
     /// as the MLB authors train.
     CosineWarmRestarts {
+        /// First epoch (from 1) of the cosine schedule.
         start_epoch: u32,
+        /// Epochs in the first cycle.
         t_0: u32,
+        /// Each cycle is this many times longer than the one before.
         t_mult: u32,
+        /// The learning rate at the bottom of each cycle.
         eta_min: f64,
     },
 }

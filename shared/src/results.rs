@@ -76,6 +76,7 @@ fn config_leaves(config: &RunConfig) -> BTreeMap<String, Value> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigDifference {
+    /// Dotted path of the field, such as `method.alpha`.
     pub field: String,
     /// The field's value in each run, in the order given; "-" where a run has no such field
     /// (another method's hyper-parameter, say).
@@ -115,6 +116,7 @@ pub enum EpochChoice {
 }
 
 impl EpochChoice {
+    /// The chosen epoch of a run's `epochs`; none if it has none.
     pub fn pick(self, epochs: &[EpochMetrics]) -> Option<&EpochMetrics> {
         if self == Self::Last {
             return epochs.last();
@@ -138,6 +140,7 @@ impl EpochChoice {
 pub struct Summary {
     /// Runs that have the metric.
     pub n: usize,
+    /// Mean over those runs.
     pub mean: f64,
     /// 0 for a single run.
     pub std: f64,
@@ -163,25 +166,35 @@ impl Summary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultsRow {
+    /// The group's value of each grouping field, in `group_by` order.
     pub group: Vec<String>,
+    /// The runs in the group.
     pub run_ids: Vec<i64>,
     /// One per requested metric; none where no run of the group has it.
     pub metrics: Vec<Option<Summary>>,
 }
 
+/// Runs grouped by configuration fields, with each metric summarised per group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultsTable {
+    /// The configuration fields the runs are grouped by, such as `method.kind`.
     pub group_by: Vec<String>,
+    /// The metrics summarised, such as `test.fused`, one column each.
     pub metrics: Vec<String>,
+    /// Which epoch of each run the metrics are read from.
     pub epoch: EpochChoice,
+    /// One row per group, in order of the group values.
     pub rows: Vec<ResultsRow>,
 }
 
 /// A run as the results table needs it.
 pub struct RunResult<'a> {
+    /// The run's id.
     pub id: i64,
+    /// Its configuration.
     pub config: &'a RunConfig,
+    /// Its epochs' metrics, in order.
     pub epochs: &'a [EpochMetrics],
 }
 

@@ -26,8 +26,11 @@ pub struct SeriesPoint(pub f64, pub f64);
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricSeries {
+    /// The metric, such as `step.loss`.
     pub key: String,
+    /// What the points' x values measure.
     pub x: XAxis,
+    /// The points, in x order, after downsampling.
     pub points: Vec<SeriesPoint>,
     /// Points before downsampling.
     pub total: usize,

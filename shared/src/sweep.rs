@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{FieldError, FusionKind, MethodConfig, RunConfig, RunPatch};
 
+/// A grid of runs over a base configuration (`POST /api/sweeps`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -27,7 +28,7 @@ pub struct Sweep {
 
 impl Sweep {
     /// More runs than this in one request is almost certainly a typo in a seed list.
-    pub const MAX_RUNS: usize = 100;
+    const MAX_RUNS: usize = 100;
 
     /// A sweep of `base` alone: one run.
     pub fn new(base: RunConfig) -> Self {

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use super::method_label;
+use super::method_and_settings;
 use super::step_curves::{StepView, StepViewControls};
 use crate::api::{self, ApiFailure};
 use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
@@ -18,8 +18,9 @@ const GROUP_BY: &str = "method.kind,model.fusion";
 const STEP_POINTS: usize = 500;
 const METRICS: &str = "test.fused,test.unimodal[0],test.unimodal[1],test.fused_macro_f1";
 
+/// `/compare?runs=1,2,...`: runs side by side.
 #[component]
-pub fn ComparePage() -> impl IntoView {
+pub(crate) fn ComparePage() -> impl IntoView {
     let query = use_query_map();
     // A memo: other settings in the URL (smoothing, x axis) must not rebuild the page.
     let ids = Memo::new(move |_| {
@@ -170,7 +171,7 @@ fn run_label(d: &RunDetail) -> String {
     format!(
         "#{} {}, seed {}",
         d.run.id,
-        method_label(&d.run.config.method),
+        method_and_settings(&d.run.config.method),
         d.run.config.seed
     )
 }

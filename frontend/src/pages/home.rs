@@ -2,8 +2,9 @@
 
 use leptos::prelude::*;
 
+/// `/`: the new-run form above the run list.
 #[component]
-pub fn HomePage() -> impl IntoView {
+pub(crate) fn HomePage() -> impl IntoView {
     view! {
         <section class="card">
             <h1>"New run"</h1>

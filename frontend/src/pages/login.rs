@@ -8,8 +8,9 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api;
 
+/// `/login?next=PATH`: signs in, then goes back to `next`.
 #[component]
-pub fn LoginPage() -> impl IntoView {
+pub(crate) fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let name = RwSignal::new(String::from("admin"));
     let password = RwSignal::new(String::new());
@@ -76,7 +77,7 @@ pub fn LoginPage() -> impl IntoView {
 
 /// The signed-in user's name and a way out, for the top bar; nothing when signed out.
 #[component]
-pub fn UserMenu() -> impl IntoView {
+pub(crate) fn UserMenu() -> impl IntoView {
     let me = LocalResource::new(api::me);
     let sign_out = move |_| {
         spawn_local(async move {

@@ -9,19 +9,21 @@ mod runs;
 mod share_dialog;
 mod step_curves;
 
-pub use compare::ComparePage;
-pub use home::HomePage;
-pub use login::{LoginPage, UserMenu};
-pub use run::RunPage;
+pub(crate) use compare::ComparePage;
+pub(crate) use home::HomePage;
+pub(crate) use login::{LoginPage, UserMenu};
+pub(crate) use run::RunPage;
 
-use balancelab_shared::{MethodConfig, Role, RunStatus};
+use balancelab_shared::{
+    AgmConfig, MethodConfig, MethodKind, OgmConfig, PmrConfig, Role, RunStatus,
+};
 use leptos::prelude::*;
 use leptos_router::params::ParamsMap;
 use leptos_router::NavigateOptions;
 
 /// `path` with the query `params` changed by `changes` (an empty value removes the key): how
 /// a view whose state lives in the URL moves to its next state.
-pub fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> String {
+fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> String {
     let mut pairs: Vec<(String, String)> = (params.into_iter())
         .filter(|(k, _)| !changes.iter().any(|(c, _)| *c == &**k))
         .map(|(k, v)| (k.to_string(), v))
@@ -36,7 +38,7 @@ pub fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> St
 
 /// Navigation that replaces the current entry and keeps the scroll position: a view's
 /// settings change, Back still leaves the page.
-pub fn in_place() -> NavigateOptions {
+fn in_place() -> NavigateOptions {
     NavigateOptions {
         replace: true,
         scroll: false,
@@ -44,28 +46,25 @@ pub fn in_place() -> NavigateOptions {
     }
 }
 
-/// "MLB (alpha 0.8)", "OGM-GE (alpha 0.8)", "joint", ...
-pub fn method_label(method: &MethodConfig) -> String {
+/// A run's method with its main settings, as lists and legends show it: "MLB (alpha 0.8)",
+/// "OGM-GE (alpha 0.8)", "joint".
+fn method_and_settings(method: &MethodConfig) -> String {
+    let label = MethodKind::from(method).label();
     match method {
-        MethodConfig::Joint => "joint".into(),
-        MethodConfig::MultiLoss(_) => "multi-loss".into(),
+        MethodConfig::Joint | MethodConfig::MultiLoss(_) | MethodConfig::Mslr(_) => label.into(),
         MethodConfig::Mlb(mlb) => match mlb.beta {
-            Some(beta) => format!("MLB (alpha {}, beta {beta})", mlb.alpha),
-            None => format!("MLB (alpha {})", mlb.alpha),
+            Some(beta) => format!("{label} (alpha {}, beta {beta})", mlb.alpha),
+            None => format!("{label} (alpha {})", mlb.alpha),
         },
-        MethodConfig::Ogm(ogm) if ogm.generalization_enhancement => {
-            format!("OGM-GE (alpha {})", ogm.alpha)
-        }
-        MethodConfig::Ogm(ogm) => format!("OGM (alpha {})", ogm.alpha),
-        MethodConfig::Agm(agm) => format!("AGM (alpha {})", agm.alpha),
-        MethodConfig::Mslr(_) => "MSLR".into(),
-        MethodConfig::MmCosine(cos) => format!("MMCosine (scale {})", cos.scale),
-        MethodConfig::Pmr(pmr) => format!("PMR (alpha {})", pmr.alpha),
+        MethodConfig::Ogm(OgmConfig { alpha, .. })
+        | MethodConfig::Agm(AgmConfig { alpha, .. })
+        | MethodConfig::Pmr(PmrConfig { alpha }) => format!("{label} (alpha {alpha})"),
+        MethodConfig::MmCosine(cos) => format!("{label} (scale {})", cos.scale),
     }
 }
 
 /// "45 s", "12 min", "3 h 20 min": a duration as a reader rounds it.
-pub fn duration_text(seconds: f64) -> String {
+fn duration_text(seconds: f64) -> String {
     let seconds = seconds.max(0.0).round() as u64;
     match seconds {
         0..=59 => format!("{seconds} s"),
@@ -77,7 +76,7 @@ pub fn duration_text(seconds: f64) -> String {
 /// `<option>`s of the caller's projects in which they have at least `at_least`, valued
 /// by project id: the project pickers.
 #[component]
-pub fn ProjectOptions(at_least: Role) -> impl IntoView {
+fn ProjectOptions(at_least: Role) -> impl IntoView {
     let projects = LocalResource::new(crate::api::list_projects);
     move || {
         (projects
@@ -91,13 +90,33 @@ pub fn ProjectOptions(at_least: Role) -> impl IntoView {
     }
 }
 
+/// A run's status as a coloured badge.
 #[component]
-pub fn StatusBadge(status: RunStatus) -> impl IntoView {
+fn StatusBadge(status: RunStatus) -> impl IntoView {
     view! { <span class=format!("badge badge-{}", status.as_str())>{status.as_str()}</span> }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_read_with_their_main_settings() {
+        let cases = [
+            (MethodConfig::Joint, "joint"),
+            (MethodConfig::default(), "MLB (alpha 0.8)"),
+            (MethodConfig::from(MethodKind::OgmGe), "OGM-GE (alpha 0.8)"),
+            (MethodConfig::from(MethodKind::Ogm), "OGM (alpha 0.8)"),
+            (
+                MethodConfig::from(MethodKind::MmCosine),
+                "MMCosine (scale 10)",
+            ),
+        ];
+        for (method, text) in cases {
+            assert_eq!(method_and_settings(&method), text);
+        }
+    }
+
     #[test]
     fn durations_read_as_people_round_them() {
         let cases = [
@@ -108,7 +127,7 @@ mod tests {
             (12_000.0, "3 h 20 min"),
         ];
         for (seconds, text) in cases {
-            assert_eq!(super::duration_text(seconds), text);
+            assert_eq!(duration_text(seconds), text);
         }
     }
 }

@@ -2,23 +2,22 @@
 
 use balancelab_shared::{
     AvDigitsSplit, CoefficientTarget, CremaDSplit, DatasetConfig, EpochMetrics, OptimizerConfig,
-    Run, RunEvent, ScheduleConfig, SplitConfig, SplitScores, Ucf101Modalities,
+    Run, RunConfig, RunEvent, ScheduleConfig, SplitConfig, SplitScores, Ucf101Modalities,
 };
 use futures::channel::oneshot;
-use futures::StreamExt;
-use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::share_dialog::ShareDialog;
-use super::{in_place, method_label, url_with, StatusBadge};
-use crate::api;
+use super::{in_place, method_and_settings, url_with, StatusBadge};
+use crate::api::{self, LiveError, LiveStream};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
+/// `/runs/ID`, or `/runs/ID?share=TOKEN` through a share link.
 #[component]
-pub fn RunPage() -> impl IntoView {
+pub(crate) fn RunPage() -> impl IntoView {
     let params = use_params_map();
     // A share link is this page with `?share=TOKEN`: the same view, read-only.
     let query = use_query_map();
@@ -37,6 +36,7 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
+/// Run `id`: loaded, then followed live until it ends.
 #[component]
 fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     let shared = share.is_some();
@@ -64,75 +64,25 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     });
     let planned =
         Signal::derive(move || run.with(|r| r.as_ref().map_or(1.0, |r| r.config.epochs as f64)));
-    // Runs stored by older versions lack some series: their epochs are skipped.
-    let per_modality = move |value: fn(&EpochMetrics, usize) -> Option<f64>| {
-        Signal::derive(move || {
-            let names = names.get();
-            epochs.with(|list| {
-                names
-                    .iter()
-                    .enumerate()
-                    .map(|(m, name)| Series {
-                        dash: "",
-                        label: name.clone(),
-                        color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
-                        points: (list.iter())
-                            .filter_map(|e| Some((e.epoch as f64, value(e, m)?)))
-                            .collect(),
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-    };
-    let coefficients = per_modality(|e, m| e.coefficients.get(m).copied());
-    let confidences = per_modality(|e, m| e.confidences.get(m).copied());
-    let solo = per_modality(|e, m| e.solo_accuracy.get(m).copied());
-    let gradient_norms = per_modality(|e, m| e.gradient_norms.get(m).copied());
-    // The split the accuracy chart shows, in the URL (`?split=validation`).
-    let query = use_query_map();
-    let split = Memo::new(move |_| query.read().get("split").unwrap_or_else(|| "test".into()));
-    let accuracy = Signal::derive(move || {
-        let split = split.get();
-        let names = names.get();
-        epochs.with(|list| {
-            let of = |value: &dyn Fn(&SplitScores) -> Option<f64>| -> Vec<(f64, f64)> {
-                (list.iter())
-                    .filter_map(|e| Some((e.epoch as f64, value(scores(e, &split)?)?)))
-                    .collect()
-            };
-            let fused = Series {
-                label: "fused".into(),
-                color: FUSED_COLOR,
-                points: of(&|s| Some(s.fused)),
-                ..Series::default()
-            };
-            let heads = (names.iter().enumerate()).map(|(m, name)| Series {
-                label: name.clone(),
-                color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
-                points: of(&|s| s.unimodal.get(m).copied()),
-                ..Series::default()
-            });
-            std::iter::once(fused).chain(heads).collect::<Vec<_>>()
-        })
-    });
-    let navigate = use_navigate();
-    let choose_split = move |ev| {
-        let url = url_with(
-            &format!("/runs/{id}"),
-            query.get_untracked(),
-            &[("split", event_target_value(&ev))],
-        );
-        navigate(&url, in_place());
-    };
-    let loss = Signal::derive(move || {
-        vec![Series {
-            dash: "",
-            label: "training loss".into(),
-            color: FUSED_COLOR,
-            points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
-        }]
-    });
+    view! {
+        <RunHeader id shared run epochs problem />
+        <EpochCharts id epochs names planned />
+        <super::step_curves::StepCurves id share=step_share.clone() names epochs />
+        <RunLog id share=step_share run epochs />
+    }
+}
 
+/// The run's title and status, what may be done with it (cancel, clone and edit, share),
+/// the page's problem if any, and the run's summary.
+#[component]
+fn RunHeader(
+    id: i64,
+    /// Opened through a read-only share link.
+    shared: bool,
+    run: RwSignal<Option<Run>>,
+    epochs: RwSignal<Vec<EpochMetrics>>,
+    problem: RwSignal<Option<String>>,
+) -> impl IntoView {
     // A memo, so the share dialog is made once, not again at every status change.
     let project_id = Memo::new(move |_| run.with(|r| r.as_ref().map(|r| r.project_id)));
     let active = move || run.with(|r| r.as_ref().is_some_and(|r| !r.status.is_terminal()));
@@ -167,6 +117,55 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
         </section>
+    }
+}
+
+/// The per-epoch charts: the coefficients k, accuracy on the split the URL names
+/// (`?split=`, test by default), confidences, solo accuracy, gradient norms and loss.
+#[component]
+fn EpochCharts(
+    id: i64,
+    epochs: RwSignal<Vec<EpochMetrics>>,
+    /// The modalities' names, in model order.
+    names: Signal<Vec<String>>,
+    /// The planned epochs: where the x axes end.
+    planned: Signal<f64>,
+) -> impl IntoView {
+    let per_modality = move |value: fn(&EpochMetrics, usize) -> Option<f64>| {
+        Signal::derive(move || {
+            let names = names.get();
+            epochs.with(|list| modality_series(list, &names, value))
+        })
+    };
+    let coefficients = per_modality(|e, m| e.coefficients.get(m).copied());
+    let confidences = per_modality(|e, m| e.confidences.get(m).copied());
+    let solo = per_modality(|e, m| e.solo_accuracy.get(m).copied());
+    let gradient_norms = per_modality(|e, m| e.gradient_norms.get(m).copied());
+    let query = use_query_map();
+    let split = Memo::new(move |_| query.read().get("split").unwrap_or_else(|| "test".into()));
+    let accuracy = Signal::derive(move || {
+        let split = split.get();
+        let names = names.get();
+        epochs.with(|list| accuracy_series(list, &split, &names))
+    });
+    let loss = Signal::derive(move || {
+        vec![Series {
+            dash: "",
+            label: "training loss".into(),
+            color: FUSED_COLOR,
+            points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
+        }]
+    });
+    let navigate = use_navigate();
+    let choose_split = move |ev| {
+        let url = url_with(
+            &format!("/runs/{id}"),
+            query.get_untracked(),
+            &[("split", event_target_value(&ev))],
+        );
+        navigate(&url, in_place());
+    };
+    view! {
         <div class="run-filters">
             <label>
                 <span>"Accuracy on"</span>
@@ -178,56 +177,62 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
             </label>
         </div>
         <section class="charts">
-            <LineChart
-                title="Gradient coefficient k per modality"
-                x_label="epoch"
-                y_label="k (mean over the epoch)"
-                series=coefficients
-                x_max=planned
-                reference=1.0
-            />
-            <LineChart
-                title="Accuracy: fused output and each unimodal head"
-                x_label="epoch"
-                y_label="accuracy"
-                series=accuracy
-                x_max=planned
-                y_range=(0.0, 1.0)
-            />
-            <LineChart
-                title="Confidence s on the true class per modality"
-                x_label="epoch"
-                y_label="s (mean over the epoch)"
-                series=confidences
-                x_max=planned
-                y_range=(0.0, 1.0)
-            />
-            <LineChart
-                title="Solo accuracy: the fused output seeing one modality (others zeroed)"
-                x_label="epoch"
-                y_label="accuracy (validation split)"
-                series=solo
-                x_max=planned
-                y_range=(0.0, 1.0)
-            />
-            <LineChart
-                title="Gradient norm per modality (after balancing)"
-                x_label="epoch"
-                y_label="L2 norm (mean over the epoch)"
-                series=gradient_norms
-                x_max=planned
-            />
-            <LineChart
-                title="Training loss"
-                x_label="epoch"
-                y_label="loss (mean over the epoch)"
-                series=loss
-                x_max=planned
-            />
+            <LineChart title="Gradient coefficient k per modality" x_label="epoch"
+                y_label="k (mean over the epoch)" series=coefficients x_max=planned reference=1.0 />
+            <LineChart title="Accuracy: fused output and each unimodal head" x_label="epoch"
+                y_label="accuracy" series=accuracy x_max=planned y_range=(0.0, 1.0) />
+            <LineChart title="Confidence s on the true class per modality" x_label="epoch"
+                y_label="s (mean over the epoch)" series=confidences x_max=planned y_range=(0.0, 1.0) />
+            <LineChart title="Solo accuracy: the fused output seeing one modality (others zeroed)"
+                x_label="epoch" y_label="accuracy (validation split)" series=solo x_max=planned
+                y_range=(0.0, 1.0) />
+            <LineChart title="Gradient norm per modality (after balancing)" x_label="epoch"
+                y_label="L2 norm (mean over the epoch)" series=gradient_norms x_max=planned />
+            <LineChart title="Training loss" x_label="epoch" y_label="loss (mean over the epoch)"
+                series=loss x_max=planned />
         </section>
-        <super::step_curves::StepCurves id share=step_share.clone() names epochs />
-        <RunLog id share=step_share run epochs />
     }
+}
+
+/// One series per modality of `names`: `value` at each epoch of `list`. Runs stored by older
+/// versions lack some series: their epochs are skipped.
+fn modality_series(
+    list: &[EpochMetrics],
+    names: &[String],
+    value: fn(&EpochMetrics, usize) -> Option<f64>,
+) -> Vec<Series> {
+    (names.iter().enumerate())
+        .map(|(m, name)| Series {
+            dash: "",
+            label: name.clone(),
+            color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
+            points: (list.iter())
+                .filter_map(|e| Some((e.epoch as f64, value(e, m)?)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The accuracy of the fused output and of each unimodal head on `split`, at each epoch.
+fn accuracy_series(list: &[EpochMetrics], split: &str, names: &[String]) -> Vec<Series> {
+    let of = |value: &dyn Fn(&SplitScores) -> Option<f64>| -> Vec<(f64, f64)> {
+        (list.iter())
+            .filter_map(|e| Some((e.epoch as f64, value(scores(e, split)?)?)))
+            .collect()
+    };
+    let fused = Series {
+        label: "fused".into(),
+        color: FUSED_COLOR,
+        points: of(&|s| Some(s.fused)),
+        ..Series::default()
+    };
+    let heads = (names.iter().enumerate()).map(|(m, name)| Series {
+        label: name.clone(),
+        color: MODALITY_COLORS[m % MODALITY_COLORS.len()],
+        points: of(&|s| s.unimodal.get(m).copied()),
+        ..Series::default()
+    });
+    std::iter::once(fused).chain(heads).collect()
 }
 
 /// An epoch's scores on `split` (test, validation, train); none if it has no such split.
@@ -258,24 +263,24 @@ async fn follow_run(
     if finished {
         return;
     }
-    let mut source = match EventSource::new(&api::events_url(id, after, share.as_deref())) {
-        Ok(source) => source,
+    let url = api::events_url(id, after, share.as_deref());
+    let mut stream = match LiveStream::<RunEvent>::open(&url) {
+        Ok(stream) => stream,
         Err(e) => return problem.set(Some(format!("live updates unavailable: {e}"))),
     };
-    let Ok(mut messages) = source.subscribe("message") else {
-        return problem.set(Some("live updates unavailable".into()));
-    };
-    while let Some(message) = messages.next().await {
-        let Ok((_, message)) = message else {
-            problem.set(Some("Lost the live connection; reload to catch up.".into()));
-            break;
-        };
-        let Some(event) = message
-            .data()
-            .as_string()
-            .and_then(|data| serde_json::from_str::<RunEvent>(&data).ok())
-        else {
-            continue;
+    while let Some(event) = stream.receive().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(LiveError::Lost) => {
+                problem.set(Some("Lost the live connection; reload to catch up.".into()));
+                break;
+            }
+            Err(LiveError::Unreadable(why)) => {
+                problem.set(Some(format!(
+                    "A live update could not be read ({why}); reload to catch up."
+                )));
+                continue;
+            }
         };
         match event {
             // The stream replays stored epochs first; keep each epoch once.
@@ -299,13 +304,50 @@ async fn follow_run(
             }
         }
     }
-    source.close();
 }
 
+/// The run's settings in words, its progress, every setting as JSON, and why it failed.
 #[component]
 fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
     let config = run.config;
     let config_json = config.clone();
+    let model_label = format!(
+        "{} encoders, {} fusion, {}-wide features",
+        config.model.encoder.name(),
+        config.model.fusion.name(),
+        config.model.feature_dim
+    );
+    let total = config.epochs;
+    let progress = move || {
+        epochs.with(|l| match l.last() {
+            Some(last) => format!(
+                "epoch {} of {total}; fused test accuracy {:.1}%",
+                last.epoch,
+                100.0 * last.test.fused
+            ),
+            None => format!("0 of {total} epochs"),
+        })
+    };
+    view! {
+        <dl class="config">
+            <dt>"Method"</dt><dd>{method_and_settings(&config.method)}</dd>
+            <dt>"Data"</dt><dd>{dataset_text(&config.dataset)}</dd>
+            <dt>"Modalities"</dt><dd>{config.dataset.modality_names().join(", ")}</dd>
+            <dt>"Model"</dt><dd>{model_label}</dd>
+            <dt>"Optimiser"</dt><dd>{training_text(&config)}</dd>
+            <dt>"Progress"</dt><dd class="progress">{progress}</dd>
+            <dt>"Created"</dt><dd>{run.created_at}</dd>
+        </dl>
+        <details class="resolved-config">
+            <summary>"Every setting (the resolved configuration)"</summary>
+            <pre>{serde_json::to_string_pretty(&config_json).expect("a RunConfig serializes")}</pre>
+        </details>
+        {run.error.map(|e| view! { <p class="form-message" role="alert">{format!("Failed: {e}")}</p> })}
+    }
+}
+
+/// The dataset and its split in words: "CREMA-D (CREMA-D); train.csv / test.csv; ...".
+fn dataset_text(dataset: &DatasetConfig) -> String {
     let held_out = |split: SplitConfig| {
         format!(
             "{:.0}% of each class held out for testing (split seed {})",
@@ -313,7 +355,7 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             split.split_seed
         )
     };
-    let data_label = match &config.dataset {
+    match dataset {
         DatasetConfig::Synthetic(data) => format!(
             "synthetic: {} classes, {} features per modality, {} train / {} test samples",
             data.classes, data.features, data.train_samples, data.test_samples
@@ -359,13 +401,12 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             c.frames,
             c.image_size
         ),
-    };
-    let model_label = format!(
-        "{} encoders, {} fusion, {}-wide features",
-        config.model.encoder.name(),
-        config.model.fusion.name(),
-        config.model.feature_dim
-    );
+    }
+}
+
+/// How the run trains, in words: optimiser, learning rate and schedule, batch, seed, what
+/// k multiplies, and the device.
+fn training_text(config: &RunConfig) -> String {
     let optimizer = match &config.optimizer {
         OptimizerConfig::Sgd(sgd) => format!(
             "SGD (momentum {}, weight decay {})",
@@ -388,37 +429,10 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
         CoefficientTarget::Gradients => "",
         CoefficientTarget::LearningRate => "; k applied to the learning rate",
     };
-    let optimizer_label = format!(
+    format!(
         "{optimizer}, lr {} ({schedule}), batch {}, seed {}{k_target}; on {}",
         config.learning_rate, config.batch_size, config.seed, config.device
-    );
-    let total = config.epochs;
-    let progress = move || {
-        epochs.with(|l| match l.last() {
-            Some(last) => format!(
-                "epoch {} of {total}; fused test accuracy {:.1}%",
-                last.epoch,
-                100.0 * last.test.fused
-            ),
-            None => format!("0 of {total} epochs"),
-        })
-    };
-    view! {
-        <dl class="config">
-            <dt>"Method"</dt><dd>{method_label(&config.method)}</dd>
-            <dt>"Data"</dt><dd>{data_label}</dd>
-            <dt>"Modalities"</dt><dd>{config.dataset.modality_names().join(", ")}</dd>
-            <dt>"Model"</dt><dd>{model_label}</dd>
-            <dt>"Optimiser"</dt><dd>{optimizer_label}</dd>
-            <dt>"Progress"</dt><dd class="progress">{progress}</dd>
-            <dt>"Created"</dt><dd>{run.created_at}</dd>
-        </dl>
-        <details class="resolved-config">
-            <summary>"Every setting (the resolved configuration)"</summary>
-            <pre>{serde_json::to_string_pretty(&config_json).expect("a RunConfig serializes")}</pre>
-        </details>
-        {run.error.map(|e| view! { <p class="form-message" role="alert">{format!("Failed: {e}")}</p> })}
-    }
+    )
 }
 
 /// The run's story as text, one line per event, growing while it trains; and its numbers

@@ -3,31 +3,35 @@
 
 use std::collections::HashMap;
 
-use balancelab_shared::{Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder};
+use balancelab_shared::{
+    MethodConfig, MethodKind, Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder,
+};
 use futures::channel::oneshot;
-use futures::StreamExt;
-use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
-use super::{duration_text, in_place, method_label, url_with, ProjectOptions, StatusBadge};
-use crate::api::{self, snake, ApiFailure};
+use super::{duration_text, in_place, method_and_settings, url_with, ProjectOptions, StatusBadge};
+use crate::api::{self, snake, ApiFailure, LiveError, LiveStream};
 
+/// Runs per page of the list.
 const PAGE_SIZE: u32 = 25;
 
-const METHODS: [(&str, &str); 8] = [
-    ("joint", "joint"),
-    ("multi_loss", "multi-loss"),
-    ("mlb", "MLB"),
-    ("ogm", "OGM / OGM-GE"),
-    ("agm", "AGM"),
-    ("mslr", "MSLR"),
-    ("mm_cosine", "MMCosine"),
-    ("pmr", "PMR"),
-];
+/// The method filter's options, (value, label): one per method name the server filters by
+/// ([`MethodConfig::name`]), so OGM-GE and OGM share one.
+fn method_filter_options() -> Vec<(&'static str, String)> {
+    let mut options: Vec<(&'static str, String)> = Vec::new();
+    for kind in MethodKind::ALL {
+        let name = MethodConfig::from(kind).name();
+        match options.iter_mut().find(|(value, _)| *value == name) {
+            Some((_, label)) => *label = format!("{label} / {}", kind.label()),
+            None => options.push((name, kind.label().to_owned())),
+        }
+    }
+    options
+}
 
 /// The list's query as the URL states it; unknown values fall back to the defaults.
 fn query_from(params: &ParamsMap) -> RunQuery {
@@ -50,8 +54,9 @@ fn query_from(params: &ParamsMap) -> RunQuery {
     }
 }
 
+/// The run list, its settings in the URL, updated live.
 #[component]
-pub fn RunList() -> impl IntoView {
+pub(super) fn RunList() -> impl IntoView {
     let params = use_query_map();
     let query = Memo::new(move |_| query_from(&params.read()));
     // Bumped when a run appears that the shown page may now include.
@@ -64,96 +69,11 @@ pub fn RunList() -> impl IntoView {
     // Live changes by run id, laid over the fetched page.
     let live = RwSignal::new(HashMap::<i64, Run>::new());
     let selected = RwSignal::new(Vec::<i64>::new());
-    follow_changes(live, refresh);
-
-    // Changing a setting rewrites the URL and goes back to the first page, unless the page
-    // itself is what changed.
-    let navigate = use_navigate();
-    let set = move |mut changes: Vec<(&'static str, String)>| {
-        if !changes.iter().any(|(key, _)| *key == "page") {
-            changes.push(("page", String::new()));
-        }
-        navigate(&url_with("/", params.get_untracked(), &changes), in_place());
-    };
-    let sort_by = {
-        let set = set.clone();
-        move |column: RunSort| {
-            let current = query.get_untracked();
-            let order = if current.sort == column && current.order == SortOrder::Desc {
-                SortOrder::Asc
-            } else {
-                SortOrder::Desc
-            };
-            set(vec![("sort", snake(column)), ("order", snake(order))]);
-        }
-    };
-    let header = {
-        let sort_by = sort_by.clone();
-        move |label: &'static str, column: RunSort| {
-            let sort_by = sort_by.clone();
-            // This column's order, if the list is sorted by it.
-            let order = move || {
-                let q = query.get();
-                (q.sort == column).then_some(q.order)
-            };
-            let arrow = move || match order() {
-                None => "",
-                Some(SortOrder::Asc) => " \u{25B2}",
-                Some(SortOrder::Desc) => " \u{25BC}",
-            };
-            let aria = move || match order() {
-                None => "none",
-                Some(SortOrder::Asc) => "ascending",
-                Some(SortOrder::Desc) => "descending",
-            };
-            view! {
-                <th aria-sort=aria>
-                    <button type="button" class="sort" on:click=move |_| sort_by(column)>
-                        {label}{arrow}
-                    </button>
-                </th>
-            }
-        }
-    };
-
-    let set_search = set.clone();
-    let set_status = set.clone();
-    let set_method = set.clone();
-    let set_page = set.clone();
-    let set_project = set.clone();
-    let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
+    let problem = RwSignal::new(None::<String>);
+    follow_changes(live, refresh, problem);
     view! {
-        <div class="run-filters" role="search">
-            <label>
-                <span>"Search notes and tags"</span>
-                <input id="runs-search" type="search" prop:value=move || current("search")
-                    on:change=move |ev| set_search(vec![("search", event_target_value(&ev))]) />
-            </label>
-            <label>
-                <span>"Project"</span>
-                <select id="runs-project" prop:value=move || current("project")
-                    on:change=move |ev| set_project(vec![("project", event_target_value(&ev))])>
-                    <option value="">"all of mine"</option>
-                    <ProjectOptions at_least=Role::Viewer />
-                </select>
-            </label>
-            <label>
-                <span>"Status"</span>
-                <select id="runs-status" prop:value=move || current("status")
-                    on:change=move |ev| set_status(vec![("status", event_target_value(&ev))])>
-                    <option value="">"any"</option>
-                    {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
-                </select>
-            </label>
-            <label>
-                <span>"Method"</span>
-                <select id="runs-method" prop:value=move || current("method")
-                    on:change=move |ev| set_method(vec![("method", event_target_value(&ev))])>
-                    <option value="">"any"</option>
-                    {METHODS.map(|(value, label)| view! { <option value=value>{label}</option> })}
-                </select>
-            </label>
-        </div>
+        <RunFilters />
+        {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
         <CompareBar selected />
         <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
             {move || page.get().map(|result| match result {
@@ -161,55 +81,7 @@ pub fn RunList() -> impl IntoView {
                     view! { <p class="hint">"No runs match."</p> }.into_any()
                 }
                 Ok(RunPage { runs, total }) => {
-                    let header = header.clone();
-                    let set_page = set_page.clone();
-                    let q = query.get_untracked();
-                    let rows = runs.into_iter().map(|run| {
-                        let id = run.id;
-                        let run = Signal::derive(move || {
-                            live.with(|l| l.get(&id).cloned()).unwrap_or_else(|| run.clone())
-                        });
-                        view! { <RunRow run selected /> }
-                    }).collect_view();
-                    let first = q.offset + 1;
-                    let last = (q.offset as u64 + PAGE_SIZE as u64).min(total);
-                    let page_number = q.offset / PAGE_SIZE;
-                    let previous = {
-                        let set_page = set_page.clone();
-                        move |_: leptos::ev::MouseEvent| {
-                            set_page(vec![("page", (page_number - 1).to_string())])
-                        }
-                    };
-                    let next = move |_: leptos::ev::MouseEvent| {
-                        set_page(vec![("page", (page_number + 1).to_string())])
-                    };
-                    view! {
-                        <table class="runs">
-                            <thead>
-                                <tr>
-                                    <th><span class="visually-hidden">"Compare"</span></th>
-                                    {header("Run", RunSort::Id)}
-                                    {header("Method", RunSort::Method)}
-                                    {header("Data: modalities", RunSort::Dataset)}
-                                    <th>"Progress"</th>
-                                    {header("Best acc.", RunSort::BestAccuracy)}
-                                    {header("Status", RunSort::Status)}
-                                    <th>"Tags"</th>
-                                    <th>"Created (UTC)"</th>
-                                </tr>
-                            </thead>
-                            <tbody>{rows}</tbody>
-                        </table>
-                        <nav class="pages" aria-label="run pages">
-                            <button type="button" id="runs-previous" disabled={page_number == 0} on:click=previous>
-                                "Previous"
-                            </button>
-                            <span>{format!("runs {first}-{last} of {total}")}</span>
-                            <button type="button" id="runs-next" disabled={last >= total} on:click=next>
-                                "Next"
-                            </button>
-                        </nav>
-                    }.into_any()
+                    view! { <RunTable runs total query live selected /> }.into_any()
                 }
                 Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
             })}
@@ -217,6 +89,160 @@ pub fn RunList() -> impl IntoView {
     }
 }
 
+/// How the list's settings change: the URL is rewritten, and the list goes back to its first
+/// page unless the page itself is what changes.
+fn query_setter() -> impl Fn(Vec<(&'static str, String)>) + Clone + 'static {
+    let params = use_query_map();
+    let navigate = use_navigate();
+    move |mut changes: Vec<(&'static str, String)>| {
+        if !changes.iter().any(|(key, _)| *key == "page") {
+            changes.push(("page", String::new()));
+        }
+        navigate(&url_with("/", params.get_untracked(), &changes), in_place());
+    }
+}
+
+/// The list's search and filters: text, project, status and method.
+#[component]
+fn RunFilters() -> impl IntoView {
+    let params = use_query_map();
+    let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
+    let set = query_setter();
+    let on_change = move |key: &'static str| {
+        let set = set.clone();
+        move |ev| set(vec![(key, event_target_value(&ev))])
+    };
+    view! {
+        <div class="run-filters" role="search">
+            <label>
+                <span>"Search notes and tags"</span>
+                <input id="runs-search" type="search" prop:value=move || current("search")
+                    on:change=on_change("search") />
+            </label>
+            <label>
+                <span>"Project"</span>
+                <select id="runs-project" prop:value=move || current("project") on:change=on_change("project")>
+                    <option value="">"all of mine"</option>
+                    <ProjectOptions at_least=Role::Viewer />
+                </select>
+            </label>
+            <label>
+                <span>"Status"</span>
+                <select id="runs-status" prop:value=move || current("status") on:change=on_change("status")>
+                    <option value="">"any"</option>
+                    {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
+                </select>
+            </label>
+            <label>
+                <span>"Method"</span>
+                <select id="runs-method" prop:value=move || current("method") on:change=on_change("method")>
+                    <option value="">"any"</option>
+                    {method_filter_options().into_iter().map(|(value, label)| view! { <option value=value>{label}</option> }).collect_view()}
+                </select>
+            </label>
+        </div>
+    }
+}
+
+/// One page of runs, each row updated live, with the buttons to the pages before and after.
+#[component]
+fn RunTable(
+    runs: Vec<Run>,
+    /// Runs that match, over every page.
+    total: u64,
+    query: Memo<RunQuery>,
+    live: RwSignal<HashMap<i64, Run>>,
+    selected: RwSignal<Vec<i64>>,
+) -> impl IntoView {
+    let rows = (runs.into_iter())
+        .map(|run| {
+            let id = run.id;
+            let run = Signal::derive(move || {
+                live.with(|l| l.get(&id).cloned())
+                    .unwrap_or_else(|| run.clone())
+            });
+            view! { <RunRow run selected /> }
+        })
+        .collect_view();
+    let q = query.get_untracked();
+    let first = q.offset + 1;
+    let last = (q.offset as u64 + PAGE_SIZE as u64).min(total);
+    let page_number = q.offset / PAGE_SIZE;
+    let set_page = query_setter();
+    let previous = {
+        let set_page = set_page.clone();
+        move |_: leptos::ev::MouseEvent| set_page(vec![("page", (page_number - 1).to_string())])
+    };
+    let next =
+        move |_: leptos::ev::MouseEvent| set_page(vec![("page", (page_number + 1).to_string())]);
+    view! {
+        <table class="runs">
+            <thead>
+                <tr>
+                    <th><span class="visually-hidden">"Compare"</span></th>
+                    <SortHeader label="Run" column=RunSort::Id query />
+                    <SortHeader label="Method" column=RunSort::Method query />
+                    <SortHeader label="Data: modalities" column=RunSort::Dataset query />
+                    <th>"Progress"</th>
+                    <SortHeader label="Best acc." column=RunSort::BestAccuracy query />
+                    <SortHeader label="Status" column=RunSort::Status query />
+                    <th>"Tags"</th>
+                    <th>"Created (UTC)"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <nav class="pages" aria-label="run pages">
+            <button type="button" id="runs-previous" disabled={page_number == 0} on:click=previous>
+                "Previous"
+            </button>
+            <span>{format!("runs {first}-{last} of {total}")}</span>
+            <button type="button" id="runs-next" disabled={last >= total} on:click=next>
+                "Next"
+            </button>
+        </nav>
+    }
+}
+
+/// A column's header: a button that sorts the list by the column, descending first, then
+/// the other way.
+#[component]
+fn SortHeader(label: &'static str, column: RunSort, query: Memo<RunQuery>) -> impl IntoView {
+    let set = query_setter();
+    let sort_by = move |_| {
+        let current = query.get_untracked();
+        let order = if current.sort == column && current.order == SortOrder::Desc {
+            SortOrder::Asc
+        } else {
+            SortOrder::Desc
+        };
+        set(vec![("sort", snake(column)), ("order", snake(order))]);
+    };
+    // This column's order, if the list is sorted by it.
+    let order = move || {
+        let q = query.get();
+        (q.sort == column).then_some(q.order)
+    };
+    let arrow = move || match order() {
+        None => "",
+        Some(SortOrder::Asc) => " \u{25B2}",
+        Some(SortOrder::Desc) => " \u{25BC}",
+    };
+    let aria = move || match order() {
+        None => "none",
+        Some(SortOrder::Asc) => "ascending",
+        Some(SortOrder::Desc) => "descending",
+    };
+    view! {
+        <th aria-sort=aria>
+            <button type="button" class="sort" on:click=sort_by>
+                {label}{arrow}
+            </button>
+        </th>
+    }
+}
+
+/// The link to compare the ticked runs, once two or more are.
 #[component]
 fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
     let compare_href = move || {
@@ -238,6 +264,7 @@ fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
     }
 }
 
+/// One run of the list, with its tick box for comparing.
 #[component]
 fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
     let id = run.with_untracked(|r| r.id);
@@ -279,7 +306,7 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
             </td>
             <td><A href=format!("/runs/{id}")>{format!("#{id}")}</A></td>
             <td>
-                {move || run.with(|r| method_label(&r.config.method))}
+                {move || run.with(|r| method_and_settings(&r.config.method))}
                 <small class="secondary">{move || run.with(|r| format!("{} fusion, lr {}", r.config.model.fusion.name(), r.config.learning_rate))}</small>
             </td>
             <td>{move || run.with(|r| format!("{}: {}", r.config.dataset.kind(), r.config.dataset.modality_names().join(", ")))}</td>
@@ -298,25 +325,36 @@ fn short_name(name: &str) -> &str {
 }
 
 /// Applies the server's run-list events until the list leaves the page: known runs are
-/// updated in place; a run not seen before asks for the page again.
-fn follow_changes(live: RwSignal<HashMap<i64, Run>>, refresh: RwSignal<u32>) {
+/// updated in place; a run not seen before asks for the page again. What goes wrong with the
+/// stream is told in `problem`.
+fn follow_changes(
+    live: RwSignal<HashMap<i64, Run>>,
+    refresh: RwSignal<u32>,
+    problem: RwSignal<Option<String>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     on_cleanup(move || {
         let _ = stop.send(());
     });
     spawn_local(async move {
         let follow = async move {
-            let Ok(mut source) = EventSource::new("/api/runs/events") else {
-                return;
+            let mut stream = match LiveStream::<Run>::open("/api/runs/events") {
+                Ok(stream) => stream,
+                Err(e) => return problem.set(Some(format!("Live updates unavailable: {e}"))),
             };
-            let Ok(mut messages) = source.subscribe("message") else {
-                return;
-            };
-            while let Some(Ok((_, message))) = messages.next().await {
-                let Some(run) = (message.data().as_string())
-                    .and_then(|data| serde_json::from_str::<Run>(&data).ok())
-                else {
-                    continue;
+            while let Some(run) = stream.receive().await {
+                let run = match run {
+                    Ok(run) => run,
+                    Err(LiveError::Lost) => {
+                        problem.set(Some(
+                            "Lost the live connection; reload to see changes.".into(),
+                        ));
+                        break;
+                    }
+                    Err(LiveError::Unreadable(why)) => {
+                        problem.set(Some(format!("A live update could not be read ({why}).")));
+                        continue;
+                    }
                 };
                 let new = live.with_untracked(|l| !l.contains_key(&run.id));
                 live.update(|l| {
@@ -326,9 +364,31 @@ fn follow_changes(live: RwSignal<HashMap<i64, Run>>, refresh: RwSignal<u32>) {
                     refresh.update(|n| *n += 1);
                 }
             }
-            source.close();
         };
         futures::pin_mut!(follow);
         futures::future::select(follow, stopped).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_method_filter_has_one_option_per_method_name() {
+        let options = super::method_filter_options();
+        let values: Vec<&str> = options.iter().map(|(value, _)| *value).collect();
+        assert_eq!(
+            values,
+            [
+                "joint",
+                "multi_loss",
+                "mlb",
+                "ogm",
+                "agm",
+                "mslr",
+                "mm_cosine",
+                "pmr"
+            ]
+        );
+        assert_eq!(options[3].1, "OGM-GE / OGM");
+    }
 }

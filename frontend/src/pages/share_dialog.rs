@@ -7,86 +7,173 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, ApiFailure};
 
+/// The "Share" dialog of run `run_id`, of project `project_id`.
 #[component]
-pub fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
-    let problem = RwSignal::new(None::<String>);
-    let members = RwSignal::new(Vec::<Member>::new());
-    let links = RwSignal::new(Vec::<ShareLink>::new());
-    let new_link = RwSignal::new(None::<String>);
-    let report = move |ApiFailure(e): ApiFailure| problem.set(Some(e.message));
-    let reload = move || {
+pub(super) fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
+    let sharing = Sharing::new(run_id, project_id);
+    view! {
+        <details class="share-dialog" on:toggle=move |_| sharing.reload()>
+            <summary id="share-run">"Share"</summary>
+            <TeamAccess sharing />
+            <ReadOnlyLinks sharing />
+            {move || sharing.problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
+        </details>
+    }
+}
+
+/// Who a run is shared with: its project's members and its links, as last read, and what
+/// went wrong last.
+#[derive(Clone, Copy)]
+struct Sharing {
+    run_id: i64,
+    project_id: i64,
+    members: RwSignal<Vec<Member>>,
+    links: RwSignal<Vec<ShareLink>>,
+    /// The link just made; shown once, as its token cannot be read again.
+    new_link: RwSignal<Option<String>>,
+    problem: RwSignal<Option<String>>,
+}
+
+impl Sharing {
+    fn new(run_id: i64, project_id: i64) -> Self {
+        Self {
+            run_id,
+            project_id,
+            members: RwSignal::new(Vec::new()),
+            links: RwSignal::new(Vec::new()),
+            new_link: RwSignal::new(None),
+            problem: RwSignal::new(None),
+        }
+    }
+
+    /// Shows what went wrong.
+    fn report(self, ApiFailure(e): ApiFailure) {
+        self.problem.set(Some(e.message));
+    }
+
+    /// Reads the members and the links again.
+    fn reload(self) {
         spawn_local(async move {
-            match api::members(project_id).await {
-                Ok(list) => members.set(list),
-                Err(e) => report(e),
+            match api::members(self.project_id).await {
+                Ok(list) => self.members.set(list),
+                Err(e) => self.report(e),
             }
-            match api::share_links(run_id).await {
-                Ok(list) => links.set(list),
-                Err(e) => report(e),
+            match api::share_links(self.run_id).await {
+                Ok(list) => self.links.set(list),
+                Err(e) => self.report(e),
             }
         })
-    };
-    let user = RwSignal::new(String::new());
-    let role = RwSignal::new("viewer".to_owned());
-    let add_member = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        problem.set(None);
-        let name = user.get().trim().to_owned();
-        let Ok(role) = serde_json::from_value::<Role>(serde_json::Value::String(role.get())) else {
-            return;
-        };
+    }
+
+    /// Gives user `name` `role` in the project; whether that was done.
+    async fn set_member(self, name: String, role: Role) -> bool {
+        match api::set_member(self.project_id, &name, role).await {
+            Ok(list) => {
+                self.members.set(list);
+                true
+            }
+            Err(e) => {
+                self.report(e);
+                false
+            }
+        }
+    }
+
+    /// Takes user `name` out of the project.
+    fn remove_member(self, name: String) {
+        self.problem.set(None);
         spawn_local(async move {
-            match api::set_member(project_id, &name, role).await {
-                Ok(list) => {
-                    members.set(list);
-                    user.set(String::new());
-                }
-                Err(e) => report(e),
+            match api::remove_member(self.project_id, &name).await {
+                Ok(()) => self.members.update(|list| list.retain(|m| m.user != name)),
+                Err(e) => self.report(e),
             }
         });
-    };
-    let remove = move |name: String| {
-        problem.set(None);
+    }
+
+    /// Makes a new read-only link to the run.
+    fn make_link(self) {
+        self.problem.set(None);
         spawn_local(async move {
-            match api::remove_member(project_id, &name).await {
-                Ok(()) => members.update(|list| list.retain(|m| m.user != name)),
-                Err(e) => report(e),
-            }
-        });
-    };
-    let make_link = move |_| {
-        problem.set(None);
-        spawn_local(async move {
-            match api::share_run(run_id).await {
+            match api::share_run(self.run_id).await {
                 Ok(secret) => {
                     let origin = (web_sys::window().expect("a browser window").location())
                         .origin()
                         .unwrap_or_default();
-                    new_link.set(Some(format!(
-                        "{origin}/runs/{run_id}?share={}",
-                        secret.token
+                    self.new_link.set(Some(format!(
+                        "{origin}/runs/{}?share={}",
+                        self.run_id, secret.token
                     )));
-                    reload();
+                    self.reload();
                 }
-                Err(e) => report(e),
+                Err(e) => self.report(e),
             }
         });
-    };
-    let revoke = move |link: i64| {
-        problem.set(None);
+    }
+
+    /// Revokes link `link`: it opens nothing any more.
+    fn revoke(self, link: i64) {
+        self.problem.set(None);
         spawn_local(async move {
-            match api::revoke_share_link(run_id, link).await {
-                Ok(()) => reload(),
-                Err(e) => report(e),
+            match api::revoke_share_link(self.run_id, link).await {
+                Ok(()) => self.reload(),
+                Err(e) => self.report(e),
+            }
+        });
+    }
+}
+
+/// The project's members, and the form that gives a user a role in it.
+#[component]
+fn TeamAccess(sharing: Sharing) -> impl IntoView {
+    let user = RwSignal::new(String::new());
+    let role = RwSignal::new("viewer".to_owned());
+    let add_member = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        sharing.problem.set(None);
+        let name = user.get().trim().to_owned();
+        // Every option is a role's name.
+        let Some(role) = Role::parse(&role.get()) else {
+            return;
+        };
+        spawn_local(async move {
+            if sharing.set_member(name, role).await {
+                user.set(String::new());
             }
         });
     };
+    view! {
+        <h3>"Team: this run's project"</h3>
+        <p class="hint">"Viewers read every run of the project; editors also start, tag and cancel runs; owners manage members."</p>
+        <MemberList sharing />
+        <form class="inline-form" on:submit=add_member>
+            <label>
+                <span>"User"</span>
+                <input id="member-name" required prop:value=move || user.get()
+                    on:input=move |ev| user.set(event_target_value(&ev)) />
+            </label>
+            <label>
+                <span>"Role"</span>
+                <select id="member-role" prop:value=move || role.get()
+                    on:change=move |ev| role.set(event_target_value(&ev))>
+                    <option value="viewer">"viewer"</option>
+                    <option value="editor">"editor"</option>
+                    <option value="owner">"owner"</option>
+                </select>
+            </label>
+            <button type="submit">"Give access"</button>
+        </form>
+    }
+}
+
+/// The project's members with their roles, each removable but oneself.
+#[component]
+fn MemberList(sharing: Sharing) -> impl IntoView {
     // Owners cannot remove themselves (the server refuses): no button for oneself.
     let me = LocalResource::new(api::me);
     let my_name = move || me.get().and_then(Result::ok).map(|m| m.user.name);
-    let member_rows = move || {
+    let rows = move || {
         let my_name = my_name();
-        (members.get().into_iter())
+        (sharing.members.get().into_iter())
             .map(|m| {
                 let removable = my_name.as_deref() != Some(m.user.as_str());
                 let name = m.user.clone();
@@ -99,7 +186,7 @@ pub fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
                             <button type="button" class="link-button" aria-label=label.clone()
                                 on:click={
                                     let name = name.clone();
-                                    move |_| remove(name.clone())
+                                    move |_| sharing.remove_member(name.clone())
                                 }>"Remove"</button>
                         </Show>
                     </li>
@@ -107,8 +194,14 @@ pub fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
             })
             .collect_view()
     };
-    let link_rows = move || {
-        (links.get().into_iter())
+    view! { <ul class="members">{rows}</ul> }
+}
+
+/// The run's read-only links: the one just made, in full, and every link's state.
+#[component]
+fn ReadOnlyLinks(sharing: Sharing) -> impl IntoView {
+    let rows = move || {
+        (sharing.links.get().into_iter())
             .map(|l| {
                 let state = if l.revoked { "revoked" } else { "active" };
                 view! {
@@ -116,7 +209,7 @@ pub fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
                         {format!("link {} by {}, {} ({state})", l.id, l.created_by, l.created_at)}
                         <Show when=move || !l.revoked>
                             <button type="button" class="link-button revoke-link"
-                                on:click=move |_| revoke(l.id)>"Revoke"</button>
+                                on:click=move |_| sharing.revoke(l.id)>"Revoke"</button>
                         </Show>
                     </li>
                 }
@@ -124,39 +217,15 @@ pub fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
             .collect_view()
     };
     view! {
-        <details class="share-dialog" on:toggle=move |_| reload()>
-            <summary id="share-run">"Share"</summary>
-            <h3>"Team: this run's project"</h3>
-            <p class="hint">"Viewers read every run of the project; editors also start, tag and cancel runs; owners manage members."</p>
-            <ul class="members">{member_rows}</ul>
-            <form class="inline-form" on:submit=add_member>
-                <label>
-                    <span>"User"</span>
-                    <input id="member-name" required prop:value=move || user.get()
-                        on:input=move |ev| user.set(event_target_value(&ev)) />
-                </label>
-                <label>
-                    <span>"Role"</span>
-                    <select id="member-role" prop:value=move || role.get()
-                        on:change=move |ev| role.set(event_target_value(&ev))>
-                        <option value="viewer">"viewer"</option>
-                        <option value="editor">"editor"</option>
-                        <option value="owner">"owner"</option>
-                    </select>
-                </label>
-                <button type="submit">"Give access"</button>
-            </form>
-            <h3>"Read-only link to this run"</h3>
-            <button type="button" id="make-share-link" on:click=make_link>"Make a link"</button>
-            {move || new_link.get().map(|link| view! {
-                <p class="share-link">
-                    "Anyone with this link sees this run (and nothing else) until it is revoked. "
-                    "It is shown only now: "
-                    <input id="share-link" readonly value=link size="60" />
-                </p>
-            })}
-            <ul class="share-links">{link_rows}</ul>
-            {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
-        </details>
+        <h3>"Read-only link to this run"</h3>
+        <button type="button" id="make-share-link" on:click=move |_| sharing.make_link()>"Make a link"</button>
+        {move || sharing.new_link.get().map(|link| view! {
+            <p class="share-link">
+                "Anyone with this link sees this run (and nothing else) until it is revoked. "
+                "It is shown only now: "
+                <input id="share-link" readonly value=link size="60" />
+            </p>
+        })}
+        <ul class="share-links">{rows}</ul>
     }
 }

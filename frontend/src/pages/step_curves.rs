@@ -12,15 +12,15 @@ use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 /// How per-step curves are shown, kept in the URL (`?smooth=0.6&x=epoch`) so a reload or a
 /// shared link shows the same: debiased EMA smoothing and the x axis.
 #[derive(Clone, Copy)]
-pub struct StepView {
-    pub smoothing: Memo<f64>,
-    pub x_axis: Memo<XAxis>,
-    pub x_label: Signal<&'static str>,
+pub(super) struct StepView {
+    smoothing: Memo<f64>,
+    pub(super) x_axis: Memo<XAxis>,
+    pub(super) x_label: Signal<&'static str>,
 }
 
 impl StepView {
     /// The view the current URL states.
-    pub fn from_url() -> Self {
+    pub(super) fn from_url() -> Self {
         let query = use_query_map();
         let smoothing = Memo::new(move |_| {
             (query.read().get("smooth"))
@@ -45,7 +45,7 @@ impl StepView {
     }
 
     /// `points` smoothed as the view says.
-    pub fn smooth(&self, points: &[SeriesPoint]) -> Vec<(f64, f64)> {
+    pub(super) fn smooth(&self, points: &[SeriesPoint]) -> Vec<(f64, f64)> {
         let weight = self.smoothing.get();
         smooth(points, weight).iter().map(|p| (p.0, p.1)).collect()
     }
@@ -53,7 +53,7 @@ impl StepView {
 
 /// The smoothing slider and x-axis choice of `view`, which change the URL of `path`.
 #[component]
-pub fn StepViewControls(view: StepView, path: String) -> impl IntoView {
+pub(super) fn StepViewControls(view: StepView, path: String) -> impl IntoView {
     let query = use_query_map();
     let navigate = use_navigate();
     let set = move |key: &'static str, value: String| {
@@ -85,7 +85,7 @@ pub fn StepViewControls(view: StepView, path: String) -> impl IntoView {
 /// A run's per-step curves from the server's downsampled series, shown as the URL's
 /// [`StepView`] says. Refreshed at every new epoch while the run trains.
 #[component]
-pub fn StepCurves(
+pub(super) fn StepCurves(
     id: i64,
     share: Option<String>,
     names: Signal<Vec<String>>,

@@ -1,0 +1,270 @@
+//! The form's parts, top to bottom: where it starts from, the project, the dataset, the
+//! method, the training settings, the sweep and the submit button; and the labelled input
+//! they share, which shows its field's errors.
+
+use balancelab_shared::{DatasetConfig, DatasetInfo, FieldError, FusionKind, MethodKind, Role};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+use super::fields::{shows, toggle, FormFields, SweepFields, SHOWN_FIELDS};
+use super::options::{
+    dataset_of, dataset_value, method_option_text, uses_alpha, DATASETS, LOADED_DATASET,
+};
+use super::StartingPoint;
+use crate::api;
+use crate::pages::{in_place, url_with, ProjectOptions};
+
+/// The choice of what the form starts from: the defaults, the run being cloned, or a preset.
+#[component]
+pub(super) fn StartFrom(start: StartingPoint) -> impl IntoView {
+    let navigate = use_navigate();
+    let query = use_query_map();
+    let start_from = move |ev| {
+        let value = event_target_value(&ev);
+        let url = url_with(
+            "/",
+            query.get_untracked(),
+            &[("from", String::new()), ("preset", value)],
+        );
+        navigate(&url, in_place());
+    };
+    let preset_options = move || {
+        (start.presets.get().and_then(Result::ok).unwrap_or_default().into_iter())
+            .map(|p| view! { <option value=p.name.clone() title=p.description.clone()>{p.name.clone()}</option> })
+            .collect_view()
+    };
+    let preset_description = move || {
+        let name = start.preset.get()?;
+        let all = start.presets.get()?.ok()?;
+        all.into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.description)
+    };
+    view! {
+        <label class="field wide">
+            <span>"Start from"</span>
+            <select id="field-preset" prop:value=move || start.preset.get().unwrap_or_default() on:change=start_from>
+                <option value="">{move || match start.from.get() {
+                    Some(id) => format!("run #{id} (clone and edit)"),
+                    None => "the defaults".to_owned(),
+                }}</option>
+                {preset_options}
+            </select>
+            <small class="hint">{preset_description}</small>
+        </label>
+    }
+}
+
+/// The project the run is started in.
+#[component]
+pub(super) fn ProjectField(project: RwSignal<Option<i64>>) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span>"Project"</span>
+            <select id="field-project"
+                prop:value=move || project.get().map(|p| p.to_string()).unwrap_or_default()
+                on:change=move |ev| project.set(event_target_value(&ev).parse().ok())>
+                <option value="">"my first project"</option>
+                <ProjectOptions at_least=Role::Editor />
+            </select>
+        </label>
+    }
+}
+
+/// The dataset, with its attribution, and the noise of synthetic data.
+#[component]
+pub(super) fn DatasetFields(
+    fields: FormFields,
+    errors: RwSignal<Vec<FieldError>>,
+) -> impl IntoView {
+    let chosen = move || dataset_of(&fields.dataset.get(), &fields.loaded.get().dataset);
+    let is_synthetic = move || matches!(chosen(), DatasetConfig::Synthetic(_));
+    let catalog = LocalResource::new(api::list_datasets);
+    let info = move |kind: &str| -> Option<DatasetInfo> {
+        (catalog.get().and_then(Result::ok))
+            .and_then(|all| all.into_iter().find(|d| d.kind == kind))
+    };
+    let dataset_options = move || {
+        let loaded = fields.loaded.get().dataset;
+        let loaded_option = (dataset_value(&loaded) == LOADED_DATASET).then(|| {
+            let label = format!("{} as loaded (edit under All settings)", loaded.kind());
+            view! { <option value=LOADED_DATASET>{label}</option> }
+        });
+        let options = (DATASETS.iter())
+            .map(|&(value, label, kind)| {
+                let available = info(kind).is_some_and(|d| d.available);
+                let label = if available {
+                    label.to_owned()
+                } else {
+                    format!("{label} (not found)")
+                };
+                view! { <option value=value disabled=!available>{label}</option> }
+            })
+            .collect_view();
+        view! { {loaded_option} {options} }
+    };
+    let attribution = move || {
+        info(chosen().kind())
+            .map(|d| format!("{}. Source: {}. License: {}.", d.name, d.source, d.license))
+    };
+    view! {
+        <label class="field wide">
+            <span>"Dataset"</span>
+            <select id="field-dataset" prop:value=move || fields.dataset.get()
+                on:change=move |ev| fields.dataset.set(event_target_value(&ev))>
+                {dataset_options}
+            </select>
+            <small class="hint">{attribution}</small>
+        </label>
+        <Show when=is_synthetic>
+            <InputField label="Noise per modality (comma-separated)" field="dataset.noise"
+                value=fields.noise errors kind="text" />
+        </Show>
+    }
+}
+
+/// The method, its alpha if it has one, and the fusion.
+#[component]
+pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
+    let choose_method = move |ev| {
+        // Every option is a method's id.
+        if let Some(kind) = MethodKind::from_id(&event_target_value(&ev)) {
+            fields.method.set(kind);
+        }
+    };
+    let choose_fusion = move |ev| fields.fusion.set(event_target_value(&ev));
+    view! {
+        <label class="field">
+            <span>"Method"</span>
+            <select id="field-method" prop:value=move || fields.method.get().id() on:change=choose_method>
+                {MethodKind::ALL.map(|kind| view! { <option value=kind.id()>{method_option_text(kind)}</option> })}
+            </select>
+        </label>
+        <Show when=move || uses_alpha(fields.method.get())>
+            <InputField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
+        </Show>
+        <label class="field">
+            <span>"Fusion"</span>
+            <select id="field-fusion" prop:value=move || fields.fusion.get() on:change=choose_fusion>
+                {FusionKind::ALL.map(|f| view! { <option value=f.name()>{f.name()}</option> })}
+            </select>
+        </label>
+    }
+}
+
+/// Epochs, batch size, learning rate, validation split, seed and device.
+#[component]
+pub(super) fn TrainingFields(
+    fields: FormFields,
+    errors: RwSignal<Vec<FieldError>>,
+) -> impl IntoView {
+    view! {
+        <InputField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
+        <InputField label="Batch size" field="batch_size" value=fields.batch_size errors step="1" />
+        <InputField label="Learning rate" field="learning_rate" value=fields.learning_rate errors />
+        <InputField label="Validation fraction" field="validation_fraction"
+            value=fields.validation_fraction errors step="0.05" />
+        <InputField label="Seed" field="seed" value=fields.seed errors step="1" />
+        <InputField label="Device (cpu, cuda:N)" field="device" value=fields.device errors kind="text" />
+    }
+}
+
+/// The sweep's axes: methods, fusions and seeds to try.
+#[component]
+pub(super) fn SweepSection(sweep: SweepFields, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
+    view! {
+        <details class="sweep wide" id="sweep">
+            <summary>"Sweep: a grid of runs over methods, fusions and seeds"</summary>
+            <fieldset>
+                <legend>"Methods (none ticked: the one above)"</legend>
+                {MethodKind::ALL.map(|kind| view! {
+                    <label class="check">
+                        <input type="checkbox" class="sweep-method" value=kind.id()
+                            on:change=move |ev| toggle(sweep.methods, kind, event_target_checked(&ev)) />
+                        {method_option_text(kind)}
+                    </label>
+                })}
+            </fieldset>
+            <fieldset>
+                <legend>"Fusions (none ticked: the one above)"</legend>
+                {FusionKind::ALL.map(|f| view! {
+                    <label class="check">
+                        <input type="checkbox" class="sweep-fusion" value=f.name()
+                            on:change=move |ev| toggle(sweep.fusions, f, event_target_checked(&ev)) />
+                        {f.name()}
+                    </label>
+                })}
+            </fieldset>
+            <InputField label="Seeds (comma-separated; empty: the one above)" field="seeds"
+                value=sweep.seeds errors kind="text" />
+        </details>
+    }
+}
+
+/// The submit button, saying how many runs it starts, the form's message, and the errors of
+/// settings the form shows no field for.
+#[component]
+pub(super) fn FormActions(
+    runs: Signal<usize>,
+    busy: RwSignal<bool>,
+    message: RwSignal<Option<String>>,
+    errors: RwSignal<Vec<FieldError>>,
+) -> impl IntoView {
+    let submit_label = move || match runs.get() {
+        1 => "Start run".to_owned(),
+        n => format!("Start {n} runs"),
+    };
+    let other_errors = move || {
+        errors.with(|all| {
+            (all.iter())
+                .filter(|e| !SHOWN_FIELDS.iter().any(|shown| shows(shown, &e.field)))
+                .map(|e| view! { <li><code>{e.field.clone()}</code>": "{e.message.clone()}</li> })
+                .collect_view()
+        })
+    };
+    view! {
+        <div class="actions">
+            <button type="submit" id="start-run" disabled=move || busy.get()>{submit_label}</button>
+            {move || message.get().map(|m| view! { <p class="form-message" role="alert">{m}</p> })}
+            <ul class="field-errors">{other_errors}</ul>
+        </div>
+    }
+}
+
+/// A labelled input (a number unless `kind` says otherwise) showing the errors reported for `field`.
+#[component]
+pub(super) fn InputField(
+    label: &'static str,
+    field: &'static str,
+    value: RwSignal<String>,
+    errors: RwSignal<Vec<FieldError>>,
+    #[prop(default = "any")] step: &'static str,
+    /// The input's type: a number unless told otherwise.
+    #[prop(default = "number")]
+    kind: &'static str,
+) -> impl IntoView {
+    let error = move || {
+        errors.with(|all| {
+            (all.iter())
+                .filter(|e| shows(field, &e.field))
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    };
+    let id = format!("field-{}", field.replace(['.', '[', ']'], "-"));
+    view! {
+        <label class="field" class:invalid=move || !error().is_empty()>
+            <span>{label}</span>
+            <input id=id type=kind step=step prop:value=move || value.get()
+                on:input=move |ev| {
+                    value.set(event_target_value(&ev));
+                    // Edited: its old errors no longer apply.
+                    errors.update(|all| all.retain(|e| !shows(field, &e.field)));
+                } />
+            <Show when=move || !error().is_empty()>
+                <small class="field-error" data-field=field>{error}</small>
+            </Show>
+        </label>
+    }
+}

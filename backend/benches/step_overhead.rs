@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use balancelab::engine::Session;
 use balancelab_shared::{
-    AgmConfig, CnnConfig, EncoderConfig, MethodConfig, MlbConfig, MlpConfig, ModelConfig,
-    MultiLossConfig, OgmConfig, RunConfig,
+    CnnConfig, EncoderConfig, MethodConfig, MethodKind, MlpConfig, ModelConfig, RunConfig,
 };
 use candle_core::{Device, Result, Tensor};
 
@@ -18,16 +17,10 @@ const CLASSES: usize = 10;
 const BATCH: usize = 64;
 
 fn methods() -> Vec<(&'static str, MethodConfig)> {
-    vec![
-        ("joint", MethodConfig::Joint),
-        (
-            "multi-loss",
-            MethodConfig::MultiLoss(MultiLossConfig::default()),
-        ),
-        ("MLB", MethodConfig::Mlb(MlbConfig::default())),
-        ("OGM-GE", MethodConfig::Ogm(OgmConfig::default())),
-        ("AGM", MethodConfig::Agm(AgmConfig::default())),
-    ]
+    use MethodKind::*;
+    [Joint, MultiLoss, Mlb, OgmGe, Agm]
+        .map(|kind| (kind.label(), kind.into()))
+        .into()
 }
 
 fn fastest(values: Vec<f64>) -> f64 {

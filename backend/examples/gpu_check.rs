@@ -23,9 +23,9 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use balancelab::engine::{CancelToken, Checkpointing, Pass, Session, TrainingEvent};
 use balancelab_shared::{
-    AdamConfig, AgmConfig, CnnConfig, ComputeDevice, DatasetConfig, EncoderConfig, FusionKind,
-    MethodConfig, MlbConfig, MlpConfig, MmCosineConfig, ModelConfig, MultiLossConfig, OgmConfig,
-    OptimizerConfig, RunConfig, SyntheticConfig, TransformerConfig,
+    AdamConfig, CnnConfig, ComputeDevice, DatasetConfig, EncoderConfig, FusionKind, MethodConfig,
+    MethodKind, MlbConfig, MlpConfig, ModelConfig, OptimizerConfig, RunConfig, SyntheticConfig,
+    TransformerConfig,
 };
 use candle_core::{DType, Device, Tensor};
 use candle_nn::loss::cross_entropy;
@@ -175,23 +175,11 @@ fn parity_cases() -> Vec<(&'static str, ModelConfig, Vec<Vec<usize>>, MethodConf
         ..ModelConfig::default()
     };
     let vectors = vec![vec![48], vec![24]];
-    let methods = [
-        ("joint", MethodConfig::Joint),
-        (
-            "multi-loss",
-            MethodConfig::MultiLoss(MultiLossConfig::default()),
-        ),
-        ("MLB", MethodConfig::Mlb(MlbConfig::default())),
-        ("OGM-GE", MethodConfig::Ogm(OgmConfig::default())),
-        ("AGM", MethodConfig::Agm(AgmConfig::default())),
-        (
-            "MMCosine",
-            MethodConfig::MmCosine(MmCosineConfig::default()),
-        ),
-    ];
+    use MethodKind::*;
+    let methods = [Joint, MultiLoss, Mlb, OgmGe, Agm, MmCosine];
     let mut cases: Vec<_> = methods
         .into_iter()
-        .map(|(name, method)| (name, mlp.clone(), vectors.clone(), method))
+        .map(|kind| (kind.label(), mlp.clone(), vectors.clone(), kind.into()))
         .collect();
     let mlb = || MethodConfig::Mlb(MlbConfig::default());
     cases.push((

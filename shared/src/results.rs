@@ -198,6 +198,19 @@ pub struct RunResult<'a> {
     pub epochs: &'a [EpochMetrics],
 }
 
+impl<'a> RunResult<'a> {
+    /// Runs not stored anywhere (a sweep's, run from the CLI), numbered 1, 2, ... in order.
+    pub fn numbered(configs: &'a [RunConfig], epochs: &'a [Vec<EpochMetrics>]) -> Vec<Self> {
+        (configs.iter().zip(epochs).enumerate())
+            .map(|(i, (config, epochs))| RunResult {
+                id: i as i64 + 1,
+                config,
+                epochs,
+            })
+            .collect()
+    }
+}
+
 /// Groups runs by the values of the `group_by` fields and summarises each metric of the
 /// chosen epoch per group; rows in order of their group values. Runs without any epoch are
 /// left out. A field or metric that no run has is an error naming it.
@@ -394,13 +407,7 @@ mod tests {
             .iter()
             .map(|&t| vec![epoch(1, None, 0.1), epoch(2, None, t)])
             .collect();
-        let runs: Vec<RunResult> = (configs.iter().zip(&histories).enumerate())
-            .map(|(i, (config, epochs))| RunResult {
-                id: i as i64 + 1,
-                config,
-                epochs,
-            })
-            .collect();
+        let runs = RunResult::numbered(&configs, &histories);
         let table = results_table(
             &runs,
             &["method.kind".into()],

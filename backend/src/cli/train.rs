@@ -58,13 +58,7 @@ pub fn sweep(path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result
             .with_context(|| format!("run {name}"))?;
         trained.push(epochs);
     }
-    let runs: Vec<RunResult> = (configs.iter().zip(&trained).enumerate())
-        .map(|(i, (config, epochs))| RunResult {
-            id: i as i64 + 1,
-            config,
-            epochs,
-        })
-        .collect();
+    let runs = RunResult::numbered(&configs, &trained);
     let modalities = sweep.base.dataset.modalities();
     let metrics: Vec<String> = std::iter::once("test.fused".to_owned())
         .chain((0..modalities).map(|m| format!("test.unimodal[{m}]")))

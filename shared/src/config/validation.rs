@@ -339,6 +339,12 @@ mod tests {
     use super::*;
     use crate::config::{MlbConfig, OgmConfig, SyntheticConfig};
 
+    /// The fields `config`'s validation names, in order.
+    fn invalid_fields(config: &RunConfig) -> Vec<String> {
+        let errors = config.validate().expect_err("the configuration is invalid");
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
     #[test]
     fn validation_reports_every_bad_field() {
         let config = RunConfig {
@@ -355,12 +361,7 @@ mod tests {
             }),
             ..RunConfig::default()
         };
-        let fields: Vec<String> = config
-            .validate()
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        let fields = invalid_fields(&config);
         assert_eq!(
             fields,
             [
@@ -378,12 +379,7 @@ mod tests {
         let json = r#"{"dataset": {"kind": "mfeat", "views": ["pix", "zer", "pix"], "test_fraction": 1.5}}"#;
         let config: RunConfig = serde_json::from_str(json).unwrap();
         assert_eq!(config.dataset.modality_names(), ["pix", "zer", "pix"]);
-        let fields: Vec<String> = config
-            .validate()
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        let fields = invalid_fields(&config);
         assert_eq!(fields, ["dataset.views[2]", "dataset.test_fraction"]);
     }
 
@@ -408,12 +404,7 @@ mod tests {
                 "dataset": {"kind": "synthetic", "noise": [1, 2, 3]}}"#,
         )
         .unwrap();
-        let fields: Vec<String> = config
-            .validate()
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        let fields = invalid_fields(&config);
         assert_eq!(
             fields,
             [
@@ -436,12 +427,7 @@ mod tests {
             "model": {"encoder": {"kind": "transformer", "heads": 5}}}"#;
         let config: RunConfig = serde_json::from_str(toml).unwrap();
         assert_eq!(config.optimizer.name(), "adam_w");
-        let fields: Vec<String> = config
-            .validate()
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        let fields = invalid_fields(&config);
         assert_eq!(
             fields,
             [

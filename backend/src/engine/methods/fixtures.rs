@@ -55,6 +55,19 @@ pub fn by_name(store: &ParamStore, grads: &GradStore) -> HashMap<String, Tensor>
         .collect()
 }
 
+/// Gradients by parameter name.
+pub type Named = HashMap<String, Tensor>;
+
+/// The fixture's gradients by name before and after `balancer` modulates them with `k`,
+/// and the parameters.
+pub fn modulated(balancer: &mut dyn Balancer, k: &[f64]) -> Result<(ParamStore, Named, Named)> {
+    let (store, mut grads) = gradients()?;
+    let before = by_name(&store, &grads);
+    balancer.modulate(&store, &mut grads, Some(k))?;
+    let after = by_name(&store, &grads);
+    Ok((store, before, after))
+}
+
 pub fn ratio(a: &Tensor, b: &Tensor) -> Result<f64> {
     let a = a.flatten_all()?.to_vec1::<f32>()?;
     let b = b.flatten_all()?.to_vec1::<f32>()?;

@@ -92,7 +92,7 @@ mod tests {
     use balancelab_shared::MethodConfig;
 
     use crate::engine::methods::balancer;
-    use crate::engine::methods::fixtures::{by_name, gradients, objective, ratio};
+    use crate::engine::methods::fixtures::{modulated, objective, ratio};
     use crate::engine::nn::Owner;
 
     fn assert_close(actual: &[f64], expected: &[f64]) {
@@ -143,14 +143,11 @@ mod tests {
 
     #[test]
     fn mlb_scales_exactly_what_each_modality_owns() -> Result<()> {
-        let (store, mut grads) = gradients()?;
-        let before = by_name(&store, &grads);
         let mut mlb = Mlb {
             config: MlbConfig::default(),
             target: CoefficientTarget::Gradients,
         };
-        mlb.modulate(&store, &mut grads, Some(&[0.5, 2.0]))?;
-        let after = by_name(&store, &grads);
+        let (store, before, after) = modulated(&mut mlb, &[0.5, 2.0])?;
         for param in store.params() {
             let expected = match param.owner {
                 Owner::Modality(0) => 0.5,
@@ -161,20 +158,12 @@ mod tests {
             assert!((r - expected).abs() < 1e-6, "{}: {r}", param.name);
         }
         // As a learning-rate multiplier, the gradients are left alone.
-        let (store, mut grads) = gradients()?;
-        let before = by_name(&store, &grads);
         let mut mlb = Mlb {
             config: MlbConfig::default(),
             target: CoefficientTarget::LearningRate,
         };
-        mlb.modulate(&store, &mut grads, Some(&[0.5, 2.0]))?;
-        assert_eq!(
-            ratio(
-                &by_name(&store, &grads)["head0.weight"],
-                &before["head0.weight"]
-            )?,
-            1.0
-        );
+        let (_, before, after) = modulated(&mut mlb, &[0.5, 2.0])?;
+        assert_eq!(ratio(&after["head0.weight"], &before["head0.weight"])?, 1.0);
         Ok(())
     }
 

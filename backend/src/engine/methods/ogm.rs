@@ -156,7 +156,7 @@ fn unbiased_std(t: &Tensor) -> Result<f64> {
 mod tests {
     use super::*;
 
-    use crate::engine::methods::fixtures::{by_name, gradients, ratio};
+    use crate::engine::methods::fixtures::{modulated, ratio};
     use candle_core::Device;
 
     fn assert_close(actual: [f64; 2], expected: [f64; 2]) {
@@ -209,8 +209,6 @@ mod tests {
 
     #[test]
     fn ogm_scales_encoder_weights_only() -> Result<()> {
-        let (store, mut grads) = gradients()?;
-        let before = by_name(&store, &grads);
         let mut ogm = Ogm {
             config: OgmConfig {
                 generalization_enhancement: false,
@@ -219,8 +217,7 @@ mod tests {
             seed: 0,
             noise_seed: 0,
         };
-        ogm.modulate(&store, &mut grads, Some(&[0.25, 1.0]))?;
-        let after = by_name(&store, &grads);
+        let (_, before, after) = modulated(&mut ogm, &[0.25, 1.0])?;
         for (name, expected) in [
             ("encoder0.0.weight", 0.25),
             ("encoder0.1.weight", 0.25),
@@ -237,15 +234,12 @@ mod tests {
 
     #[test]
     fn ogm_ge_adds_noise_with_the_gradients_std() -> Result<()> {
-        let (store, mut grads) = gradients()?;
-        let before = by_name(&store, &grads);
         let mut ogm = Ogm {
             config: OgmConfig::default(),
             seed: 0,
             noise_seed: 0,
         };
-        ogm.modulate(&store, &mut grads, Some(&[0.5, 1.0]))?;
-        let after = by_name(&store, &grads);
+        let (_, before, after) = modulated(&mut ogm, &[0.5, 1.0])?;
         // encoder1.1.weight is 32 x 64: the added noise has the gradient's std, within 10%.
         let g = &before["encoder1.1.weight"];
         let noise = (&after["encoder1.1.weight"] - g)?;

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 
 use super::audio::{read_wav, tile, LogSpectrogram};
 use super::mnist::{load_mnist_part, MnistPart};
-use super::DataError;
+use super::{files_with_extension, DataError};
 use crate::engine::{Dataset, Split};
 
 const SAMPLE_RATE: u32 = 8000;
@@ -49,16 +49,8 @@ pub fn recordings_dir(root: &Path) -> PathBuf {
 /// `{digit}_{speaker}_{take}.wav` is an error naming it.
 pub fn list_recordings(root: &Path) -> Result<Vec<Recording>, DataError> {
     let dir = recordings_dir(root);
-    let io = |source| DataError::Io {
-        path: dir.clone(),
-        source,
-    };
     let mut recordings = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_none_or(|e| e != "wav") {
-            continue;
-        }
+    for path in files_with_extension(&dir, &["wav"])? {
         let stem = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -92,7 +84,6 @@ pub fn list_recordings(root: &Path) -> Result<Vec<Recording>, DataError> {
             message: "no recordings".into(),
         });
     }
-    recordings.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(recordings)
 }
 

@@ -11,7 +11,7 @@
 //! shares speakers between train and test; the speaker-independent folds do not.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use balancelab_shared::{CremaDConfig, CremaDSplit};
 use candle_core::Device;
@@ -19,7 +19,7 @@ use candle_core::Device;
 use super::audio::ClipAudio;
 use super::clips::{clip_dataset, Labelled, Manifest, Stream};
 use super::frames::FrameSpec;
-use super::DataError;
+use super::{files_with_extension, DataError};
 use crate::engine::Dataset;
 
 /// The reference code's class order.
@@ -97,22 +97,9 @@ fn all_clips(root: &Path) -> Result<Vec<String>, DataError> {
     if let Some(manifest) = Manifest::read(root)? {
         return Ok(manifest.clips);
     }
-    let dir = root.join("AudioWAV");
-    let io = |source| DataError::Io {
-        path: dir.clone(),
-        source,
-    };
-    let mut clips = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "wav") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                clips.push(stem.to_owned());
-            }
-        }
-    }
-    clips.sort();
-    Ok(clips)
+    let files = files_with_extension(&root.join("AudioWAV"), &["wav"])?;
+    let stem = |path: &PathBuf| Some(path.file_stem()?.to_str()?.to_owned());
+    Ok(files.iter().filter_map(stem).collect())
 }
 
 /// Train and test clips of speaker-independent fold `fold` of `folds`.

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 
-use super::DataError;
+use super::{files_with_extension, DataError};
 
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -39,28 +39,13 @@ impl FrameSpec {
 
 /// The image files of a frame folder, sorted by name; a missing or empty folder is an error.
 pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let io = |source| DataError::Io {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut frames = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        let image = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str()));
-        if image {
-            frames.push(path);
-        }
-    }
+    let frames = files_with_extension(dir, &["jpg", "jpeg", "png"])?;
     if frames.is_empty() {
         return Err(DataError::Format {
             path: dir.to_owned(),
             message: "no frames (.jpg or .png) in this folder".into(),
         });
     }
-    frames.sort();
     Ok(frames)
 }
 

@@ -55,6 +55,24 @@ pub enum DataError {
     Tensor(#[from] candle_core::Error),
 }
 
+/// The files directly in `dir` whose extension is one of `extensions` (in any case), sorted.
+fn files_with_extension(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, DataError> {
+    let io = |source| DataError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let extension = path.extension().and_then(|e| e.to_str());
+        if extension.is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e))) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Loads (or generates) the dataset a run asks for.
 pub fn load(
     config: &DatasetConfig,

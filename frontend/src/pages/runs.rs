@@ -106,41 +106,49 @@ fn query_setter() -> impl Fn(Vec<(&'static str, String)>) + Clone + 'static {
 #[component]
 fn RunFilters() -> impl IntoView {
     let params = use_query_map();
-    let current = move |key: &'static str| params.read().get(key).unwrap_or_default();
     let set = query_setter();
-    let on_change = move |key: &'static str| {
-        let set = set.clone();
-        move |ev| set(vec![(key, event_target_value(&ev))])
-    };
     view! {
         <div class="run-filters" role="search">
             <label>
                 <span>"Search notes and tags"</span>
-                <input id="runs-search" type="search" prop:value=move || current("search")
-                    on:change=on_change("search") />
+                <input id="runs-search" type="search"
+                    prop:value=move || params.read().get("search").unwrap_or_default()
+                    on:change=move |ev| set(vec![("search", event_target_value(&ev))]) />
             </label>
-            <label>
-                <span>"Project"</span>
-                <select id="runs-project" prop:value=move || current("project") on:change=on_change("project")>
-                    <option value="">"all of mine"</option>
-                    <ProjectOptions at_least=Role::Viewer />
-                </select>
-            </label>
-            <label>
-                <span>"Status"</span>
-                <select id="runs-status" prop:value=move || current("status") on:change=on_change("status")>
-                    <option value="">"any"</option>
-                    {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
-                </select>
-            </label>
-            <label>
-                <span>"Method"</span>
-                <select id="runs-method" prop:value=move || current("method") on:change=on_change("method")>
-                    <option value="">"any"</option>
-                    {method_filter_options().into_iter().map(|(value, label)| view! { <option value=value>{label}</option> }).collect_view()}
-                </select>
-            </label>
+            <FilterSelect id="runs-project" label="Project" key="project" any="all of mine">
+                <ProjectOptions at_least=Role::Viewer />
+            </FilterSelect>
+            <FilterSelect id="runs-status" label="Status" key="status" any="any">
+                {RunStatus::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
+            </FilterSelect>
+            <FilterSelect id="runs-method" label="Method" key="method" any="any">
+                {method_filter_options().into_iter().map(|(value, label)| view! { <option value=value>{label}</option> }).collect_view()}
+            </FilterSelect>
         </div>
+    }
+}
+
+/// One filter of the list: a select of `children` options after "`any`" (no filter), bound
+/// to the URL's query parameter `key`.
+#[component]
+fn FilterSelect(
+    id: &'static str,
+    label: &'static str,
+    key: &'static str,
+    any: &'static str,
+    children: Children,
+) -> impl IntoView {
+    let params = use_query_map();
+    let set = query_setter();
+    view! {
+        <label>
+            <span>{label}</span>
+            <select id=id prop:value=move || params.read().get(key).unwrap_or_default()
+                on:change=move |ev| set(vec![(key, event_target_value(&ev))])>
+                <option value="">{any}</option>
+                {children()}
+            </select>
+        </label>
     }
 }
 

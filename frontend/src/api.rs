@@ -326,7 +326,7 @@ pub(crate) struct LiveStream<T> {
 
 /// Why a live stream brought no message.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum LiveError {
+enum LiveError {
     /// The connection is lost for good (the browser first retries a dropped one by itself).
     Lost,
     /// A message that is not a `T`: what is wrong with it.
@@ -346,7 +346,7 @@ impl<T: DeserializeOwned> LiveStream<T> {
     }
 
     /// The next message, or why there is none this time; nothing once the stream has ended.
-    pub(crate) async fn receive(&mut self) -> Option<Result<T, LiveError>> {
+    async fn receive(&mut self) -> Option<Result<T, LiveError>> {
         let message = match self.messages.next().await? {
             Ok((_, message)) => message,
             Err(_) => return Some(Err(LiveError::Lost)),
@@ -355,6 +355,28 @@ impl<T: DeserializeOwned> LiveStream<T> {
             return Some(Err(LiveError::Unreadable("not text".into())));
         };
         Some(parse_message(&data))
+    }
+
+    /// The next message that reads as a `T`; `None` once the stream is lost. Unreadable
+    /// messages are skipped and the loss ends it, each told to `report` with `advice` (how to
+    /// catch up) after it.
+    pub(crate) async fn next_or_report(
+        &mut self,
+        report: impl Fn(String),
+        advice: &str,
+    ) -> Option<T> {
+        loop {
+            match self.receive().await? {
+                Ok(message) => return Some(message),
+                Err(LiveError::Lost) => {
+                    report(format!("Lost the live connection; {advice}."));
+                    return None;
+                }
+                Err(LiveError::Unreadable(why)) => report(format!(
+                    "A live update could not be read ({why}); {advice}."
+                )),
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::share_dialog::ShareDialog;
 use super::{in_place, method_and_settings, url_with, StatusBadge};
-use crate::api::{self, LiveError, LiveStream};
+use crate::api::{self, LiveStream};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
 /// `/runs/ID`, or `/runs/ID?share=TOKEN` through a share link.
@@ -268,20 +268,8 @@ async fn follow_run(
         Ok(stream) => stream,
         Err(e) => return problem.set(Some(format!("live updates unavailable: {e}"))),
     };
-    while let Some(event) = stream.receive().await {
-        let event = match event {
-            Ok(event) => event,
-            Err(LiveError::Lost) => {
-                problem.set(Some("Lost the live connection; reload to catch up.".into()));
-                break;
-            }
-            Err(LiveError::Unreadable(why)) => {
-                problem.set(Some(format!(
-                    "A live update could not be read ({why}); reload to catch up."
-                )));
-                continue;
-            }
-        };
+    let report = |message| problem.set(Some(message));
+    while let Some(event) = stream.next_or_report(report, "reload to catch up").await {
         match event {
             // The stream replays stored epochs first; keep each epoch once.
             RunEvent::Epoch(metrics) => epochs.update(|list| {

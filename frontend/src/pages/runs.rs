@@ -14,7 +14,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
 use super::{duration_text, in_place, method_and_settings, url_with, ProjectOptions, StatusBadge};
-use crate::api::{self, snake, ApiFailure, LiveError, LiveStream};
+use crate::api::{self, snake, ApiFailure, LiveStream};
 
 /// Runs per page of the list.
 const PAGE_SIZE: u32 = 25;
@@ -350,20 +350,8 @@ fn follow_changes(
                 Ok(stream) => stream,
                 Err(e) => return problem.set(Some(format!("Live updates unavailable: {e}"))),
             };
-            while let Some(run) = stream.receive().await {
-                let run = match run {
-                    Ok(run) => run,
-                    Err(LiveError::Lost) => {
-                        problem.set(Some(
-                            "Lost the live connection; reload to see changes.".into(),
-                        ));
-                        break;
-                    }
-                    Err(LiveError::Unreadable(why)) => {
-                        problem.set(Some(format!("A live update could not be read ({why}).")));
-                        continue;
-                    }
-                };
+            let report = |message| problem.set(Some(message));
+            while let Some(run) = stream.next_or_report(report, "reload to see changes").await {
                 let new = live.with_untracked(|l| !l.contains_key(&run.id));
                 live.update(|l| {
                     l.insert(run.id, run);

@@ -126,12 +126,7 @@ fn Differences(comparison: Comparison) -> impl IntoView {
         .collect_view();
     let rows = (comparison.differences.into_iter())
         .map(|d| {
-            let cells = d
-                .values
-                .into_iter()
-                .map(|v| view! { <td>{v}</td> })
-                .collect_view();
-            view! { <tr><th scope="row"><code>{d.field}</code></th>{cells}</tr> }
+            view! { <tr><th scope="row"><code>{d.field}</code></th>{cells(d.values)}</tr> }
         })
         .collect_view();
     view! {
@@ -291,11 +286,7 @@ fn Results(table: ResultsTable) -> impl IntoView {
     .collect_view();
     let rows = (table.rows.into_iter())
         .map(|row| {
-            let group = row
-                .group
-                .into_iter()
-                .map(|g| view! { <td>{g}</td> })
-                .collect_view();
+            let group = cells(row.group);
             let metrics = (row.metrics.into_iter())
                 .map(|m| {
                     let text = match m {
@@ -315,4 +306,12 @@ fn Results(table: ResultsTable) -> impl IntoView {
             <tbody>{rows}</tbody>
         </table>
     }
+}
+
+/// One `<td>` per value.
+fn cells(values: Vec<String>) -> impl IntoView {
+    values
+        .into_iter()
+        .map(|v| view! { <td>{v}</td> })
+        .collect_view()
 }

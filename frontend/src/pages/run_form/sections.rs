@@ -175,30 +175,42 @@ pub(super) fn SweepSection(sweep: SweepFields, errors: RwSignal<Vec<FieldError>>
     view! {
         <details class="sweep wide" id="sweep">
             <summary>"Sweep: a grid of runs over methods, fusions and seeds"</summary>
-            <fieldset>
-                <legend>"Methods (none ticked: the one above)"</legend>
-                {MethodKind::ALL.map(|kind| view! {
-                    <label class="check">
-                        <input type="checkbox" class="sweep-method" value=kind.id()
-                            on:change=move |ev| toggle(sweep.methods, kind, event_target_checked(&ev)) />
-                        {method_option_text(kind)}
-                    </label>
-                })}
-            </fieldset>
-            <fieldset>
-                <legend>"Fusions (none ticked: the one above)"</legend>
-                {FusionKind::ALL.map(|f| view! {
-                    <label class="check">
-                        <input type="checkbox" class="sweep-fusion" value=f.name()
-                            on:change=move |ev| toggle(sweep.fusions, f, event_target_checked(&ev)) />
-                        {f.name()}
-                    </label>
-                })}
-            </fieldset>
+            <Checkboxes legend="Methods (none ticked: the one above)" class="sweep-method"
+                choices=MethodKind::ALL.map(|k| (k, k.id(), method_option_text(k))).into()
+                ticked=sweep.methods />
+            <Checkboxes legend="Fusions (none ticked: the one above)" class="sweep-fusion"
+                choices=FusionKind::ALL.map(|f| (f, f.name(), f.name().to_owned())).into()
+                ticked=sweep.fusions />
             <InputField label="Seeds (comma-separated; empty: the one above)" field="seeds"
                 value=sweep.seeds errors kind="text" />
         </details>
     }
+}
+
+/// A fieldset of checkboxes (of class `class`), one per `(choice, value, text)`; `ticked`
+/// holds the ticked choices.
+#[component]
+fn Checkboxes<T>(
+    legend: &'static str,
+    class: &'static str,
+    choices: Vec<(T, &'static str, String)>,
+    ticked: RwSignal<Vec<T>>,
+) -> impl IntoView
+where
+    T: Copy + PartialEq + Send + Sync + 'static,
+{
+    let boxes = (choices.into_iter())
+        .map(|(choice, value, text)| {
+            view! {
+                <label class="check">
+                    <input type="checkbox" class=class value=value
+                        on:change=move |ev| toggle(ticked, choice, event_target_checked(&ev)) />
+                    {text}
+                </label>
+            }
+        })
+        .collect_view();
+    view! { <fieldset><legend>{legend}</legend>{boxes}</fieldset> }
 }
 
 /// The submit button, saying how many runs it starts, the form's message, and the errors of

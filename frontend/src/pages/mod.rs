@@ -36,6 +36,38 @@ fn url_with(path: &str, params: ParamsMap, changes: &[(&str, String)]) -> String
     format!("{path}?{}", query.join("&"))
 }
 
+/// A labelled select of fixed `(value, text)` options that sets the query parameter `key`
+/// of the page at `path`: a view setting kept in the URL.
+#[component]
+fn QuerySelect(
+    id: &'static str,
+    label: &'static str,
+    key: &'static str,
+    path: String,
+    value: Signal<String>,
+    options: &'static [(&'static str, &'static str)],
+) -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let navigate = leptos_router::hooks::use_navigate();
+    let pick = move |ev| {
+        let url = url_with(
+            &path,
+            query.get_untracked(),
+            &[(key, event_target_value(&ev))],
+        );
+        navigate(&url, in_place());
+    };
+    let options = (options.iter())
+        .map(|&(value, text)| view! { <option value=value>{text}</option> })
+        .collect_view();
+    view! {
+        <label>
+            <span>{label}</span>
+            <select id=id prop:value=move || value.get() on:change=pick>{options}</select>
+        </label>
+    }
+}
+
 /// Navigation that replaces the current entry and keeps the scroll position: a view's
 /// settings change, Back still leaves the page.
 fn in_place() -> NavigateOptions {

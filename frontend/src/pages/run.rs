@@ -8,10 +8,10 @@ use futures::channel::oneshot;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::share_dialog::ShareDialog;
-use super::{in_place, method_and_settings, url_with, StatusBadge};
+use super::{method_and_settings, QuerySelect, StatusBadge};
 use crate::api::{self, LiveStream};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
@@ -156,25 +156,11 @@ fn EpochCharts(
             points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
         }]
     });
-    let navigate = use_navigate();
-    let choose_split = move |ev| {
-        let url = url_with(
-            &format!("/runs/{id}"),
-            query.get_untracked(),
-            &[("split", event_target_value(&ev))],
-        );
-        navigate(&url, in_place());
-    };
     view! {
         <div class="run-filters">
-            <label>
-                <span>"Accuracy on"</span>
-                <select id="accuracy-split" prop:value=move || split.get() on:change=choose_split>
-                    <option value="test">"test split"</option>
-                    <option value="validation">"validation split"</option>
-                    <option value="train">"training split"</option>
-                </select>
-            </label>
+            <QuerySelect id="accuracy-split" label="Accuracy on" key="split"
+                path=format!("/runs/{id}") value=split.into()
+                options=&[("test", "test split"), ("validation", "validation split"), ("train", "training split")] />
         </div>
         <section class="charts">
             <LineChart title="Gradient coefficient k per modality" x_label="epoch"

@@ -5,7 +5,7 @@ use balancelab_shared::{smooth, EpochMetrics, SeriesPoint, XAxis};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
-use super::{in_place, url_with};
+use super::{in_place, url_with, QuerySelect};
 use crate::api::{self, snake};
 use crate::chart::{LineChart, Series, FUSED_COLOR, MODALITY_COLORS};
 
@@ -56,28 +56,27 @@ impl StepView {
 pub(super) fn StepViewControls(view: StepView, path: String) -> impl IntoView {
     let query = use_query_map();
     let navigate = use_navigate();
-    let set = move |key: &'static str, value: String| {
-        let url = url_with(&path, query.get_untracked(), &[(key, value)]);
-        navigate(&url, in_place());
+    let smooth = {
+        let path = path.clone();
+        move |ev| {
+            let changes = [("smooth", event_target_value(&ev))];
+            navigate(
+                &url_with(&path, query.get_untracked(), &changes),
+                in_place(),
+            );
+        }
     };
-    let set_x = set.clone();
     view! {
         <div class="run-filters">
             <label>
                 <span>{move || format!("Smoothing {:.2}", view.smoothing.get())}</span>
                 <input id="smoothing" type="range" min="0" max="0.99" step="0.01"
                     prop:value=move || view.smoothing.get().to_string()
-                    on:change=move |ev| set("smooth", event_target_value(&ev)) />
+                    on:change=smooth />
             </label>
-            <label>
-                <span>"x axis"</span>
-                <select id="x-axis" prop:value=move || snake(view.x_axis.get())
-                    on:change=move |ev| set_x("x", event_target_value(&ev))>
-                    <option value="step">"step"</option>
-                    <option value="epoch">"epoch"</option>
-                    <option value="time">"wall time"</option>
-                </select>
-            </label>
+            <QuerySelect id="x-axis" label="x axis" key="x" path
+                value=Signal::derive(move || snake(view.x_axis.get()))
+                options=&[("step", "step"), ("epoch", "epoch"), ("time", "wall time")] />
         </div>
     }
 }

@@ -32,6 +32,13 @@ fn run(command: &str, config: &str) -> (Output, tempfile::TempDir) {
     (output, dir)
 }
 
+/// Asserts that the command failed and that its error output says each of `messages`.
+fn fails_saying(output: &Output, messages: &[&str]) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(messages.iter().all(|m| stderr.contains(m)), "{stderr}");
+}
+
 fn events(out: &std::path::Path) -> Vec<serde_json::Value> {
     fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
@@ -133,12 +140,7 @@ fn resuming_without_a_checkpoint_says_so() {
         "--out".as_ref(),
         out.as_ref(),
     ]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("has no checkpoint to resume from"),
-        "{stderr}"
-    );
+    fails_saying(&output, &["has no checkpoint to resume from"]);
 }
 
 #[test]
@@ -189,11 +191,9 @@ fn unknown_keys_and_bad_values_name_the_field() {
 #[test]
 fn a_gpu_run_on_a_cpu_build_names_the_field_and_the_fix() {
     let (output, _dir) = train("device = \"cuda:1\"\n");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("device: cuda:1 requested, but this build of BalanceLab has no CUDA"),
-        "{stderr}"
+    fails_saying(
+        &output,
+        &["device: cuda:1 requested, but this build of BalanceLab has no CUDA"],
     );
 }
 
@@ -252,11 +252,6 @@ fn a_bad_sweep_names_the_field_and_trains_nothing() {
         "sweep",
         "methods = [{ kind = \"mlb\", alpha = -1.0 }]\nseeds = [1, 1]\n[base]\nepochs = 1\n",
     );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("methods[0].alpha") && stderr.contains("seeds[1]"),
-        "{stderr}"
-    );
+    fails_saying(&output, &["methods[0].alpha", "seeds[1]"]);
     assert!(!dir.path().join("out").exists());
 }

@@ -21,12 +21,14 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// A free port on loopback and the server's base URL there.
+fn free_address() -> (u16, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    (port, format!("http://127.0.0.1:{port}"))
 }
 
 /// Starts `balancelab serve` on `port` with its state in `state_dir`; fast heartbeats so
@@ -128,8 +130,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_run_survives_its_server_being_killed() {
     let state = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let (port, base) = free_address();
     let config = json!({
         "epochs": 30,
         "batch_size": 32,
@@ -227,8 +228,7 @@ fn a_run_survives_its_server_being_killed() {
 #[test]
 fn a_stopped_server_gives_its_run_back_to_the_queue() {
     let state = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let (port, base) = free_address();
     let config = json!({
         "epochs": 8,
         "dataset": {"kind": "synthetic", "train_samples": 2048, "test_samples": 256}
@@ -289,8 +289,7 @@ fn worker_processes_never_take_the_same_run() {
         ))
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let (port, base) = free_address();
     let mut server = Command::new(env!("CARGO_BIN_EXE_balancelab"));
     let _server = {
         server

@@ -1,18 +1,20 @@
 //! The error answers the OpenAPI document lists, each written once: an endpoint's
 //! `responses(...)` names its successes, its own conflicts, and the sets below that apply.
-//! The types only describe; the answers themselves are [`super::error::ApiError`]s.
-#![allow(dead_code)] // never built: utoipa reads their shapes
+//! The types only describe (utoipa reads their shapes; none is ever built, hence
+//! `allow(dead_code)` on each); the answers themselves are [`super::error::ApiError`]s.
 
 use balancelab_shared::ErrorBody;
 use utoipa::IntoResponses;
 
 /// Endpoints for signed-in callers.
 #[derive(IntoResponses)]
+#[allow(dead_code)]
 #[response(status = 401, description = "not signed in")]
 pub(super) struct NotSignedIn(ErrorBody);
 
 /// Endpoints that need a role in a project.
 #[derive(IntoResponses)]
+#[allow(dead_code)]
 pub(super) enum NeedsRole {
     #[response(status = 401, description = "not signed in")]
     NotSignedIn(ErrorBody),
@@ -22,6 +24,7 @@ pub(super) enum NeedsRole {
 
 /// Endpoints that read one run.
 #[derive(IntoResponses)]
+#[allow(dead_code)]
 pub(super) enum ReadsRun {
     #[response(status = 401, description = "not signed in")]
     NotSignedIn(ErrorBody),
@@ -31,6 +34,7 @@ pub(super) enum ReadsRun {
 
 /// Endpoints that change one run, which needs a role in its project.
 #[derive(IntoResponses)]
+#[allow(dead_code)]
 pub(super) enum ChangesRun {
     #[response(status = 401, description = "not signed in")]
     NotSignedIn(ErrorBody),
@@ -42,5 +46,6 @@ pub(super) enum ChangesRun {
 
 /// Endpoints with a body or query whose fields are checked.
 #[derive(IntoResponses)]
+#[allow(dead_code)]
 #[response(status = 422, description = "invalid fields, each named")]
 pub(super) struct InvalidFields(ErrorBody);

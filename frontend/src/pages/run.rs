@@ -252,7 +252,7 @@ async fn follow_run(
     let url = api::events_url(id, after, share.as_deref());
     let mut stream = match LiveStream::<RunEvent>::open(&url) {
         Ok(stream) => stream,
-        Err(e) => return problem.set(Some(format!("live updates unavailable: {e}"))),
+        Err(e) => return problem.set(Some(format!("Live updates unavailable: {e}"))),
     };
     let report = |message| problem.set(Some(message));
     while let Some(event) = stream.next_or_report(report, "reload to catch up").await {

@@ -242,6 +242,20 @@ async fn every_endpoint_checks_who_is_asking() {
         let (status, _) = server.call(&bob, method.clone(), uri, body.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "viewer {method} {uri}");
     }
+    // Who may is answered before what was sent: malformed bodies get the same 403.
+    let malformed = json!(["not", "an", "object"]);
+    let sweeps = format!("/api/sweeps?project={}", vision.id);
+    let with_sweep = [(Method::POST, sweeps, Value::Null)];
+    for (method, uri, _) in writes.iter().chain(&owner_only).chain(&with_sweep) {
+        let (status, _) = server
+            .call(&bob, method.clone(), uri, malformed.clone())
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "viewer {method} {uri}, malformed"
+        );
+    }
 
     // Bob as an editor: changes runs, still not members.
     let (status, _) = server
@@ -303,10 +317,10 @@ async fn every_endpoint_checks_who_is_asking() {
 
     // Only admins create users.
     let carol = json!({"name": "carol", "password": "long enough"});
-    let (status, _) = server
-        .call(&alice, Method::POST, "/api/users", carol.clone())
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    for body in [carol.clone(), json!({"name": 1})] {
+        let (status, _) = server.call(&alice, Method::POST, "/api/users", body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
     let (status, _) = server
         .call(
             &admin,

@@ -9,7 +9,7 @@ use balancelab_shared::{Credentials, ErrorBody, FieldError, Me, Secret, User};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{presented_token, ApiJson, Caller, SESSION_COOKIE};
+use super::extract::{presented_token, ApiJson, Caller, JsonBody, SESSION_COOKIE};
 use super::{ApiError, AppState};
 use crate::auth::{hash_password, new_token, token_hash, verify_password, SESSION_LIFETIME_MS};
 use crate::store::TokenKind;
@@ -197,11 +197,12 @@ fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
 async fn create_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    ApiJson(credentials): ApiJson<Credentials>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     if !caller.admin {
         return Err(ApiError::Forbidden("only admins create users".into()));
     }
+    let credentials: Credentials = body.parse()?;
     check_credentials(&credentials)?;
     let hash = hash_password(&credentials.password);
     match state

@@ -72,6 +72,35 @@ impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for ApiJson<T> 
     }
 }
 
+/// A request body read but not parsed yet, for handlers that first check the caller's role:
+/// who may do something is answered (403, 404) before what they sent is (400, 422).
+/// [`JsonBody::parse`] has [`ApiJson`]'s errors.
+#[derive(Debug)]
+pub(super) struct JsonBody(Bytes);
+
+impl JsonBody {
+    /// The body as a `T`.
+    pub(super) fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        ApiJson::from_bytes(&self.0).map(|ApiJson(value)| value)
+    }
+
+    /// The body as a `T`; an empty body is `None`.
+    pub(super) fn parse_optional<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        self.parse().map(Some)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(JsonBody(Bytes::from_request(request, state).await?))
+    }
+}
+
 impl From<BytesRejection> for ApiError {
     /// A body over the size limit keeps its 413; any other failure to read it is a 400.
     fn from(rejection: BytesRejection) -> Self {

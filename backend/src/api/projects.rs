@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, Caller, JsonBody};
 use super::{ApiError, AppState};
 
 /// The `/projects` routes.
@@ -128,11 +128,12 @@ async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, user)): Path<(i64, String)>,
-    ApiJson(RoleChange { role }): ApiJson<RoleChange>,
+    body: JsonBody,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     caller
         .require_project(&state.store, id, Role::Owner)
         .await?;
+    let RoleChange { role } = body.parse()?;
     if user == caller.0.name && role != Role::Owner {
         return Err(ApiError::Conflict(
             "owners cannot demote themselves; another owner can".into(),

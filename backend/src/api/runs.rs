@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, Caller, Reader};
+use super::extract::{ApiJson, ApiQuery, Caller, JsonBody, Reader};
 use super::{ApiError, AppState};
 use crate::check::check_run;
 use crate::store::Cancellation;
@@ -85,9 +85,10 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(destination): ApiQuery<Destination>,
-    ApiJson(config): ApiJson<RunConfig>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let project = destination.project(&state, &caller).await?;
+    let config: RunConfig = body.parse()?;
     queue(&state, &config, project).await
 }
 
@@ -112,12 +113,12 @@ async fn clone(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    changes: Option<ApiJson<Value>>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let source = caller.run(&state.store, id, Role::Editor).await?;
     let mut config = serde_json::to_value(&source.config).expect("a RunConfig serializes");
     // No body: the same configuration again.
-    if let Some(ApiJson(changes)) = changes {
+    if let Some(changes) = body.parse_optional::<Value>()? {
         merge_patch(&mut config, &changes);
     }
     // Parsed as a body would be, so that an error names its field the same way.
@@ -239,9 +240,10 @@ async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    ApiJson(patch): ApiJson<RunPatch>,
+    body: JsonBody,
 ) -> Result<Json<Run>, ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
+    let patch: RunPatch = body.parse()?;
     patch.validate().map_err(ApiError::Invalid)?;
     let run = state.store.patch_run(id, &patch).await?;
     let run = run.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;

@@ -9,7 +9,7 @@ use balancelab_shared::{ErrorBody, Run, Sweep};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, Caller};
+use super::extract::{ApiQuery, Caller, JsonBody};
 use super::runs::Destination;
 use super::{ApiError, AppState};
 use crate::check::check_sweep;
@@ -40,9 +40,10 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(destination): ApiQuery<Destination>,
-    ApiJson(sweep): ApiJson<Sweep>,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Vec<Run>>), ApiError> {
     let project = destination.project(&state, &caller).await?;
+    let sweep: Sweep = body.parse()?;
     check_sweep(&sweep, state.environment()).map_err(ApiError::Invalid)?;
     let named = sweep.tag.clone();
     let tag = move |first: i64| vec![named.clone().unwrap_or_else(|| format!("sweep-{first}"))];

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use balancelab_shared::{FieldError, Role, Run, User};
@@ -25,8 +25,7 @@ pub(super) const SESSION_COOKIE: &str = "balancelab_session";
 ///
 /// Unlike `axum::Json` it does not insist on `Content-Type: application/json` (scripts and
 /// `curl -d` often send none), and a value of the wrong type is a 422 naming its field
-/// (`method.alpha: invalid type ...`); only text that is not JSON at all is a 400. As an
-/// `Option`, an empty body is `None`.
+/// (`method.alpha: invalid type ...`); only text that is not JSON at all is a 400.
 #[derive(Debug)]
 pub(super) struct ApiJson<T>(pub T);
 
@@ -55,20 +54,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(request, state).await?;
-        Self::from_bytes(&body)
-    }
-}
-
-impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
-        let body = Bytes::from_request(request, state).await?;
-        if body.is_empty() {
-            return Ok(None);
-        }
-        Self::from_bytes(&body).map(Some)
+        let body = JsonBody::from_request(request, state).await?;
+        body.parse().map(ApiJson)
     }
 }
 
@@ -262,10 +249,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_optional_body_may_be_empty() {
-        let empty = <ApiJson<Vec<u32>> as OptionalFromRequest<()>>::from_request(post(""), &());
-        assert!(empty.await.unwrap().is_none());
-        let given = <ApiJson<Vec<u32>> as OptionalFromRequest<()>>::from_request(post("[]"), &());
-        assert!(given.await.unwrap().is_some());
+    async fn a_deferred_body_parses_alike_and_may_be_empty() {
+        let body = |text: &'static str| JsonBody::from_request(post(text), &());
+        let empty = body("").await.unwrap();
+        assert_eq!(empty.parse_optional::<Vec<u32>>().unwrap(), None);
+        let given = body("[3]").await.unwrap();
+        assert_eq!(given.parse_optional::<Vec<u32>>().unwrap(), Some(vec![3]));
+        match body(r#"[1, "x"]"#).await.unwrap().parse::<Vec<u32>>() {
+            Err(ApiError::Invalid(fields)) => assert_eq!(fields[0].field, "[1]"),
+            other => panic!("a type error is a 422 naming the field: {other:?}"),
+        }
     }
 }

@@ -11,13 +11,15 @@
 //! - [`optim_step`]: the optimisers' updates in place.
 //! - [`cpu_storage`]: how the kernels read their inputs and build their outputs.
 //!
-//! Other devices and dtypes take Candle's ops; the callers decide (each kernel takes
-//! float32 on the CPU).
+//! Other devices and dtypes take Candle's ops, except the convolution's backward pass:
+//! [`composed_conv`] builds it from the device's fast paths (forward convolutions and a
+//! GEMM). The callers decide (each CPU kernel takes float32).
 
 pub mod add_relu;
 pub mod batch_norm;
 pub mod bn_add_relu;
 pub mod bn_relu_pool;
+pub mod composed_conv;
 pub mod conv;
 pub mod cpu_storage;
 pub mod gemm;

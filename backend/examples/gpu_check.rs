@@ -1,7 +1,8 @@
 //! GPU check of the `cuda` build, for a machine with an NVIDIA GPU (`scripts/cuda/gpu-check`).
 //!
 //! 0. Ops: each convolution, pooling and normalisation op the encoders use, output and input
-//!    gradients, GPU against CPU to a relative 1e-4.
+//!    gradients, GPU against CPU to a relative 1e-4 (the convolution as the encoders call it:
+//!    `ops::composed_conv` on the GPU, the CPU kernels on the CPU).
 //! 1. Parity: every balancing method, on MLP, CNN, ResNet18 and transformer models, takes the
 //!    same steps on the GPU and on the CPU from the same initial weights and batches; the
 //!    losses, coefficients k, confidences s, gradient norms, the first step's update of every
@@ -11,9 +12,13 @@
 //!    4x what nudging the CPU's inputs by one float32 ulp does.
 //! 2. A whole run through the engine (`train_run`, evaluation and events included) on the GPU
 //!    and on the CPU: the same test accuracy.
-//! 3. Throughput: ResNet18 encoders on CREMA-D-shaped input (a 1x257x188 spectrogram and three
-//!    3x224x224 frames, 6 classes), MLB with Adam as in the paper's recipe; prints samples/s.
-//!    `scripts/reference/resnet18_throughput.py` trains the same model in PyTorch.
+//! 3. Convolution timing: forward + backward of each of ResNet18's convolution shapes at the
+//!    throughput run's batch, Candle's own backward pass against `ops::composed_conv`'s, in
+//!    fp32 and tf32: which is faster, layer by layer.
+//! 4. Throughput: ResNet18 encoders on CREMA-D-shaped input (a 1x257x188 spectrogram and three
+//!    3x224x224 frames, 6 classes), MLB with Adam as in the paper's recipe, in each precision;
+//!    prints samples/s. `scripts/reference/resnet18_throughput.py` trains the same model in
+//!    PyTorch.
 //!
 //! Exits with status 1 when an op or parity check fails.
 
@@ -21,11 +26,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use balancelab::engine::ops::{composed_conv, conv};
 use balancelab::engine::{CancelToken, Checkpointing, Pass, Session, TrainingEvent};
 use balancelab_shared::{
     AdamConfig, CnnConfig, ComputeDevice, DatasetConfig, EncoderConfig, FusionKind, MethodConfig,
-    MethodKind, MlbConfig, MlpConfig, ModelConfig, OptimizerConfig, RunConfig, SyntheticConfig,
-    TransformerConfig,
+    MethodKind, MlbConfig, MlpConfig, ModelConfig, OptimizerConfig, Precision, RunConfig,
+    SyntheticConfig, TransformerConfig,
 };
 use candle_core::{DType, Device, Tensor};
 use candle_nn::loss::cross_entropy;
@@ -61,7 +67,10 @@ fn main() -> Result<ExitCode> {
     let parity_ok = parity(&device)?;
     let run_ok = whole_run(args.device)?;
     if !args.parity_only {
-        throughput(&device, args.batch, args.steps, args.max_seconds)?;
+        conv_timing(&device, args.batch)?;
+        for precision in Precision::ALL {
+            throughput(&device, precision, args.batch, args.steps, args.max_seconds)?;
+        }
     }
     Ok(if ops_ok && parity_ok && run_ok {
         ExitCode::SUCCESS
@@ -80,11 +89,14 @@ fn op_parity(gpu: &Device) -> Result<bool> {
     let conv = |x: [usize; 4], w: [usize; 4], padding: usize, stride: usize| {
         let [n, c, h, width] = x;
         let name = format!("conv {k}x{k} s{stride}, {n}x{c}x{h}x{width}", k = w[2]);
-        let op: Op = Box::new(move |t: &[Tensor]| t[0].conv2d(&t[1], padding, stride, 1, 1));
+        let op: Op = Box::new(move |t: &[Tensor]| conv::conv2d(&t[0], &t[1], stride, padding));
         (name, vec![x.to_vec(), w.to_vec()], op)
     };
     let cases: Vec<(String, Vec<Vec<usize>>, Op)> = vec![
         conv([16, 3, 32, 32], [64, 3, 7, 7], 3, 2),
+        // Sides of different parity at stride 2, as the 257x188 spectrogram's stem has.
+        conv([4, 1, 41, 30], [64, 1, 7, 7], 3, 2),
+        conv([16, 64, 9, 8], [128, 64, 3, 3], 1, 2),
         conv([16, 64, 8, 8], [128, 64, 3, 3], 1, 2),
         conv([32, 64, 8, 8], [64, 64, 3, 3], 1, 1),
         conv([16, 64, 8, 8], [128, 64, 1, 1], 0, 2),
@@ -402,7 +414,78 @@ fn whole_run(device: ComputeDevice) -> Result<bool> {
     Ok(ok)
 }
 
-fn throughput(device: &Device, batch: usize, steps: usize, max_seconds: f64) -> Result<()> {
+/// Forward + backward milliseconds of each of ResNet18's convolutions on the throughput run's
+/// input, with Candle's backward pass and with `composed_conv`'s, in each precision.
+fn conv_timing(device: &Device, batch: usize) -> Result<()> {
+    const REPEATS: usize = 10;
+    // (what, input [n, c, h, w], output channels, kernel, stride, padding); three frames
+    // per sample for the visual encoder. Candle's backward pass fails on sides of mixed
+    // parity at stride 2, so the spectrogram's layers are timed on even sides (256x188 for
+    // 257x188, 64x48 for 65x47).
+    let frames = 3 * batch;
+    let layers = [
+        ("audio stem 7x7/2", [batch, 1, 256, 188], 64, 7, 2, 3),
+        ("audio 3x3, 64", [batch, 64, 64, 48], 64, 3, 1, 1),
+        ("audio 3x3/2, 128", [batch, 64, 64, 48], 128, 3, 2, 1),
+        ("audio 3x3, 512", [batch, 512, 8, 6], 512, 3, 1, 1),
+        ("video stem 7x7/2", [frames, 3, 224, 224], 64, 7, 2, 3),
+        ("video 3x3, 64", [frames, 64, 56, 56], 64, 3, 1, 1),
+        ("video 3x3/2, 128", [frames, 64, 56, 56], 128, 3, 2, 1),
+        ("video 1x1/2, 128", [frames, 64, 56, 56], 128, 1, 2, 0),
+        ("video 3x3, 128", [frames, 128, 28, 28], 128, 3, 1, 1),
+        ("video 3x3, 256", [frames, 256, 14, 14], 256, 3, 1, 1),
+        ("video 3x3, 512", [frames, 512, 7, 7], 512, 3, 1, 1),
+    ];
+    type Conv = fn(&Tensor, &Tensor, usize, usize) -> candle_core::Result<Tensor>;
+    let candle: Conv = |x, w, stride, padding| x.conv2d(w, padding, stride, 1, 1);
+    let composed: Conv = composed_conv::conv2d;
+    let time = |f: Conv, x: &Tensor, w: &candle_core::Var, (stride, padding)| -> Result<f64> {
+        let run = || -> Result<()> {
+            f(x, w, stride, padding)?.sum_all()?.backward()?;
+            Ok(())
+        };
+        run()?;
+        device.synchronize()?;
+        let started = Instant::now();
+        for _ in 0..REPEATS {
+            run()?;
+        }
+        device.synchronize()?;
+        Ok(started.elapsed().as_secs_f64() * 1e3 / REPEATS as f64)
+    };
+    println!("\nConvolutions, forward + backward (ms): Candle's backward | composed | speed-up");
+    for precision in Precision::ALL {
+        candle_core::cuda::set_gemm_reduced_precision_f32(precision == Precision::Tf32);
+        println!("{}:", precision.name());
+        for (name, x, c_out, k, stride, padding) in layers {
+            // The stems' input is data (no input gradient), as in the encoders.
+            let data = x[1] <= 3;
+            let input = Tensor::randn(0f32, 1.0, x.as_slice(), device)?;
+            let input = if data {
+                input
+            } else {
+                candle_core::Var::from_tensor(&input)?.as_tensor().clone()
+            };
+            let w = candle_core::Var::randn(0f32, 0.05, (c_out, x[1], k, k), device)?;
+            let theirs = time(candle, &input, &w, (stride, padding))?;
+            let ours = time(composed, &input, &w, (stride, padding))?;
+            println!(
+                "  {name:<20} {theirs:>8.2} {ours:>8.2} {:>6.2}x",
+                theirs / ours
+            );
+        }
+    }
+    candle_core::cuda::set_gemm_reduced_precision_f32(false);
+    Ok(())
+}
+
+fn throughput(
+    device: &Device,
+    precision: Precision,
+    batch: usize,
+    steps: usize,
+    max_seconds: f64,
+) -> Result<()> {
     const CLASSES: usize = 6;
     const WARM_UP: usize = 5;
     const PHASE_STEPS: usize = 10;
@@ -416,6 +499,7 @@ fn throughput(device: &Device, batch: usize, steps: usize, max_seconds: f64) -> 
             weight_decay: 1e-4,
             ..AdamConfig::default()
         }),
+        precision,
         ..RunConfig::default()
     };
     let shapes = [vec![1, 257, 188], vec![3, 3, 224, 224]];
@@ -467,10 +551,11 @@ fn throughput(device: &Device, batch: usize, steps: usize, max_seconds: f64) -> 
     let seconds = started.elapsed().as_secs_f64();
     let step_ms = seconds * 1e3 / done as f64;
     println!(
-        "\nThroughput, ResNet18 x2 (1x257x188 + 3x3x224x224), MLB, Adam, batch {batch}: \
+        "\nThroughput, ResNet18 x2 (1x257x188 + 3x3x224x224), MLB, Adam, batch {batch}, {}: \
          {:.1} samples/s, {step_ms:.1} ms/step over {done} steps \
          (forward {forward_ms:.1} ms, backward {backward_ms:.1} ms, \
          balancing + optimiser {:.1} ms)",
+        precision.name(),
         (done * batch) as f64 / seconds,
         step_ms - forward_ms - backward_ms
     );

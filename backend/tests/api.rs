@@ -268,6 +268,9 @@ async fn type_errors_and_unknown_fields_name_their_path() {
         ),
         (r#"{"epoch": 3}"#, "epoch"),
         (r#"{"device": "gpu"}"#, "device"),
+        (r#"{"precision": "fp16"}"#, "precision"),
+        // A valid name where it cannot apply: a range error, named the same way.
+        (r#"{"precision": "tf32"}"#, "precision"),
     ] {
         let (status, response) = post_run(&app, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -1,7 +1,7 @@
-//! Where a run executes: the CPU or one CUDA GPU.
+//! Where a run executes, the CPU or one CUDA GPU, and at what arithmetic precision.
 //!
-//! Written as `"cpu"` or `"cuda:N"` (plain `"cuda"` means `"cuda:0"`), the spelling PyTorch
-//! users already type.
+//! Devices are written as `"cpu"` or `"cuda:N"` (plain `"cuda"` means `"cuda:0"`), the
+//! spelling PyTorch users already type.
 
 use std::fmt;
 use std::str::FromStr;
@@ -62,6 +62,39 @@ impl TryFrom<String> for ComputeDevice {
 impl From<ComputeDevice> for String {
     fn from(device: ComputeDevice) -> Self {
         device.to_string()
+    }
+}
+
+/// The arithmetic of a run's matrix products and convolutions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Float32 throughout, as PyTorch with `torch.backends.cuda.matmul.allow_tf32` and
+    /// `torch.backends.cudnn.allow_tf32` both off.
+    #[default]
+    Fp32,
+    /// Float32 values, with the GPU's matrix products (convolutions included) in TensorFloat-32:
+    /// products of 10-bit mantissas, summed in float32. PyTorch's default for convolutions.
+    /// GPU only.
+    Tf32,
+}
+
+impl Precision {
+    /// Every precision, in the order a form lists them.
+    pub const ALL: [Self; 2] = [Self::Fp32, Self::Tf32];
+
+    /// The precision named `name` in configurations.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Its name in configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Tf32 => "tf32",
+        }
     }
 }
 

@@ -26,7 +26,7 @@ pub use config::{
     MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig, SplitConfig,
     SyntheticConfig, Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
 };
-pub use device::ComputeDevice;
+pub use device::{ComputeDevice, Precision};
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
 pub use model::{
     CnnConfig, Downsample, EncoderConfig, FusionKind, MlpConfig, ModelConfig, TransformerConfig,

@@ -379,7 +379,7 @@ fn dataset_text(dataset: &DatasetConfig) -> String {
 }
 
 /// How the run trains, in words: optimiser, learning rate and schedule, batch, seed, what
-/// k multiplies, and the device.
+/// k multiplies, the device and its precision.
 fn training_text(config: &RunConfig) -> String {
     let optimizer = match &config.optimizer {
         OptimizerConfig::Sgd(sgd) => format!(
@@ -404,8 +404,12 @@ fn training_text(config: &RunConfig) -> String {
         CoefficientTarget::LearningRate => "; k applied to the learning rate",
     };
     format!(
-        "{optimizer}, lr {} ({schedule}), batch {}, seed {}{k_target}; on {}",
-        config.learning_rate, config.batch_size, config.seed, config.device
+        "{optimizer}, lr {} ({schedule}), batch {}, seed {}{k_target}; on {} in {}",
+        config.learning_rate,
+        config.batch_size,
+        config.seed,
+        config.device,
+        config.precision.name()
     )
 }
 

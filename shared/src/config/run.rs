@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DatasetConfig, MethodConfig};
-use crate::device::ComputeDevice;
+use crate::device::{ComputeDevice, Precision};
 use crate::model::ModelConfig;
 use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
 
@@ -39,6 +39,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// Where the run executes; `cuda:N` needs a build with the `cuda` feature and a GPU.
     pub device: ComputeDevice,
+    /// The arithmetic of matrix products and convolutions; `tf32` needs a CUDA device.
+    pub precision: Precision,
 }
 
 impl Default for RunConfig {
@@ -57,6 +59,7 @@ impl Default for RunConfig {
             early_stopping_patience: None,
             seed: 0,
             device: ComputeDevice::Cpu,
+            precision: Precision::Fp32,
         }
     }
 }

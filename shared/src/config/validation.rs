@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     CremaDSplit, DatasetConfig, MethodConfig, MfeatView, RunConfig, SplitConfig, FSDD_SPEAKERS,
 };
+use crate::device::Precision;
 use crate::model::{EncoderConfig, FusionKind};
 use crate::optim::{CoefficientTarget, OptimizerConfig, ScheduleConfig};
 
@@ -112,6 +113,13 @@ impl RunConfig {
                     "needs a validation split: set validation_fraction above 0",
                 );
             }
+        }
+        if self.precision == Precision::Tf32 && !self.device.is_cuda() {
+            c.error(
+                "precision",
+                "tf32 is a mode of CUDA GPUs' matrix units: on the CPU every product is \
+                 float32 (choose fp32, or a cuda device)",
+            );
         }
         let modalities = self.dataset.modalities();
         if self.coefficients_scale == CoefficientTarget::LearningRate
@@ -436,6 +444,18 @@ mod tests {
                 "schedule.step_size"
             ]
         );
+    }
+
+    #[test]
+    fn tf32_needs_a_gpu() {
+        let config: RunConfig = serde_json::from_str(r#"{"precision": "tf32"}"#).unwrap();
+        assert_eq!(invalid_fields(&config), ["precision"]);
+        let on_gpu = RunConfig {
+            device: crate::ComputeDevice::Cuda(0),
+            ..config
+        };
+        assert!(on_gpu.validate().is_ok());
+        assert!(serde_json::from_str::<RunConfig>(r#"{"precision": "fp16"}"#).is_err());
     }
 
     #[test]

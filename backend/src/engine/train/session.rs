@@ -1,6 +1,6 @@
 //! One training step: a model with its optimiser and balancing method.
 
-use balancelab_shared::{CoefficientTarget, MethodConfig, RunConfig, StepMetrics};
+use balancelab_shared::{CoefficientTarget, MethodConfig, Precision, RunConfig, StepMetrics};
 use candle_core::{Device, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
@@ -33,6 +33,9 @@ impl Session {
         device: &Device,
     ) -> Result<Self> {
         let modalities = input_shapes.len();
+        // Candle reads this flag at every float32 GEMM of every CUDA device in the process:
+        // a worker training runs of both precisions at once gives them the one set last.
+        candle_core::cuda::set_gemm_reduced_precision_f32(config.precision == Precision::Tf32);
         // Independent streams for initial weights, batch order and method noise, from one seed.
         let mut store = ParamStore::new(config.seed ^ 0x5eed_0001, device);
         let cosine_scale = match &config.method {

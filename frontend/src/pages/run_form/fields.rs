@@ -2,7 +2,7 @@
 //! from, the sweep's axes, and the parsing of both into what is sent.
 
 use balancelab_shared::{
-    ComputeDevice, DatasetConfig, FieldError, FusionKind, MethodKind, RunConfig, Sweep,
+    ComputeDevice, DatasetConfig, FieldError, FusionKind, MethodKind, Precision, RunConfig, Sweep,
     SyntheticConfig,
 };
 use leptos::prelude::*;
@@ -34,6 +34,7 @@ pub(super) struct FormFields {
     pub(super) validation_fraction: RwSignal<String>,
     pub(super) seed: RwSignal<String>,
     pub(super) device: RwSignal<String>,
+    pub(super) precision: RwSignal<Precision>,
 }
 
 /// The fields the form shows: errors for others are listed under it.
@@ -76,6 +77,7 @@ impl FormFields {
             validation_fraction: text(),
             seed: text(),
             device: text(),
+            precision: RwSignal::new(Precision::default()),
         };
         fields.load(RunConfig::default());
         fields
@@ -99,6 +101,7 @@ impl FormFields {
             .set(config.validation_fraction.to_string());
         self.seed.set(config.seed.to_string());
         self.device.set(config.device.to_string());
+        self.precision.set(config.precision);
         self.loaded.set(config);
     }
 
@@ -167,6 +170,7 @@ impl FormFields {
             validation_fraction,
             seed,
             device: device.unwrap_or_default(),
+            precision: self.precision.get(),
             ..loaded
         };
         config.model.fusion = fusion;

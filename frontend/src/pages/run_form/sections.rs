@@ -2,7 +2,9 @@
 //! method, the training settings, the sweep and the submit button; and the labelled input
 //! they share, which shows its field's errors.
 
-use balancelab_shared::{DatasetConfig, DatasetInfo, FieldError, FusionKind, MethodKind, Role};
+use balancelab_shared::{
+    DatasetConfig, DatasetInfo, FieldError, FusionKind, MethodKind, Precision, Role,
+};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
@@ -152,12 +154,18 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
     }
 }
 
-/// Epochs, batch size, learning rate, validation split, seed and device.
+/// Epochs, batch size, learning rate, validation split, seed, device and precision.
 #[component]
 pub(super) fn TrainingFields(
     fields: FormFields,
     errors: RwSignal<Vec<FieldError>>,
 ) -> impl IntoView {
+    let choose_precision = move |ev| {
+        // Every option is a precision's name.
+        if let Some(precision) = Precision::from_name(&event_target_value(&ev)) {
+            fields.precision.set(precision);
+        }
+    };
     view! {
         <InputField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
         <InputField label="Batch size" field="batch_size" value=fields.batch_size errors step="1" />
@@ -166,6 +174,14 @@ pub(super) fn TrainingFields(
             value=fields.validation_fraction errors step="0.05" />
         <InputField label="Seed" field="seed" value=fields.seed errors step="1" />
         <InputField label="Device (cpu, cuda:N)" field="device" value=fields.device errors kind="text" />
+        <label class="field">
+            <span>"Precision"</span>
+            <select id="field-precision" prop:value=move || fields.precision.get().name()
+                on:change=choose_precision>
+                {Precision::ALL.map(|p| view! { <option value=p.name()>{p.name()}</option> })}
+            </select>
+            <small class="hint">"tf32: TensorFloat-32 products, CUDA devices only"</small>
+        </label>
     }
 }
 

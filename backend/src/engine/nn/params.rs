@@ -5,7 +5,7 @@
 //! official MLB code matched names and so also scaled a shared fusion parameter.
 
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -214,37 +214,38 @@ impl ParamStore {
         Ok(())
     }
 
-    /// The L2 norm of the gradients of each modality's parameters.
-    pub fn gradient_norms(&self, grads: &GradStore, modalities: usize) -> Result<Vec<f64>> {
+    /// The squared L2 norm of the gradients of each modality's parameters, as scalars on the
+    /// device: the step reads them back with its other numbers, in one transfer.
+    pub fn squared_gradient_norms(
+        &self,
+        grads: &GradStore,
+        modalities: usize,
+    ) -> Result<Vec<Tensor>> {
         (0..modalities)
-            .map(|m| {
-                Ok(self
-                    .squared_norm(grads, |p| p.owner == Owner::Modality(m))?
-                    .sqrt())
-            })
+            .map(|m| self.squared_norm(grads, |p| p.owner == Owner::Modality(m)))
             .collect()
     }
 
     /// Sum of the squared gradient entries of the parameters `include` accepts, reduced on
-    /// the device so that a step reads one number back, not one per parameter.
-    fn squared_norm(&self, grads: &GradStore, include: impl Fn(&Param) -> bool) -> Result<f64> {
+    /// the device (a float32 scalar there).
+    fn squared_norm(&self, grads: &GradStore, include: impl Fn(&Param) -> bool) -> Result<Tensor> {
         let mut total: Option<Tensor> = None;
         for param in self.params.iter().filter(|p| include(p)) {
             if let Some(grad) = grads.get(param.var.as_tensor()) {
-                let sum = grad.sqr()?.sum_all()?;
+                let sum = grad.to_dtype(DType::F32)?.sqr()?.sum_all()?;
                 total = Some(match total {
                     Some(t) => (t + sum)?,
                     None => sum,
                 });
             }
         }
-        total.map_or(Ok(0.0), |t| Ok(t.to_scalar::<f32>()? as f64))
+        total.map_or_else(|| Tensor::zeros((), DType::F32, &self.device), Ok)
     }
 
     /// Scales every gradient so that their joint L2 norm is at most `max_norm`, as
     /// `torch.nn.utils.clip_grad_norm_`.
     pub fn clip_gradient_norm(&self, grads: &mut GradStore, max_norm: f64) -> Result<()> {
-        let sum = self.squared_norm(grads, |_| true)?;
+        let sum = self.squared_norm(grads, |_| true)?.to_scalar::<f32>()? as f64;
         let scale = max_norm / (sum.sqrt() + 1e-6);
         if scale >= 1.0 {
             return Ok(());

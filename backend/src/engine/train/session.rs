@@ -1,7 +1,7 @@
 //! One training step: a model with its optimiser and balancing method.
 
 use balancelab_shared::{CoefficientTarget, MethodConfig, Precision, RunConfig, StepMetrics};
-use candle_core::{Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::loss::cross_entropy;
 use candle_nn::ops::softmax;
 
@@ -84,9 +84,11 @@ impl Session {
         let unimodal_losses = (outputs.unimodal.iter())
             .map(|logits| cross_entropy(logits, labels))
             .collect::<Result<Vec<_>>>()?;
+        // The methods compute their coefficients on the host: one transfer for every s_m.
         let confidences = (outputs.unimodal.iter())
             .map(|logits| true_class_confidence(logits, labels))
             .collect::<Result<Vec<_>>>()?;
+        let confidences = read_scalars(&confidences)?;
         let objective = self.balancer.objective(&StepContext {
             epoch,
             step,
@@ -112,21 +114,26 @@ impl Session {
         self.balancer.modulate(&self.store, &mut grads, k)?;
         let lr_scale =
             k.filter(|_| self.balancer.coefficient_target() == CoefficientTarget::LearningRate);
-        let gradient_norms = self.store.gradient_norms(&grads, self.modalities)?;
+        let squared_norms = (self.store).squared_gradient_norms(&grads, self.modalities)?;
         self.optimizer.step(&grads, lr, lr_scale)?;
 
-        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_scalar::<f32>()? as f64) };
+        // Every other number of the step in one transfer, after the update is queued.
+        let mut scalars = vec![objective.loss.clone(), fused_loss];
+        scalars.extend(unimodal_losses);
+        scalars.extend(squared_norms);
+        let values = read_scalars(&scalars)?;
+        let (losses, squared_norms) = values.split_at(2 + self.modalities);
         Ok(StepMetrics {
             epoch,
             step,
-            loss: scalar(&objective.loss)?,
-            fused_loss: scalar(&fused_loss)?,
-            unimodal_losses: unimodal_losses.iter().map(scalar).collect::<Result<_>>()?,
+            loss: losses[0],
+            fused_loss: losses[1],
+            unimodal_losses: losses[2..].to_vec(),
             coefficients: objective
                 .coefficients
                 .unwrap_or_else(|| vec![1.0; self.modalities]),
             confidences,
-            gradient_norms,
+            gradient_norms: squared_norms.iter().map(|n| n.sqrt()).collect(),
             learning_rate: lr,
             // Filled in by the training loop, which owns the clock.
             elapsed_seconds: 0.0,
@@ -134,9 +141,24 @@ impl Session {
     }
 }
 
-/// s = (1/B) sum_b softmax(logits)_b[y_b]: the head's mean confidence on the true class.
-fn true_class_confidence(logits: &Tensor, labels: &Tensor) -> Result<f64> {
+/// s = (1/B) sum_b softmax(logits)_b[y_b]: the head's mean confidence on the true class, a
+/// scalar on the device.
+fn true_class_confidence(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let probabilities = softmax(&logits.detach(), D::Minus1)?;
     let on_true = probabilities.gather(&labels.unsqueeze(1)?, 1)?;
-    Ok(on_true.mean_all()?.to_scalar::<f32>()? as f64)
+    on_true.mean_all()
+}
+
+/// The values of scalar tensors, read back from their device in one transfer: each read is
+/// a wait for everything queued before it, which on a GPU leaves it idle until the host
+/// queues more.
+fn read_scalars(scalars: &[Tensor]) -> Result<Vec<f64>> {
+    if scalars.is_empty() {
+        return Ok(Vec::new());
+    }
+    let flat = (scalars.iter())
+        .map(|t| t.to_dtype(DType::F32)?.reshape(1))
+        .collect::<Result<Vec<_>>>()?;
+    let values = Tensor::cat(&flat, 0)?.to_vec1::<f32>()?;
+    Ok(values.into_iter().map(f64::from).collect())
 }

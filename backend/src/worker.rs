@@ -234,7 +234,16 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
     };
     let resume = match store.resume_point(id).await {
         Ok(point) => point,
-        Err(e) => return finish(RunStatus::Queued, Some(e.to_string())).await,
+        Err(e) => {
+            let attempts = claim.run.attempts;
+            let status = if attempts >= shared.options.max_attempts {
+                RunStatus::Failed
+            } else {
+                RunStatus::Queued
+            };
+            let error = format!("its stored progress could not be read (start {attempts}): {e}");
+            return finish(status, Some(error)).await;
+        }
     };
     let checkpoints = shared.options.checkpoint_dir.join(id.to_string());
     let has_checkpoint = Checkpoint::Last.exists_in(&checkpoints);

@@ -792,6 +792,78 @@ async fn metric_series_are_downsampled_keeping_extremes() {
     );
 }
 
+/// SGD at the largest learning rate with a strong weight decay: NaN by the sixth step.
+fn diverging_run(on_divergence: &str) -> String {
+    json!({
+        "learning_rate": 10.0,
+        "optimizer": {"kind": "sgd", "momentum": 0.9, "weight_decay": 1.0},
+        "on_divergence": on_divergence,
+        "epochs": 2,
+        "batch_size": 32,
+        "dataset": {"kind": "synthetic", "train_samples": 512, "test_samples": 128}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_diverged_run_fails_saying_where_and_every_read_of_it_answers() {
+    let app = test_app().await;
+    let (_, body) = post_run(&app, &diverging_run("fail")).await;
+    let failed = wait_until_finished(&app, parse::<Run>(&body).id).await;
+    assert_eq!(failed.run.status, RunStatus::Failed);
+    let error = failed.run.error.unwrap_or_default();
+    assert!(
+        error.starts_with("diverged at step 5: the loss is NaN"),
+        "{error}"
+    );
+
+    // Recorded past the divergence: NaN and infinities stored, then read back as such.
+    let (_, body) = post_run(&app, &diverging_run("continue")).await;
+    let id = parse::<Run>(&body).id;
+    let detail = wait_until_finished(&app, id).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        detail.run.error
+    );
+    assert!(
+        detail.epochs[1].train_loss.is_nan(),
+        "{:?}",
+        detail.epochs[1]
+    );
+    let (status, raw) = send(
+        &app,
+        Request::get(format!("/api/runs/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(raw)
+        .unwrap()
+        .contains(r#""train_loss":"NaN""#));
+
+    let uri = format!("/api/runs/{id}/metrics?keys=step.loss,epoch.train_loss&points=10000");
+    let (status, series): (_, Vec<MetricSeries>) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(series[0].total, 30, "every step, diverged ones included");
+    assert!(series[0].points[29].1.is_nan());
+    assert!(series[1].points.iter().all(|p| p.1.is_nan()));
+    for query in ["", "?of=steps"] {
+        let request = Request::get(format!("/api/runs/{id}/export{query}"));
+        let (status, csv) = send(&app, request.body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(String::from_utf8(csv).unwrap().contains(",NaN,"));
+    }
+    let uri = format!("/api/results?runs={id}&group_by=method.kind&metrics=train_loss,test.fused");
+    let (status, table): (_, ResultsTable) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(table.rows[0].metrics[0].as_ref().unwrap().mean.is_nan());
+    let (status, page): (_, RunPage) = get(&app, "/api/runs").await;
+    assert_eq!((status, page.total), (StatusCode::OK, 2));
+}
+
 #[tokio::test]
 async fn presets_are_served_with_their_descriptions() {
     let app = test_app().await;

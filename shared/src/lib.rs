@@ -10,6 +10,7 @@ pub mod config;
 pub mod device;
 pub mod metrics;
 pub mod model;
+pub mod non_finite;
 pub mod optim;
 pub mod results;
 pub mod series;
@@ -23,8 +24,8 @@ pub use api::{
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,
     FieldError, MethodConfig, MethodKind, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig,
-    MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, PmrConfig, RunConfig, SplitConfig,
-    SyntheticConfig, Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
+    MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, OnDivergence, PmrConfig, RunConfig,
+    SplitConfig, SyntheticConfig, Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
 };
 pub use device::{ComputeDevice, Precision};
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};

@@ -1,4 +1,6 @@
 //! Metric records a training run produces. Vectors hold one value per modality, in model order.
+//! A number that is not finite (a diverged loss) is written as `"NaN"`, `"Infinity"` or
+//! `"-Infinity"` ([`crate::non_finite`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -11,21 +13,28 @@ pub struct StepMetrics {
     /// Global step index, starting at 0.
     pub step: u64,
     /// The objective of the step, as the method defines it.
+    #[serde(with = "crate::non_finite")]
     pub loss: f64,
     /// Cross-entropy of the fused output.
+    #[serde(with = "crate::non_finite")]
     pub fused_loss: f64,
     /// Cross-entropy of each unimodal head.
+    #[serde(with = "crate::non_finite::vec")]
     pub unimodal_losses: Vec<f64>,
     /// Coefficient k_m the method applied to each modality (1 when not balancing).
+    #[serde(with = "crate::non_finite::vec")]
     pub coefficients: Vec<f64>,
     /// Mean confidence s_m of each unimodal head on the true class.
+    #[serde(with = "crate::non_finite::vec")]
     pub confidences: Vec<f64>,
     /// L2 norm of the gradient of each modality's parameters, as the optimiser received it.
+    #[serde(with = "crate::non_finite::vec")]
     pub gradient_norms: Vec<f64>,
     /// Base learning rate of the step, after the schedule.
+    #[serde(with = "crate::non_finite")]
     pub learning_rate: f64,
     /// Wall time since the run started, at the end of the step.
-    #[serde(default)]
+    #[serde(default, with = "crate::non_finite")]
     pub elapsed_seconds: f64,
 }
 
@@ -34,14 +43,16 @@ pub struct StepMetrics {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SplitScores {
     /// Accuracy of the fused output.
+    #[serde(with = "crate::non_finite")]
     pub fused: f64,
     /// Accuracy of each unimodal head.
+    #[serde(with = "crate::non_finite::vec")]
     pub unimodal: Vec<f64>,
     /// Macro-averaged F1 score of the fused output.
     #[serde(default)]
     pub fused_macro_f1: f64,
     /// Mean cross-entropy of the fused output.
-    #[serde(default)]
+    #[serde(default, with = "crate::non_finite")]
     pub fused_loss: f64,
     /// Macro-averaged F1 score of each unimodal head.
     #[serde(default)]
@@ -65,16 +76,19 @@ pub struct EpochMetrics {
     /// The epoch, from 1.
     pub epoch: u32,
     /// Mean training loss over the epoch's steps.
+    #[serde(with = "crate::non_finite")]
     pub train_loss: f64,
     /// Mean k_m over the epoch's steps.
+    #[serde(with = "crate::non_finite::vec")]
     pub coefficients: Vec<f64>,
     /// Mean s_m over the epoch's steps.
+    #[serde(with = "crate::non_finite::vec")]
     pub confidences: Vec<f64>,
     /// Mean per-modality gradient norm over the epoch's steps.
-    #[serde(default)]
+    #[serde(default, with = "crate::non_finite::vec")]
     pub gradient_norms: Vec<f64>,
     /// Base learning rate of the epoch, after the schedule.
-    #[serde(default)]
+    #[serde(default, with = "crate::non_finite")]
     pub learning_rate: f64,
     /// Scores on the training split, measured after the epoch.
     #[serde(default)]
@@ -86,9 +100,10 @@ pub struct EpochMetrics {
     pub test: SplitScores,
     /// Imbalance measure per modality: validation accuracy of the fused output with every
     /// other modality's input zeroed (test split when there is no validation split).
-    #[serde(default)]
+    #[serde(default, with = "crate::non_finite::vec")]
     pub solo_accuracy: Vec<f64>,
     /// Wall time since the run started.
+    #[serde(with = "crate::non_finite")]
     pub elapsed_seconds: f64,
     /// Optimisation steps taken when the epoch ended.
     #[serde(default)]

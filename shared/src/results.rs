@@ -141,8 +141,10 @@ pub struct Summary {
     /// Runs that have the metric.
     pub n: usize,
     /// Mean over those runs.
+    #[serde(with = "crate::non_finite")]
     pub mean: f64,
     /// 0 for a single run.
+    #[serde(with = "crate::non_finite")]
     pub std: f64,
 }
 
@@ -243,7 +245,7 @@ pub fn results_table(
             .or_insert_with(|| (Vec::new(), vec![Vec::new(); metrics.len()]));
         ids.push(run.id);
         for (i, metric) in metrics.iter().enumerate() {
-            if let Some(v) = scores.get(metric).and_then(Value::as_f64) {
+            if let Some(v) = scores.get(metric).and_then(crate::non_finite::number) {
                 seen_metrics[i] = true;
                 values[i].push(v);
             }

@@ -20,7 +20,10 @@ pub enum XAxis {
 /// One point of a series: `[x, y]` in JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SeriesPoint(pub f64, pub f64);
+pub struct SeriesPoint(
+    #[serde(with = "crate::non_finite")] pub f64,
+    #[serde(with = "crate::non_finite")] pub f64,
+);
 
 /// One metric of one run, such as `step.coefficients[0]` or `epoch.test.fused`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

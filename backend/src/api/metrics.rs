@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use balancelab_shared::non_finite::number;
 use balancelab_shared::results::{at_path, leaves};
 use balancelab_shared::{downsample, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis};
 use serde::Deserialize;
@@ -181,12 +182,12 @@ impl RunRecords {
             _ => return Err(format!("{key:?} must start with step. or epoch.")),
         };
         let values: Vec<SeriesPoint> = (records.iter())
-            .filter_map(|r| Some(SeriesPoint(r.x(x), at_path(&r.values, path)?.as_f64()?)))
+            .filter_map(|r| Some(SeriesPoint(r.x(x), number(at_path(&r.values, path)?)?)))
             .collect();
         // A run with no records yet has an empty series; a key no record has is a mistake.
         if values.is_empty() && !records.is_empty() {
             let known: Vec<String> = (leaves(&records[0].values).iter())
-                .filter(|(_, v)| v.is_number())
+                .filter(|(_, v)| number(v).is_some())
                 .map(|(k, _)| format!("{prefix}{k}"))
                 .collect();
             return Err(format!(

@@ -92,7 +92,9 @@ impl Store {
 
     /// Ends `worker`'s hold on run `id` with `status` (completed, failed, cancelled, or
     /// queued to give it back unfinished). Returns false, changing nothing, if the run is no
-    /// longer this worker's.
+    /// longer this worker's. A run given back without an error (on shutdown) gets its start
+    /// back; one given back with an error (a start that could not work) keeps it counted, so
+    /// that it fails after the attempt limit rather than cycle between workers forever.
     pub async fn finish(
         &self,
         id: i64,
@@ -100,8 +102,7 @@ impl Store {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<bool> {
-        // Given back on shutdown: that start does not count against the run's attempts.
-        let attempts = if status == RunStatus::Queued {
+        let attempts = if status == RunStatus::Queued && error.is_none() {
             "attempts - 1"
         } else {
             "attempts"

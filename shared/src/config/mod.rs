@@ -17,5 +17,5 @@ pub use method::{
     AgmConfig, MethodConfig, MethodKind, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig,
     OgmConfig, OgmRatio, PmrConfig,
 };
-pub use run::RunConfig;
+pub use run::{OnDivergence, RunConfig};
 pub use validation::FieldError;

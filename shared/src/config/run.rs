@@ -41,6 +41,20 @@ pub struct RunConfig {
     pub device: ComputeDevice,
     /// The arithmetic of matrix products and convolutions; `tf32` needs a CUDA device.
     pub precision: Precision,
+    /// What a step whose loss is not finite (NaN or infinite) does to the run.
+    pub on_divergence: OnDivergence,
+}
+
+/// What a run does when its loss stops being a finite number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OnDivergence {
+    /// Fail at once, saying at which step: every later step would be NaN too.
+    #[default]
+    Fail,
+    /// Go on training (and recording NaN), for those studying the divergence itself.
+    Continue,
 }
 
 impl Default for RunConfig {
@@ -60,6 +74,7 @@ impl Default for RunConfig {
             seed: 0,
             device: ComputeDevice::Cpu,
             precision: Precision::Fp32,
+            on_divergence: OnDivergence::Fail,
         }
     }
 }

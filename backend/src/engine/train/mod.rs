@@ -13,7 +13,7 @@ mod strategy;
 use std::path::Path;
 use std::time::Instant;
 
-use balancelab_shared::{EpochMetrics, RunConfig, SplitScores, StepMetrics};
+use balancelab_shared::{EpochMetrics, OnDivergence, RunConfig, SplitScores, StepMetrics};
 use candle_core::{Device, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -89,6 +89,19 @@ pub fn train(
         },
     };
     emit(last);
+}
+
+/// Which of a step's losses is not a finite number, if any.
+fn divergence(step: &StepMetrics) -> Option<String> {
+    let losses = [("the loss", step.loss), ("the fused loss", step.fused_loss)];
+    let unimodal = (step.unimodal_losses.iter().enumerate())
+        .map(|(m, &loss)| (format!("the loss of modality {m}'s head"), loss));
+    (losses
+        .into_iter()
+        .map(|(name, loss)| (name.to_owned(), loss)))
+    .chain(unimodal)
+    .find(|(_, loss)| !loss.is_finite())
+    .map(|(name, loss)| format!("{name} is {loss}"))
 }
 
 /// Batch order of `epoch`: a pure function of the seed and the epoch, so a resumed run sees
@@ -222,7 +235,15 @@ impl RunContext<'_> {
             let mut metrics = session.step(epoch, progress.step, lr, &inputs, &labels)?;
             metrics.elapsed_seconds = self.started.elapsed().as_secs_f64();
             sums.add(&metrics);
+            let diverged = divergence(&metrics);
             emit(TrainingEvent::Step(metrics));
+            if let Some(what) = diverged.filter(|_| config.on_divergence == OnDivergence::Fail) {
+                candle_core::bail!(
+                    "diverged at step {}: {what} (lower the learning rate, or set \
+                     on_divergence = \"continue\" to record the rest)",
+                    progress.step
+                );
+            }
             progress.step += 1;
         }
         Ok(Some(sums))

@@ -2,7 +2,9 @@
 //! early stopping, and every encoder, fusion and method taking steps.
 
 use super::*;
-use balancelab_shared::{DatasetConfig, MethodConfig, OgmConfig, SyntheticConfig};
+use balancelab_shared::{
+    DatasetConfig, MethodConfig, OgmConfig, OptimizerConfig, SgdConfig, SyntheticConfig,
+};
 use candle_core::Device;
 use candle_core::Tensor;
 
@@ -324,4 +326,53 @@ fn invalid_config_fails_with_the_field_name() {
     };
     let seen = events(&config);
     assert!(matches!(&seen[..], [TrainingEvent::Failed { error }] if error.starts_with("epochs:")));
+}
+
+/// SGD at the top of the learning rate's range with a strong weight decay: the weights
+/// oscillate with growing amplitude and the loss is NaN by the sixth step.
+fn diverging() -> RunConfig {
+    RunConfig {
+        learning_rate: 10.0,
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            momentum: 0.9,
+            weight_decay: 1.0,
+        }),
+        epochs: 2,
+        ..small(MethodConfig::Joint)
+    }
+}
+
+#[test]
+fn a_diverging_run_fails_at_the_step_that_diverged() {
+    let seen = events(&diverging());
+    let steps: Vec<&StepMetrics> = (seen.iter())
+        .filter_map(|e| match e {
+            TrainingEvent::Step(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let last = steps.last().expect("some steps ran");
+    assert!(divergence(last).is_some(), "{last:?}");
+    assert!(steps[..steps.len() - 1]
+        .iter()
+        .all(|s| divergence(s).is_none()));
+    let Some(TrainingEvent::Failed { error }) = seen.last() else {
+        panic!("{:?}", seen.last());
+    };
+    let expected = format!("diverged at step {}: ", last.step);
+    assert!(error.starts_with(&expected), "{error}");
+    assert!(error.contains("on_divergence"), "{error}");
+}
+
+#[test]
+fn a_diverging_run_can_go_on_recording() {
+    let config = RunConfig {
+        on_divergence: OnDivergence::Continue,
+        ..diverging()
+    };
+    let seen = events(&config);
+    assert!(matches!(seen.last(), Some(TrainingEvent::Finished(_))));
+    let epochs = epochs(&seen);
+    assert_eq!(epochs.len(), 2);
+    assert!(!epochs[1].train_loss.is_finite(), "{:?}", epochs[1]);
 }

@@ -4,7 +4,8 @@
 //! - [`data`]: the synthetic generator and loaders of real datasets.
 //! - [`device`]: the CPU, or a CUDA GPU with the `cuda` feature.
 //! - [`store`]: runs, their event logs and the run queue (SQLite or PostgreSQL).
-//! - [`worker`]: claims queued runs and trains them, here or on other machines.
+//! - [`worker`]: claims queued runs and trains them, here or on other machines, each in a
+//!   child process ([`training_process`]).
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
 //! - [`check`]: the one check of a run configuration before it is queued or trained.
@@ -26,6 +27,7 @@ pub mod live;
 pub(crate) mod presets;
 pub mod results_table;
 pub mod store;
+pub mod training_process;
 pub mod worker;
 
 use std::path::Path;

@@ -1,6 +1,7 @@
-//! Workers: claim queued runs from the store, train them off the async runtime, and record
-//! what the engine reports. The server runs a pool of them; `balancelab worker` runs one
-//! pool on another machine against the same PostgreSQL database.
+//! Workers: claim queued runs from the store, train each in a child process
+//! ([`crate::training_process`]), and record what the engine reports. The server runs a pool
+//! of them; `balancelab worker` runs one pool on another machine against the same PostgreSQL
+//! database.
 //!
 //! Durability: steps are written in batches (one transaction each); an epoch is written
 //! before the engine goes on to save its checkpoint, so a stored checkpoint never runs
@@ -18,9 +19,10 @@ use balancelab_shared::{RunConfig, RunEvent, RunStatus};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::engine::{CancelToken, Checkpoint, Checkpointing, TrainingEvent};
+use crate::engine::{CancelToken, Checkpoint, TrainingEvent};
 use crate::live::Hub;
 use crate::store::{Claim, Heartbeat, ResumePoint, Store};
+use crate::training_process::{self, ChildOptions, Job, Report};
 
 /// Steps written per transaction at most; a partial batch is written after [`FLUSH_AFTER`].
 const STEP_BATCH: usize = 256;
@@ -46,11 +48,14 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// Starts of one run before it is failed instead of re-queued.
     pub max_attempts: u32,
+    /// How runs' child processes start: the binary, and the memory one may use.
+    pub child: ChildOptions,
 }
 
 impl WorkerOptions {
     /// One worker named `{hostname}:{pid}` and no data directory; heartbeats every 2 s,
-    /// re-queued after 30 s of silence, polls every second, failed after 3 starts.
+    /// re-queued after 30 s of silence, polls every second, failed after 3 starts; runs train
+    /// in children of this binary, each allowed [`default_memory_budget`].
     pub fn new(checkpoint_dir: PathBuf) -> Self {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
@@ -64,8 +69,26 @@ impl WorkerOptions {
             stale_after: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             max_attempts: 3,
+            child: ChildOptions {
+                executable: std::env::current_exe().unwrap_or_else(|_| "balancelab".into()),
+                memory_limit: default_memory_budget(),
+            },
         }
     }
+}
+
+/// Three quarters of the machine's memory (`MemTotal` of /proc/meminfo), which a run's
+/// process may use at most; none where that cannot be read.
+pub fn default_memory_budget() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total_kib: u64 = (meminfo.lines())
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(total_kib * 1024 / 4 * 3)
 }
 
 /// Why this process stopped a run it was training.
@@ -216,11 +239,6 @@ async fn reap(shared: Arc<Shared>) {
 }
 
 /// What the training thread sends to the recorder; epochs wait for `stored`.
-struct Report {
-    event: TrainingEvent,
-    stored: Option<oneshot::Sender<()>>,
-}
-
 async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
     let id = claim.run.id;
     let store = &shared.store;
@@ -305,44 +323,24 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
     }
 }
 
-/// Trains `config` off the async runtime, sending every event to `reports`; an epoch's
-/// event waits until the recorder has stored it, so that the checkpoint the engine writes
-/// next never runs ahead of the stored epochs.
+/// Trains `config` in a child process, sending every event to `reports`; an epoch's event
+/// waits until the recorder has stored it, so that the checkpoint the engine writes next
+/// never runs ahead of the stored epochs.
 fn spawn_training(
     shared: &Shared,
     config: RunConfig,
-    (checkpoints, has_checkpoint): (PathBuf, bool),
+    (checkpoint_dir, resume): (PathBuf, bool),
     cancel: CancelToken,
     reports: mpsc::Sender<Report>,
 ) -> tokio::task::JoinHandle<()> {
-    let data_dir = shared.options.data_dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let checkpointing = Checkpointing {
-            dir: Some(&checkpoints),
-            resume: has_checkpoint,
-        };
-        crate::train_run(
-            &config,
-            data_dir.as_deref(),
-            checkpointing,
-            &cancel,
-            &mut |event| {
-                let (stored, written) = match event {
-                    TrainingEvent::Epoch(_) => {
-                        let (sender, receiver) = oneshot::channel();
-                        (Some(sender), Some(receiver))
-                    }
-                    _ => (None, None),
-                };
-                // The recorder only goes away if this worker is being torn down.
-                if reports.blocking_send(Report { event, stored }).is_ok() {
-                    if let Some(written) = written {
-                        let _ = written.blocking_recv();
-                    }
-                }
-            },
-        );
-    })
+    let job = Job {
+        config,
+        data_dir: shared.options.data_dir.clone(),
+        checkpoint_dir,
+        resume,
+    };
+    let child = shared.options.child.clone();
+    tokio::spawn(async move { training_process::train(&child, job, cancel, reports).await })
 }
 
 /// The status a run ends in, from the engine's last event and why this worker stopped it;

@@ -37,7 +37,10 @@ impl Server {
             .unwrap();
         let hub = Hub::new(store.clone());
         let checkpoints = tempfile::tempdir().unwrap().keep();
-        let workers = Workers::start(store.clone(), hub.clone(), WorkerOptions::new(checkpoints));
+        let mut options = WorkerOptions::new(checkpoints);
+        // Runs train in children of the binary (this test's own executable is not it).
+        options.child.executable = env!("CARGO_BIN_EXE_balancelab").into();
+        let workers = Workers::start(store.clone(), hub.clone(), options);
         Self {
             app: app(AppState::new(store, hub, workers)),
         }

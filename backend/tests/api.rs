@@ -23,6 +23,11 @@ use tower::ServiceExt;
 /// the project `default`) sees it: every request carries admin's API token. Permissions
 /// themselves are tested in access.rs.
 async fn app_reading(data_dir: Option<std::path::PathBuf>) -> Router {
+    app_with(|options| options.data_dir = data_dir).await
+}
+
+/// The app with its workers' options changed by `configure`.
+async fn app_with(configure: impl FnOnce(&mut WorkerOptions)) -> Router {
     let store = Store::scratch().await.unwrap();
     balancelab::auth::bootstrap(&store, Some("admin password"))
         .await
@@ -35,10 +40,10 @@ async fn app_reading(data_dir: Option<std::path::PathBuf>) -> Router {
         .unwrap();
     let hub = Hub::new(store.clone());
     let checkpoints = tempfile::tempdir().unwrap().keep();
-    let options = WorkerOptions {
-        data_dir,
-        ..WorkerOptions::new(checkpoints)
-    };
+    let mut options = WorkerOptions::new(checkpoints);
+    // Runs train in children of the binary (this test's own executable is not it).
+    options.child.executable = env!("CARGO_BIN_EXE_balancelab").into();
+    configure(&mut options);
     let workers = Workers::start(store.clone(), hub.clone(), options);
     let bearer = format!("Bearer {token}");
     app(AppState::new(store, hub, workers)).layer(axum::middleware::map_request(
@@ -790,6 +795,38 @@ async fn metric_series_are_downsampled_keeping_extremes() {
         header.starts_with("epoch,step,elapsed_seconds,"),
         "{header}"
     );
+}
+
+#[tokio::test]
+async fn a_run_that_needs_too_much_memory_fails_alone() {
+    let app = app_with(|options| {
+        options.concurrency = 2;
+        options.child.memory_limit = Some(3 << 29);
+    })
+    .await;
+    let (_, body) = post_run(&app, &small_run(json!({"kind": "mlb"}))).await;
+    let fine = parse::<Run>(&body).id;
+    // 1,000,000 samples of 2 x 4096 floats: 32 GB, in a process allowed 1.5 GiB.
+    let huge = json!({
+        "dataset": {"kind": "synthetic", "features": 4096, "train_samples": 1_000_000}
+    });
+    let (status, body) = post_run(&app, &huge.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let huge = wait_until_finished(&app, parse::<Run>(&body).id).await;
+    assert_eq!(huge.run.status, RunStatus::Failed);
+    let error = huge.run.error.unwrap_or_default();
+    assert!(
+        error.contains("1.5 GiB, the worker's --memory-budget"),
+        "{error}"
+    );
+    let fine = wait_until_finished(&app, fine).await;
+    assert_eq!(
+        fine.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        fine.run.error
+    );
+    assert_eq!(fine.epochs.len(), 3);
 }
 
 /// SGD at the largest learning rate with a strong weight decay: NaN by the sixth step.

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -46,7 +47,10 @@ fn serve(port: u16, state_dir: &Path, database_url: Option<&str>) -> Process {
         .env("BALANCELAB_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "balancelab=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        // A group of its own, as a shell gives a command: a signal can go to the server and
+        // its training processes together, as Ctrl-C in a terminal does.
+        .process_group(0);
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
     }
@@ -240,14 +244,15 @@ fn a_stopped_server_gives_its_run_back_to_the_queue() {
     wait_for("an epoch", Duration::from_secs(120), || {
         !get_json::<RunDetail>(&detail_url, &auth).epochs.is_empty()
     });
-    let pid = server.0.id().to_string();
+    // Ctrl-C in the server's terminal: SIGINT to its whole process group.
+    let group = format!("-{}", server.0.id());
     assert!(Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-INT", "--", &group])
         .status()
         .unwrap()
         .success());
     let exit = server.0.wait().unwrap();
-    assert!(exit.success(), "a clean exit on SIGTERM: {exit:?}");
+    assert!(exit.success(), "a clean exit on Ctrl-C: {exit:?}");
 
     let _server = serve(port, state.path(), None);
     wait_for("the run to complete", Duration::from_secs(120), || {
@@ -331,8 +336,8 @@ fn worker_processes_never_take_the_same_run() {
                 .arg(state.path())
                 .env("RUST_LOG", "balancelab=info")
                 .env("NO_COLOR", "1")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
             Process(child)
@@ -349,7 +354,7 @@ fn worker_processes_never_take_the_same_run() {
     let mut claims: Vec<Vec<i64>> = Vec::new();
     for mut worker in workers {
         let _ = worker.0.kill();
-        let output = worker.0.stdout.take().unwrap();
+        let output = worker.0.stderr.take().unwrap();
         let claimed: Vec<i64> = BufReader::new(output)
             .lines()
             .map_while(Result::ok)

@@ -104,6 +104,9 @@ enum Command {
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Train one run for a worker, which talks to it on standard input and output.
+    #[command(name = "train-process", hide = true)]
+    TrainProcess,
 }
 
 /// Runs the command the arguments name.
@@ -138,6 +141,7 @@ pub fn run() -> anyhow::Result<()> {
             data_dir,
         } => train::sweep(&config, &out, data_dir.as_deref()),
         Command::Prepare { dataset, src, fps } => data::prepare(dataset, &src, fps),
+        Command::TrainProcess => balancelab::training_process::serve(),
         Command::Openapi => {
             println!("{:#}", api::openapi());
             Ok(())

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use balancelab::api::{self, AppState};
 use balancelab::live::Hub;
 use balancelab::store::Store;
+use balancelab::training_process::ChildOptions;
 use balancelab::worker::{WorkerOptions, Workers};
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -32,6 +33,10 @@ pub struct WorkerArgs {
     /// last checkpoint).
     #[arg(long, default_value_t = 30.0)]
     stale_after_secs: f64,
+    /// GiB of memory one run may use on the CPU (its process's address space); a run that
+    /// needs more fails alone. Default: three quarters of the machine's memory.
+    #[arg(long)]
+    memory_budget: Option<f64>,
 }
 
 impl WorkerArgs {
@@ -47,6 +52,11 @@ impl WorkerArgs {
         if stale_after <= heartbeat {
             bail!("--stale-after-secs must be longer than --heartbeat-secs");
         }
+        let memory_budget = match self.memory_budget {
+            None => balancelab::worker::default_memory_budget(),
+            Some(gib) if gib.is_finite() && gib > 0.0 => Some((gib * f64::from(1 << 30)) as u64),
+            Some(_) => bail!("--memory-budget must be a positive number of GiB"),
+        };
         let state_dir = &self.state_dir;
         fs::create_dir_all(state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
@@ -61,12 +71,17 @@ impl WorkerArgs {
             None => tracing::info!("no data directory: only the synthetic dataset is available"),
         }
         let hub = Hub::new(store.clone());
+        let defaults = WorkerOptions::new(state_dir.join("checkpoints"));
         let options = WorkerOptions {
             concurrency,
             data_dir: self.data_dir.clone(),
             heartbeat,
             stale_after,
-            ..WorkerOptions::new(state_dir.join("checkpoints"))
+            child: ChildOptions {
+                memory_limit: memory_budget,
+                ..defaults.child.clone()
+            },
+            ..defaults
         };
         let workers = Workers::start(store.clone(), hub.clone(), options);
         Ok((store, hub, workers))

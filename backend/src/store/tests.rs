@@ -211,7 +211,11 @@ async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Resu
     // Given back because the start could not work: the attempt stays counted.
     store.claim_next("w1").await?.unwrap();
     let error = Some("its stored progress could not be read");
-    assert!(store.finish(other.id, "w1", RunStatus::Queued, error).await?);
+    assert!(
+        store
+            .finish(other.id, "w1", RunStatus::Queued, error)
+            .await?
+    );
     let other = store.get_run(other.id).await?.unwrap();
     assert_eq!((other.status, other.attempts), (RunStatus::Queued, 1));
     Ok(())

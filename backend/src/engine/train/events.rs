@@ -4,13 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use balancelab_shared::{EpochMetrics, StepMetrics};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::RunSummary;
 
 /// Progress of a run, in the order it happens: `Started`, then `Step`s and `Epoch`s, then
 /// exactly one of `Finished`, `Cancelled` or `Failed`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrainingEvent {
     /// `first_epoch` is above 1 when the run resumed from a checkpoint.

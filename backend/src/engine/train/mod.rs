@@ -18,7 +18,7 @@ use candle_core::{Device, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use checkpoint::Checkpoint;
 pub use dataset::{Dataset, SampleReader, Split};
@@ -42,7 +42,7 @@ pub struct Checkpointing<'a> {
 }
 
 /// The outcome of a completed run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Epochs trained (fewer than configured when early stopping ended the run).
     pub epochs: u32,

@@ -1,0 +1,322 @@
+//! Training in a child process. Each run a worker claims trains in `balancelab
+//! train-process` (a hidden subcommand of the same binary), so that an abort, a panic in a
+//! kernel or running out of memory ends that run, with a reason, and never the server that
+//! serves everyone else.
+//!
+//! The protocol, one line each way per message:
+//! - worker to child, first: the [`Job`] as JSON;
+//! - child to worker: every [`TrainingEvent`] as JSON, as the engine reports it; after an
+//!   epoch the child waits for `stored`, so that the checkpoint it writes next never runs
+//!   ahead of the stored epochs;
+//! - worker to child, at any time: `cancel` (stop between two steps). The end of the
+//!   worker's input (the worker is gone) cancels too.
+//!
+//! The child's standard error (its logs, a panic's message) goes on to the worker's; its last
+//! lines explain a child that ended without saying how.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use balancelab_shared::RunConfig;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::{CancelToken, Checkpointing, TrainingEvent};
+
+/// The name of the hidden subcommand.
+pub const SUBCOMMAND: &str = "train-process";
+
+/// Lines of the child's standard error kept to explain how it ended.
+const KEPT_LINES: usize = 20;
+
+/// How often the worker looks for a cancellation to pass on.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// What a child trains.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    /// The run's configuration.
+    pub config: RunConfig,
+    /// Where real datasets are read from.
+    pub data_dir: Option<PathBuf>,
+    /// The run's checkpoint folder.
+    pub checkpoint_dir: PathBuf,
+    /// Whether to resume from the checkpoint there.
+    pub resume: bool,
+}
+
+/// How children are started.
+#[derive(Clone, Debug)]
+pub struct ChildOptions {
+    /// The `balancelab` binary.
+    pub executable: PathBuf,
+    /// The most address space a child training on the CPU may map (`RLIMIT_AS`), in bytes:
+    /// a run that asks for more fails alone. GPU runs get no limit (the CUDA driver maps the
+    /// GPU's memory into the address space).
+    pub memory_limit: Option<u64>,
+}
+
+/// One report of the engine to the worker; `stored` (for an epoch) is answered once the
+/// event is in the store.
+pub struct Report {
+    /// What the engine reported.
+    pub event: TrainingEvent,
+    /// Told when the event is stored, for epochs.
+    pub stored: Option<oneshot::Sender<()>>,
+}
+
+/// The child's side: trains the job on standard input, reporting on standard output.
+pub fn serve() -> anyhow::Result<()> {
+    let mut input = BufReader::new(std::io::stdin());
+    let mut first = String::new();
+    input.read_line(&mut first)?;
+    let job: Job = serde_json::from_str(&first)?;
+    let cancel = CancelToken::default();
+    let (stored_sender, stored) = std_mpsc::channel();
+    let listener = cancel.clone();
+    std::thread::spawn(move || {
+        for line in input.lines() {
+            match line.as_deref() {
+                Ok("stored") => {
+                    let _ = stored_sender.send(());
+                }
+                Ok("cancel") => listener.cancel(),
+                _ => break,
+            }
+        }
+        // The worker is gone: nothing more would be stored.
+        listener.cancel();
+    });
+    let mut output = std::io::stdout().lock();
+    let checkpointing = Checkpointing {
+        dir: Some(&job.checkpoint_dir),
+        resume: job.resume,
+    };
+    crate::train_run(
+        &job.config,
+        job.data_dir.as_deref(),
+        checkpointing,
+        &cancel,
+        &mut |event| {
+            let is_epoch = matches!(event, TrainingEvent::Epoch(_));
+            let line = serde_json::to_string(&event).expect("events serialize");
+            let written = writeln!(output, "{line}").and_then(|()| output.flush());
+            if written.is_err() || (is_epoch && stored.recv().is_err()) {
+                cancel.cancel();
+            }
+        },
+    );
+    Ok(())
+}
+
+/// The worker's side: trains `job` in a child process, sending every event to `reports`.
+/// The last report is always a terminal event: the child's, or a failure that says how the
+/// child ended.
+pub async fn train(
+    options: &ChildOptions,
+    job: Job,
+    cancel: CancelToken,
+    reports: mpsc::Sender<Report>,
+) {
+    let on_gpu = job.config.device.is_cuda();
+    let failure = match run_child(options, &job, on_gpu, &cancel, &reports).await {
+        Ok(None) => return,
+        Ok(Some(error)) | Err(error) => error,
+    };
+    let event = TrainingEvent::Failed { error: failure };
+    let _ = reports
+        .send(Report {
+            event,
+            stored: None,
+        })
+        .await;
+}
+
+/// Runs the child to its end; `Ok(Some(reason))` when it ended without a terminal event.
+async fn run_child(
+    options: &ChildOptions,
+    job: &Job,
+    on_gpu: bool,
+    cancel: &CancelToken,
+    reports: &mpsc::Sender<Report>,
+) -> Result<Option<String>, String> {
+    let mut child =
+        start(options, on_gpu).map_err(|e| format!("the training process could not start: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let last_lines = Arc::new(Mutex::new(VecDeque::new()));
+    let relay = tokio::spawn(relay_stderr(stderr, last_lines.clone()));
+
+    let job_line = serde_json::to_string(job).expect("a job serializes") + "\n";
+    // A child that dies at once closes its input; how it ended is what matters then.
+    let _ = stdin.write_all(job_line.as_bytes()).await;
+    let mut lines = AsyncBufReader::new(stdout).lines();
+    let mut poll = tokio::time::interval(CANCEL_POLL);
+    let mut cancel_sent = false;
+    let mut ended = false;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { break };
+                let event: TrainingEvent = serde_json::from_str(&line)
+                    .map_err(|e| format!("the training process reported {line:?}: {e}"))?;
+                ended |= matches!(
+                    event,
+                    TrainingEvent::Finished(_) | TrainingEvent::Cancelled | TrainingEvent::Failed { .. }
+                );
+                forward(event, reports, &mut stdin).await;
+            }
+            _ = poll.tick() => {
+                if cancel.is_cancelled() && !cancel_sent {
+                    cancel_sent = true;
+                    let _ = stdin.write_all(b"cancel\n").await;
+                }
+            }
+        }
+    }
+    drop(stdin);
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("the training process could not be waited for: {e}"))?;
+    let _ = relay.await;
+    if ended {
+        return Ok(None);
+    }
+    let last: Vec<String> = last_lines.lock().unwrap().iter().cloned().collect();
+    Ok(Some(how_it_ended(
+        status,
+        options.memory_limit.filter(|_| !on_gpu),
+        &last,
+    )))
+}
+
+/// Passes `event` on; for an epoch, waits until it is stored and tells the child.
+async fn forward(event: TrainingEvent, reports: &mpsc::Sender<Report>, stdin: &mut ChildStdin) {
+    let (stored, written) = match event {
+        TrainingEvent::Epoch(_) => {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        }
+        _ => (None, None),
+    };
+    // The recorder only goes away if this worker is being torn down.
+    if reports.send(Report { event, stored }).await.is_ok() {
+        if let Some(written) = written {
+            if written.await.is_ok() {
+                let _ = stdin.write_all(b"stored\n").await;
+            }
+        }
+    }
+}
+
+/// The child process, in a process group of its own (a Ctrl-C in the server's terminal is
+/// for the server, which then stops its runs through their input and gives them back), its
+/// address space limited when it trains on the CPU.
+fn start(options: &ChildOptions, on_gpu: bool) -> std::io::Result<Child> {
+    let mut command = Command::new(&options.executable);
+    command
+        .arg(SUBCOMMAND)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let limit = options.memory_limit.filter(|_| !on_gpu);
+    // SAFETY: setpgid and setrlimit are async-signal-safe, and nothing else runs between
+    // fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(limit) = limit {
+                let limit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+/// Copies the child's standard error to ours, keeping its last lines.
+async fn relay_stderr(stderr: tokio::process::ChildStderr, last: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = AsyncBufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("{line}");
+        let mut last = last.lock().unwrap();
+        if last.len() == KEPT_LINES {
+            last.pop_front();
+        }
+        last.push_back(line);
+    }
+}
+
+/// Why a child that ended without a terminal event ended, for the run's error.
+fn how_it_ended(status: ExitStatus, memory_limit: Option<u64>, last_lines: &[String]) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let out_of_memory = last_lines
+        .iter()
+        .any(|l| l.contains("memory allocation of") && l.contains("failed"));
+    let mut reason = match (status.signal(), status.code()) {
+        _ if out_of_memory => match memory_limit {
+            Some(limit) => format!(
+                "the run needed more memory than a run may use here ({:.1} GiB, the \
+                 worker's --memory-budget)",
+                limit as f64 / f64::from(1 << 30)
+            ),
+            None => "the run needed more memory than the machine has".to_owned(),
+        },
+        (Some(libc::SIGKILL), _) => {
+            "the training process was killed (SIGKILL; most often the system's out-of-memory \
+             killer)"
+                .to_owned()
+        }
+        (Some(signal), _) => format!("the training process crashed (signal {signal})"),
+        (None, Some(code)) => format!("the training process exited with status {code}"),
+        (None, None) => "the training process ended without saying how".to_owned(),
+    };
+    if !out_of_memory {
+        if let Some(last) = last_lines.last() {
+            reason.push_str(&format!(": {last}"));
+        }
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn endings_are_explained() {
+        let lines = ["memory allocation of 6553600000 bytes failed".to_owned()];
+        let oom = how_it_ended(ExitStatus::from_raw(libc::SIGABRT), Some(2 << 30), &lines);
+        assert!(
+            oom.contains("2.0 GiB") && oom.contains("--memory-budget"),
+            "{oom}"
+        );
+        let killed = how_it_ended(ExitStatus::from_raw(libc::SIGKILL), None, &[]);
+        assert!(killed.contains("out-of-memory killer"), "{killed}");
+        let panicked = ["thread 'main' panicked at kernel.rs:3: boom".to_owned()];
+        let exited = how_it_ended(ExitStatus::from_raw(101 << 8), None, &panicked);
+        assert_eq!(
+            exited,
+            "the training process exited with status 101: thread 'main' panicked at \
+             kernel.rs:3: boom"
+        );
+    }
+}

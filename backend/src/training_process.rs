@@ -7,7 +7,8 @@
 //! - worker to child, first: the [`Job`] as JSON;
 //! - child to worker: every [`TrainingEvent`] as JSON, as the engine reports it; after an
 //!   epoch the child waits for `stored`, so that the checkpoint it writes next never runs
-//!   ahead of the stored epochs;
+//!   ahead of the stored epochs; `not-stored` instead (the store failed, or the run is no
+//!   longer this worker's) ends the child at once, before it checkpoints that epoch;
 //! - worker to child, at any time: `cancel` (stop between two steps). The end of the
 //!   worker's input (the worker is gone) cancels too.
 //!
@@ -63,12 +64,20 @@ pub struct ChildOptions {
 }
 
 /// One report of the engine to the worker; `stored` (for an epoch) is answered once the
-/// event is in the store.
+/// worker has tried to store the event: whether it is stored.
 pub struct Report {
     /// What the engine reported.
     pub event: TrainingEvent,
-    /// Told when the event is stored, for epochs.
-    pub stored: Option<oneshot::Sender<()>>,
+    /// Told whether the event is stored, for epochs.
+    pub stored: Option<oneshot::Sender<bool>>,
+}
+
+/// What the worker answers an epoch with.
+enum Answer {
+    /// The epoch is stored: checkpoint it and go on.
+    Stored,
+    /// The epoch could not be stored: stop before checkpointing it.
+    NotStored,
 }
 
 /// The child's side: trains the job on standard input, reporting on standard output.
@@ -84,7 +93,10 @@ pub fn serve() -> anyhow::Result<()> {
         for line in input.lines() {
             match line.as_deref() {
                 Ok("stored") => {
-                    let _ = stored_sender.send(());
+                    let _ = stored_sender.send(Answer::Stored);
+                }
+                Ok("not-stored") => {
+                    let _ = stored_sender.send(Answer::NotStored);
                 }
                 Ok("cancel") => listener.cancel(),
                 _ => break,
@@ -105,14 +117,25 @@ pub fn serve() -> anyhow::Result<()> {
         &cancel,
         &mut |event| {
             let is_epoch = matches!(event, TrainingEvent::Epoch(_));
-            let line = serde_json::to_string(&event).expect("events serialize");
-            let written = writeln!(output, "{line}").and_then(|()| output.flush());
-            if written.is_err() || (is_epoch && stored.recv().is_err()) {
+            if report(&mut output, &event).is_err() {
+                // The worker is gone.
                 cancel.cancel();
+            } else if is_epoch && !matches!(stored.recv(), Ok(Answer::Stored)) {
+                // Ended here, so that no checkpoint runs ahead of the stored epochs; the
+                // worker has already decided what becomes of the run.
+                let _ = report(&mut output, &TrainingEvent::Cancelled);
+                std::process::exit(0);
             }
         },
     );
     Ok(())
+}
+
+/// One event as a line of JSON on `output`.
+fn report(output: &mut impl Write, event: &TrainingEvent) -> std::io::Result<()> {
+    let line = serde_json::to_string(event).expect("events serialize");
+    writeln!(output, "{line}")?;
+    output.flush()
 }
 
 /// The worker's side: trains `job` in a child process, sending every event to `reports`.
@@ -210,9 +233,11 @@ async fn forward(event: TrainingEvent, reports: &mpsc::Sender<Report>, stdin: &m
     // The recorder only goes away if this worker is being torn down.
     if reports.send(Report { event, stored }).await.is_ok() {
         if let Some(written) = written {
-            if written.await.is_ok() {
-                let _ = stdin.write_all(b"stored\n").await;
-            }
+            let answer: &[u8] = match written.await {
+                Ok(true) => b"stored\n",
+                _ => b"not-stored\n",
+            };
+            let _ = stdin.write_all(answer).await;
         }
     }
 }

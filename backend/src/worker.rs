@@ -238,7 +238,6 @@ async fn reap(shared: Arc<Shared>) {
     }
 }
 
-/// What the training thread sends to the recorder; epochs wait for `stored`.
 async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
     let id = claim.run.id;
     let store = &shared.store;
@@ -393,7 +392,7 @@ async fn record(
     mut received: mpsc::Receiver<Report>,
 ) -> Option<TrainingEvent> {
     let mut batch: Vec<RunEvent> = Vec::new();
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut outcome = None;
     loop {
         let report = if batch.is_empty() {
@@ -436,10 +435,11 @@ async fn flush(
     shared: &Arc<Shared>,
     id: i64,
     batch: &mut Vec<RunEvent>,
-    waiting: &mut Vec<oneshot::Sender<()>>,
+    waiting: &mut Vec<oneshot::Sender<bool>>,
 ) {
     let lost = (shared.local.lock().unwrap().get(&id))
         .is_some_and(|l| *l.reason.lock().unwrap() == Some(StopReason::Lost));
+    let mut stored = !lost;
     if !batch.is_empty() && !lost {
         // A write that fails is retried once; if the store stays unreachable the run is
         // stopped, since what it computes could not be kept.
@@ -451,6 +451,7 @@ async fn flush(
         match written {
             Ok(_) => shared.hub.notify(id),
             Err(e) => {
+                stored = false;
                 tracing::error!(run = id, error = %e, "could not store the run's metrics");
                 if let Some(local) = shared.local.lock().unwrap().get(&id) {
                     local.stop(StopReason::Shutdown);
@@ -459,7 +460,8 @@ async fn flush(
         }
     }
     batch.clear();
+    // An epoch that could not be stored must not be checkpointed: the engine stops instead.
     for sender in waiting.drain(..) {
-        let _ = sender.send(());
+        let _ = sender.send(stored);
     }
 }

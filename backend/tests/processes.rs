@@ -374,3 +374,55 @@ fn worker_processes_never_take_the_same_run() {
         assert_eq!(detail.run.attempts, 1);
     }
 }
+
+/// The training process on its own, as a worker drives it: an epoch the worker could not
+/// store ends it at once, before that epoch is checkpointed; a stored one is checkpointed.
+#[test]
+fn the_training_process_never_checkpoints_an_epoch_that_was_not_stored() {
+    use std::io::Write;
+    for (answer, checkpointed) in [("stored", true), ("not-stored", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let job = json!({
+            "config": {
+                "epochs": 2,
+                "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 64}
+            },
+            "data_dir": null,
+            "checkpoint_dir": dir.path(),
+            "resume": false
+        });
+        let mut child = Process(
+            Command::new(env!("CARGO_BIN_EXE_balancelab"))
+                .arg("train-process")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut input = child.0.stdin.take().unwrap();
+        writeln!(input, "{job}").unwrap();
+        let mut types = Vec::new();
+        for line in BufReader::new(child.0.stdout.take().unwrap()).lines() {
+            let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let kind = event["type"].as_str().unwrap().to_owned();
+            if kind == "epoch" {
+                if !types.iter().any(|t| t == "epoch") {
+                    let checkpoint = dir.path().join("last.safetensors");
+                    assert!(!checkpoint.exists(), "checkpointed before the answer");
+                }
+                writeln!(input, "{answer}").unwrap();
+            }
+            types.push(kind);
+        }
+        assert!(child.0.wait().unwrap().success());
+        let epochs = types.iter().filter(|t| *t == "epoch").count();
+        let last = types.last().unwrap().as_str();
+        if checkpointed {
+            assert_eq!((epochs, last), (2, "finished"), "{types:?}");
+        } else {
+            assert_eq!((epochs, last), (1, "cancelled"), "{types:?}");
+        }
+        assert_eq!(dir.path().join("last.safetensors").exists(), checkpointed);
+    }
+}

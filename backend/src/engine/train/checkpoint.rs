@@ -1,6 +1,11 @@
 //! Checkpoints: model parameters, batch-norm statistics and optimiser state in one
-//! safetensors file, and the loop's own progress beside it as JSON, so that a resumed run
+//! safetensors file, with the loop's own progress in its metadata, so that a resumed run
 //! continues the same curves.
+//!
+//! A checkpoint is one file so that it is replaced in one step: written under a temporary
+//! name, flushed to disk, then renamed over the previous one. A kill at any moment leaves the
+//! previous checkpoint or the new one, never weights of one epoch with the progress of
+//! another. The progress is also written beside it as JSON, for people and scripts.
 
 use std::collections::HashMap;
 use std::fs;
@@ -78,13 +83,14 @@ impl Checkpoint {
         }
     }
 
-    /// Whether `dir` holds this checkpoint whole (its JSON is written last).
+    /// Whether `dir` holds this checkpoint (its file appears whole, by a rename).
     pub fn exists_in(self, dir: &Path) -> bool {
-        paths(dir, self).1.exists()
+        paths(dir, self).0.exists()
     }
 }
 
-/// The weights and the progress file of checkpoint `which` in `dir`.
+/// The weights (with the progress in their metadata) and the progress as JSON of
+/// checkpoint `which` in `dir`.
 pub fn paths(dir: &Path, which: Checkpoint) -> (PathBuf, PathBuf) {
     let name = which.name();
     (
@@ -103,7 +109,10 @@ fn model_tensors(params: &ParamStore) -> Vec<(String, Tensor)> {
     tensors
 }
 
-/// Writes the checkpoint; the JSON is written last, so a checkpoint with its JSON is whole.
+/// The key of the progress in the safetensors metadata.
+const PROGRESS_KEY: &str = "balancelab.progress";
+
+/// Writes the checkpoint, replacing the previous one in one rename.
 pub fn save(
     dir: &Path,
     which: Checkpoint,
@@ -116,12 +125,53 @@ pub fn save(
     if let Some(optimizer) = optimizer {
         tensors.extend(optimizer.state()?);
     }
-    let tensors: HashMap<String, Tensor> = tensors.into_iter().collect();
     let (weights, json) = paths(dir, which);
-    candle_core::safetensors::save(&tensors, &weights)?;
     let text = serde_json::to_string_pretty(progress).map_err(candle_core::Error::wrap)?;
-    fs::write(json, text)?;
+    let metadata = HashMap::from([(PROGRESS_KEY.to_owned(), text.clone())]);
+    replace(&weights, |temporary| {
+        safetensors::serialize_to_file(tensors, Some(metadata), temporary)
+            .map_err(candle_core::Error::wrap)
+    })?;
+    replace(&json, |temporary| Ok(fs::write(temporary, &text)?))?;
+    // The renames themselves reach the disk with the folder.
+    fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Writes `path` whole or not at all: `write` fills a temporary file beside it, which is
+/// flushed to disk and renamed over `path`.
+fn replace(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    write(&temporary)?;
+    fs::File::open(&temporary)?.sync_all()?;
+    fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// The progress in the metadata of the safetensors file `weights`: its header is a
+/// little-endian length, then that many bytes of JSON. `None` for checkpoints written before
+/// the progress moved there (their JSON file holds it).
+fn embedded_progress(weights: &Path) -> Result<Option<Progress>> {
+    use std::io::Read;
+    let mut file = fs::File::open(weights)?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)?;
+    let length = u64::from_le_bytes(length);
+    if length > 100_000_000 {
+        candle_core::bail!("{}: not a safetensors file", weights.display());
+    }
+    let mut header = vec![0u8; length as usize];
+    file.read_exact(&mut header)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(candle_core::Error::wrap)?;
+    match header["__metadata__"][PROGRESS_KEY].as_str() {
+        Some(text) => Ok(Some(
+            serde_json::from_str(text).map_err(candle_core::Error::wrap)?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Loads a checkpoint into `params` (and `optimizer`); every parameter must be present with
@@ -134,9 +184,14 @@ pub fn load(
     device: &Device,
 ) -> Result<Progress> {
     let (weights, json) = paths(dir, which);
-    let text = fs::read_to_string(&json)
-        .map_err(|e| candle_core::Error::Msg(format!("reading {}: {e}", json.display())))?;
-    let progress: Progress = serde_json::from_str(&text).map_err(candle_core::Error::wrap)?;
+    let progress = match embedded_progress(&weights)? {
+        Some(progress) => progress,
+        None => {
+            let text = fs::read_to_string(&json)
+                .map_err(|e| candle_core::Error::Msg(format!("reading {}: {e}", json.display())))?;
+            serde_json::from_str(&text).map_err(candle_core::Error::wrap)?
+        }
+    };
     let tensors = candle_core::safetensors::load(&weights, device)?;
     let vars = (params.params().iter())
         .map(|p| (&p.name, &p.var))
@@ -162,4 +217,72 @@ pub fn load(
         optimizer.restore(&tensors)?;
     }
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::nn::{Owner, Role};
+
+    fn store(value: f32) -> Result<ParamStore> {
+        let mut params = ParamStore::new(0, &Device::Cpu);
+        let owner = (Owner::Shared, Role::Fusion);
+        params.constant("w", owner, &[3], value)?;
+        Ok(params)
+    }
+
+    fn at_epoch(epoch: u32) -> Progress {
+        Progress {
+            epoch,
+            step: u64::from(epoch) * 10,
+            ..Progress::default()
+        }
+    }
+
+    /// Killed after the weights of epoch 2 and before their JSON: the JSON of epoch 1 is
+    /// beside weights of epoch 2, and what loads is epoch 2 whole.
+    #[test]
+    fn weights_and_progress_are_replaced_together() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        save(
+            dir.path(),
+            Checkpoint::Last,
+            &store(1.0)?,
+            None,
+            &at_epoch(1),
+        )?;
+        let (_, json) = paths(dir.path(), Checkpoint::Last);
+        let stale = fs::read_to_string(&json)?;
+        save(
+            dir.path(),
+            Checkpoint::Last,
+            &store(2.0)?,
+            None,
+            &at_epoch(2),
+        )?;
+        fs::write(&json, stale)?;
+        // And a write that was cut short, never renamed.
+        fs::write(dir.path().join("last.safetensors.tmp"), b"partial")?;
+
+        let loaded = store(0.0)?;
+        let progress = load(dir.path(), Checkpoint::Last, &loaded, None, &Device::Cpu)?;
+        assert_eq!(progress, at_epoch(2));
+        let w = loaded.params()[0].var.as_tensor().to_vec1::<f32>()?;
+        assert_eq!(w, [2.0; 3]);
+        Ok(())
+    }
+
+    /// Checkpoints written before the progress moved into the weights file still load.
+    #[test]
+    fn older_checkpoints_read_their_progress_from_the_json() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (weights, json) = paths(dir.path(), Checkpoint::Last);
+        let tensors = HashMap::from([("w".to_owned(), Tensor::new(&[3f32; 3], &Device::Cpu)?)]);
+        candle_core::safetensors::save(&tensors, &weights)?;
+        fs::write(&json, serde_json::to_string(&at_epoch(4)).unwrap())?;
+        let loaded = store(0.0)?;
+        let progress = load(dir.path(), Checkpoint::Last, &loaded, None, &Device::Cpu)?;
+        assert_eq!(progress.epoch, 4);
+        Ok(())
+    }
 }

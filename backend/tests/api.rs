@@ -316,12 +316,58 @@ async fn missing_runs_and_endpoints_are_json_404s() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
         assert!(!error.message.is_empty());
     }
-    let (status, _) = send(
-        &app,
-        Request::get("/api/runs/abc").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Every way a request can be malformed is a JSON error naming the parameter at fault.
+#[tokio::test]
+async fn malformed_paths_queries_and_bodies_get_json_errors_that_say_what_is_wrong() {
+    let app = test_app().await;
+    for (uri, field, says) in [
+        (
+            "/api/runs/abc",
+            "id",
+            r#"expected a whole number, got "abc""#,
+        ),
+        ("/api/runs/abc/events", "id", "a whole number"),
+        ("/api/runs?limit=-1", "limit", r#""-1": invalid digit"#),
+        ("/api/runs?project=abc", "project", r#""abc""#),
+    ] {
+        let (status, error): (_, ErrorBody) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(error.fields.len(), 1, "{uri}: {error:?}");
+        assert_eq!(error.fields[0].field, field, "{uri}");
+        assert!(error.fields[0].message.contains(says), "{uri}: {error:?}");
+        assert!(
+            error.message.starts_with(&format!("{field}: ")),
+            "{error:?}"
+        );
+    }
+
+    let post = |content_type: &str, body: Vec<u8>| {
+        Request::post("/api/runs")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (status, body) = send(&app, post("text/plain", b"{}".to_vec())).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let error: ErrorBody = parse(&body);
+    assert!(error.message.contains("application/json"), "{error:?}");
+    let form = "application/x-www-form-urlencoded";
+    assert_eq!(
+        send(&app, post(form, b"{}".to_vec())).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let json = "application/json; charset=utf-8";
+    assert_eq!(
+        send(&app, post(json, b"{}".to_vec())).await.0,
+        StatusCode::CREATED
+    );
+
+    let (status, body) = send(&app, post("application/json", vec![b' '; 10 << 20])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let error: ErrorBody = parse(&body);
+    assert!(error.message.contains("limit of 64 KiB"), "{error:?}");
 }
 
 /// A data directory holding only the digits file: 40 samples, class = whether the left

@@ -1,7 +1,7 @@
 //! `/auth` and `/users`: signing in and out, who am I, API tokens, and (admins) new users.
 
 use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
@@ -9,7 +9,7 @@ use balancelab_shared::{Credentials, ErrorBody, FieldError, Me, Secret, User};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{presented_token, ApiJson, Caller, JsonBody, SESSION_COOKIE};
+use super::extract::{presented_token, ApiJson, ApiPath, Caller, JsonBody, SESSION_COOKIE};
 use super::{ApiError, AppState};
 use crate::auth::{hash_password, new_token, token_hash, verify_password, SESSION_LIFETIME_MS};
 use crate::store::TokenKind;
@@ -154,7 +154,7 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(user): Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     if !state.store.revoke_api_token(user.id, id).await? {
         return Err(ApiError::NotFound(format!("you have no API token {id}")));

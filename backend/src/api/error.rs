@@ -15,9 +15,15 @@ pub(super) enum ApiError {
     /// 404: no such resource, or one the caller may not see.
     #[error("{0}")]
     NotFound(String),
-    /// 400: the request cannot be read at all (the body is not JSON, a bad query string).
+    /// 400: the request cannot be read at all (the body is not JSON).
     #[error("{0}")]
     BadRequest(String),
+    /// 400: a path or query parameter that does not parse, named.
+    #[error("{}: {}", .0.field, .0.message)]
+    BadParameter(FieldError),
+    /// 415: a body sent as something other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 413: the body is over the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -63,6 +69,8 @@ impl IntoResponse for ApiError {
         let (status, fields) = match &self {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, Vec::new()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+            Self::BadParameter(field) => (StatusCode::BAD_REQUEST, vec![field.clone()]),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Vec::new()),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Vec::new()),
             Self::Conflict(_) => (StatusCode::CONFLICT, Vec::new()),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, Vec::new()),

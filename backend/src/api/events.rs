@@ -7,7 +7,7 @@ use super::responses::{NotSignedIn, ReadsRun};
 use balancelab_shared::FieldError;
 use std::convert::Infallible;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{Stream, StreamExt};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiQuery, Caller, Reader};
+use super::extract::{ApiPath, ApiQuery, Caller, Reader};
 use super::{ApiError, AppState};
 
 /// The live streams' routes.
@@ -65,7 +65,7 @@ fn resume_position(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiEr
 async fn run_log(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
     ApiQuery(After { after }): ApiQuery<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {

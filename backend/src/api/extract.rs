@@ -2,19 +2,20 @@
 //! (JSON bodies with the usual status codes), and who is asking — a signed-in [`Caller`], or
 //! a [`Reader`] of one run who may instead hold a share link.
 //!
-//! Handlers take these instead of axum's `Json` and `Query`, so that every way a request
-//! can be wrong is answered alike.
+//! Handlers take these instead of axum's `Json`, `Query` and `Path`, so that every way a
+//! request can be wrong is answered alike.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use balancelab_shared::{FieldError, Role, Run, User};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, BODY_LIMIT};
 use crate::auth::{self, AccessError};
 use crate::store::Store;
 
@@ -23,9 +24,10 @@ pub(super) const SESSION_COOKIE: &str = "balancelab_session";
 
 /// A JSON request body of type `T`.
 ///
-/// Unlike `axum::Json` it does not insist on `Content-Type: application/json` (scripts and
-/// `curl -d` often send none), and a value of the wrong type is a 422 naming its field
-/// (`method.alpha: invalid type ...`); only text that is not JSON at all is a 400.
+/// A value of the wrong type is a 422 naming its field (`method.alpha: invalid type ...`);
+/// only text that is not JSON at all is a 400. The body must be sent as
+/// `Content-Type: application/json` (or with none): a web page on another site can send a
+/// form or plain text to this server without asking, but not JSON.
 #[derive(Debug)]
 pub(super) struct ApiJson<T>(pub T);
 
@@ -84,32 +86,131 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(value) = request.headers().get(header::CONTENT_TYPE) {
+            let essence = value.to_str().unwrap_or_default();
+            let essence = essence.split(';').next().unwrap_or_default().trim();
+            let json = essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json");
+            if !json {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "the body is sent as {essence:?}; send it as application/json \
+                     (curl: -H 'Content-Type: application/json')"
+                )));
+            }
+        }
         Ok(JsonBody(Bytes::from_request(request, state).await?))
     }
 }
 
 impl From<BytesRejection> for ApiError {
-    /// A body over the size limit keeps its 413; any other failure to read it is a 400.
+    /// A body over the size limit keeps its 413, saying the limit; any other failure to
+    /// read it is a 400.
     fn from(rejection: BytesRejection) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(rejection.body_text()),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+                "the request body is over the limit of {} KiB",
+                BODY_LIMIT / 1024
+            )),
             _ => ApiError::BadRequest(rejection.body_text()),
         }
     }
 }
 
-/// The query string, as `T`; a query that does not fit `T` is a 400 saying why.
+/// Path parameters as `T`; one that does not parse is a 400 naming it and the form it must
+/// have (`id: expected a whole number, got "abc"`).
+#[derive(Debug)]
+pub(super) struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let rejection = match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => return Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => e,
+            Err(other) => return Err(ApiError::BadRequest(other.body_text())),
+        };
+        // The route's parameters by name, for the errors of a lone value or a tuple.
+        let raw: Vec<(String, String)> = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map(|params| {
+                (params.iter())
+                    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (key, value, expected) = match rejection.into_kind() {
+            ErrorKind::ParseErrorAtKey {
+                key,
+                value,
+                expected_type,
+            } => (key, value, expected_type),
+            ErrorKind::ParseErrorAtIndex {
+                index,
+                value,
+                expected_type,
+            } => {
+                let key = raw.get(index).map(|(key, _)| key.clone());
+                (
+                    key.unwrap_or_else(|| format!("path segment {index}")),
+                    value,
+                    expected_type,
+                )
+            }
+            ErrorKind::ParseError {
+                value,
+                expected_type,
+            } => {
+                let key = (raw.iter())
+                    .find(|(_, v)| *v == value)
+                    .map(|(key, _)| key.clone());
+                (
+                    key.unwrap_or_else(|| "path".to_owned()),
+                    value,
+                    expected_type,
+                )
+            }
+            other => return Err(ApiError::BadRequest(other.to_string())),
+        };
+        let form = if expected.starts_with('i') || expected.starts_with('u') {
+            "a whole number"
+        } else {
+            expected
+        };
+        Err(ApiError::BadParameter(FieldError::new(
+            key,
+            format!("expected {form}, got {value:?}"),
+        )))
+    }
+}
+
+/// The query string, as `T`; a parameter that does not fit `T` is a 400 naming it, with the
+/// value it had (`limit: "-1": invalid digit found in string`).
 #[derive(Debug)]
 pub(super) struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Query(query) = Query::from_request_parts(parts, state)
-            .await
-            .map_err(|e: QueryRejection| ApiError::BadRequest(e.body_text()))?;
-        Ok(ApiQuery(query))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = form_urlencoded::parse(query.as_bytes());
+        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let name = e.path().to_string();
+                let given = form_urlencoded::parse(query.as_bytes())
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| format!("{value:?}: "))
+                    .unwrap_or_default();
+                let message = format!("{given}{}", e.into_inner());
+                match name.as_str() {
+                    // The query as a whole (a parameter missing, say).
+                    "." | "" => ApiError::BadRequest(format!("query string: {message}")),
+                    _ => ApiError::BadParameter(FieldError::new(name, message)),
+                }
+            })
     }
 }
 

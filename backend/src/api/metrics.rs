@@ -9,7 +9,7 @@
 use super::responses::{InvalidFields, ReadsRun};
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +21,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiQuery, Reader};
+use super::extract::{ApiPath, ApiQuery, Reader};
 use super::{ApiError, AppState};
 use crate::store::Store;
 
@@ -102,7 +102,7 @@ fn step_records(steps: &[StepMetrics]) -> Vec<Record> {
 async fn series(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
     let points = params.points.unwrap_or(DEFAULT_POINTS);
@@ -239,7 +239,7 @@ const LEADING_COLUMNS: [&str; 4] = ["epoch", "step", "steps", "elapsed_seconds"]
 async fn export(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiQuery(ExportQuery { of }): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     reader.run(&state.store, id).await?;

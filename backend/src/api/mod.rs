@@ -41,7 +41,7 @@ use crate::store::Store;
 use crate::worker::Workers;
 
 /// Run configurations are small; anything larger is a mistake or an attack.
-const BODY_LIMIT: usize = 64 * 1024;
+pub(super) const BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler shares: the store, the live hub, this process's workers.
 #[derive(Clone)]

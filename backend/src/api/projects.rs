@@ -1,7 +1,7 @@
 //! `/projects`: the caller's projects, new projects, and (owners) their members' roles.
 
 use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use balancelab_shared::{ErrorBody, FieldError, Member, Project, Role};
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Caller, JsonBody};
+use super::extract::{ApiJson, ApiPath, Caller, JsonBody};
 use super::{ApiError, AppState};
 
 /// The `/projects` routes.
@@ -98,7 +98,7 @@ async fn create(
 async fn members(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     caller
         .require_project(&state.store, id, Role::Viewer)
@@ -127,7 +127,7 @@ async fn members(
 async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, user)): Path<(i64, String)>,
+    ApiPath((id, user)): ApiPath<(i64, String)>,
     body: JsonBody,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     caller
@@ -164,7 +164,7 @@ async fn set_member(
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, user)): Path<(i64, String)>,
+    ApiPath((id, user)): ApiPath<(i64, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller
         .require_project(&state.store, id, Role::Owner)

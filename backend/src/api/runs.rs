@@ -2,7 +2,7 @@
 //! changes, cancel and delete runs.
 
 use super::responses::{ChangesRun, InvalidFields, NeedsRole, NotSignedIn, ReadsRun};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use balancelab_shared::{
@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, Caller, JsonBody, Reader};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, JsonBody, Reader};
 use super::{ApiError, AppState};
 use crate::check::check_run;
 use crate::store::Cancellation;
@@ -112,7 +112,7 @@ async fn create(
 async fn clone(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let source = caller.run(&state.store, id, Role::Editor).await?;
@@ -207,7 +207,7 @@ async fn find(state: &AppState, id: i64) -> Result<Run, ApiError> {
 async fn detail(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunDetail>, ApiError> {
     let run = reader.run(&state.store, id).await?;
     // Position first: whatever is logged after it, the viewer gets from the stream.
@@ -239,7 +239,7 @@ async fn detail(
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: JsonBody,
 ) -> Result<Json<Run>, ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
@@ -269,7 +269,7 @@ async fn patch(
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
     if !state.store.delete_run(id).await? {
@@ -305,7 +305,7 @@ async fn delete(
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
     match state.store.request_cancel(id).await? {

@@ -3,14 +3,14 @@
 //! until an editor revokes it.
 
 use super::responses::ChangesRun;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use balancelab_shared::{Role, Secret, ShareLink};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Caller;
+use super::extract::{ApiPath, Caller};
 use super::{ApiError, AppState};
 use crate::auth::new_token;
 
@@ -37,7 +37,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Secret>), ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
     let (token, hash) = new_token();
@@ -64,7 +64,7 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<ShareLink>>, ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
     Ok(Json(state.store.share_links(id).await?))
@@ -87,7 +87,7 @@ async fn list(
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, link)): Path<(i64, i64)>,
+    ApiPath((id, link)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
     caller.run(&state.store, id, Role::Editor).await?;
     if !state.store.revoke_share_link(id, link).await? {

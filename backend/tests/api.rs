@@ -318,6 +318,57 @@ async fn missing_runs_and_endpoints_are_json_404s() {
     }
 }
 
+/// Another site's page may not change anything, whatever cookie its request carries; the
+/// API's answers may not be framed or sniffed.
+#[tokio::test]
+async fn requests_from_other_sites_cannot_change_anything() {
+    let app = test_app().await;
+    let from = |headers: &[(&str, &str)]| {
+        let mut request =
+            Request::post("/api/runs").header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::from("{}")).unwrap()
+    };
+    for headers in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+        &[
+            ("origin", "http://localhost:9999"),
+            ("host", "localhost:8080"),
+        ][..],
+    ] {
+        let (status, body) = send(&app, from(headers)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}");
+        let error: ErrorBody = parse(&body);
+        assert!(
+            error.message.contains("may not change anything"),
+            "{error:?}"
+        );
+    }
+    let same = [
+        ("sec-fetch-site", "same-origin"),
+        ("origin", "http://localhost:8080"),
+    ];
+    assert_eq!(send(&app, from(&same)).await.0, StatusCode::CREATED);
+    // Reading is not changing: a cross-site GET is answered (the cookie is SameSite).
+    let request = Request::get("/api/runs").header("sec-fetch-site", "cross-site");
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+}
+
 /// Every way a request can be malformed is a JSON error naming the parameter at fault.
 #[tokio::test]
 async fn malformed_paths_queries_and_bodies_get_json_errors_that_say_what_is_wrong() {

@@ -6,6 +6,7 @@
 //! [`crate::check`].
 
 mod auth;
+mod cross_site;
 mod datasets;
 mod error;
 mod events;
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use cross_site::{protective_headers, ui_content_security_policy};
 use error::ApiError;
 
 use crate::check::Environment;
@@ -190,10 +192,18 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(document.as_ref().clone()) }),
         )
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
+    let [nosniff, no_framing, referrer] = cross_site::protective_headers();
     Router::new()
         .nest("/api", api)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(
+            cross_site::refuse_cross_site_changes,
+        ))
+        .layer(cross_site::api_content_security_policy())
+        .layer(nosniff)
+        .layer(no_framing)
+        .layer(referrer)
         .layer(
             // Each request gets an id (or keeps the caller's x-request-id), logged with every
             // line it causes and returned in the response, to match reports with logs.
@@ -209,7 +219,7 @@ pub fn app(state: AppState) -> Router {
                             "request",
                             id,
                             method = %request.method(),
-                            uri = %request.uri()
+                            uri = %cross_site::redacted(request.uri())
                         )
                     }),
                 ),

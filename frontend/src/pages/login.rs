@@ -19,9 +19,8 @@ pub(crate) fn LoginPage() -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         busy.set(true);
-        // Only paths on this site: a crafted link must not send the user elsewhere.
         let next = (query.read_untracked().get("next"))
-            .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+            .filter(|n| is_local_path(n))
             .unwrap_or_else(|| "/".into());
         let credentials = Credentials {
             name: name.get_untracked(),
@@ -95,5 +94,40 @@ pub(crate) fn UserMenu() -> impl IntoView {
                 </span>
             }
         })
+    }
+}
+
+/// Whether `next` is a path on this site, so that a crafted link cannot send the user
+/// elsewhere after signing in: it starts with one `/`, and has no backslash (browsers read
+/// `/\evil.com` as `//evil.com`, another host) and no control character or space (which
+/// browsers strip before reading it).
+fn is_local_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed() {
+        for local in ["/", "/runs/7", "/compare?runs=1,2", "/runs?tag=a%2Fb"] {
+            assert!(is_local_path(local), "{local}");
+        }
+        for elsewhere in [
+            "//evil.com",
+            "/\\evil.com",
+            "/\\/evil.com",
+            "https://evil.com",
+            "evil.com",
+            "/\t/evil.com",
+            " //evil.com",
+            "",
+        ] {
+            assert!(!is_local_path(elsewhere), "{elsewhere:?}");
+        }
     }
 }

@@ -15,7 +15,6 @@
 //! The child's standard error (its logs, a panic's message) goes on to the worker's; its last
 //! lines explain a child that ended without saying how.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -32,9 +31,6 @@ use crate::engine::{CancelToken, Checkpointing, TrainingEvent};
 
 /// The name of the hidden subcommand.
 pub const SUBCOMMAND: &str = "train-process";
-
-/// Lines of the child's standard error kept to explain how it ended.
-const KEPT_LINES: usize = 20;
 
 /// How often the worker looks for a cancellation to pass on.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
@@ -174,8 +170,8 @@ async fn run_child(
     let mut stdin = child.stdin.take().expect("piped");
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
-    let last_lines = Arc::new(Mutex::new(VecDeque::new()));
-    let relay = tokio::spawn(relay_stderr(stderr, last_lines.clone()));
+    let said = Arc::new(Mutex::new(Said::default()));
+    let relay = tokio::spawn(relay_stderr(stderr, said.clone()));
 
     let job_line = serde_json::to_string(job).expect("a job serializes") + "\n";
     // A child that dies at once closes its input; how it ended is what matters then.
@@ -213,12 +209,9 @@ async fn run_child(
     if ended {
         return Ok(None);
     }
-    let last: Vec<String> = last_lines.lock().unwrap().iter().cloned().collect();
-    Ok(Some(how_it_ended(
-        status,
-        options.memory_limit.filter(|_| !on_gpu),
-        &last,
-    )))
+    let said = said.lock().unwrap();
+    let limit = options.memory_limit.filter(|_| !on_gpu);
+    Ok(Some(how_it_ended(status, limit, &said)))
 }
 
 /// Passes `event` on; for an epoch, waits until it is stored and tells the child.
@@ -276,27 +269,53 @@ fn start(options: &ChildOptions, on_gpu: bool) -> std::io::Result<Child> {
     command.spawn()
 }
 
-/// Copies the child's standard error to ours, keeping its last lines.
-async fn relay_stderr(stderr: tokio::process::ChildStderr, last: Arc<Mutex<VecDeque<String>>>) {
+/// What the child's standard error said that explains how it ended.
+#[derive(Debug, Default)]
+struct Said {
+    /// Rust's "memory allocation of N bytes failed" before its abort.
+    allocation_failed: bool,
+    /// A panic's location and message (the line after "panicked at").
+    panic: Option<String>,
+    /// The last line that was not part of a backtrace.
+    last: Option<String>,
+}
+
+impl Said {
+    fn hear(&mut self, line: &str) {
+        if line.starts_with("memory allocation of") && line.ends_with("failed") {
+            self.allocation_failed = true;
+        }
+        if let Some(panic) = &mut self.panic {
+            if !panic.contains('\n') {
+                panic.push('\n');
+                panic.push_str(line);
+            }
+        } else if line.contains("panicked at") {
+            self.panic = Some(line.to_owned());
+        }
+        let backtrace = line.starts_with(' ')
+            || line.starts_with("stack backtrace:")
+            || line.starts_with("note: ");
+        if !backtrace && !line.is_empty() {
+            self.last = Some(line.to_owned());
+        }
+    }
+}
+
+/// Copies the child's standard error to ours, noting what explains how it ended.
+async fn relay_stderr(stderr: tokio::process::ChildStderr, said: Arc<Mutex<Said>>) {
     let mut lines = AsyncBufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         eprintln!("{line}");
-        let mut last = last.lock().unwrap();
-        if last.len() == KEPT_LINES {
-            last.pop_front();
-        }
-        last.push_back(line);
+        said.lock().unwrap().hear(&line);
     }
 }
 
 /// Why a child that ended without a terminal event ended, for the run's error.
-fn how_it_ended(status: ExitStatus, memory_limit: Option<u64>, last_lines: &[String]) -> String {
+fn how_it_ended(status: ExitStatus, memory_limit: Option<u64>, said: &Said) -> String {
     use std::os::unix::process::ExitStatusExt;
-    let out_of_memory = last_lines
-        .iter()
-        .any(|l| l.contains("memory allocation of") && l.contains("failed"));
     let mut reason = match (status.signal(), status.code()) {
-        _ if out_of_memory => match memory_limit {
+        _ if said.allocation_failed => match memory_limit {
             Some(limit) => format!(
                 "the run needed more memory than a run may use here ({:.1} GiB, the \
                  worker's --memory-budget)",
@@ -313,9 +332,10 @@ fn how_it_ended(status: ExitStatus, memory_limit: Option<u64>, last_lines: &[Str
         (None, Some(code)) => format!("the training process exited with status {code}"),
         (None, None) => "the training process ended without saying how".to_owned(),
     };
-    if !out_of_memory {
-        if let Some(last) = last_lines.last() {
-            reason.push_str(&format!(": {last}"));
+    if !said.allocation_failed {
+        if let Some(explanation) = said.panic.as_ref().or(said.last.as_ref()) {
+            reason.push_str(": ");
+            reason.push_str(&explanation.replace('\n', " "));
         }
     }
     reason
@@ -328,20 +348,35 @@ mod tests {
 
     #[test]
     fn endings_are_explained() {
-        let lines = ["memory allocation of 6553600000 bytes failed".to_owned()];
-        let oom = how_it_ended(ExitStatus::from_raw(libc::SIGABRT), Some(2 << 30), &lines);
+        let said = |lines: &[&str]| {
+            let mut said = Said::default();
+            lines.iter().for_each(|line| said.hear(line));
+            said
+        };
+        // With RUST_BACKTRACE set, a backtrace follows the allocation failure.
+        let oom = said(&[
+            "memory allocation of 6553600000 bytes failed",
+            "stack backtrace:",
+            "   0: std::backtrace",
+        ]);
+        let oom = how_it_ended(ExitStatus::from_raw(libc::SIGABRT), Some(2 << 30), &oom);
         assert!(
             oom.contains("2.0 GiB") && oom.contains("--memory-budget"),
             "{oom}"
         );
-        let killed = how_it_ended(ExitStatus::from_raw(libc::SIGKILL), None, &[]);
+        let killed = how_it_ended(ExitStatus::from_raw(libc::SIGKILL), None, &said(&[]));
         assert!(killed.contains("out-of-memory killer"), "{killed}");
-        let panicked = ["thread 'main' panicked at kernel.rs:3: boom".to_owned()];
+        let panicked = said(&[
+            "2026-12-03T10:00:00Z  INFO balancelab: loaded the dataset",
+            "thread 'main' panicked at kernel.rs:3:5:",
+            "boom",
+            "note: run with `RUST_BACKTRACE=1` to display a backtrace",
+        ]);
         let exited = how_it_ended(ExitStatus::from_raw(101 << 8), None, &panicked);
         assert_eq!(
             exited,
             "the training process exited with status 101: thread 'main' panicked at \
-             kernel.rs:3: boom"
+             kernel.rs:3:5: boom"
         );
     }
 }

@@ -8,13 +8,11 @@
 //! it. Runs of projects the caller is not in are reported as missing, not forbidden, so their
 //! existence does not leak.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use balancelab_shared::{Role, Run, User};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -101,10 +99,25 @@ pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// Failed logins allowed per user name: a burst of 5, then one every 12 seconds.
-pub(crate) fn login_limiter() -> Arc<DefaultKeyedRateLimiter<String>> {
-    let quota = Quota::per_minute(NonZeroU32::new(5).expect("5 > 0"));
-    Arc::new(RateLimiter::keyed(quota))
+/// Checks `password` for a sign-in as a user whose hash is `hash`, or as a user that does
+/// not exist (`None`: checked against a made-up hash, so that an unknown name takes as long
+/// to refuse as a wrong password and the answer does not tell which names exist).
+pub(crate) fn verify_sign_in(password: &str, hash: Option<&str>) -> bool {
+    static UNKNOWN_USER: OnceLock<String> = OnceLock::new();
+    match hash {
+        Some(hash) => verify_password(password, hash),
+        None => {
+            let made_up = UNKNOWN_USER.get_or_init(|| hash_password("no such user"));
+            verify_password(password, made_up);
+            false
+        }
+    }
+}
+
+/// Whether `name` can be a user name: 1 to 64 ASCII letters, digits or `-_.`.
+pub(crate) fn valid_user_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    !name.is_empty() && name.len() <= 64 && name.chars().all(allowed)
 }
 
 /// First start: creates the user `admin` (password `password`, or a random one) and the

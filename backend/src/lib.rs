@@ -7,7 +7,8 @@
 //! - [`worker`]: claims queued runs and trains them, here or on other machines, each in a
 //!   child process ([`training_process`]).
 //! - [`live`]: live updates for viewers, read from the store.
-//! - [`auth`]: users, tokens, roles in projects, share links: who may do what.
+//! - [`auth`]: users, tokens, roles in projects, share links: who may do what;
+//!   [`login_throttle`] slows password guessing.
 //! - [`check`]: the one check of a run configuration before it is queued or trained.
 //! - [`results_table`]: results tables as CSV, Markdown or LaTeX, for the API and the CLI.
 //! - `presets`: ready-made run configurations (the papers' recipes), built in, for the API.
@@ -24,6 +25,7 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod live;
+pub mod login_throttle;
 pub(crate) mod presets;
 pub mod results_table;
 pub mod store;

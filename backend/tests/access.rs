@@ -547,36 +547,77 @@ async fn sessions_cookies_api_tokens_and_the_login_limit() {
         StatusCode::UNAUTHORIZED
     );
 
-    // Five sign-ins per user name in a burst (two were above), then 429, even with the
-    // right password.
+    // A user to time wrong passwords with, made while the admin may sign in.
+    let admin = As::Token(server.login("admin", "admin password").await);
+    server.user(&admin, "eve").await;
+    // Successful sign-ins (four above, five more here) are not counted.
+    let right = json!({"name": "admin", "password": "admin password"});
+    for _ in 0..5 {
+        let (status, _) =
+            (server.call(&As::Nobody, Method::POST, "/api/auth/login", right.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Five failures in a row for a name, then 429, even with the right password; the
+    // message states the policy.
+    let wrong = json!({"name": "admin", "password": "guess"});
     let mut statuses = Vec::new();
-    for _ in 0..3 {
-        let wrong = json!({"name": "admin", "password": "guess"});
-        statuses.push(
-            server
-                .call(&As::Nobody, Method::POST, "/api/auth/login", wrong)
-                .await
-                .0,
-        );
+    let mut refusals = Vec::new();
+    for _ in 0..5 {
+        let (status, body) =
+            (server.call(&As::Nobody, Method::POST, "/api/auth/login", wrong.clone())).await;
+        statuses.push(status);
+        refusals.push(body["message"].clone());
     }
     assert!(
         statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
         "{statuses:?}"
     );
-    let right = json!({"name": "admin", "password": "admin password"});
     let (status, body) = server
         .call(&As::Nobody, Method::POST, "/api/auth/login", right)
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    let unknown = json!({"name": "nobody", "password": "whatever"});
-    let (status, _) = server
-        .call(&As::Nobody, Method::POST, "/api/auth/login", unknown)
-        .await;
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("5 failed sign-ins in a row") && message.contains("try again in"),
+        "{message}"
+    );
+
+    // An unknown name is refused exactly like a wrong password, and about as slowly (the
+    // password is checked against a made-up hash); the limit is per user name.
+    let timed = |credentials: Value| {
+        let server = &server;
+        async move {
+            let started = std::time::Instant::now();
+            let answer = server
+                .call(&As::Nobody, Method::POST, "/api/auth/login", credentials)
+                .await;
+            (answer, started.elapsed())
+        }
+    };
+    let ((status, body), unknown_took) =
+        timed(json!({"name": "nobody", "password": "whatever"})).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "the limit is per user name"
     );
+    assert_eq!(body["message"], refusals[0]);
+    let (_, known_took) = timed(json!({"name": "eve", "password": "wrong password"})).await;
+    assert!(
+        unknown_took.as_secs_f64() > 0.3 * known_took.as_secs_f64(),
+        "unknown {unknown_took:?}, known {known_took:?}"
+    );
+    // A name no user can have is not looked up.
+    let (status, body) = server
+        .call(
+            &As::Nobody,
+            Method::POST,
+            "/api/auth/login",
+            json!({"name": "x".repeat(10_000), "password": "p"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["fields"][0]["field"], "name");
 }
 
 /// The live run list shows each user only the runs of their projects.

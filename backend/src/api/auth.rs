@@ -9,9 +9,14 @@ use balancelab_shared::{Credentials, ErrorBody, FieldError, Me, Secret, User};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{presented_token, ApiJson, ApiPath, Caller, JsonBody, SESSION_COOKIE};
+use super::extract::{
+    presented_token, ApiJson, ApiPath, Caller, ClientAddress, JsonBody, SESSION_COOKIE,
+};
 use super::{ApiError, AppState};
-use crate::auth::{hash_password, new_token, token_hash, verify_password, SESSION_LIFETIME_MS};
+use crate::auth::{
+    hash_password, new_token, token_hash, valid_user_name, verify_sign_in, SESSION_LIFETIME_MS,
+};
+use crate::login_throttle;
 use crate::store::TokenKind;
 
 /// The `/auth` and `/users` routes.
@@ -25,13 +30,17 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_user))
 }
 
+/// What a user name may be, as errors say it.
+const NAME_RULE: &str = "1 to 64 letters, digits or -_.";
+
 fn session_cookie(token: &str, max_age_s: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}")
 }
 
 /// Checks a password and answers with a session token, also set as an HttpOnly cookie for
-/// the browser. Sign-ins are rate limited per user name (a burst of 5, then one per 12 s),
-/// which bounds password guessing.
+/// the browser. Failed sign-ins are limited per address and user name (5 in a row, then one
+/// per 12 s) and per address (20, then one per 3 s); an unknown name is refused like a wrong
+/// password, as slowly.
 #[utoipa::path(
     post,
     path = "/auth/login",
@@ -41,27 +50,43 @@ fn session_cookie(token: &str, max_age_s: i64) -> String {
     responses(
         (status = 200, body = Secret, description = "a session token, also set as the balancelab_session cookie"),
         (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "too many sign-ins for this user name"),
+        (status = 422, body = ErrorBody, description = "not a possible user name"),
+        (status = 429, body = ErrorBody, description = "too many failed sign-ins from this address"),
     ),
 )]
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if state.login_limiter.check_key(&credentials.name).is_err() {
-        return Err(ApiError::TooManyRequests(
-            "too many failed sign-ins for this user; wait a minute".into(),
-        ));
+    let Credentials { name, password } = credentials;
+    if !valid_user_name(&name) {
+        return Err(ApiError::Invalid(vec![FieldError::new("name", NAME_RULE)]));
     }
-    let found = state.store.user_by_name(&credentials.name).await?;
+    let throttle = &state.login_throttle;
+    if let Err(wait) = throttle.check(address, &name) {
+        return Err(ApiError::TooManyRequests(format!(
+            "too many failed sign-ins: {}; try again in {} s",
+            login_throttle::POLICY,
+            wait.as_secs() + 1
+        )));
+    }
+    let found = state.store.user_by_name(&name).await?;
+    let hash = found.as_ref().map(|(_, hash)| hash.clone());
+    // Argon2 takes a core for a good fraction of a second: not on the async runtime.
+    let verified = tokio::task::spawn_blocking(move || verify_sign_in(&password, hash.as_deref()))
+        .await
+        .unwrap_or(false);
     let user = match found {
-        Some((user, hash)) if verify_password(&credentials.password, &hash) => user,
+        Some((user, _)) if verified => user,
         _ => {
+            throttle.failed(address, &name);
             return Err(ApiError::Unauthorized(
                 "unknown user name or wrong password".into(),
-            ))
+            ));
         }
     };
+    throttle.succeeded(address, &name);
     let (token, hash) = new_token();
     let kind = TokenKind::Session;
     let id = (state.store)
@@ -165,10 +190,8 @@ async fn revoke_token(
 /// Names are 1 to 64 letters, digits or `-_.`; passwords at least 8 characters.
 fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
     let mut errors = Vec::new();
-    let name = &credentials.name;
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
-        errors.push(FieldError::new("name", "1 to 64 letters, digits or -_."));
+    if !valid_user_name(&credentials.name) {
+        errors.push(FieldError::new("name", NAME_RULE));
     }
     if credentials.password.chars().count() < 8 {
         errors.push(FieldError::new("password", "at least 8 characters"));

@@ -5,10 +5,12 @@
 //! Handlers take these instead of axum's `Json`, `Query` and `Path`, so that every way a
 //! request can be wrong is answered alike.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use balancelab_shared::{FieldError, Role, Run, User};
@@ -211,6 +213,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                     _ => ApiError::BadParameter(FieldError::new(name, message)),
                 }
             })
+    }
+}
+
+/// The address the request came from (unspecified when the server was not told, as in
+/// tests that call the router directly).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ClientAddress(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let connected = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let address = connected.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(ClientAddress(address))
     }
 }
 

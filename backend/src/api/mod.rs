@@ -25,7 +25,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::routing::get;
 use axum::{Json, Router};
-use governor::DefaultKeyedRateLimiter;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -39,6 +38,7 @@ use error::ApiError;
 
 use crate::check::Environment;
 use crate::live::Hub;
+use crate::login_throttle::LoginThrottle;
 use crate::store::Store;
 use crate::worker::Workers;
 
@@ -53,8 +53,8 @@ pub struct AppState {
     hub: Hub,
     /// Woken when a run is queued; also knows the data directory and checkpoint folders.
     workers: Workers,
-    /// Failed logins per user name.
-    login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Failed sign-ins per address and user name.
+    login_throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -64,7 +64,7 @@ impl AppState {
             store,
             hub,
             workers,
-            login_limiter: crate::auth::login_limiter(),
+            login_throttle: Arc::default(),
         }
     }
 

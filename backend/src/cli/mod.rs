@@ -97,6 +97,20 @@ enum Command {
         #[arg(long)]
         fps: Option<u32>,
     },
+    /// Copy the store (SQLite) to a new file while the server runs; the copy opens as the
+    /// store with `--state-dir` (rename it balancelab.sqlite there) or `--database-url
+    /// sqlite:FILE`. PostgreSQL stores are backed up with pg_dump.
+    Backup {
+        /// The new file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The database: `postgres://...`; default: SQLite in --state-dir.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// Folder of the SQLite database.
+        #[arg(long, env = "BALANCELAB_STATE_DIR", default_value = "data")]
+        state_dir: PathBuf,
+    },
     /// Print the API's OpenAPI document (JSON), e.g. to generate a client.
     Openapi,
     /// List the datasets, whether they were found, and their sources and licenses.
@@ -142,6 +156,11 @@ pub fn run() -> anyhow::Result<()> {
         } => train::sweep(&config, &out, data_dir.as_deref()),
         Command::Prepare { dataset, src, fps } => data::prepare(dataset, &src, fps),
         Command::TrainProcess => balancelab::training_process::serve(),
+        Command::Backup {
+            out,
+            database_url,
+            state_dir,
+        } => server::backup(&out, database_url.as_deref(), &state_dir),
         Command::Openapi => {
             println!("{:#}", api::openapi());
             Ok(())

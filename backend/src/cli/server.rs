@@ -171,3 +171,25 @@ pub async fn worker(concurrency: usize, common: &WorkerArgs) -> anyhow::Result<(
     workers.shutdown().await;
     Ok(())
 }
+
+#[tokio::main]
+/// `balancelab backup`: a consistent copy of the SQLite store in a new file.
+pub async fn backup(
+    out: &std::path::Path,
+    database_url: Option<&str>,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let store = match database_url {
+        Some(url) => Store::connect(url).await,
+        None => {
+            let file = state_dir.join("balancelab.sqlite");
+            if !file.exists() {
+                bail!("no store at {} (see --state-dir)", file.display());
+            }
+            Store::open(&file).await
+        }
+    }?;
+    store.backup(out).await?;
+    println!("backed up to {}", out.display());
+    Ok(())
+}

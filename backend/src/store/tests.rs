@@ -367,3 +367,42 @@ async fn a_database_of_the_previous_schema_is_migrated_with_its_epochs() -> Resu
     assert_eq!(store.list_runs(&query, admin.id).await?.total, 1);
     Ok(())
 }
+
+/// A SQLite store copied while open, then opened as a store: the same runs and metrics; a
+/// PostgreSQL store points to pg_dump. SQLite commits are durable (`synchronous = FULL`).
+#[tokio::test]
+async fn a_backup_restores_every_run_and_metric() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup.sqlite");
+    let scratch = Store::scratch().await?;
+    if scratch.dialect != Dialect::Sqlite {
+        let error = scratch.backup(&out).await.unwrap_err().to_string();
+        assert!(error.contains("pg_dump"), "{error}");
+        return Ok(());
+    }
+    // A file, as the server keeps it.
+    let store = Store::open(&dir.path().join("balancelab.sqlite")).await?;
+    let user = store.create_user("owner", "hash", false).await?.unwrap();
+    let project = store.create_project("p", user.id).await?.unwrap().id;
+    let run = store.create_run(&RunConfig::default(), project).await?;
+    let events = [
+        RunEvent::Step(Box::new(step(1))),
+        RunEvent::Epoch(Box::new(epoch(1, 0.5))),
+    ];
+    store.append_events(run.id, &events).await?;
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await?;
+    assert_eq!(synchronous, 2, "FULL");
+    store.backup(&out).await?;
+    assert!(out.exists(), "{}", out.display());
+    let error = store.backup(&out).await.unwrap_err().to_string();
+    assert!(error.contains("exists"), "{error}");
+
+    let restored = Store::open(&out).await?;
+    let copy = restored.get_run(run.id).await?.unwrap();
+    assert_eq!((copy.config, copy.epochs_done), (run.config, 1));
+    assert_eq!(restored.steps(run.id).await?, store.steps(run.id).await?);
+    assert_eq!(restored.epochs(run.id).await?, store.epochs(run.id).await?);
+    Ok(())
+}

@@ -8,6 +8,7 @@
 //! when their last viewer leaves.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,42 +77,62 @@ impl Hub {
     }
 
     /// Run `id`'s log after position `after`: what is stored, then new entries as they are
-    /// stored, until the run ends (`live` false: stored entries only). A viewer that falls
-    /// too far behind is ended; it resumes by reconnecting from its last position.
+    /// stored, until the run ends (`live` false: stored entries only). The stored part is
+    /// read a page at a time as the viewer takes it, so a viewer of a long run holds one page,
+    /// not the log. A viewer that falls too far behind is ended; it resumes by reconnecting
+    /// from its last position.
     pub(crate) async fn follow(
         &self,
         id: i64,
         after: i64,
         live: bool,
     ) -> Result<impl Stream<Item = LoggedEvent> + Send + 'static, crate::store::StoreError> {
-        // Subscribe before reading the backlog: whatever is stored after the read arrives live.
-        let receiver = live.then(|| self.subscribe_run(id, after));
-        let mut backlog = Vec::new();
-        let mut cursor = after;
-        loop {
-            let page = self.store.events_after(id, cursor, PAGE).await?;
-            let full = page.len() == PAGE as usize;
-            cursor = page.last().map_or(cursor, |e| e.seq);
-            backlog.extend(page);
-            if !full {
-                break;
+        // The run's poller reads what is stored after this moment, whatever position this
+        // viewer asks for (a first viewer asking past the end must not silence the others);
+        // the viewer's own pages, read after it subscribes, cover everything up to then.
+        let stored = self.store.last_seq(id).await?;
+        let receiver = live.then(|| self.subscribe_run(id, stored));
+        let store = self.store.clone();
+        let delivered = Arc::new(AtomicI64::new(after));
+        let read = delivered.clone();
+        let backlog = stream::unfold(Some(after), move |cursor| {
+            let store = store.clone();
+            async move {
+                let cursor = cursor?;
+                match store.events_after(id, cursor, PAGE).await {
+                    Ok(page) if page.is_empty() => None,
+                    Ok(page) => {
+                        let full = page.len() == PAGE as usize;
+                        let next = page.last().map(|e| e.seq).filter(|_| full);
+                        Some((stream::iter(page), next))
+                    }
+                    Err(e) => {
+                        // Ends the stream: the viewer reconnects from its last position.
+                        tracing::warn!(run = id, error = %e, "could not read the run's log");
+                        None
+                    }
+                }
             }
-        }
-        let mut delivered = cursor;
+        })
+        .flatten()
+        .inspect(move |e| read.store(e.seq, Ordering::Relaxed));
         let live = stream::iter(receiver.map(BroadcastStream::new))
             .flatten()
             // A lagged viewer ends here.
             .take_while(|batch| std::future::ready(batch.is_ok()))
             .flat_map(move |batch| {
+                let last = delivered.load(Ordering::Relaxed);
                 let fresh: Vec<LoggedEvent> = batch
                     .into_iter()
                     .flat_map(|events| events.to_vec())
-                    .filter(|e| e.seq > delivered)
+                    .filter(|e| e.seq > last)
                     .collect();
-                delivered = fresh.last().map_or(delivered, |e| e.seq);
+                if let Some(e) = fresh.last() {
+                    delivered.store(e.seq, Ordering::Relaxed);
+                }
                 stream::iter(fresh)
             });
-        Ok(stream::iter(backlog).chain(live))
+        Ok(backlog.chain(live))
     }
 
     fn subscribe_run(&self, id: i64, after: i64) -> broadcast::Receiver<Batch> {

@@ -670,3 +670,55 @@ async fn the_live_run_list_shows_only_your_projects() {
     assert!(seen.contains(&bobs), "bob sees his run change: {seen:?}");
     assert!(!seen.contains(&admins), "and never admin's: {seen:?}");
 }
+
+/// An open stream is checked again while it runs: revoking the share link it was opened
+/// with ends it, within the re-check interval (5 s).
+#[tokio::test]
+async fn revoking_a_link_ends_the_streams_it_opened() {
+    let server = Server::start().await;
+    let admin = As::Token(server.login("admin", "admin password").await);
+    // Long enough to be training throughout.
+    let long = json!({"epochs": 10_000, "dataset": {"kind": "synthetic", "train_samples": 64, "test_samples": 32}});
+    let (_, body) = server.call(&admin, Method::POST, "/api/runs", long).await;
+    let run: Run = serde_json::from_value(body).unwrap();
+    let share = format!("/api/runs/{}/share", run.id);
+    let (_, body) = server.call(&admin, Method::POST, &share, Value::Null).await;
+    let link: Secret = serde_json::from_value(body).unwrap();
+
+    let uri = format!("/api/runs/{}/events?share={}", run.id, link.token);
+    let response = server
+        .app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    // Events flow before the revocation.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), body.frame()).await;
+    assert!(matches!(first, Ok(Some(Ok(_)))), "the stream delivers");
+
+    let (status, _) = server
+        .call(
+            &admin,
+            Method::DELETE,
+            &format!("{share}/{}", link.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream went on after its link was revoked"
+    );
+    let cancel = format!("/api/runs/{}/cancel", run.id);
+    server
+        .call(&admin, Method::POST, &cancel, Value::Null)
+        .await;
+}

@@ -1109,3 +1109,49 @@ async fn the_openapi_document_describes_every_endpoint() {
         .unwrap();
     assert!(schemes.contains_key("bearer") && schemes.contains_key("session_cookie"));
 }
+
+/// Reads SSE frames from `body` for `secs` seconds into `seen` (their ids); the newest id.
+async fn newest_within(body: &mut Body, seen: &mut Vec<i64>, secs: u64) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        if let Some(data) = frame.data_ref() {
+            seen.extend(event_ids(&String::from_utf8_lossy(data)));
+        }
+    }
+    seen.iter().copied().max().unwrap_or(0)
+}
+
+/// The ids of the SSE events in `text`.
+fn event_ids(text: &str) -> Vec<i64> {
+    (text.lines())
+        .filter_map(|line| line.strip_prefix("id: ")?.parse().ok())
+        .collect()
+}
+
+/// A first viewer that asks for a position past the end (a stale Last-Event-ID) does not
+/// silence the run for the viewers after it: they keep receiving new events.
+#[tokio::test]
+async fn a_viewer_resuming_past_the_end_does_not_silence_the_others() {
+    let app = test_app().await;
+    let long = json!({"epochs": 10_000, "dataset": {"kind": "synthetic", "train_samples": 64, "test_samples": 32}});
+    let (_, body) = post_run(&app, &long.to_string()).await;
+    let id = parse::<Run>(&body).id;
+    let open = |last: &str| {
+        let request = Request::get(format!("/api/runs/{id}/events"))
+            .header("last-event-id", last)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+    let first = open("1000000000000").await.unwrap();
+    let mut second = open("0").await.unwrap().into_body();
+    let mut seen = Vec::new();
+    let early = newest_within(&mut second, &mut seen, 2).await;
+    let later = newest_within(&mut second, &mut seen, 3).await;
+    assert!(later > early, "no new events after {early}");
+    drop(first);
+    let request = Request::post(format!("/api/runs/{id}/cancel"))
+        .body(Body::empty())
+        .unwrap();
+    send(&app, request).await;
+}

@@ -72,10 +72,13 @@ async fn run_log(
     let after = resume_position(&headers, after)?;
     // Read before the log: an ended run's log is complete, so no live part is needed.
     let run = reader.run(&state.store, id).await?;
+    let access_ends = reader.access_ends(state.store.clone(), id);
     let events = state
         .hub
         .follow(id, after, !run.status.is_terminal())
         .await?
+        // Ends when the viewer may no longer see the run (a revoked link, signed out).
+        .take_until(access_ends)
         .map(|logged| {
             Ok(Event::default()
                 .id(logged.seq.to_string())

@@ -298,6 +298,9 @@ pub(super) struct Reader {
     user: Option<User>,
     /// The run of the presented share link.
     shared: Option<i64>,
+    /// What was presented, to check again while a stream stays open.
+    token: Option<String>,
+    link: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Reader {
@@ -310,14 +313,20 @@ impl FromRequestParts<AppState> for Reader {
             None => None,
         };
         // A token that is presented must be valid, even alongside a valid link.
-        let user = match presented_token(&parts.headers) {
-            Some(token) => Some(auth::user_of_token(&state.store, &token).await?),
+        let token = presented_token(&parts.headers);
+        let user = match &token {
+            Some(token) => Some(auth::user_of_token(&state.store, token).await?),
             None => None,
         };
         match (user, shared) {
             (None, None) if link.is_some() => Err(AccessError::UnknownShareLink.into()),
             (None, None) => Err(AccessError::SignedOut.into()),
-            (user, shared) => Ok(Reader { user, shared }),
+            (user, shared) => Ok(Reader {
+                user,
+                shared,
+                token,
+                link,
+            }),
         }
     }
 }
@@ -327,7 +336,47 @@ impl Reader {
     pub(super) async fn run(&self, store: &Store, id: i64) -> Result<Run, ApiError> {
         Ok(auth::readable_run(store, self.user.as_ref(), self.shared, id).await?)
     }
+
+    /// Resolves once this reader may no longer read run `id`: its link revoked, its token
+    /// revoked or expired (signed out), its membership removed. Checked every
+    /// [`ACCESS_RECHECK`]; an open stream ends then.
+    pub(super) async fn access_ends(self, store: Store, id: i64) {
+        loop {
+            tokio::time::sleep(ACCESS_RECHECK).await;
+            if !self.still_reads(&store, id).await {
+                return;
+            }
+        }
+    }
+
+    /// Whether what this reader presented still lets it read run `id`. A store that cannot
+    /// answer now ends nothing.
+    async fn still_reads(&self, store: &Store, id: i64) -> bool {
+        let shared = match &self.link {
+            Some(link) => match auth::shared_run(store, link).await {
+                Ok(shared) => shared,
+                Err(AccessError::Store(_)) => return true,
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let user = match &self.token {
+            Some(token) => match auth::user_of_token(store, token).await {
+                Ok(user) => Some(user),
+                Err(AccessError::Store(_)) => return true,
+                Err(_) => return false,
+            },
+            None => None,
+        };
+        match auth::readable_run(store, user.as_ref(), shared, id).await {
+            Ok(_) | Err(AccessError::Store(_)) => true,
+            Err(_) => false,
+        }
+    }
 }
+
+/// How often an open stream checks that its reader may still read it.
+const ACCESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

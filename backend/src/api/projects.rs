@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, Caller, JsonBody};
 use super::{ApiError, AppState};
+use crate::store::MemberChange;
 
 /// The `/projects` routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -139,10 +140,11 @@ async fn set_member(
             "owners cannot demote themselves; another owner can".into(),
         ));
     }
-    if !state.store.set_member(id, &user, role).await? {
-        return Err(ApiError::NotFound(format!("there is no user {user:?}")));
+    match state.store.set_member(id, &user, role).await? {
+        MemberChange::Done => Ok(Json(state.store.members(id).await?)),
+        MemberChange::NoSuchMember => Err(ApiError::NotFound(format!("there is no user {user:?}"))),
+        MemberChange::LastOwner => Err(last_owner()),
     }
-    Ok(Json(state.store.members(id).await?))
 }
 
 #[utoipa::path(
@@ -174,8 +176,14 @@ async fn remove_member(
             "owners cannot remove themselves; another owner can".into(),
         ));
     }
-    if !state.store.remove_member(id, &user).await? {
-        return Err(ApiError::NotFound(format!("{user:?} is not a member")));
+    match state.store.remove_member(id, &user).await? {
+        MemberChange::Done => Ok(StatusCode::NO_CONTENT),
+        MemberChange::NoSuchMember => Err(ApiError::NotFound(format!("{user:?} is not a member"))),
+        MemberChange::LastOwner => Err(last_owner()),
     }
-    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Two owners demoting each other at the same moment: the second change is refused.
+fn last_owner() -> ApiError {
+    ApiError::Conflict("a project keeps at least one owner; this change would leave none".into())
 }

@@ -206,32 +206,62 @@ impl Store {
         rows.iter().map(member_from_row).collect()
     }
 
-    /// Gives the user named `user` `role` in `project`; false if there is no such user.
-    pub(crate) async fn set_member(&self, project: i64, user: &str, role: Role) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO members (project_id, user_id, role) \
-             SELECT $1, id, $2 FROM users WHERE name = $3 \
-             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
-        )
-        .bind(project)
-        .bind(role.as_str())
-        .bind(user)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Gives the user named `user` `role` in `project` (adding them if needed).
+    pub(crate) async fn set_member(
+        &self,
+        project: i64,
+        user: &str,
+        role: Role,
+    ) -> Result<MemberChange> {
+        let sql = "INSERT INTO members (project_id, user_id, role) \
+                   SELECT $1, id, $2 FROM users WHERE name = $3 \
+                   ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role";
+        let change = sqlx::query(sql)
+            .bind(project)
+            .bind(role.as_str())
+            .bind(user);
+        self.change_members(project, change).await
     }
 
-    /// Removes the user named `user` from `project`; false if they were not a member.
-    pub(crate) async fn remove_member(&self, project: i64, user: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM members WHERE project_id = $1 \
-             AND user_id = (SELECT id FROM users WHERE name = $2)",
+    /// Removes the user named `user` from `project`.
+    pub(crate) async fn remove_member(&self, project: i64, user: &str) -> Result<MemberChange> {
+        let sql = "DELETE FROM members WHERE project_id = $1 \
+                   AND user_id = (SELECT id FROM users WHERE name = $2)";
+        let change = sqlx::query(sql).bind(project).bind(user);
+        self.change_members(project, change).await
+    }
+
+    /// Runs `change` on `project`'s members in a transaction that keeps at least one owner:
+    /// the project's row is locked first, so two owners demoting each other at once are
+    /// serialised and the second finds itself the last.
+    async fn change_members<'q>(
+        &self,
+        project: i64,
+        change: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<MemberChange> {
+        let mut tx = self.pool.begin().await?;
+        let lock = self
+            .dialect
+            .sql("SELECT id FROM projects WHERE id = $1 FOR_UPDATE");
+        sqlx::query(&lock)
+            .bind(project)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if change.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(MemberChange::NoSuchMember);
+        }
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members WHERE project_id = $1 AND role = 'owner'",
         )
         .bind(project)
-        .bind(user)
-        .execute(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if owners == 0 {
+            // Dropped without a commit: rolled back.
+            return Ok(MemberChange::LastOwner);
+        }
+        tx.commit().await?;
+        Ok(MemberChange::Done)
     }
 
     /// Puts runs that belong to no project (made before projects existed) into `project`.
@@ -303,4 +333,15 @@ fn share_from_row(row: &AnyRow) -> Result<ShareLink> {
         created_at: row.try_get("created_at")?,
         revoked: row.try_get::<i64, _>("revoked")? != 0,
     })
+}
+
+/// What became of a change to a project's members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MemberChange {
+    /// Made.
+    Done,
+    /// No such user (to add) or member (to remove); nothing changed.
+    NoSuchMember,
+    /// It would have left the project without an owner; nothing changed.
+    LastOwner,
 }

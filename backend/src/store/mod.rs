@@ -22,6 +22,7 @@ use std::path::Path;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub(crate) use access::MemberChange;
 pub use access::TokenKind;
 pub use events::LoggedEvent;
 pub(crate) use events::ResumePoint;
@@ -89,10 +90,21 @@ impl Dialect {
         }
     }
 
-    /// `sql` with `NOW_MS` replaced by this database's clock.
+    /// Appended to a read that must hold its rows until the transaction ends. SQLite needs
+    /// none: it has one writer at a time.
+    fn for_update(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => "FOR UPDATE",
+        }
+    }
+
+    /// `sql` with `NOW_MS` replaced by this database's clock (and `SKIP_LOCKED`,
+    /// `FOR_UPDATE` by what this database says for them).
     fn sql(self, sql: &str) -> String {
         sql.replace("NOW_MS", self.now_ms())
             .replace("SKIP_LOCKED", self.skip_locked())
+            .replace("FOR_UPDATE", self.for_update())
     }
 }
 

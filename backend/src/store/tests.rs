@@ -406,3 +406,45 @@ async fn a_backup_restores_every_run_and_metric() -> Result<()> {
     assert_eq!(restored.epochs(run.id).await?, store.epochs(run.id).await?);
     Ok(())
 }
+
+/// A project never loses its last owner, also when two owners demote each other at once.
+#[tokio::test]
+async fn a_project_keeps_an_owner_whatever_changes_race() -> Result<()> {
+    use balancelab_shared::Role;
+    let (store, project, _) = setup().await?;
+    let second = store.create_user("second", "hash", false).await?.unwrap();
+    assert_eq!(
+        store.set_member(project, "owner", Role::Editor).await?,
+        MemberChange::LastOwner
+    );
+    assert_eq!(
+        store.remove_member(project, "owner").await?,
+        MemberChange::LastOwner
+    );
+    assert_eq!(
+        store.set_member(project, &second.name, Role::Owner).await?,
+        MemberChange::Done
+    );
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(
+            store.set_member(project, "owner", Role::Viewer),
+            store.set_member(project, "second", Role::Viewer),
+        );
+        let mut outcomes = [a?, b?];
+        outcomes.sort_by_key(|o| *o == MemberChange::Done);
+        assert_eq!(outcomes, [MemberChange::LastOwner, MemberChange::Done]);
+        let owners = (store.members(project).await?.iter())
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1);
+        // Both owners again for the next round.
+        for name in ["owner", "second"] {
+            store.set_member(project, name, Role::Owner).await?;
+        }
+    }
+    assert_eq!(
+        store.set_member(project, "nobody", Role::Viewer).await?,
+        MemberChange::NoSuchMember
+    );
+    Ok(())
+}

@@ -12,8 +12,9 @@
 //! - worker to child, at any time: `cancel` (stop between two steps). The end of the
 //!   worker's input (the worker is gone) cancels too.
 //!
-//! The child's standard error (its logs, a panic's message) goes on to the worker's; its last
-//! lines explain a child that ended without saying how.
+//! The child's standard error (its logs, a panic's message) goes on to the worker's; what it
+//! said there (an allocation that failed, a panic's message, its last line) explains a child
+//! that ended without saying how.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

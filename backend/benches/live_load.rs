@@ -1,4 +1,5 @@
-//! Load on loopback: 200 viewers follow a live run over SSE while 20 clients read the API.
+//! Load on loopback: 200 viewers (one share link each) follow a live run over SSE while 20
+//! clients read the API.
 //!
 //! The bench plays the worker: it claims a run and stores 10 steps every 100 ms for 10 s
 //! (1,000 events), each stamped with the moment it was handed to the store, so a viewer's
@@ -38,12 +39,11 @@ fn step(n: u64, stamp: f64) -> RunEvent {
     }))
 }
 
-/// Follows a run's events; returns the lag of each step event in seconds.
-async fn view(addr: std::net::SocketAddr, token: &str, id: i64, clock: Instant) -> Vec<f64> {
+/// Follows a run's events through share link `link`; returns the lag of each step event in
+/// seconds.
+async fn view(addr: std::net::SocketAddr, link: String, id: i64, clock: Instant) -> Vec<f64> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /api/runs/{id}/events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
-    );
+    let request = format!("GET /api/runs/{id}/events?share={link} HTTP/1.1\r\nHost: bench\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut lags = Vec::new();
     let mut pending = String::new();
@@ -141,9 +141,23 @@ async fn main() {
         .await
         .unwrap();
     store.claim_next("bench").await.unwrap().unwrap();
+    // One share link per viewer: a server lets one user or link hold only 16 streams.
+    let links: Vec<String> = (0..VIEWERS)
+        .map(|_| {
+            let secret: serde_json::Value =
+                ureq::post(&format!("http://{addr}/api/runs/{}/share", run.id))
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .send_empty()
+                    .unwrap()
+                    .body_mut()
+                    .read_json()
+                    .unwrap();
+            secret["token"].as_str().unwrap().to_owned()
+        })
+        .collect();
     let clock = Instant::now();
-    let viewers: Vec<_> = (0..VIEWERS)
-        .map(|_| tokio::spawn(view(addr, token, run.id, clock)))
+    let viewers: Vec<_> = (links.into_iter())
+        .map(|link| tokio::spawn(view(addr, link, run.id, clock)))
         .collect();
     // Let the viewers connect before the first event.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1155,3 +1155,31 @@ async fn a_viewer_resuming_past_the_end_does_not_silence_the_others() {
         .unwrap();
     send(&app, request).await;
 }
+
+/// Open live streams are capped per user (16): one more is a 429 until one closes.
+#[tokio::test]
+async fn open_streams_are_capped_per_user() {
+    let app = test_app().await;
+    let open = || {
+        let request = Request::get("/api/runs/events")
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        let response = open().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        streams.push(response);
+    }
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let error: ErrorBody = parse(&body);
+    assert!(
+        error.message.contains("at most 16 live streams"),
+        "{error:?}"
+    );
+    streams.pop();
+    assert_eq!(open().await.unwrap().status(), StatusCode::OK);
+}

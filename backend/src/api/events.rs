@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiPath, ApiQuery, Caller, Reader};
+use super::stream_slots::Holder;
 use super::{ApiError, AppState};
 
 /// The live streams' routes.
@@ -72,6 +73,7 @@ async fn run_log(
     let after = resume_position(&headers, after)?;
     // Read before the log: an ended run's log is complete, so no live part is needed.
     let run = reader.run(&state.store, id).await?;
+    let slot = state.streams.take(reader.holder())?;
     let access_ends = reader.access_ends(state.store.clone(), id);
     let events = state
         .hub
@@ -79,7 +81,9 @@ async fn run_log(
         .await?
         // Ends when the viewer may no longer see the run (a revoked link, signed out).
         .take_until(access_ends)
-        .map(|logged| {
+        .map(move |logged| {
+            // Held as long as the stream.
+            let _ = &slot;
             Ok(Event::default()
                 .id(logged.seq.to_string())
                 .data(logged.json))
@@ -103,13 +107,16 @@ async fn run_list(
     State(state): State<AppState>,
     Caller(user): Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = state.streams.take(Holder::User(user.id))?;
     // Memberships as of connecting; a client reconnects to see a project it just joined.
     let projects: Vec<i64> = (state.store.projects_of(user.id).await?.iter())
         .map(|p| p.id)
         .collect();
     let events = (state.hub.follow_runs())
         .filter(move |run| std::future::ready(projects.contains(&run.project_id)))
-        .map(|run| {
+        .map(move |run| {
+            // Held as long as the stream.
+            let _ = &slot;
             let json = serde_json::to_string(run.as_ref()).expect("runs serialize");
             Ok(Event::default().data(json))
         });

@@ -17,6 +17,7 @@ use balancelab_shared::{FieldError, Role, Run, User};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
+use super::stream_slots::Holder;
 use super::{ApiError, AppState, BODY_LIMIT};
 use crate::auth::{self, AccessError};
 use crate::store::Store;
@@ -335,6 +336,14 @@ impl Reader {
     /// Run `id`, if the reader may see it (a share link sees its own run only).
     pub(super) async fn run(&self, store: &Store, id: i64) -> Result<Run, ApiError> {
         Ok(auth::readable_run(store, self.user.as_ref(), self.shared, id).await?)
+    }
+
+    /// Who holds the streams this reader opens: the signed-in user, else the link.
+    pub(super) fn holder(&self) -> Holder {
+        match (&self.user, &self.link) {
+            (Some(user), _) => Holder::User(user.id),
+            (None, link) => Holder::Link(link.clone().unwrap_or_default()),
+        }
     }
 
     /// Resolves once this reader may no longer read run `id`: its link revoked, its token

@@ -17,6 +17,7 @@ mod responses;
 mod results;
 mod runs;
 mod share;
+mod stream_slots;
 mod sweeps;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct AppState {
     workers: Workers,
     /// Failed sign-ins per address and user name.
     login_throttle: Arc<LoginThrottle>,
+    /// Open live streams per user and share link.
+    streams: Arc<stream_slots::StreamSlots>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             hub,
             workers,
             login_throttle: Arc::default(),
+            streams: Arc::default(),
         }
     }
 

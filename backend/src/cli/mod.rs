@@ -119,7 +119,7 @@ enum Command {
         data_dir: Option<PathBuf>,
     },
     /// Train one run for a worker, which talks to it on standard input and output.
-    #[command(name = "train-process", hide = true)]
+    #[command(name = balancelab::training_process::SUBCOMMAND, hide = true)]
     TrainProcess,
 }
 

@@ -276,6 +276,28 @@ mod tests {
         Ok([y.to_dtype(DType::F32)?, grad(&x)?, grad(&w)?])
     }
 
+    /// Checks each of output, input gradient and weight gradient against `reference`.
+    fn assert_agree(ours: &[Tensor; 3], reference: &[Tensor; 3], tolerance: f32, what: &str) {
+        let names = ["output", "input gradient", "weight gradient"];
+        for ((a, b), name) in ours.iter().zip(reference).zip(names) {
+            let error = relative(a, b).unwrap();
+            assert!(error < tolerance, "{what}: {name} {error} off");
+        }
+    }
+
+    /// The loss weights for `x` convolved with `kernel`: one per output.
+    fn output_weights(
+        x: &Tensor,
+        kernel: &Tensor,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let (c_out, _, k, _) = kernel.dims4()?;
+        let side = |n: usize| (n + 2 * padding - k) / stride + 1;
+        Tensor::randn(0f32, 1.0, (b, c_out, side(h), side(w)), x.device())
+    }
+
     /// Random shapes (strides 1 to 3, kernels 1 to 7, odd and mixed-parity sides, padding up
     /// to past the kernel's reach) against BalanceLab's CPU kernels, and against Candle's own
     /// convolution where its backward pass works (sides of one parity at stride 2).
@@ -305,33 +327,22 @@ mod tests {
             );
             let x = Tensor::randn(0f32, 1.0, (b, c_in, h, w), &dev)?;
             let kernel = Tensor::randn(0f32, 1.0, (c_out, c_in, k, k), &dev)?;
-            let out = |side: usize| (side + 2 * padding - k) / stride + 1;
-            let weights = Tensor::randn(0f32, 1.0, (b, c_out, out(h), out(w)), &dev)?;
+            let weights = output_weights(&x, &kernel, stride, padding)?;
             let label = format!("{b}x{c_in}x{h}x{w}, k{k} s{stride} p{padding}");
 
             let ours = run(|x, w| conv2d(x, w, stride, padding), &x, &kernel, &weights)?;
-            let cpu = run(
-                |x, w| cpu_conv2d(x, w, stride, padding),
-                &x,
-                &kernel,
-                &weights,
-            )?;
-            let names = ["output", "input gradient", "weight gradient"];
-            for ((a, b), name) in ours.iter().zip(&cpu).zip(names) {
-                let error = relative(a, b)?;
-                assert!(error < 1e-5, "{label}: {name} {error} off the CPU kernels");
-            }
+            let cpu = |x: &Tensor, w: &Tensor| cpu_conv2d(x, w, stride, padding);
+            let cpu = run(cpu, &x, &kernel, &weights)?;
+            assert_agree(
+                &ours,
+                &cpu,
+                1e-5,
+                &format!("{label} against the CPU kernels"),
+            );
             if stride == 1 || (h % 2 == w % 2 && stride == 2) {
-                let candle = run(
-                    |x, w| x.conv2d(w, padding, stride, 1, 1),
-                    &x,
-                    &kernel,
-                    &weights,
-                )?;
-                for (a, b) in ours.iter().zip(&candle) {
-                    let error = relative(a, b)?;
-                    assert!(error < 1e-5, "{label}: {error} off Candle's convolution");
-                }
+                let candle = |x: &Tensor, w: &Tensor| x.conv2d(w, padding, stride, 1, 1);
+                let candle = run(candle, &x, &kernel, &weights)?;
+                assert_agree(&ours, &candle, 1e-5, &format!("{label} against Candle"));
                 compared_with_candle += 1;
             }
         }
@@ -352,19 +363,11 @@ mod tests {
         ] {
             let x = Tensor::randn(0f32, 1.0, (b, c_in, h, w), &dev)?;
             let kernel = Tensor::randn(0f32, 1.0, (c_out, c_in, k, k), &dev)?;
-            let y = conv2d(&x, &kernel, stride, padding)?;
-            let weights = Tensor::randn(0f32, 1.0, y.dims(), &dev)?;
+            let weights = output_weights(&x, &kernel, stride, padding)?;
             let ours = run(|x, w| conv2d(x, w, stride, padding), &x, &kernel, &weights)?;
-            let cpu = run(
-                |x, w| cpu_conv2d(x, w, stride, padding),
-                &x,
-                &kernel,
-                &weights,
-            )?;
-            for (a, b) in ours.iter().zip(&cpu) {
-                let error = relative(a, b)?;
-                assert!(error < 1e-5, "{h}x{w} k{k} s{stride}: {error}");
-            }
+            let cpu = |x: &Tensor, w: &Tensor| cpu_conv2d(x, w, stride, padding);
+            let cpu = run(cpu, &x, &kernel, &weights)?;
+            assert_agree(&ours, &cpu, 1e-5, &format!("{h}x{w} k{k} s{stride}"));
         }
         Ok(())
     }
@@ -385,10 +388,7 @@ mod tests {
             &kernel.to_dtype(DType::F16)?,
             &weights,
         )?;
-        for (a, b) in half.iter().zip(&float) {
-            let error = relative(a, b)?;
-            assert!(error < 5e-3, "{error}");
-        }
+        assert_agree(&half, &float, 5e-3, "half precision");
         Ok(())
     }
 

@@ -1,29 +1,35 @@
 //! The one check every run configuration passes before it is queued or trained, whoever
 //! starts it (the API, a sweep, the CLI, a worker): the configuration's own rules
-//! ([`RunConfig::validate`]), whether this build can drive its device, and whether its
-//! dataset is present in the data directory.
+//! ([`RunConfig::validate`]), whether this build can drive its device, whether its
+//! dataset is present in the data directory, and whether it fits the memory a run may use.
 
 use std::path::Path;
 
 use balancelab_shared::{FieldError, RunConfig, Sweep};
 
 use crate::data::catalog;
-use crate::device;
+use crate::{device, memory_estimate};
 
 /// What a configuration is checked against: the process that will train it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Environment<'a> {
     /// The folder of real datasets; without one only the synthetic data exists.
     pub data_dir: Option<&'a Path>,
+    /// Bytes a run on the CPU may use; a configuration estimated to need more is refused.
+    pub memory_budget: Option<u64>,
 }
 
 /// Checks `config` for training in `environment`, naming the field of every problem found.
-/// The dataset is looked for only once the rest is valid (its kind may be the problem).
+/// The dataset is looked for, and the memory estimated, only once the rest is valid (the
+/// loaders and the estimate assume valid sizes).
 pub fn check_run(config: &RunConfig, environment: Environment) -> Result<(), Vec<FieldError>> {
     let mut errors = config.validate().err().unwrap_or_default();
     errors.extend(device::check_supported(config.device).err());
     if errors.is_empty() {
         errors.extend(check_dataset(config, environment.data_dir).err());
+    }
+    if errors.is_empty() {
+        errors.extend(check_memory(config, environment.memory_budget));
     }
     if errors.is_empty() {
         Ok(())
@@ -40,6 +46,13 @@ pub fn check_sweep(sweep: &Sweep, environment: Environment) -> Result<(), Vec<Fi
     if errors.is_empty() {
         errors.extend(check_dataset(&sweep.base, environment.data_dir).err());
     }
+    if errors.is_empty() {
+        // The grid changes only methods, fusions and seeds: the largest of its runs speaks
+        // for all, and what to lower is in the base.
+        let refusal =
+            (sweep.configs().into_iter()).find_map(|c| check_memory(&c, environment.memory_budget));
+        errors.extend(refusal.map(|e| FieldError::new(format!("base.{}", e.field), e.message)));
+    }
     let in_base = |e: FieldError| match e.field.as_str() {
         "device" | "dataset.kind" => FieldError::new(format!("base.{}", e.field), e.message),
         _ => e,
@@ -49,6 +62,14 @@ pub fn check_sweep(sweep: &Sweep, environment: Environment) -> Result<(), Vec<Fi
     } else {
         Err(errors.into_iter().map(in_base).collect())
     }
+}
+
+/// Refuses a CPU run estimated to need more than `budget` bytes. On a GPU the activations
+/// and parameters live in the GPU's memory, which this process cannot size without a CUDA
+/// context: there, the GPU's own out-of-memory error fails the run.
+fn check_memory(config: &RunConfig, budget: Option<u64>) -> Option<FieldError> {
+    let budget = budget.filter(|_| !config.device.is_cuda())?;
+    memory_estimate::estimate(config).refusal(config, budget)
 }
 
 /// Checks that the configuration's dataset is present in `data_dir`.

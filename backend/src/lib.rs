@@ -9,7 +9,8 @@
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what;
 //!   [`login_throttle`] slows password guessing.
-//! - [`check`]: the one check of a run configuration before it is queued or trained.
+//! - [`check`]: the one check of a run configuration before it is queued or trained;
+//!   [`memory_estimate`] sizes what it will need.
 //! - [`results_table`]: results tables as CSV, Markdown or LaTeX, for the API and the CLI.
 //! - `presets`: ready-made run configurations (the papers' recipes), built in, for the API.
 //! - [`api`]: the HTTP API (Axum).
@@ -26,6 +27,7 @@ pub mod device;
 pub mod engine;
 pub mod live;
 pub mod login_throttle;
+pub mod memory_estimate;
 pub(crate) mod presets;
 pub mod results_table;
 pub mod store;
@@ -46,8 +48,13 @@ pub fn train_run(
     cancel: &CancelToken,
     emit: &mut dyn FnMut(TrainingEvent),
 ) {
-    // Checked before loading: the loaders assume valid sizes.
-    if let Err(errors) = check::check_run(config, check::Environment { data_dir }) {
+    // Checked before loading: the loaders assume valid sizes. The memory was estimated when
+    // the run was queued; here the process's own limit applies.
+    let environment = check::Environment {
+        data_dir,
+        memory_budget: None,
+    };
+    if let Err(errors) = check::check_run(config, environment) {
         let error = errors.iter().map(ToString::to_string).collect::<Vec<_>>();
         return emit(TrainingEvent::Failed {
             error: error.join("; "),

@@ -48,6 +48,9 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// Starts of one run before it is failed instead of re-queued.
     pub max_attempts: u32,
+    /// Bytes a CPU run is estimated to need at most to be queued here (see
+    /// [`crate::memory_estimate`]); normally the children's hard limit too.
+    pub memory_budget: Option<u64>,
     /// How runs' child processes start: the binary, and the memory one may use.
     pub child: ChildOptions,
 }
@@ -69,6 +72,7 @@ impl WorkerOptions {
             stale_after: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             max_attempts: 3,
+            memory_budget: default_memory_budget(),
             child: ChildOptions {
                 executable: std::env::current_exe().unwrap_or_else(|_| "balancelab".into()),
                 memory_limit: default_memory_budget(),
@@ -169,6 +173,11 @@ impl Workers {
     /// Where these workers read real datasets from, if anywhere.
     pub(crate) fn data_dir(&self) -> Option<&Path> {
         self.shared.options.data_dir.as_deref()
+    }
+
+    /// Bytes a run queued here may be estimated to need.
+    pub(crate) fn memory_budget(&self) -> Option<u64> {
+        self.shared.options.memory_budget
     }
 
     /// The folder of run `id`'s checkpoints.

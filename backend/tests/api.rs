@@ -894,20 +894,58 @@ async fn metric_series_are_downsampled_keeping_extremes() {
     );
 }
 
+/// 1,000,000 samples of 2 x 4096 floats: 32 GB.
+fn huge_dataset() -> Value {
+    json!({
+        "dataset": {"kind": "synthetic", "features": 4096, "train_samples": 1_000_000}
+    })
+}
+
+#[tokio::test]
+async fn a_run_estimated_to_need_too_much_memory_is_refused_before_it_is_queued() {
+    let app = app_with(|options| options.memory_budget = Some(3 << 29)).await;
+    let (status, body) = post_run(&app, &huge_dataset().to_string()).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let error: ErrorBody = parse(&body);
+    assert_eq!(error.fields[0].field, "dataset.train_samples");
+    let message = &error.fields[0].message;
+    assert!(
+        message.contains("more than a run may use on this server (1.5 GiB"),
+        "{message}"
+    );
+    assert!(message.contains("dataset.features"), "{message}");
+    let sweep = json!({"base": huge_dataset(), "seeds": [1, 2]});
+    let (status, body) = send(&app, request("POST", "/api/sweeps", sweep)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+    assert_eq!(
+        parse::<ErrorBody>(&body).fields[0].field,
+        "base.dataset.train_samples"
+    );
+    let (_, page): (_, RunPage) = get(&app, "/api/runs").await;
+    assert_eq!(page.total, 0, "nothing was queued");
+    // What fits is queued as before.
+    let (status, _) = post_run(&app, &small_run(json!({"kind": "mlb"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn a_run_that_needs_too_much_memory_fails_alone() {
+    // No estimate at the door, as if it were wrong: the child's hard limit alone.
     let app = app_with(|options| {
         options.concurrency = 2;
+        options.memory_budget = None;
         options.child.memory_limit = Some(3 << 29);
     })
     .await;
     let (_, body) = post_run(&app, &small_run(json!({"kind": "mlb"}))).await;
     let fine = parse::<Run>(&body).id;
-    // 1,000,000 samples of 2 x 4096 floats: 32 GB, in a process allowed 1.5 GiB.
-    let huge = json!({
-        "dataset": {"kind": "synthetic", "features": 4096, "train_samples": 1_000_000}
-    });
-    let (status, body) = post_run(&app, &huge.to_string()).await;
+    // 32 GB in a process allowed 1.5 GiB.
+    let (status, body) = post_run(&app, &huge_dataset().to_string()).await;
     assert_eq!(status, StatusCode::CREATED);
     let huge = wait_until_finished(&app, parse::<Run>(&body).id).await;
     assert_eq!(huge.run.status, RunStatus::Failed);

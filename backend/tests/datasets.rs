@@ -6,9 +6,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use balancelab::data::{ave, crema_d, ucf101};
+use balancelab::data::{ave, crema_d, footprint, ucf101};
 use balancelab::engine::{Dataset, Split, TrainingEvent};
-use balancelab_shared::{AveConfig, CremaDConfig, CremaDSplit, Ucf101Config, Ucf101Modalities};
+use balancelab_shared::{
+    AveConfig, CremaDConfig, CremaDSplit, DatasetConfig, Ucf101Config, Ucf101Modalities,
+};
 use candle_core::Device;
 use common::write_wav;
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -108,6 +110,8 @@ fn crema_d_reads_the_reference_layout() {
         dataset.input_shapes,
         [vec![1, 257, 188], vec![1, 3, 16, 16]]
     );
+    let config = DatasetConfig::CremaD(small_crema(CremaDSplit::Csv));
+    assert_eq!(footprint(&config).shapes, dataset.input_shapes);
     assert_eq!((dataset.train.len(), dataset.test.len()), (18, 6));
     let (inputs, labels) = read_all(&dataset.test);
     assert_eq!(labels, [0, 1, 2, 3, 4, 5]);
@@ -235,6 +239,10 @@ fn ave_reads_its_lists_with_a_validation_split() {
         dataset.input_shapes,
         [vec![1, 257, 454], vec![4, 3, 16, 16]]
     );
+    assert_eq!(
+        footprint(&DatasetConfig::Ave(config.clone())).shapes,
+        dataset.input_shapes
+    );
     let validation = dataset
         .validation
         .as_ref()
@@ -312,6 +320,10 @@ fn ucf101_audio_rgb_keeps_the_classes_with_sound() {
         dataset.input_shapes,
         [vec![1, 257, 454], vec![3, 3, 16, 16]]
     );
+    assert_eq!(
+        footprint(&DatasetConfig::Ucf101(config.clone())).shapes,
+        dataset.input_shapes
+    );
     let (_, labels) = read_all(&dataset.test);
     assert_eq!(
         labels,
@@ -331,6 +343,10 @@ fn ucf101_rgb_flow_uses_every_class() {
     assert_eq!(
         dataset.input_shapes,
         [vec![3, 3, 16, 16], vec![3, 2, 16, 16]]
+    );
+    assert_eq!(
+        footprint(&DatasetConfig::Ucf101(config.clone())).shapes,
+        dataset.input_shapes
     );
     let (inputs, labels) = read_all(&dataset.test);
     assert_eq!(labels, [0, 1, 2]);

@@ -72,10 +72,12 @@ impl AppState {
         }
     }
 
-    /// What run configurations are checked against: this server's data directory.
+    /// What run configurations are checked against: this server's data directory and the
+    /// memory its runs may use.
     fn environment(&self) -> Environment<'_> {
         Environment {
             data_dir: self.workers.data_dir(),
+            memory_budget: self.workers.memory_budget(),
         }
     }
 }

@@ -35,8 +35,9 @@ pub struct WorkerArgs {
     /// last checkpoint).
     #[arg(long, default_value_t = 30.0)]
     stale_after_secs: f64,
-    /// GiB of memory one run may use on the CPU (its process's address space); a run that
-    /// needs more fails alone. Default: three quarters of the machine's memory.
+    /// GiB of memory one run may use on the CPU: a run estimated to need more is refused
+    /// before it is queued, and a run's process is limited to it (its address space), so a
+    /// run that needs more fails alone. Default: three quarters of the machine's memory.
     #[arg(long)]
     memory_budget: Option<f64>,
 }
@@ -79,6 +80,7 @@ impl WorkerArgs {
             data_dir: self.data_dir.clone(),
             heartbeat,
             stale_after,
+            memory_budget,
             child: ChildOptions {
                 memory_limit: memory_budget,
                 ..defaults.child.clone()

@@ -19,8 +19,7 @@ pub fn read_config(path: &Path, data_dir: Option<&Path>) -> anyhow::Result<RunCo
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: RunConfig = toml::from_str(&text)
         .with_context(|| format!("invalid configuration {}", path.display()))?;
-    check_run(&config, Environment { data_dir })
-        .map_err(|errors| invalid("configuration", path, &errors))?;
+    check_run(&config, here(data_dir)).map_err(|errors| invalid("configuration", path, &errors))?;
     Ok(config)
 }
 
@@ -29,9 +28,17 @@ fn read_sweep(path: &Path, data_dir: Option<&Path>) -> anyhow::Result<Sweep> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let sweep: Sweep =
         toml::from_str(&text).with_context(|| format!("invalid sweep {}", path.display()))?;
-    check_sweep(&sweep, Environment { data_dir })
-        .map_err(|errors| invalid("sweep", path, &errors))?;
+    check_sweep(&sweep, here(data_dir)).map_err(|errors| invalid("sweep", path, &errors))?;
     Ok(sweep)
+}
+
+/// This process, which trains what it reads: the data directory and three quarters of the
+/// machine's memory.
+fn here(data_dir: Option<&Path>) -> Environment<'_> {
+    Environment {
+        data_dir,
+        memory_budget: balancelab::worker::default_memory_budget(),
+    }
 }
 
 /// The error of a file whose fields are invalid: one line per field.

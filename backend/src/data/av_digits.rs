@@ -18,7 +18,7 @@ use rand::SeedableRng;
 
 use super::audio::{read_wav, tile, LogSpectrogram};
 use super::mnist::{load_mnist_part, MnistPart};
-use super::{files_with_extension, DataError};
+use super::{files_with_extension, DataError, Footprint};
 use crate::engine::{Dataset, Split};
 
 const SAMPLE_RATE: u32 = 8000;
@@ -142,6 +142,23 @@ fn pair(recordings: &[&Recording], mnist: &MnistPart, seed: u64) -> Result<Vec<u
             Ok(i)
         })
         .collect()
+}
+
+/// FSDD's recordings: 6 speakers, 10 digits, 50 takes each.
+const RECORDINGS: usize = 3000;
+
+/// The spectrogram and image shapes, and every recording (paired with an image) in memory.
+pub fn footprint() -> Footprint {
+    let stft = LogSpectrogram::new(N_FFT, HOP);
+    let side = MnistPart::SIDE;
+    Footprint {
+        shapes: vec![
+            vec![1, stft.bins(), stft.frames(CLIP_SAMPLES)],
+            vec![1, side, side],
+        ],
+        classes: CLASSES,
+        samples_in_memory: Some(RECORDINGS),
+    }
 }
 
 /// Loads AV digits into memory, split by take or by speaker as `config` asks, each recording
@@ -271,6 +288,7 @@ mod tests {
         // Takes 0-4 are test: 3 digits x 2 speakers x 5 takes; 1 take each for training.
         assert_eq!((data.train.len(), data.test.len()), (6, 30));
         assert_eq!(data.input_shapes, [vec![1, 129, 63], vec![1, 28, 28]]);
+        assert_eq!(footprint().shapes, data.input_shapes);
         // Every image shows the recording's digit: fixture image i is filled with i, and
         // the test part's labels are [2, 1, 0], so digit d's image is filled with 2 - d.
         let labels = data.test.labels.to_vec1::<u32>().unwrap();

@@ -83,6 +83,9 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, DataError> {
     Ok(events)
 }
 
+/// Event classes in the release's annotations.
+pub const CLASSES: usize = 28;
+
 /// `Image-{fps:02}-FPS-SE`: the event windows' frames, as the reference code names it.
 pub fn frames_folder(fps: u32) -> String {
     format!("Image-{fps:02}-FPS-SE")

@@ -18,7 +18,7 @@ pub mod ucf101;
 
 use std::path::{Path, PathBuf};
 
-use balancelab_shared::{DatasetConfig, DatasetInfo, MfeatView};
+use balancelab_shared::{DatasetConfig, DatasetInfo, MfeatView, Ucf101Modalities};
 use candle_core::Device;
 
 use av_digits::load_av_digits;
@@ -94,6 +94,54 @@ pub fn load(
         DatasetConfig::Ave(c) => ave::load_ave(root()?, c, cache_dir(), device)?,
         DatasetConfig::Ucf101(c) => ucf101::load_ucf101(root()?, c, cache_dir(), device)?,
     })
+}
+
+/// What a dataset gives the model and holds in memory, known from its configuration alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Footprint {
+    /// Each modality's sample shape.
+    pub shapes: Vec<Vec<usize>>,
+    /// Number of classes.
+    pub classes: usize,
+    /// Samples of all splits held in memory; `None` for datasets decoded batch by batch.
+    pub samples_in_memory: Option<usize>,
+}
+
+/// The footprint of `config`'s dataset, for estimating a run's memory before it starts.
+pub fn footprint(config: &DatasetConfig) -> Footprint {
+    let on_disk = |streams: Vec<clips::Stream>, classes| Footprint {
+        shapes: streams.iter().map(clips::Stream::shape).collect(),
+        classes,
+        samples_in_memory: None,
+    };
+    let root = Path::new("");
+    match config {
+        DatasetConfig::Synthetic(s) => Footprint {
+            shapes: vec![vec![s.features as usize]; s.noise.len()],
+            classes: s.classes as usize,
+            samples_in_memory: Some(s.train_samples as usize + s.test_samples as usize),
+        },
+        DatasetConfig::Mfeat(m) => Footprint {
+            shapes: m.views.iter().map(|v| vec![v.features()]).collect(),
+            classes: 10,
+            samples_in_memory: Some(tabular::MFEAT_SAMPLES),
+        },
+        DatasetConfig::DigitsHalves(_) => Footprint {
+            shapes: vec![vec![1, 8, 4]; 2],
+            classes: 10,
+            samples_in_memory: Some(tabular::DIGITS_SAMPLES),
+        },
+        DatasetConfig::AvDigits(_) => av_digits::footprint(),
+        DatasetConfig::CremaD(c) => on_disk(crema_d::streams(root, c), crema_d::EMOTIONS.len()),
+        DatasetConfig::Ave(c) => on_disk(ave::streams(root, c), ave::CLASSES),
+        DatasetConfig::Ucf101(c) => on_disk(
+            ucf101::streams(root, c),
+            match c.modalities {
+                Ucf101Modalities::AudioRgb => ucf101::CLASSES_WITH_SOUND,
+                Ucf101Modalities::RgbFlow => ucf101::CLASSES,
+            },
+        ),
+    }
 }
 
 /// Every dataset BalanceLab knows, whether its files are present, and its attribution.

@@ -93,6 +93,11 @@ pub fn digits_path(root: &Path) -> PathBuf {
     root.join("digits").join("digits.csv.gz")
 }
 
+/// Samples (handwritten numerals) in each file of UCI Multiple Features.
+pub const MFEAT_SAMPLES: usize = 2000;
+/// Samples in scikit-learn's copy of the optical digits.
+pub const DIGITS_SAMPLES: usize = 1797;
+
 /// The chosen mfeat views, checked to describe the same samples.
 pub fn load_mfeat(root: &Path, views: &[MfeatView]) -> Result<Table, DataError> {
     let mut table = Table {

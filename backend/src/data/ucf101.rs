@@ -42,6 +42,11 @@ fn lines(path: &Path) -> Result<Vec<(usize, String)>, DataError> {
     Ok(lines)
 }
 
+/// Actions of the full release.
+pub const CLASSES: usize = 101;
+/// Actions whose videos have a sound track.
+pub const CLASSES_WITH_SOUND: usize = 51;
+
 /// Class names in `classInd.txt` order (index 1 first).
 pub fn read_classes(path: &Path) -> Result<Vec<String>, DataError> {
     let mut classes = Vec::new();

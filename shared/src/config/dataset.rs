@@ -282,6 +282,18 @@ impl MfeatView {
         Self::Mor,
     ];
 
+    /// Features per sample in the view's file.
+    pub fn features(self) -> usize {
+        match self {
+            Self::Fou => 76,
+            Self::Fac => 216,
+            Self::Kar => 64,
+            Self::Pix => 240,
+            Self::Zer => 47,
+            Self::Mor => 6,
+        }
+    }
+
     /// The view's name as in the JSON and TOML forms (`fac`).
     pub fn name(self) -> &'static str {
         match self {

@@ -140,7 +140,7 @@ async fn main() {
         .create_run(&RunConfig::default(), project)
         .await
         .unwrap();
-    store.claim_next("bench").await.unwrap().unwrap();
+    let lease = store.claim_next("bench").await.unwrap().unwrap().lease;
     // One share link per viewer: a server lets one user or link hold only 16 streams.
     let links: Vec<String> = (0..VIEWERS)
         .map(|_| {
@@ -181,7 +181,7 @@ async fn main() {
         hub.notify(run.id);
     }
     store
-        .finish(run.id, "bench", RunStatus::Completed, None)
+        .finish(run.id, &lease, RunStatus::Completed, None)
         .await
         .unwrap();
     hub.notify(run.id);

@@ -99,7 +99,7 @@ async fn seed(state: &Path) -> Vec<i64> {
         assert_eq!(claim.run.id, created.id);
         store.append_events(created.id, &events(run)).await.unwrap();
         store
-            .finish(created.id, "bench", RunStatus::Completed, None)
+            .finish(created.id, &claim.lease, RunStatus::Completed, None)
             .await
             .unwrap();
         ids.push(created.id);

@@ -5,7 +5,8 @@
 //! - [`device`]: the CPU, or a CUDA GPU with the `cuda` feature.
 //! - [`store`]: runs, their event logs and the run queue (SQLite or PostgreSQL).
 //! - [`worker`]: claims queued runs and trains them, here or on other machines, each in a
-//!   child process ([`training_process`]).
+//!   child process ([`training_process`]), each claim checkpointing into its own folder
+//!   ([`attempt_folders`]).
 //! - [`live`]: live updates for viewers, read from the store.
 //! - [`auth`]: users, tokens, roles in projects, share links: who may do what;
 //!   [`login_throttle`] slows password guessing.
@@ -19,6 +20,7 @@
 
 pub mod allocator;
 pub mod api;
+pub mod attempt_folders;
 pub mod auth;
 pub mod check;
 pub mod cpu_threads;

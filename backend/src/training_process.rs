@@ -43,10 +43,10 @@ pub struct Job {
     pub config: RunConfig,
     /// Where real datasets are read from.
     pub data_dir: Option<PathBuf>,
-    /// The run's checkpoint folder.
+    /// The folder this attempt writes its checkpoints to.
     pub checkpoint_dir: PathBuf,
-    /// Whether to resume from the checkpoint there.
-    pub resume: bool,
+    /// The folder of the last checkpoint to resume from, if any.
+    pub resume_from: Option<PathBuf>,
 }
 
 /// How children are started.
@@ -105,7 +105,7 @@ pub fn serve() -> anyhow::Result<()> {
     let mut output = std::io::stdout().lock();
     let checkpointing = Checkpointing {
         dir: Some(&job.checkpoint_dir),
-        resume: job.resume,
+        resume_from: job.resume_from.as_deref(),
     };
     crate::train_run(
         &job.config,

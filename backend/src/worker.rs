@@ -19,9 +19,10 @@ use balancelab_shared::{RunConfig, RunEvent, RunStatus};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::engine::{CancelToken, Checkpoint, TrainingEvent};
+use crate::attempt_folders;
+use crate::engine::{CancelToken, TrainingEvent};
 use crate::live::Hub;
-use crate::store::{Claim, Heartbeat, ResumePoint, Store};
+use crate::store::{Claim, Heartbeat, Lease, ResumePoint, Store};
 use crate::training_process::{self, ChildOptions, Job, Report};
 
 /// Steps written per transaction at most; a partial batch is written after [`FLUSH_AFTER`].
@@ -37,7 +38,8 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Where real datasets are read from.
     pub data_dir: Option<PathBuf>,
-    /// Checkpoints go to `{checkpoint_dir}/{run id}/`. Workers on several machines resume
+    /// Checkpoints go to `{checkpoint_dir}/{run id}/attempt-{n}/` (see
+    /// [`attempt_folders`]). Workers on several machines resume
     /// each other's runs only if they share this folder.
     pub checkpoint_dir: PathBuf,
     /// How often a training run's worker proves it is alive and checks for cancellation.
@@ -207,7 +209,7 @@ async fn work(shared: Arc<Shared>, slot: usize) {
                 let (run, attempt) = (claim.run.id, claim.run.attempts);
                 tracing::info!(worker = name, run, attempt, "claimed a run");
                 shared.hub.notify(run);
-                execute(&shared, &name, claim).await;
+                execute(&shared, claim).await;
                 continue;
             }
             Ok(None) => {}
@@ -247,11 +249,12 @@ async fn reap(shared: Arc<Shared>) {
     }
 }
 
-async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
+async fn execute(shared: &Arc<Shared>, claim: Claim) {
     let id = claim.run.id;
     let store = &shared.store;
+    let lease = &claim.lease;
     let finish = |status: RunStatus, error: Option<String>| async move {
-        match store.finish(id, worker, status, error.as_deref()).await {
+        match store.finish(id, lease, status, error.as_deref()).await {
             Ok(true) => tracing::info!(run = id, status = status.as_str(), "run ended"),
             Ok(false) => tracing::warn!(run = id, "the run was taken from this worker"),
             Err(e) => tracing::error!(run = id, error = %e, "could not record the run's end"),
@@ -271,13 +274,22 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
             return finish(status, Some(error)).await;
         }
     };
-    let checkpoints = shared.options.checkpoint_dir.join(id.to_string());
-    let has_checkpoint = Checkpoint::Last.exists_in(&checkpoints);
-    if resume.epoch > 0 && !has_checkpoint {
+    let run_dir = shared.options.checkpoint_dir.join(id.to_string());
+    let attempt = match attempt_folders::start(&run_dir, lease.fence) {
+        Ok(attempt) => attempt,
+        Err(e) => {
+            let error = format!(
+                "its checkpoint folder {} is unusable: {e}",
+                run_dir.display()
+            );
+            return finish(RunStatus::Failed, Some(error)).await;
+        }
+    };
+    if resume.epoch > 0 && attempt.resume_from.is_none() {
         let error = format!(
             "it was interrupted after epoch {} and its checkpoint is not in {} on this worker",
             resume.epoch,
-            checkpoints.display()
+            run_dir.display()
         );
         return finish(RunStatus::Failed, Some(error)).await;
     }
@@ -298,17 +310,10 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
         reason.lock().unwrap().get_or_insert(StopReason::Shutdown);
     }
 
-    let heartbeat = tokio::spawn(beat(shared.clone(), worker.to_owned(), id));
+    let heartbeat = tokio::spawn(beat(shared.clone(), lease.clone(), id));
     let (reports, received) = mpsc::channel(2 * STEP_BATCH);
-    let checkpointing = (checkpoints, has_checkpoint);
-    let training = spawn_training(
-        shared,
-        claim.run.config.clone(),
-        checkpointing,
-        cancel,
-        reports,
-    );
-    let outcome = record(shared, id, resume, received).await;
+    let training = spawn_training(shared, claim.run.config.clone(), attempt, cancel, reports);
+    let outcome = record(shared, (id, lease), resume, received).await;
     heartbeat.abort();
     let outcome = match training.await {
         Err(panic) => Some(TrainingEvent::Failed {
@@ -337,15 +342,15 @@ async fn execute(shared: &Arc<Shared>, worker: &str, claim: Claim) {
 fn spawn_training(
     shared: &Shared,
     config: RunConfig,
-    (checkpoint_dir, resume): (PathBuf, bool),
+    attempt: attempt_folders::Attempt,
     cancel: CancelToken,
     reports: mpsc::Sender<Report>,
 ) -> tokio::task::JoinHandle<()> {
     let job = Job {
         config,
         data_dir: shared.options.data_dir.clone(),
-        checkpoint_dir,
-        resume,
+        checkpoint_dir: attempt.dir,
+        resume_from: attempt.resume_from,
     };
     let child = shared.options.child.clone();
     tokio::spawn(async move { training_process::train(&child, job, cancel, reports).await })
@@ -373,11 +378,11 @@ fn end_status(
 }
 
 /// Sends heartbeats for run `id` until aborted; stops the run when the store says so.
-async fn beat(shared: Arc<Shared>, worker: String, id: i64) {
+async fn beat(shared: Arc<Shared>, lease: Lease, id: i64) {
     let mut interval = tokio::time::interval(shared.options.heartbeat);
     loop {
         interval.tick().await;
-        let reason = match shared.store.heartbeat(id, &worker).await {
+        let reason = match shared.store.heartbeat(id, &lease).await {
             Ok(Heartbeat::Continue) => continue,
             Ok(Heartbeat::Cancel) => StopReason::Cancelled,
             Ok(Heartbeat::Lost) => StopReason::Lost,
@@ -392,11 +397,11 @@ async fn beat(shared: Arc<Shared>, worker: String, id: i64) {
     }
 }
 
-/// Writes the engine's reports to the store (steps in batches) and wakes the viewers;
-/// returns the terminal event.
+/// Writes the engine's reports to the store (steps in batches) while the run is held under
+/// `lease`, and wakes the viewers; returns the terminal event.
 async fn record(
     shared: &Arc<Shared>,
-    id: i64,
+    (id, lease): (i64, &Lease),
     resume: ResumePoint,
     mut received: mpsc::Receiver<Report>,
 ) -> Option<TrainingEvent> {
@@ -410,7 +415,7 @@ async fn record(
             match tokio::time::timeout(FLUSH_AFTER, received.recv()).await {
                 Ok(report) => report,
                 Err(_elapsed) => {
-                    flush(shared, id, &mut batch, &mut waiting).await;
+                    flush(shared, (id, lease), &mut batch, &mut waiting).await;
                     continue;
                 }
             }
@@ -433,38 +438,46 @@ async fn record(
             batch.push(event);
         }
         if is_epoch || batch.len() >= STEP_BATCH {
-            flush(shared, id, &mut batch, &mut waiting).await;
+            flush(shared, (id, lease), &mut batch, &mut waiting).await;
         }
     }
-    flush(shared, id, &mut batch, &mut waiting).await;
+    flush(shared, (id, lease), &mut batch, &mut waiting).await;
     outcome
 }
 
 async fn flush(
     shared: &Arc<Shared>,
-    id: i64,
+    (id, lease): (i64, &Lease),
     batch: &mut Vec<RunEvent>,
     waiting: &mut Vec<oneshot::Sender<bool>>,
 ) {
+    let stop = |reason| {
+        if let Some(local) = shared.local.lock().unwrap().get(&id) {
+            local.stop(reason);
+        }
+    };
     let lost = (shared.local.lock().unwrap().get(&id))
         .is_some_and(|l| *l.reason.lock().unwrap() == Some(StopReason::Lost));
     let mut stored = !lost;
     if !batch.is_empty() && !lost {
         // A write that fails is retried once; if the store stays unreachable the run is
         // stopped, since what it computes could not be kept.
-        let mut written = shared.store.append_events(id, batch).await;
+        let mut written = shared.store.append_held_events(id, lease, batch).await;
         if written.is_err() {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            written = shared.store.append_events(id, batch).await;
+            written = shared.store.append_held_events(id, lease, batch).await;
         }
         match written {
-            Ok(_) => shared.hub.notify(id),
+            Ok(Some(_)) => shared.hub.notify(id),
+            Ok(None) => {
+                stored = false;
+                tracing::warn!(run = id, "the run was taken from this worker: stopping it");
+                stop(StopReason::Lost);
+            }
             Err(e) => {
                 stored = false;
                 tracing::error!(run = id, error = %e, "could not store the run's metrics");
-                if let Some(local) = shared.local.lock().unwrap().get(&id) {
-                    local.stop(StopReason::Shutdown);
-                }
+                stop(StopReason::Shutdown);
             }
         }
     }

@@ -111,7 +111,7 @@ pub fn train(
     let mut reporter = ProgressReporter::new(metrics_file, config.dataset.modality_names());
     let checkpoints = Checkpointing {
         dir: Some(&checkpoint_dir),
-        resume,
+        resume_from: resume.then_some(checkpoint_dir.as_path()),
     };
     let cancel = CancelToken::default();
     balancelab::train_run(config, data_dir, checkpoints, &cancel, &mut |event| {

@@ -21,12 +21,14 @@ const SQLITE: Migrations = migrations!("sqlite":
     2 "0002_queue_and_event_log.sql",
     3 "0003_users_projects_sharing.sql",
     4 "0004_run_pace_and_best_heads.sql",
+    5 "0005_run_fence.sql",
 );
 
 const POSTGRES: Migrations = migrations!("postgres":
     1 "0001_schema.sql",
     2 "0002_users_projects_sharing.sql",
     3 "0003_run_pace_and_best_heads.sql",
+    4 "0004_run_fence.sql",
 );
 
 #[derive(Debug)]

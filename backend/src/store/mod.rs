@@ -26,8 +26,8 @@ pub(crate) use access::MemberChange;
 pub use access::TokenKind;
 pub use events::LoggedEvent;
 pub(crate) use events::ResumePoint;
-pub use queue::Claim;
 pub(crate) use queue::{Cancellation, Heartbeat};
+pub use queue::{Claim, Lease};
 
 use balancelab_shared::{Run, RunStatus};
 

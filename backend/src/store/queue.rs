@@ -9,7 +9,7 @@
 use balancelab_shared::{Run, RunEvent, RunStatus};
 use sqlx::Row;
 
-use super::events::append;
+use super::events::{append, LoggedEvent};
 use super::{run_from_row, Result, Store, RUN_COLUMNS};
 
 /// What a worker learns from a heartbeat.
@@ -35,12 +35,30 @@ pub(crate) enum Cancellation {
     NotActive,
 }
 
+/// A worker's hold on a claimed run: the worker's name and the claim's fencing token,
+/// raised by every claim of the run. Every write made for the run checks both, in the same
+/// statement or transaction, so a worker that lost the run writes nothing, even one that
+/// has since claimed it again under the same name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker holding the run.
+    pub worker: String,
+    /// The claim's fencing token.
+    pub fence: i64,
+}
+
 /// A claimed run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Claim {
     /// The run, as it is now: running, its attempts counted.
     pub run: Run,
+    /// What the claiming worker's writes for the run must show.
+    pub lease: Lease,
 }
+
+/// The condition of a write by the holder of a lease: run `$1`, held by worker `$2` under
+/// fence `$3`.
+const HELD: &str = "id = $1 AND worker = $2 AND fence = $3 AND status = 'running'";
 
 impl Store {
     /// Claims the oldest queued run for `worker`, marking it running. Two workers never get
@@ -49,10 +67,10 @@ impl Store {
     pub async fn claim_next(&self, worker: &str) -> Result<Option<Claim>> {
         let sql = self.dialect.sql(&format!(
             "UPDATE runs SET status = 'running', worker = $1, heartbeat_ms = NOW_MS, \
-             attempts = attempts + 1, cancel_requested = 0, error = NULL, updated_ms = NOW_MS \
-             WHERE status = 'queued' AND id = \
+             attempts = attempts + 1, fence = fence + 1, cancel_requested = 0, error = NULL, \
+             updated_ms = NOW_MS WHERE status = 'queued' AND id = \
              (SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1 SKIP_LOCKED) \
-             RETURNING {RUN_COLUMNS}"
+             RETURNING {RUN_COLUMNS}, fence"
         ));
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query(&sql)
@@ -63,24 +81,28 @@ impl Store {
             return Ok(None);
         };
         let run = run_from_row(&row)?;
+        let lease = Lease {
+            worker: worker.to_owned(),
+            fence: row.try_get("fence")?,
+        };
         let event = RunEvent::Status {
             status: RunStatus::Running,
             error: None,
         };
         append(&mut tx, self.dialect, run.id, &[event]).await?;
         tx.commit().await?;
-        Ok(Some(Claim { run }))
+        Ok(Some(Claim { run, lease }))
     }
 
-    /// Records that `worker` is alive and still training run `id`.
-    pub(crate) async fn heartbeat(&self, id: i64, worker: &str) -> Result<Heartbeat> {
-        let sql = self.dialect.sql(
-            "UPDATE runs SET heartbeat_ms = NOW_MS WHERE id = $1 AND worker = $2 \
-             AND status = 'running' RETURNING cancel_requested",
-        );
+    /// Records that the holder of `lease` is alive and still training run `id`.
+    pub(crate) async fn heartbeat(&self, id: i64, lease: &Lease) -> Result<Heartbeat> {
+        let sql = self.dialect.sql(&format!(
+            "UPDATE runs SET heartbeat_ms = NOW_MS WHERE {HELD} RETURNING cancel_requested"
+        ));
         let row = sqlx::query(&sql)
             .bind(id)
-            .bind(worker)
+            .bind(&lease.worker)
+            .bind(lease.fence)
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
@@ -90,15 +112,15 @@ impl Store {
         })
     }
 
-    /// Ends `worker`'s hold on run `id` with `status` (completed, failed, cancelled, or
+    /// Ends the hold of `lease` on run `id` with `status` (completed, failed, cancelled, or
     /// queued to give it back unfinished). Returns false, changing nothing, if the run is no
-    /// longer this worker's. A run given back without an error (on shutdown) gets its start
+    /// longer held under this lease. A run given back without an error (on shutdown) gets its start
     /// back; one given back with an error (a start that could not work) keeps it counted, so
     /// that it fails after the attempt limit rather than cycle between workers forever.
     pub async fn finish(
         &self,
         id: i64,
-        worker: &str,
+        lease: &Lease,
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<bool> {
@@ -108,16 +130,16 @@ impl Store {
             "attempts"
         };
         let sql = self.dialect.sql(&format!(
-            "UPDATE runs SET status = $1, error = $2, worker = NULL, heartbeat_ms = NULL, \
-             attempts = {attempts}, updated_ms = NOW_MS \
-             WHERE id = $3 AND worker = $4 AND status = 'running'"
+            "UPDATE runs SET status = $4, error = $5, worker = NULL, heartbeat_ms = NULL, \
+             attempts = {attempts}, updated_ms = NOW_MS WHERE {HELD}"
         ));
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&sql)
+            .bind(id)
+            .bind(&lease.worker)
+            .bind(lease.fence)
             .bind(status.as_str())
             .bind(error)
-            .bind(id)
-            .bind(worker)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -130,6 +152,34 @@ impl Store {
         append(&mut tx, self.dialect, id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Appends `events` to run `id`'s log, as [`Store::append_events`] does, if the run is
+    /// still held under `lease`; `None`, writing nothing, if it is not.
+    pub(crate) async fn append_held_events(
+        &self,
+        id: i64,
+        lease: &Lease,
+        events: &[RunEvent],
+    ) -> Result<Option<Vec<LoggedEvent>>> {
+        let mut tx = self.pool.begin().await?;
+        // Taking the row (PostgreSQL) or the database (SQLite) for writing first: the lease
+        // cannot end between this check and the events' insertion.
+        let sql = self
+            .dialect
+            .sql(&format!("UPDATE runs SET updated_ms = NOW_MS WHERE {HELD}"));
+        let held = sqlx::query(&sql)
+            .bind(id)
+            .bind(&lease.worker)
+            .bind(lease.fence)
+            .execute(&mut *tx)
+            .await?;
+        if held.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let logged = append(&mut tx, self.dialect, id, events).await?;
+        tx.commit().await?;
+        Ok(Some(logged))
     }
 
     /// Cancels a queued run at once, or asks the worker of a running one to stop.

@@ -129,16 +129,17 @@ async fn the_queue_hands_each_run_to_one_worker_in_order() -> Result<()> {
     );
     assert!(store.claim_next("w3").await?.is_none());
 
-    assert_eq!(store.heartbeat(a.id, "w1").await?, Heartbeat::Continue);
-    assert_eq!(store.heartbeat(a.id, "w2").await?, Heartbeat::Lost);
+    let (w1, w2) = (&first.lease, &second.lease);
+    assert_eq!(store.heartbeat(a.id, w1).await?, Heartbeat::Continue);
+    assert_eq!(store.heartbeat(a.id, w2).await?, Heartbeat::Lost);
     assert_eq!(store.request_cancel(a.id).await?, Cancellation::Requested);
-    assert_eq!(store.heartbeat(a.id, "w1").await?, Heartbeat::Cancel);
+    assert_eq!(store.heartbeat(a.id, w1).await?, Heartbeat::Cancel);
     // Only the holder may finish a run.
-    assert!(!store.finish(a.id, "w2", RunStatus::Completed, None).await?);
-    assert!(store.finish(a.id, "w1", RunStatus::Cancelled, None).await?);
+    assert!(!store.finish(a.id, w2, RunStatus::Completed, None).await?);
+    assert!(store.finish(a.id, w1, RunStatus::Cancelled, None).await?);
     assert!(
         store
-            .finish(b.id, "w2", RunStatus::Failed, Some("boom"))
+            .finish(b.id, w2, RunStatus::Failed, Some("boom"))
             .await?
     );
     let b = store.get_run(b.id).await?.unwrap();
@@ -172,7 +173,7 @@ async fn the_queue_hands_each_run_to_one_worker_in_order() -> Result<()> {
 async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Result<()> {
     let (store, project, _) = setup().await?;
     let run = store.create_run(&RunConfig::default(), project).await?;
-    store.claim_next("w1").await?.unwrap();
+    let w1 = store.claim_next("w1").await?.unwrap().lease;
     // Fresh heartbeat: not stale yet.
     assert!(store.requeue_stale(60_000, 2).await?.is_empty());
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
@@ -180,10 +181,10 @@ async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Resu
         store.requeue_stale(10, 2).await?,
         [(run.id, RunStatus::Queued)]
     );
-    assert_eq!(store.heartbeat(run.id, "w1").await?, Heartbeat::Lost);
+    assert_eq!(store.heartbeat(run.id, &w1).await?, Heartbeat::Lost);
     assert!(
         !store
-            .finish(run.id, "w1", RunStatus::Completed, None)
+            .finish(run.id, &w1, RunStatus::Completed, None)
             .await?
     );
 
@@ -199,25 +200,64 @@ async fn a_silent_worker_loses_its_run_to_the_queue_then_the_run_fails() -> Resu
 
     // Given back on shutdown: queued again without using up an attempt.
     let other = store.create_run(&RunConfig::default(), project).await?;
-    store.claim_next("w1").await?.unwrap();
+    let lease = store.claim_next("w1").await?.unwrap().lease;
     assert!(
         store
-            .finish(other.id, "w1", RunStatus::Queued, None)
+            .finish(other.id, &lease, RunStatus::Queued, None)
             .await?
     );
     let other = store.get_run(other.id).await?.unwrap();
     assert_eq!((other.status, other.attempts), (RunStatus::Queued, 0));
 
     // Given back because the start could not work: the attempt stays counted.
-    store.claim_next("w1").await?.unwrap();
+    let lease = store.claim_next("w1").await?.unwrap().lease;
     let error = Some("its stored progress could not be read");
     assert!(
         store
-            .finish(other.id, "w1", RunStatus::Queued, error)
+            .finish(other.id, &lease, RunStatus::Queued, error)
             .await?
     );
     let other = store.get_run(other.id).await?.unwrap();
     assert_eq!((other.status, other.attempts), (RunStatus::Queued, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_run_writes_nothing_even_after_claiming_it_again() -> Result<()> {
+    let (store, project, _) = setup().await?;
+    let run = store.create_run(&RunConfig::default(), project).await?;
+    let old = store.claim_next("w1").await?.unwrap().lease;
+    let epoch_1 = [RunEvent::Epoch(Box::new(epoch(1, 0.5)))];
+    assert!(store
+        .append_held_events(run.id, &old, &epoch_1)
+        .await?
+        .is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    store.requeue_stale(10, 3).await?;
+    // The same worker name claims it again, under a new fence.
+    let new = store.claim_next("w1").await?.unwrap().lease;
+    assert_eq!((new.worker.as_str(), new.fence), ("w1", old.fence + 1));
+    let late = [RunEvent::Epoch(Box::new(epoch(2, 0.6)))];
+    assert_eq!(store.append_held_events(run.id, &old, &late).await?, None);
+    assert_eq!(store.heartbeat(run.id, &old).await?, Heartbeat::Lost);
+    assert!(
+        !store
+            .finish(run.id, &old, RunStatus::Failed, Some("late"))
+            .await?
+    );
+    let stored = store.get_run(run.id).await?.unwrap();
+    assert_eq!((stored.status, stored.epochs_done), (RunStatus::Running, 1));
+
+    assert!(store
+        .append_held_events(run.id, &new, &late)
+        .await?
+        .is_some());
+    assert!(
+        store
+            .finish(run.id, &new, RunStatus::Completed, None)
+            .await?
+    );
+    assert_eq!(store.get_run(run.id).await?.unwrap().epochs_done, 2);
     Ok(())
 }
 

@@ -87,6 +87,12 @@ impl Checkpoint {
     pub fn exists_in(self, dir: &Path) -> bool {
         paths(dir, self).0.exists()
     }
+
+    /// Its files in `dir`: the weights, then the progress as JSON.
+    pub fn files_in(self, dir: &Path) -> [PathBuf; 2] {
+        let (weights, progress) = paths(dir, self);
+        [weights, progress]
+    }
 }
 
 /// The weights (with the progress in their metadata) and the progress as JSON of

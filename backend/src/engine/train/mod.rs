@@ -32,13 +32,13 @@ use strategy::{CheckpointPolicy, EarlyStopping};
 /// The validation split is drawn with a fixed seed, so runs with different seeds share it.
 const VALIDATION_SEED: u64 = 0x7a11_da7e;
 
-/// Where a run keeps its checkpoints, and whether it continues from the last one.
+/// Where a run writes its checkpoints, and the folder whose last checkpoint it continues from.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Checkpointing<'a> {
-    /// The run's checkpoint folder; none: no checkpoints.
+    /// The folder checkpoints are written to; none: no checkpoints.
     pub dir: Option<&'a Path>,
-    /// Whether to continue from the folder's last checkpoint.
-    pub resume: bool,
+    /// The folder of the last checkpoint to continue from (often `dir`); none: from scratch.
+    pub resume_from: Option<&'a Path>,
 }
 
 /// The outcome of a completed run.
@@ -127,9 +127,9 @@ fn run(
     data.hold_out_validation(config.validation_fraction, VALIDATION_SEED)?;
 
     let mut session = Session::new(config, &data.input_shapes, data.classes, &device)?;
-    let mut progress = match (checkpoints.dir, checkpoints.resume) {
-        (Some(dir), true) => resume(dir, &mut session, &device)?,
-        _ => Progress::default(),
+    let mut progress = match checkpoints.resume_from {
+        Some(dir) => resume(dir, &mut session, &device)?,
+        None => Progress::default(),
     };
     let n = data.train.len();
     let batch = (config.batch_size as usize).min(n);

@@ -157,7 +157,7 @@ fn a_resumed_run_continues_the_same_curves() {
         let mut seen = Vec::new();
         let checkpoints = Checkpointing {
             dir: Some(dir.path()),
-            resume,
+            resume_from: resume.then_some(dir.path()),
         };
         train(&config, &data, checkpoints, &cancel, &mut |e| {
             if matches!(&e, TrainingEvent::Epoch(m) if Some(m.epoch) == stop_after) {

@@ -10,8 +10,8 @@ use balancelab::live::Hub;
 use balancelab::store::{Store, TokenKind};
 use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::{
-    Comparison, DatasetInfo, ErrorBody, MetricSeries, ResultsTable, Run, RunDetail, RunPage,
-    RunStatus,
+    Comparison, DatasetInfo, ErrorBody, MetricSeries, ResultsTable, Run, RunConfig, RunDetail,
+    RunEvent, RunPage, RunStatus, StepMetrics,
 };
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -28,6 +28,11 @@ async fn app_reading(data_dir: Option<std::path::PathBuf>) -> Router {
 
 /// The app with its workers' options changed by `configure`.
 async fn app_with(configure: impl FnOnce(&mut WorkerOptions)) -> Router {
+    app_and_store(configure).await.0
+}
+
+/// The app of [`app_with`], and its store.
+async fn app_and_store(configure: impl FnOnce(&mut WorkerOptions)) -> (Router, Store) {
     let store = Store::scratch().await.unwrap();
     balancelab::auth::bootstrap(&store, Some("admin password"))
         .await
@@ -46,7 +51,7 @@ async fn app_with(configure: impl FnOnce(&mut WorkerOptions)) -> Router {
     configure(&mut options);
     let workers = Workers::start(store.clone(), hub.clone(), options);
     let bearer = format!("Bearer {token}");
-    app(AppState::new(store, hub, workers)).layer(axum::middleware::map_request(
+    let app = app(AppState::new(store.clone(), hub, workers)).layer(axum::middleware::map_request(
         move |mut request: Request<Body>| {
             let bearer = bearer.clone();
             async move {
@@ -55,7 +60,8 @@ async fn app_with(configure: impl FnOnce(&mut WorkerOptions)) -> Router {
                 request
             }
         },
-    ))
+    ));
+    (app, store)
 }
 
 async fn test_app() -> Router {
@@ -899,6 +905,67 @@ fn huge_dataset() -> Value {
     json!({
         "dataset": {"kind": "synthetic", "features": 4096, "train_samples": 1_000_000}
     })
+}
+
+#[tokio::test]
+async fn long_runs_are_charted_and_exported_page_by_page() {
+    let (app, store) = app_and_store(|options| options.concurrency = 0).await;
+    let (admin, _) = store.user_by_name("admin").await.unwrap().unwrap();
+    let project = store.projects_of(admin.id).await.unwrap()[0].id;
+    let run = store
+        .create_run(&RunConfig::default(), project)
+        .await
+        .unwrap();
+    // 5,000 steps over two epochs (more than two pages), one loss spike at step 3,333.
+    let steps: Vec<RunEvent> = (0..5000u64)
+        .map(|n| {
+            RunEvent::Step(Box::new(StepMetrics {
+                epoch: if n < 2500 { 1 } else { 2 },
+                step: n,
+                loss: if n == 3333 {
+                    50.0
+                } else {
+                    1.0 + (n % 7) as f64 * 0.01
+                },
+                fused_loss: 1.0,
+                unimodal_losses: vec![1.0, 1.5],
+                coefficients: vec![1.0, 1.0],
+                confidences: vec![0.3, 0.2],
+                gradient_norms: vec![0.1, 0.1],
+                learning_rate: 0.01,
+                elapsed_seconds: n as f64,
+            }))
+        })
+        .collect();
+    store.append_events(run.id, &steps).await.unwrap();
+
+    let uri = format!(
+        "/api/runs/{}/metrics?keys=step.loss,step.coefficients[1]",
+        run.id
+    );
+    let (_, series): (_, Vec<MetricSeries>) = get(&app, &format!("{uri}&points=100")).await;
+    assert_eq!((series[0].total, series[0].points.len()), (5000, 100));
+    let highest = series[0].points.iter().map(|p| p.1).fold(0.0, f64::max);
+    assert_eq!(highest, 50.0, "the spike survives");
+    assert!(series[1].points.iter().all(|p| p.1 == 1.0));
+    let (_, by_epoch): (_, Vec<MetricSeries>) =
+        get(&app, &format!("{uri}&points=10000&x=epoch")).await;
+    assert_eq!(by_epoch[0].points[2499].0, 1.0);
+    assert_eq!(by_epoch[0].points[4999].0, 2.0);
+
+    let request = Request::get(format!("/api/runs/{}/export?of=steps", run.id));
+    let (status, csv) = send(&app, request.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 5000);
+    assert!(
+        lines[0].starts_with("epoch,step,elapsed_seconds,"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[2001].starts_with("1,2000,2000"), "{}", lines[2001]);
+    assert!(lines[5000].starts_with("2,4999,4999"), "{}", lines[5000]);
 }
 
 #[tokio::test]

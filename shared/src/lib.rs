@@ -37,5 +37,5 @@ pub use results::{
     config_differences, results_table, ConfigDifference, EpochChoice, ResultsRow, ResultsTable,
     RunResult, Summary,
 };
-pub use series::{downsample, smooth, MetricSeries, SeriesPoint, XAxis};
+pub use series::{downsample, smooth, Downsampler, MetricSeries, SeriesPoint, XAxis};
 pub use sweep::Sweep;

@@ -43,30 +43,90 @@ pub struct MetricSeries {
 /// consecutive buckets and each keeps its lowest and highest point, in their order. The
 /// series' extremes therefore always survive. Fewer points than the limit are kept as is.
 pub fn downsample(points: &[SeriesPoint], max_points: usize) -> Vec<SeriesPoint> {
-    if points.len() <= max_points {
-        return points.to_vec();
+    let mut downsampler = Downsampler::new(points.len(), max_points);
+    for &point in points {
+        downsampler.push(point);
     }
-    let buckets = (max_points / 2).max(1);
-    let size = points.len().div_ceil(buckets);
-    let mut out = Vec::with_capacity(2 * buckets);
-    for bucket in points.chunks(size) {
-        let by_y = |a: &&SeriesPoint, b: &&SeriesPoint| a.1.total_cmp(&b.1);
-        let low = bucket.iter().min_by(by_y).expect("chunks are not empty");
-        let high = bucket.iter().max_by(by_y).expect("chunks are not empty");
-        let (first, second) = if low.0 <= high.0 {
-            (low, high)
+    downsampler.finish()
+}
+
+/// [`downsample`] one point at a time, for series read in pages: it holds one bucket and
+/// the points kept, never the whole series. The number of points must be known up front
+/// (it sizes the buckets); points beyond it go to the last bucket.
+#[derive(Clone, Debug)]
+pub struct Downsampler {
+    max_points: usize,
+    /// Points per bucket; `usize::MAX` keeps every point.
+    bucket_size: usize,
+    in_bucket: usize,
+    /// The bucket's first lowest and last highest point so far.
+    low: Option<SeriesPoint>,
+    high: Option<SeriesPoint>,
+    kept: Vec<SeriesPoint>,
+}
+
+impl Downsampler {
+    /// A downsampler of a series of `total` points to at most `max_points`.
+    pub fn new(total: usize, max_points: usize) -> Self {
+        let bucket_size = if total <= max_points {
+            usize::MAX
         } else {
-            (high, low)
+            total.div_ceil((max_points / 2).max(1))
         };
-        out.push(*first);
-        if second != first {
-            out.push(*second);
+        Self {
+            max_points,
+            bucket_size,
+            in_bucket: 0,
+            low: None,
+            high: None,
+            kept: Vec::new(),
         }
     }
-    if max_points == 1 {
-        out.truncate(1);
+
+    /// The next point of the series, in x order.
+    pub fn push(&mut self, point: SeriesPoint) {
+        if self.bucket_size == usize::MAX {
+            return self.kept.push(point);
+        }
+        if self.in_bucket == self.bucket_size {
+            self.close_bucket();
+        }
+        self.in_bucket += 1;
+        // The first of equal lows and the last of equal highs, as `min_by` and `max_by` pick.
+        if self.low.is_none_or(|low| point.1.total_cmp(&low.1).is_lt()) {
+            self.low = Some(point);
+        }
+        if self
+            .high
+            .is_none_or(|high| point.1.total_cmp(&high.1).is_ge())
+        {
+            self.high = Some(point);
+        }
     }
-    out
+
+    fn close_bucket(&mut self) {
+        if let (Some(low), Some(high)) = (self.low.take(), self.high.take()) {
+            let (first, second) = if low.0 <= high.0 {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            self.kept.push(first);
+            if second != first {
+                self.kept.push(second);
+            }
+        }
+        self.in_bucket = 0;
+    }
+
+    /// The points kept.
+    pub fn finish(mut self) -> Vec<SeriesPoint> {
+        self.close_bucket();
+        if self.max_points == 1 {
+            self.kept.truncate(1);
+        }
+        self.kept
+    }
 }
 
 /// Exponential moving average with TensorBoard's debiasing: s_t = w s_(t-1) + (1 - w) y_t,
@@ -145,6 +205,61 @@ mod tests {
         assert!(kept.contains(&SeriesPoint(7_777.0, 50.0)));
         assert!(kept.contains(&SeriesPoint(1_234.0, -50.0)));
         assert!(kept.windows(2).all(|w| w[0].0 < w[1].0), "x order kept");
+    }
+
+    #[test]
+    fn downsampling_point_by_point_equals_the_old_slice_version() {
+        // The slice version this replaced: chunks, `min_by` and `max_by`.
+        fn by_chunks(points: &[SeriesPoint], max_points: usize) -> Vec<SeriesPoint> {
+            if points.len() <= max_points {
+                return points.to_vec();
+            }
+            let size = points.len().div_ceil((max_points / 2).max(1));
+            let mut out = Vec::new();
+            for bucket in points.chunks(size) {
+                let by_y = |a: &&SeriesPoint, b: &&SeriesPoint| a.1.total_cmp(&b.1);
+                let low = bucket.iter().min_by(by_y).unwrap();
+                let high = bucket.iter().max_by(by_y).unwrap();
+                let (first, second) = if low.0 <= high.0 {
+                    (low, high)
+                } else {
+                    (high, low)
+                };
+                out.push(*first);
+                if second != first {
+                    out.push(*second);
+                }
+            }
+            if max_points == 1 {
+                out.truncate(1);
+            }
+            out
+        }
+        let mut state = 12345u64;
+        for n in [0, 1, 2, 7, 100, 1001] {
+            // Few distinct values, so that ties are frequent; a NaN now and then.
+            let ys: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    match state >> 60 {
+                        0 => f64::NAN,
+                        r => (r % 4) as f64,
+                    }
+                })
+                .collect();
+            let points = series(&ys);
+            for max_points in [1, 2, 3, 10, 99, 2000] {
+                let expected = by_chunks(&points, max_points);
+                let got = downsample(&points, max_points);
+                assert_eq!(got.len(), expected.len(), "{n} points to {max_points}");
+                for (g, e) in got.iter().zip(&expected) {
+                    assert!(
+                        g.0 == e.0 && g.1.total_cmp(&e.1).is_eq(),
+                        "{n} to {max_points}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,13 +9,17 @@
 use super::responses::{InvalidFields, ReadsRun};
 use std::collections::BTreeMap;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::non_finite::number;
 use balancelab_shared::results::{at_path, leaves};
-use balancelab_shared::{downsample, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis};
+use balancelab_shared::{
+    downsample, Downsampler, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis,
+};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +32,8 @@ use crate::store::Store;
 /// Points per series unless asked otherwise, and the most one may ask for.
 const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
+/// Series per request at most: each holds up to `MAX_POINTS` while the steps are read.
+const MAX_KEYS: usize = 64;
 
 /// The `/runs/{id}/metrics` and `/runs/{id}/export` routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -64,21 +70,107 @@ impl Record {
     }
 }
 
-/// Steps sit inside their epoch: the i-th of n steps of epoch e at e - 1 + (i + 1) / n.
-fn step_records(steps: &[StepMetrics]) -> Vec<Record> {
-    let mut records = Vec::with_capacity(steps.len());
-    for epoch in steps.chunk_by(|a, b| a.epoch == b.epoch) {
-        let n = epoch.len() as f64;
-        for (i, step) in epoch.iter().enumerate() {
-            records.push(Record {
-                step: step.step as f64,
-                epoch: f64::from(step.epoch) - 1.0 + (i as f64 + 1.0) / n,
+/// Each `step.` key's series, read page by page: only one epoch's steps (their values of
+/// these keys) and the points kept are held, whatever the run's length.
+async fn step_series(
+    store: &Store,
+    id: i64,
+    paths: &[&str],
+    x: XAxis,
+    points: usize,
+) -> Result<Vec<Result<MetricSeries, String>>, ApiError> {
+    let mut pages = store.step_pages(id).await?;
+    let mut series = StepSeries {
+        samplers: vec![Downsampler::new(pages.total, points); paths.len()],
+        counts: vec![0; paths.len()],
+        x,
+    };
+    let mut epoch: Vec<PendingStep> = Vec::new();
+    let mut first: Option<Value> = None;
+    loop {
+        let page = store.next_steps(&mut pages).await?;
+        if page.is_empty() {
+            break;
+        }
+        for step in page {
+            if epoch.last().is_some_and(|last| last.epoch != step.epoch) {
+                series.add_epoch(&epoch);
+                epoch.clear();
+            }
+            let values = serde_json::to_value(&step).expect("metrics serialize");
+            epoch.push(PendingStep {
+                epoch: step.epoch,
+                step: step.step,
                 time: step.elapsed_seconds,
-                values: serde_json::to_value(step).expect("metrics serialize"),
+                ys: (paths.iter())
+                    .map(|path| at_path(&values, path).and_then(number))
+                    .collect(),
             });
+            first.get_or_insert(values);
         }
     }
-    records
+    series.add_epoch(&epoch);
+    let known = || -> Vec<String> {
+        (leaves(first.as_ref().unwrap_or(&Value::Null)).iter())
+            .filter(|(_, v)| number(v).is_some())
+            .map(|(k, _)| format!("step.{k}"))
+            .collect()
+    };
+    let results = (paths.iter().zip(series.samplers).zip(series.counts))
+        .map(|((path, sampler), total)| {
+            // A run with no steps yet has empty series; a key no step has is a mistake.
+            if total == 0 && pages.total > 0 {
+                let known = known();
+                return Err(format!(
+                    "\"step.{path}\" is not a recorded number; known: {known:?}"
+                ));
+            }
+            Ok(MetricSeries {
+                key: format!("step.{path}"),
+                x,
+                total,
+                points: sampler.finish(),
+            })
+        })
+        .collect();
+    Ok(results)
+}
+
+/// A step read, waiting for the rest of its epoch (its x on the epoch axis needs the
+/// epoch's number of steps), with the values of the keys asked for.
+struct PendingStep {
+    epoch: u32,
+    step: u64,
+    time: f64,
+    ys: Vec<Option<f64>>,
+}
+
+/// The step series being built, one downsampler per key.
+struct StepSeries {
+    samplers: Vec<Downsampler>,
+    counts: Vec<usize>,
+    x: XAxis,
+}
+
+impl StepSeries {
+    /// Adds one epoch's steps. Steps sit inside their epoch: the i-th of n steps of epoch e
+    /// at e - 1 + (i + 1) / n.
+    fn add_epoch(&mut self, steps: &[PendingStep]) {
+        let n = steps.len() as f64;
+        for (i, step) in steps.iter().enumerate() {
+            let x = match self.x {
+                XAxis::Step => step.step as f64,
+                XAxis::Epoch => f64::from(step.epoch) - 1.0 + (i as f64 + 1.0) / n,
+                XAxis::Time => step.time,
+            };
+            for (k, y) in step.ys.iter().enumerate() {
+                if let Some(y) = *y {
+                    self.samplers[k].push(SeriesPoint(x, y));
+                    self.counts[k] += 1;
+                }
+            }
+        }
+    }
 }
 
 #[utoipa::path(
@@ -112,10 +204,27 @@ async fn series(
         .collect();
     let mut errors = check_series_query(points, &keys);
     reader.run(&state.store, id).await?;
-    let records = RunRecords::read(&state.store, id, &keys).await?;
+    let epochs = EpochRecords::read(&state.store, id, &keys).await?;
+    let step_paths: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix("step."))
+        .collect();
+    // Out of range, the keys are still checked (every problem in one answer), at a size
+    // that holds no more than a valid request would.
+    let points = points.clamp(2, MAX_POINTS);
+    let mut steps = if step_paths.is_empty() {
+        Vec::new()
+    } else {
+        step_series(&state.store, id, &step_paths, params.x, points).await?
+    }
+    .into_iter();
     let mut result = Vec::with_capacity(keys.len());
     for (i, key) in keys.iter().enumerate() {
-        match records.series(key, params.x, points) {
+        let series = match key.strip_prefix("step.") {
+            Some(_) => steps.next().expect("one series per step key"),
+            None => epochs.series(key, params.x, points),
+        };
+        match series {
             Ok(series) => result.push(series),
             Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
         }
@@ -141,24 +250,23 @@ fn check_series_query(points: usize, keys: &[&str]) -> Vec<FieldError> {
             "name at least one metric, such as step.loss",
         ));
     }
+    if keys.len() > MAX_KEYS {
+        errors.push(FieldError::new(
+            "keys",
+            format!("at most {MAX_KEYS} metrics per request, got {}", keys.len()),
+        ));
+    }
     errors
 }
 
-/// A run's recorded steps and epochs, each read only if a key asks for them.
-struct RunRecords {
-    steps: Vec<Record>,
+/// A run's recorded epochs (at most 10,000), read only if a key asks for them.
+struct EpochRecords {
     epochs: Vec<Record>,
 }
 
-impl RunRecords {
+impl EpochRecords {
     async fn read(store: &Store, id: i64, keys: &[&str]) -> Result<Self, ApiError> {
-        let wants = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
-        let steps = if wants("step.") {
-            step_records(&store.steps(id).await?)
-        } else {
-            Vec::new()
-        };
-        let epochs = if wants("epoch.") {
+        let epochs = if keys.iter().any(|k| k.starts_with("epoch.")) {
             (store.epochs(id).await?.iter())
                 .map(|m| Record {
                     step: m.steps as f64,
@@ -170,17 +278,15 @@ impl RunRecords {
         } else {
             Vec::new()
         };
-        Ok(Self { steps, epochs })
+        Ok(Self { epochs })
     }
 
-    /// The series of `key` against `x`, downsampled to `points`; or why `key` has none.
+    /// The series of epoch key `key` against `x`, downsampled to `points`; or why it has none.
     fn series(&self, key: &str, x: XAxis, points: usize) -> Result<MetricSeries, String> {
-        let (records, prefix, path) = match (key.strip_prefix("step."), key.strip_prefix("epoch."))
-        {
-            (Some(path), _) => (&self.steps, "step.", path),
-            (_, Some(path)) => (&self.epochs, "epoch.", path),
-            _ => return Err(format!("{key:?} must start with step. or epoch.")),
+        let Some(path) = key.strip_prefix("epoch.") else {
+            return Err(format!("{key:?} must start with step. or epoch."));
         };
+        let (records, prefix) = (&self.epochs, "epoch.");
         let values: Vec<SeriesPoint> = (records.iter())
             .filter_map(|r| Some(SeriesPoint(r.x(x), number(at_path(&r.values, path)?)?)))
             .collect();
@@ -243,39 +349,17 @@ async fn export(
     ApiQuery(ExportQuery { of }): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     reader.run(&state.store, id).await?;
-    let rows: Vec<BTreeMap<String, Value>> = match of {
-        Records::Epochs => (state.store.epochs(id).await?.iter())
-            .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))
-            .collect(),
-        Records::Steps => (state.store.steps(id).await?.iter())
-            .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))
-            .collect(),
-    };
-    // Every column any row has (a validation split may appear in some epochs only).
-    let mut columns: Vec<&String> = Vec::new();
-    for row in &rows {
-        for key in row.keys() {
-            if !columns.contains(&key) {
-                columns.push(key);
-            }
+    let body = match of {
+        Records::Epochs => {
+            let rows: Vec<BTreeMap<String, Value>> = (state.store.epochs(id).await?.iter())
+                .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))
+                .collect();
+            // Every column any epoch has (a validation split may appear in some epochs only).
+            let columns = columns_of(&rows);
+            Body::from(csv_rows(&columns, &rows, true))
         }
-    }
-    columns.sort_by_key(|c| {
-        let leading = LEADING_COLUMNS.iter().position(|l| l == c);
-        (leading.unwrap_or(LEADING_COLUMNS.len()), c.as_str())
-    });
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    // Writing to memory cannot fail.
-    writer.write_record(&columns).expect("in-memory CSV");
-    for row in &rows {
-        let record = columns.iter().map(|c| match row.get(*c) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(value) => value.to_string(),
-        });
-        writer.write_record(record).expect("in-memory CSV");
-    }
-    let body = String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("UTF-8");
+        Records::Steps => step_csv(state.store, id).await?,
+    };
     let name = match of {
         Records::Epochs => "epochs",
         Records::Steps => "steps",
@@ -289,4 +373,69 @@ async fn export(
         body,
     )
         .into_response())
+}
+
+/// Every column of `rows`, those that say where a row is first, then in path order.
+fn columns_of(rows: &[BTreeMap<String, Value>]) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for row in rows {
+        for key in row.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    columns.sort_by(|a, b| {
+        let rank = |c: &str| LEADING_COLUMNS.iter().position(|l| *l == c);
+        let rank = |c: &String| (rank(c).unwrap_or(LEADING_COLUMNS.len()), c.clone());
+        rank(a).cmp(&rank(b))
+    });
+    columns
+}
+
+/// `rows` as CSV lines of `columns` (an empty cell where a row has none), after the header
+/// line if `header`.
+fn csv_rows(columns: &[String], rows: &[BTreeMap<String, Value>], header: bool) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing to memory cannot fail.
+    if header {
+        writer.write_record(columns).expect("in-memory CSV");
+    }
+    for row in rows {
+        let record = columns.iter().map(|c| match row.get(c) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(value) => value.to_string(),
+        });
+        writer.write_record(record).expect("in-memory CSV");
+    }
+    writer.into_inner().expect("in-memory CSV")
+}
+
+/// Every step of run `id` as a CSV body sent page by page, so that the export of a run of
+/// millions of steps holds one page. The columns are the first page's: every step records
+/// the same numbers.
+async fn step_csv(store: Store, id: i64) -> Result<Body, ApiError> {
+    let mut pages = store.step_pages(id).await?;
+    let rows = |steps: Vec<StepMetrics>| -> Vec<BTreeMap<String, Value>> {
+        (steps.iter())
+            .map(|m| leaves(&serde_json::to_value(m).expect("metrics serialize")))
+            .collect()
+    };
+    let first = rows(store.next_steps(&mut pages).await?);
+    let columns = columns_of(&first);
+    let head = Bytes::from(csv_rows(&columns, &first, true));
+    let rest = futures_util::stream::try_unfold(
+        (store, pages, columns),
+        move |(store, mut pages, columns)| async move {
+            let page = store.next_steps(&mut pages).await?;
+            if page.is_empty() {
+                return Ok(None);
+            }
+            let chunk = Bytes::from(csv_rows(&columns, &rows(page), false));
+            Ok::<_, crate::store::StoreError>(Some((chunk, (store, pages, columns))))
+        },
+    );
+    let head = futures_util::stream::once(async { Ok(head) });
+    Ok(Body::from_stream(head.chain(rest)))
 }

@@ -45,6 +45,22 @@ fn kind(event: &RunEvent) -> &'static str {
     }
 }
 
+/// Steps per page of a paged read: about a megabyte of JSON.
+const STEP_PAGE: u32 = 2000;
+
+/// Where a paged read of a run's steps stands ([`Store::step_pages`]).
+#[derive(Clone, Debug)]
+pub(crate) struct StepPages {
+    id: i64,
+    /// The log position of the last step read.
+    after: i64,
+    /// The log position of the last step stored when the read began: steps stored later
+    /// are not read, so `total` stays true.
+    through: i64,
+    /// Steps the read returns in all.
+    pub total: usize,
+}
+
 /// Rows per INSERT statement: well under SQLite's limit of bound parameters.
 const INSERT_CHUNK: usize = 200;
 
@@ -187,9 +203,42 @@ impl Store {
         self.events_of_kind(id, "epoch").await
     }
 
-    /// Every stored step of run `id`, in order.
-    pub(crate) async fn steps(&self, id: i64) -> Result<Vec<StepMetrics>> {
-        self.events_of_kind(id, "step").await
+    /// A read of run `id`'s steps in pages, of the steps stored until now: what a long run's
+    /// series and exports read, never holding more than a page.
+    pub(crate) async fn step_pages(&self, id: i64) -> Result<StepPages> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS last FROM run_events \
+             WHERE run_id = $1 AND kind = 'step'",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(StepPages {
+            id,
+            after: 0,
+            through: row.try_get("last")?,
+            total: row.try_get::<i64, _>("n")? as usize,
+        })
+    }
+
+    /// The next page of `pages`; empty once every step has been read.
+    pub(crate) async fn next_steps(&self, pages: &mut StepPages) -> Result<Vec<StepMetrics>> {
+        let rows = sqlx::query(
+            "SELECT seq, data FROM run_events WHERE run_id = $1 AND kind = 'step' \
+             AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(pages.id)
+        .bind(pages.after)
+        .bind(pages.through)
+        .bind(i64::from(STEP_PAGE))
+        .fetch_all(&self.pool)
+        .await?;
+        if let Some(last) = rows.last() {
+            pages.after = last.try_get("seq")?;
+        }
+        (rows.iter())
+            .map(|row| parse_json(&row.try_get::<String, _>("data")?))
+            .collect()
     }
 
     /// The last epoch and step stored for run `id`.

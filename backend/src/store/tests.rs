@@ -46,6 +46,19 @@ fn step(n: u64) -> StepMetrics {
     }
 }
 
+/// Every step of run `id`, read page by page.
+async fn all_steps(store: &Store, id: i64) -> Result<Vec<StepMetrics>> {
+    let mut pages = store.step_pages(id).await?;
+    let mut steps = Vec::new();
+    loop {
+        let page = store.next_steps(&mut pages).await?;
+        if page.is_empty() {
+            return Ok(steps);
+        }
+        steps.extend(page);
+    }
+}
+
 /// A scratch store with one user, owner of one project.
 async fn setup() -> Result<(Store, i64, i64)> {
     let store = Store::scratch().await?;
@@ -82,7 +95,7 @@ async fn runs_and_their_event_logs_round_trip() -> Result<()> {
         [1, 2, 3, 4]
     );
     assert_eq!(store.epochs(run.id).await?, [epoch(1, 0.5), epoch(2, 0.25)]);
-    assert_eq!(store.steps(run.id).await?, [step(0), step(1)]);
+    assert_eq!(all_steps(&store, run.id).await?, [step(0), step(1)]);
     let after = store.events_after(run.id, 2, 10).await?;
     assert_eq!(after, logged[2..]);
     assert_eq!(store.last_seq(run.id).await?, 4);
@@ -108,9 +121,32 @@ async fn runs_and_their_event_logs_round_trip() -> Result<()> {
         .map(|n| RunEvent::Step(Box::new(step(n))))
         .collect();
     store.append_events(run.id, &many).await?;
-    let steps = store.steps(run.id).await?;
+    let steps = all_steps(&store, run.id).await?;
     assert_eq!(steps.len(), 503);
     assert!(steps.windows(2).all(|w| w[0].step + 1 == w[1].step));
+    // Read in pages: the same steps, and none stored after the read began.
+    let mut pages = store.step_pages(run.id).await?;
+    assert_eq!(pages.total, 503);
+    let later: Vec<RunEvent> = (503..3000)
+        .map(|n| RunEvent::Step(Box::new(step(n))))
+        .collect();
+    store.append_events(run.id, &later).await?;
+    let mut paged = Vec::new();
+    loop {
+        let page = store.next_steps(&mut pages).await?;
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, steps, "none stored after the read began");
+    let mut pages = store.step_pages(run.id).await?;
+    assert_eq!(pages.total, 3000);
+    assert_eq!(
+        store.next_steps(&mut pages).await?.len(),
+        2000,
+        "a full page"
+    );
     Ok(())
 }
 
@@ -442,7 +478,10 @@ async fn a_backup_restores_every_run_and_metric() -> Result<()> {
     let restored = Store::open(&out).await?;
     let copy = restored.get_run(run.id).await?.unwrap();
     assert_eq!((copy.config, copy.epochs_done), (run.config, 1));
-    assert_eq!(restored.steps(run.id).await?, store.steps(run.id).await?);
+    assert_eq!(
+        all_steps(&restored, run.id).await?,
+        all_steps(&store, run.id).await?
+    );
     assert_eq!(restored.epochs(run.id).await?, store.epochs(run.id).await?);
     Ok(())
 }

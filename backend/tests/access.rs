@@ -7,15 +7,16 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use balancelab::api::{app, AppState};
 use balancelab::live::Hub;
-use balancelab::store::Store;
+use balancelab::store::{Store, TokenKind};
 use balancelab::worker::{WorkerOptions, Workers};
-use balancelab_shared::{Me, Project, Run, RunPage, Secret, ShareLink};
+use balancelab_shared::{Me, Project, Run, RunPage, Secret, ShareLink, TokenInfo, User};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
 struct Server {
     app: Router,
+    store: Store,
 }
 
 /// A caller's credentials: a bearer token, a cookie, a share token, a cookie with a share
@@ -42,7 +43,8 @@ impl Server {
         options.child.executable = env!("CARGO_BIN_EXE_balancelab").into();
         let workers = Workers::start(store.clone(), hub.clone(), options);
         Self {
-            app: app(AppState::new(store, hub, workers)),
+            app: app(AppState::new(store.clone(), hub, workers)),
+            store,
         }
     }
 
@@ -618,6 +620,170 @@ async fn sessions_cookies_api_tokens_and_the_login_limit() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["fields"][0]["field"], "name");
+}
+
+#[tokio::test]
+async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts() {
+    let server = Server::start().await;
+    let admin = As::Token(server.login("admin", "admin password").await);
+    let bob = server.user(&admin, "bob").await;
+    let call = |who: &As, method: Method, uri: &str, body: Value| {
+        let (server, who, uri) = (&server, who.clone(), uri.to_owned());
+        async move { server.call(&who, method, &uri, body).await }
+    };
+
+    // An API token with a label and a lifetime; out-of-range settings are named.
+    let (status, body) = call(
+        &bob,
+        Method::POST,
+        "/api/auth/tokens",
+        json!({"label": "laptop", "expires_in_days": 7}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let laptop: Secret = serde_json::from_value(body).unwrap();
+    let (status, body) = call(
+        &bob,
+        Method::POST,
+        "/api/auth/tokens",
+        json!({"label": "x".repeat(101), "expires_in_days": 0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["fields"][0]["field"], "expires_in_days");
+    assert_eq!(body["fields"][1]["field"], "label");
+    let (_, body) = call(&bob, Method::GET, "/api/auth/tokens", Value::Null).await;
+    let tokens: Vec<TokenInfo> = serde_json::from_value(body).unwrap();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert_eq!(
+        (tokens[0].id, tokens[0].label.as_deref(), tokens[0].current),
+        (laptop.id, Some("laptop"), false)
+    );
+    let week = tokens[0].expires_ms.unwrap() - tokens[0].created_ms.unwrap();
+    assert_eq!(week, 7 * 24 * 3600 * 1000);
+    assert_eq!(
+        (tokens[1].kind.as_str(), tokens[1].current),
+        ("session", true)
+    );
+
+    // An expired token is refused and no longer listed.
+    let (bob_user, _) = server.store.user_by_name("bob").await.unwrap().unwrap();
+    let (expired, hash) = balancelab::auth::new_token();
+    (server.store)
+        .add_token(bob_user.id, &hash, TokenKind::Api, Some(-1))
+        .await
+        .unwrap();
+    let (status, _) = call(
+        &As::Token(expired),
+        Method::GET,
+        "/api/auth/me",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, body) = call(&bob, Method::GET, "/api/auth/tokens", Value::Null).await;
+    assert_eq!(body.as_array().unwrap().len(), 2);
+
+    // A password change needs the current password; it ends Bob's other sessions, not the
+    // one that asked, nor his API tokens.
+    let other_session = As::Token(server.login("bob", "long enough").await);
+    let change = |current: &str, new: &str| json!({"current": current, "new": new});
+    let (status, body) = call(
+        &bob,
+        Method::POST,
+        "/api/auth/password",
+        change("nope", "new password"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call(
+        &bob,
+        Method::POST,
+        "/api/auth/password",
+        change("long enough", "short"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["fields"][0]["field"], "new");
+    let (status, _) = call(
+        &bob,
+        Method::POST,
+        "/api/auth/password",
+        change("long enough", "a new password"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let me = |who: As| async move { call(&who, Method::GET, "/api/auth/me", Value::Null).await.0 };
+    assert_eq!(me(bob.clone()).await, StatusCode::OK);
+    assert_eq!(me(other_session).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(As::Token(laptop.token.clone())).await, StatusCode::OK);
+    let old = json!({"name": "bob", "password": "long enough"});
+    let (status, _) = call(&As::Nobody, Method::POST, "/api/auth/login", old).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let bob = As::Token(server.login("bob", "a new password").await);
+
+    // Bob may revoke his own session by id, not someone else's.
+    let (_, body) = call(&admin, Method::GET, "/api/auth/tokens", Value::Null).await;
+    let admins_session = body[0]["id"].as_i64().unwrap();
+    let uri = format!("/api/auth/tokens/{admins_session}");
+    assert_eq!(
+        call(&bob, Method::DELETE, &uri, Value::Null).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Admins: list users, disable Bob (his sessions and tokens stop at once, signing in is
+    // refused saying why), enable him again; nobody else may, and no admin disables
+    // themselves.
+    let (status, body) = call(&bob, Method::GET, "/api/users", Value::Null).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, body) = call(&admin, Method::GET, "/api/users", Value::Null).await;
+    let users: Vec<User> = serde_json::from_value(body).unwrap();
+    let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["admin", "bob"]);
+    let bob_uri = format!("/api/users/{}", bob_user.id);
+    let disable = json!({"disabled": true});
+    assert_eq!(
+        call(&bob, Method::PATCH, &bob_uri, disable.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let admin_uri = format!("/api/users/{}", users[0].id);
+    let (status, _) = call(&admin, Method::PATCH, &admin_uri, disable.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = call(&admin, Method::PATCH, &bob_uri, disable).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(serde_json::from_value::<User>(body).unwrap().disabled);
+    assert_eq!(me(bob.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(As::Token(laptop.token.clone())).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let credentials = json!({"name": "bob", "password": "a new password"});
+    let (status, body) = call(&As::Nobody, Method::POST, "/api/auth/login", credentials).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["message"].as_str().unwrap().contains("disabled"),
+        "{body}"
+    );
+    let enable = json!({"disabled": false});
+    assert_eq!(
+        call(&admin, Method::PATCH, &bob_uri, enable).await.0,
+        StatusCode::OK
+    );
+    let bob = As::Token(server.login("bob", "a new password").await);
+    assert_eq!(me(bob.clone()).await, StatusCode::OK);
+
+    // Revoking all of a user's tokens, without disabling them.
+    let uri = format!("/api/users/{}/tokens", bob_user.id);
+    assert_eq!(
+        call(&bob, Method::DELETE, &uri, Value::Null).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&admin, Method::DELETE, &uri, Value::Null).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(me(bob).await, StatusCode::UNAUTHORIZED);
+    server.login("bob", "a new password").await;
 }
 
 /// The live run list shows each user only the runs of their projects.

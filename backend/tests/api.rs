@@ -1163,7 +1163,10 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/auth/me",
         "/auth/tokens",
         "/auth/tokens/{id}",
+        "/auth/password",
         "/users",
+        "/users/{id}",
+        "/users/{id}/tokens",
         "/projects",
         "/projects/{id}/members",
         "/projects/{id}/members/{user}",
@@ -1187,7 +1190,7 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert_eq!(
         paths.len(),
-        25,
+        28,
         "an endpoint without a test entry: {paths:?}"
     );
     let run_operations = document["paths"]["/runs/{id}"].as_object().unwrap();

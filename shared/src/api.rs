@@ -373,6 +373,58 @@ pub struct User {
     pub name: String,
     /// Admins create users.
     pub admin: bool,
+    /// A disabled user cannot sign in, and their tokens do not work.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// What an admin changes about a user (`PATCH /users/{id}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Disable (signing in refused, every session and token revoked) or enable the user.
+    pub disabled: bool,
+}
+
+/// A new API token's settings (`POST /auth/tokens`); the body may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenRequest {
+    /// What the token is for, shown when tokens are listed (at most 100 characters).
+    pub label: Option<String>,
+    /// Days until the token stops working, 1 to 3650; default 90.
+    pub expires_in_days: Option<u32>,
+}
+
+/// One of the caller's sessions or API tokens, without its secret (`GET /auth/tokens`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenInfo {
+    /// Its id, to revoke it by.
+    pub id: i64,
+    /// `session` (a sign-in) or `api`.
+    pub kind: String,
+    /// What an API token is for, as given when it was made.
+    pub label: Option<String>,
+    /// When it was made (milliseconds since 1970); none for tokens made before this was kept.
+    pub created_ms: Option<i64>,
+    /// When it stops working (milliseconds since 1970); none: never.
+    pub expires_ms: Option<i64>,
+    /// Whether this request presented it.
+    pub current: bool,
+}
+
+/// A password change (`POST /auth/password`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password now.
+    pub current: String,
+    /// The new password, at least 8 characters.
+    pub new: String,
 }
 
 /// A project the caller belongs to, and the caller's role in it.

@@ -1,11 +1,15 @@
-//! `/auth` and `/users`: signing in and out, who am I, API tokens, and (admins) new users.
+//! `/auth` and `/users`: signing in and out, who am I, sessions and API tokens, password
+//! changes, and (admins) users: creating, listing, disabling, revoking their tokens.
 
 use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
-use balancelab_shared::{Credentials, ErrorBody, FieldError, Me, Secret, User};
+use balancelab_shared::{
+    Credentials, ErrorBody, FieldError, Me, PasswordChange, Secret, TokenInfo, TokenRequest, User,
+    UserChange,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,10 +29,18 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
-        .routes(routes!(create_token))
+        .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
-        .routes(routes!(create_user))
+        .routes(routes!(change_password))
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(change_user))
+        .routes(routes!(revoke_user_tokens))
 }
+
+/// Days an API token works unless its maker says otherwise, and the most they may say.
+const DEFAULT_TOKEN_DAYS: u32 = 90;
+const MAX_TOKEN_DAYS: u32 = 3650;
+const MAX_LABEL_CHARS: usize = 100;
 
 /// What a user name may be, as errors say it.
 const NAME_RULE: &str = "1 to 64 letters, digits or -_.";
@@ -78,6 +90,11 @@ async fn login(
         .await
         .unwrap_or(false);
     let user = match found {
+        Some((user, _)) if verified && user.disabled => {
+            return Err(ApiError::Forbidden(
+                "this account is disabled; an admin can enable it".into(),
+            ));
+        }
         Some((user, _)) if verified => user,
         _ => {
             throttle.failed(address, &name);
@@ -139,33 +156,82 @@ async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<
     Ok(Json(Me { user, projects }))
 }
 
-/// A long-lived API token for scripts and the CLI; shown once.
+/// An API token for scripts and the CLI, shown once; it works for 90 days unless the body
+/// says otherwise (`expires_in_days`, up to 3650).
 #[utoipa::path(
     post,
     path = "/auth/tokens",
     operation_id = "create_api_token",
     tag = "auth",
+    request_body(content = Option<TokenRequest>, description = "may be left out"),
     responses(
         (status = 201, body = Secret, description = "an API token, shown once"),
+        InvalidFields,
         NotSignedIn,
     ),
 )]
 async fn create_token(
     State(state): State<AppState>,
     Caller(user): Caller,
+    body: JsonBody,
 ) -> Result<(StatusCode, Json<Secret>), ApiError> {
+    let request: TokenRequest = body.parse_optional()?.unwrap_or_default();
+    let days = request.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
+    let mut errors = Vec::new();
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        errors.push(FieldError::new(
+            "expires_in_days",
+            format!("must be 1 to {MAX_TOKEN_DAYS}, got {days}"),
+        ));
+    }
+    let label = request.label.as_deref().map(str::trim);
+    if label.is_some_and(|l| l.chars().count() > MAX_LABEL_CHARS || l.chars().any(char::is_control))
+    {
+        errors.push(FieldError::new(
+            "label",
+            format!("at most {MAX_LABEL_CHARS} characters, no control characters"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
     let (token, hash) = new_token();
-    let id = state
-        .store
-        .add_token(user.id, &hash, TokenKind::Api, None)
+    let lifetime_ms = i64::from(days) * 24 * 3600 * 1000;
+    let label = label.filter(|l| !l.is_empty());
+    let id = (state.store)
+        .add_labelled_token(user.id, &hash, TokenKind::Api, Some(lifetime_ms), label)
         .await?;
     Ok((StatusCode::CREATED, Json(Secret { id, token })))
 }
 
+/// The caller's sessions and API tokens that still work, newest first, without secrets.
+#[utoipa::path(
+    get,
+    path = "/auth/tokens",
+    operation_id = "list_tokens",
+    tag = "auth",
+    responses(
+        (status = 200, body = Vec<TokenInfo>),
+        NotSignedIn,
+    ),
+)]
+async fn list_tokens(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    headers: HeaderMap,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    let presented = presented_token(&headers).map(|t| token_hash(&t));
+    let tokens = (state.store)
+        .tokens_of(user.id, presented.as_deref().unwrap_or_default())
+        .await?;
+    Ok(Json(tokens))
+}
+
+/// Revokes one of the caller's sessions or API tokens.
 #[utoipa::path(
     delete,
     path = "/auth/tokens/{id}",
-    operation_id = "revoke_api_token",
+    operation_id = "revoke_token",
     tag = "auth",
     params(
         ("id" = i64, Path),
@@ -181,9 +247,67 @@ async fn revoke_token(
     Caller(user): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.revoke_api_token(user.id, id).await? {
-        return Err(ApiError::NotFound(format!("you have no API token {id}")));
+    if !state.store.revoke_token(user.id, id).await? {
+        return Err(ApiError::NotFound(format!(
+            "you have no session or token {id}"
+        )));
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password, given the current one; every other session of theirs
+/// ends (API tokens stay: revoke them one by one).
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    operation_id = "change_password",
+    tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "changed; the caller's other sessions are signed out"),
+        (status = 403, body = ErrorBody, description = "the current password is wrong"),
+        InvalidFields,
+        NotSignedIn,
+    ),
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    if change.new.chars().count() < 8 {
+        return Err(ApiError::Invalid(vec![FieldError::new(
+            "new",
+            "at least 8 characters",
+        )]));
+    }
+    // Guessing the current password through this door is limited as sign-ins are.
+    let throttle = &state.login_throttle;
+    if let Err(wait) = throttle.check(address, &user.name) {
+        return Err(ApiError::TooManyRequests(format!(
+            "too many wrong passwords: {}; try again in {} s",
+            login_throttle::POLICY,
+            wait.as_secs() + 1
+        )));
+    }
+    let hash = state.store.user_by_name(&user.name).await?.map(|(_, h)| h);
+    let PasswordChange { current, new } = change;
+    let checked = tokio::task::spawn_blocking(move || {
+        verify_sign_in(&current, hash.as_deref()).then(|| hash_password(&new))
+    })
+    .await
+    .unwrap_or(None);
+    let Some(new_hash) = checked else {
+        throttle.failed(address, &user.name);
+        return Err(ApiError::Forbidden("the current password is wrong".into()));
+    };
+    throttle.succeeded(address, &user.name);
+    let keep = presented_token(&headers).map(|t| token_hash(&t));
+    (state.store)
+        .set_password(user.id, &new_hash, keep.as_deref().unwrap_or_default())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -201,6 +325,93 @@ fn check_credentials(credentials: &Credentials) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Invalid(errors))
     }
+}
+
+/// Every user (admins only).
+#[utoipa::path(
+    get,
+    path = "/users",
+    operation_id = "list_users",
+    tag = "auth",
+    responses(
+        (status = 200, body = Vec<User>),
+        NeedsRole,
+    ),
+)]
+async fn list_users(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
+    if !caller.admin {
+        return Err(ApiError::Forbidden("only admins list users".into()));
+    }
+    Ok(Json(state.store.users().await?))
+}
+
+/// Disables a user (they cannot sign in; every session and token of theirs is revoked at
+/// once, and their open live streams close within seconds) or enables them again. Admins
+/// only; an admin cannot disable themselves.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    operation_id = "change_user",
+    tag = "auth",
+    params(("id" = i64, Path)),
+    request_body = UserChange,
+    responses(
+        (status = 200, body = User),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "an admin disabling themselves"),
+        NeedsRole,
+    ),
+)]
+async fn change_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(change): ApiJson<UserChange>,
+) -> Result<Json<User>, ApiError> {
+    if !caller.admin {
+        return Err(ApiError::Forbidden(
+            "only admins disable or enable users".into(),
+        ));
+    }
+    if change.disabled && id == caller.id {
+        return Err(ApiError::Conflict(
+            "you cannot disable yourself (another admin can)".into(),
+        ));
+    }
+    match state.store.set_disabled(id, change.disabled).await? {
+        Some(user) => Ok(Json(user)),
+        None => Err(ApiError::NotFound(format!("there is no user {id}"))),
+    }
+}
+
+/// Revokes every session and API token of a user (admins only): for a lost laptop or a
+/// leaked token, without disabling the account.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/tokens",
+    operation_id = "revoke_user_tokens",
+    tag = "auth",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 204),
+        NeedsRole,
+    ),
+)]
+async fn revoke_user_tokens(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    if !caller.admin {
+        return Err(ApiError::Forbidden(
+            "only admins revoke others' tokens".into(),
+        ));
+    }
+    state.store.revoke_all_tokens(id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Admins create users; each new user gets no project (owners add them to theirs).

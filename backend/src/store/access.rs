@@ -1,17 +1,32 @@
 //! Who may do what: users and their tokens, projects and their members' roles, and read-only
 //! share links to runs. Tokens are stored as hashes (see `auth`), never as given.
 
-use balancelab_shared::{Member, Project, Role, ShareLink, User};
+use balancelab_shared::{Member, Project, Role, ShareLink, TokenInfo, User};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Result, Store, StoreError};
+
+/// The columns [`user_from_row`] reads.
+const USER_COLUMNS: &str = "id, name, admin, disabled";
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         admin: row.try_get::<i64, _>("admin")? != 0,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenInfo> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        label: row.try_get("label")?,
+        created_ms: row.try_get("created_ms")?,
+        expires_ms: row.try_get("expires_ms")?,
+        current: row.try_get::<i64, _>("current")? != 0,
     })
 }
 
@@ -35,12 +50,13 @@ fn member_from_row(row: &AnyRow) -> Result<Member> {
     })
 }
 
-/// What a token is for: sessions expire, API tokens last until revoked.
+/// What a token is for: a sign-in, or scripts and the CLI. Both expire (API tokens when
+/// their maker said) and can be revoked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {
     /// A browser session (or a `login` from a script): expires.
     Session,
-    /// A token made for scripts and the CLI: lasts until revoked.
+    /// A token made for scripts and the CLI.
     Api,
 }
 
@@ -69,21 +85,23 @@ impl Store {
         password_hash: &str,
         admin: bool,
     ) -> Result<Option<User>> {
-        let row = sqlx::query(
+        let sql = format!(
             "INSERT INTO users (name, password_hash, admin) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING RETURNING id, name, admin",
-        )
-        .bind(name)
-        .bind(password_hash)
-        .bind(i64::from(admin))
-        .fetch_optional(&self.pool)
-        .await?;
+             ON CONFLICT (name) DO NOTHING RETURNING {USER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .bind(password_hash)
+            .bind(i64::from(admin))
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     /// The user named `name` and their password hash.
     pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query("SELECT id, name, admin, password_hash FROM users WHERE name = $1")
+        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = $1");
+        let row = sqlx::query(&sql)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -99,25 +117,57 @@ impl Store {
         kind: TokenKind,
         lifetime_ms: Option<i64>,
     ) -> Result<i64> {
+        self.add_labelled_token(user, token_hash, kind, lifetime_ms, None)
+            .await
+    }
+
+    /// [`Store::add_token`] with a label saying what the token is for.
+    pub(crate) async fn add_labelled_token(
+        &self,
+        user: i64,
+        token_hash: &str,
+        kind: TokenKind,
+        lifetime_ms: Option<i64>,
+        label: Option<&str>,
+    ) -> Result<i64> {
         let sql = self.dialect.sql(
-            "INSERT INTO tokens (token_hash, user_id, kind, expires_ms) \
-             VALUES ($1, $2, $3, NOW_MS + $4) RETURNING id",
+            "INSERT INTO tokens (token_hash, user_id, kind, expires_ms, label, created_ms) \
+             VALUES ($1, $2, $3, NOW_MS + $4, $5, NOW_MS) RETURNING id",
         );
         let row = sqlx::query(&sql)
             .bind(token_hash)
             .bind(user)
             .bind(kind.as_str())
             .bind(lifetime_ms)
+            .bind(label)
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("id")?)
     }
 
-    /// The user a token (by hash) belongs to, if it exists and has not expired.
+    /// `user`'s sessions and API tokens that still work, newest first; `current` marks the
+    /// one whose hash is `presented`.
+    pub(crate) async fn tokens_of(&self, user: i64, presented: &str) -> Result<Vec<TokenInfo>> {
+        let sql = self.dialect.sql(
+            "SELECT id, kind, label, created_ms, expires_ms, \
+             CASE WHEN token_hash = $2 THEN 1 ELSE 0 END AS current FROM tokens \
+             WHERE user_id = $1 AND (expires_ms IS NULL OR expires_ms > NOW_MS) ORDER BY id DESC",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user)
+            .bind(presented)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// The user a token (by hash) belongs to, if it exists, has not expired and its user is
+    /// not disabled.
     pub(crate) async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
         let sql = self.dialect.sql(
-            "SELECT u.id, u.name, u.admin FROM tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND (t.expires_ms IS NULL OR t.expires_ms > NOW_MS)",
+            "SELECT u.id, u.name, u.admin, u.disabled FROM tokens t \
+             JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND u.disabled = 0 \
+             AND (t.expires_ms IS NULL OR t.expires_ms > NOW_MS)",
         );
         let row = sqlx::query(&sql)
             .bind(token_hash)
@@ -135,15 +185,71 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes one of `user`'s API tokens by id; false if they have none with that id.
-    pub(crate) async fn revoke_api_token(&self, user: i64, id: i64) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
-                .bind(id)
-                .bind(user)
-                .execute(&self.pool)
-                .await?;
+    /// Revokes one of `user`'s sessions or API tokens by id; false if they have none with
+    /// that id.
+    pub(crate) async fn revoke_token(&self, user: i64, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes every session and API token of `user`; returns how many there were.
+    pub(crate) async fn revoke_all_tokens(&self, user: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Sets `user`'s password hash and, in the same transaction, ends their other sessions
+    /// (all but the one whose hash is `keep`); API tokens stay.
+    pub(crate) async fn set_password(&self, user: i64, hash: &str, keep: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM tokens WHERE user_id = $1 AND kind = 'session' AND token_hash <> $2",
+        )
+        .bind(user)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every user, by name.
+    pub(crate) async fn users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Disables (revoking every session and token in the same transaction) or enables user
+    /// `id`; `None` if there is no such user.
+    pub(crate) async fn set_disabled(&self, id: i64, disabled: bool) -> Result<Option<User>> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("UPDATE users SET disabled = $1 WHERE id = $2 RETURNING {USER_COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(i64::from(disabled))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if disabled && row.is_some() {
+            sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     /// Creates a project owned by `owner`; `None` if the name is taken.

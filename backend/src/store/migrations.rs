@@ -22,6 +22,7 @@ const SQLITE: Migrations = migrations!("sqlite":
     3 "0003_users_projects_sharing.sql",
     4 "0004_run_pace_and_best_heads.sql",
     5 "0005_run_fence.sql",
+    6 "0006_accounts.sql",
 );
 
 const POSTGRES: Migrations = migrations!("postgres":
@@ -29,6 +30,7 @@ const POSTGRES: Migrations = migrations!("postgres":
     2 "0002_users_projects_sharing.sql",
     3 "0003_run_pace_and_best_heads.sql",
     4 "0004_run_fence.sql",
+    5 "0005_accounts.sql",
 );
 
 #[derive(Debug)]

@@ -1,0 +1,5 @@
+-- Accounts an admin can disable (a disabled user's tokens stop working), and tokens their
+-- owners can list: a label and when each was made.
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN label TEXT;
+ALTER TABLE tokens ADD COLUMN created_ms INTEGER;

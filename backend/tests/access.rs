@@ -786,6 +786,107 @@ async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts()
     server.login("bob", "a new password").await;
 }
 
+#[tokio::test]
+async fn the_audit_log_says_who_changed_what_to_owners_and_admins() {
+    let server = Server::start().await;
+    let admin = As::Token(server.login("admin", "admin password").await);
+    let alice = server.user(&admin, "alice").await;
+    let bob = server.user(&admin, "bob").await;
+    let call = |who: &As, method: Method, uri: &str, body: Value| {
+        let (server, who, uri) = (&server, who.clone(), uri.to_owned());
+        async move { server.call(&who, method, &uri, body).await }
+    };
+    let (_, body) = call(
+        &alice,
+        Method::POST,
+        "/api/projects",
+        json!({"name": "vision"}),
+    )
+    .await;
+    let vision: Project = serde_json::from_value(body).unwrap();
+    let project = vision.id;
+    let uri = format!("/api/runs?project={project}");
+    let (_, body) = call(&alice, Method::POST, &uri, small_run()).await;
+    let run: Run = serde_json::from_value(body).unwrap();
+    let id = run.id;
+    let member = format!("/api/projects/{project}/members/bob");
+    call(&alice, Method::PUT, &member, json!({"role": "editor"})).await;
+    let (_, body) = call(
+        &bob,
+        Method::POST,
+        &format!("/api/runs/{id}/share"),
+        Value::Null,
+    )
+    .await;
+    let link: Secret = serde_json::from_value(body).unwrap();
+    let revoke = format!("/api/runs/{id}/share/{}", link.id);
+    assert_eq!(
+        call(&bob, Method::DELETE, &revoke, Value::Null).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let cancel = format!("/api/runs/{id}/cancel");
+    // The run may have finished already (409): then there is nothing to record.
+    let (cancel_status, _) = call(&bob, Method::POST, &cancel, Value::Null).await;
+    let cancelled = cancel_status == StatusCode::ACCEPTED;
+    assert!(cancelled || cancel_status == StatusCode::CONFLICT);
+    // A refused change leaves no entry.
+    let (status, _) = call(&bob, Method::PUT, &member, json!({"role": "owner"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let log = format!("/api/projects/{project}/audit");
+    let (status, _) = call(&bob, Method::GET, &log, Value::Null).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "editors do not read the log");
+    let (status, body) = call(&alice, Method::GET, &log, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let entries = body.as_array().unwrap();
+    let said: Vec<(&str, &str)> = (entries.iter().rev())
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    let mut expected = vec![
+        ("alice", "project_created"),
+        ("alice", "run_created"),
+        ("alice", "member_set"),
+        ("bob", "run_shared"),
+        ("bob", "share_revoked"),
+    ];
+    if cancelled {
+        expected.push(("bob", "run_cancelled"));
+    }
+    assert_eq!(said, expected);
+    assert!(entries
+        .iter()
+        .all(|e| e["request_id"].as_str().is_some_and(|r| r.len() == 36)));
+    assert_eq!(entries.last().unwrap()["detail"], "\"vision\"");
+    assert_eq!(entries[entries.len() - 3]["detail"], "\"bob\" as editor");
+    assert!(entries.iter().skip(1).all(|e| e["project_id"] == project));
+    // Pages: newest first, then before the last one seen.
+    let (_, body) = call(&alice, Method::GET, &format!("{log}?limit=2"), Value::Null).await;
+    let first_page = body.as_array().unwrap().clone();
+    assert_eq!(first_page.len(), 2);
+    let before = first_page[1]["id"].as_i64().unwrap();
+    let (_, body) = call(
+        &alice,
+        Method::GET,
+        &format!("{log}?before={before}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(body.as_array().unwrap().len(), entries.len() - 2);
+    let (status, body) = call(&alice, Method::GET, &format!("{log}?limit=0"), Value::Null).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["fields"][0]["field"], "limit");
+
+    // The whole log, with the management of users, is the admins'.
+    let (status, _) = call(&alice, Method::GET, "/api/audit", Value::Null).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, body) = call(&admin, Method::GET, "/api/audit?limit=1000", Value::Null).await;
+    let created: Vec<&str> = (body.as_array().unwrap().iter())
+        .filter(|e| e["action"] == "user_created")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["\"bob\"", "\"alice\""]);
+}
+
 /// The live run list shows each user only the runs of their projects.
 #[tokio::test]
 async fn the_live_run_list_shows_only_your_projects() {

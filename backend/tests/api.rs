@@ -1167,7 +1167,9 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/users",
         "/users/{id}",
         "/users/{id}/tokens",
+        "/audit",
         "/projects",
+        "/projects/{id}/audit",
         "/projects/{id}/members",
         "/projects/{id}/members/{user}",
         "/runs",
@@ -1190,7 +1192,7 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert_eq!(
         paths.len(),
-        28,
+        30,
         "an endpoint without a test entry: {paths:?}"
     );
     let run_operations = document["paths"]["/runs/{id}"].as_object().unwrap();

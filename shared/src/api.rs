@@ -535,3 +535,91 @@ mod tests {
         );
     }
 }
+
+/// What an audited request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// A run was queued (created or cloned).
+    RunCreated,
+    /// A sweep's runs were queued.
+    SweepCreated,
+    /// A run's name, notes or tags changed.
+    RunChanged,
+    /// A run was cancelled (or its cancellation asked for).
+    RunCancelled,
+    /// A run was deleted with its metrics and checkpoints.
+    RunDeleted,
+    /// A share link to a run was made.
+    RunShared,
+    /// A share link was revoked.
+    ShareRevoked,
+    /// A project was created.
+    ProjectCreated,
+    /// A member was added to a project or their role changed.
+    MemberSet,
+    /// A member was removed from a project.
+    MemberRemoved,
+    /// An admin created a user.
+    UserCreated,
+    /// An admin disabled a user.
+    UserDisabled,
+    /// An admin enabled a user.
+    UserEnabled,
+    /// An admin revoked every session and token of a user.
+    UserTokensRevoked,
+    /// A user changed their password.
+    PasswordChanged,
+    /// A user made an API token.
+    TokenCreated,
+    /// A user revoked one of their sessions or tokens.
+    TokenRevoked,
+}
+
+impl AuditAction {
+    /// The snake_case name, as stored and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RunCreated => "run_created",
+            Self::SweepCreated => "sweep_created",
+            Self::RunChanged => "run_changed",
+            Self::RunCancelled => "run_cancelled",
+            Self::RunDeleted => "run_deleted",
+            Self::RunShared => "run_shared",
+            Self::ShareRevoked => "share_revoked",
+            Self::ProjectCreated => "project_created",
+            Self::MemberSet => "member_set",
+            Self::MemberRemoved => "member_removed",
+            Self::UserCreated => "user_created",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::UserTokensRevoked => "user_tokens_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::TokenCreated => "token_created",
+            Self::TokenRevoked => "token_revoked",
+        }
+    }
+}
+
+/// One entry of the audit log: who did what, when, in answer to which request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    /// Its position in the log (newer entries have larger ids).
+    pub id: i64,
+    /// When (milliseconds since 1970).
+    pub at_ms: i64,
+    /// The user who did it.
+    pub actor: String,
+    /// What they did.
+    pub action: AuditAction,
+    /// The project concerned, if any.
+    pub project_id: Option<i64>,
+    /// The run concerned, if any.
+    pub run_id: Option<i64>,
+    /// The particulars, for a person: a member and role, a link id, a run's name.
+    pub detail: String,
+    /// The request's `x-request-id`, to find it in the server's log.
+    pub request_id: Option<String>,
+}

@@ -17,9 +17,9 @@ pub mod series;
 pub mod sweep;
 
 pub use api::{
-    Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, PasswordChange, Preset, Project,
-    Role, Run, RunDetail, RunEvent, RunPage, RunPatch, RunQuery, RunSort, RunStatus, Secret,
-    ShareLink, SortOrder, TokenInfo, TokenRequest, User, UserChange,
+    AuditAction, AuditEntry, Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member,
+    PasswordChange, Preset, Project, Role, Run, RunDetail, RunEvent, RunPage, RunPatch, RunQuery,
+    RunSort, RunStatus, Secret, ShareLink, SortOrder, TokenInfo, TokenRequest, User, UserChange,
 };
 pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,

@@ -7,12 +7,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
 use balancelab_shared::{
-    Credentials, ErrorBody, FieldError, Me, PasswordChange, Secret, TokenInfo, TokenRequest, User,
-    UserChange,
+    AuditAction, Credentials, ErrorBody, FieldError, Me, PasswordChange, Secret, TokenInfo,
+    TokenRequest, User, UserChange,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestId;
 use super::extract::{
     presented_token, ApiJson, ApiPath, Caller, ClientAddress, JsonBody, SESSION_COOKIE,
 };
@@ -173,6 +174,7 @@ async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<
 async fn create_token(
     State(state): State<AppState>,
     Caller(user): Caller,
+    request_id: RequestId,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Secret>), ApiError> {
     let request: TokenRequest = body.parse_optional()?.unwrap_or_default();
@@ -201,6 +203,9 @@ async fn create_token(
     let id = (state.store)
         .add_labelled_token(user.id, &hash, TokenKind::Api, Some(lifetime_ms), label)
         .await?;
+    let detail = format!("API token {id} ({label:?}), {days} days");
+    let action = AuditAction::TokenCreated;
+    (request_id.record(&state.store, &user, action, (None, None), detail)).await;
     Ok((StatusCode::CREATED, Json(Secret { id, token })))
 }
 
@@ -245,6 +250,7 @@ async fn list_tokens(
 async fn revoke_token(
     State(state): State<AppState>,
     Caller(user): Caller,
+    request_id: RequestId,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     if !state.store.revoke_token(user.id, id).await? {
@@ -252,6 +258,8 @@ async fn revoke_token(
             "you have no session or token {id}"
         )));
     }
+    let (action, detail) = (AuditAction::TokenRevoked, format!("token {id}"));
+    (request_id.record(&state.store, &user, action, (None, None), detail)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,6 +281,7 @@ async fn revoke_token(
 async fn change_password(
     State(state): State<AppState>,
     Caller(user): Caller,
+    request_id: RequestId,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     ApiJson(change): ApiJson<PasswordChange>,
@@ -308,6 +317,8 @@ async fn change_password(
     (state.store)
         .set_password(user.id, &new_hash, keep.as_deref().unwrap_or_default())
         .await?;
+    let (action, detail) = (AuditAction::PasswordChanged, "other sessions ended");
+    (request_id.record(&state.store, &user, action, (None, None), detail)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -368,6 +379,7 @@ async fn list_users(
 async fn change_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    request_id: RequestId,
     ApiPath(id): ApiPath<i64>,
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Json<User>, ApiError> {
@@ -382,7 +394,15 @@ async fn change_user(
         ));
     }
     match state.store.set_disabled(id, change.disabled).await? {
-        Some(user) => Ok(Json(user)),
+        Some(user) => {
+            let action = match user.disabled {
+                true => AuditAction::UserDisabled,
+                false => AuditAction::UserEnabled,
+            };
+            let detail = format!("{:?}", user.name);
+            (request_id.record(&state.store, &caller, action, (None, None), detail)).await;
+            Ok(Json(user))
+        }
         None => Err(ApiError::NotFound(format!("there is no user {id}"))),
     }
 }
@@ -403,6 +423,7 @@ async fn change_user(
 async fn revoke_user_tokens(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    request_id: RequestId,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     if !caller.admin {
@@ -410,7 +431,10 @@ async fn revoke_user_tokens(
             "only admins revoke others' tokens".into(),
         ));
     }
-    state.store.revoke_all_tokens(id).await?;
+    let revoked = state.store.revoke_all_tokens(id).await?;
+    let detail = format!("user {id}: {revoked} sessions and tokens");
+    let action = AuditAction::UserTokensRevoked;
+    (request_id.record(&state.store, &caller, action, (None, None), detail)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -431,6 +455,7 @@ async fn revoke_user_tokens(
 async fn create_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    request_id: RequestId,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     if !caller.admin {
@@ -444,7 +469,11 @@ async fn create_user(
         .create_user(&credentials.name, &hash, false)
         .await?
     {
-        Some(user) => Ok((StatusCode::CREATED, Json(user))),
+        Some(user) => {
+            let (action, detail) = (AuditAction::UserCreated, format!("{:?}", user.name));
+            (request_id.record(&state.store, &caller, action, (None, None), detail)).await;
+            Ok((StatusCode::CREATED, Json(user)))
+        }
         None => Err(ApiError::Conflict(format!(
             "the user name {:?} is taken",
             credentials.name

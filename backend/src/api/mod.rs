@@ -5,6 +5,7 @@
 //! may do is decided in [`crate::auth`], what a run configuration must satisfy in
 //! [`crate::check`].
 
+mod audit;
 mod auth;
 mod cross_site;
 mod datasets;
@@ -177,6 +178,7 @@ fn resources() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .merge(auth::router())
+        .merge(audit::router())
         .merge(projects::router())
         .merge(share::router())
         .merge(runs::router())

@@ -4,11 +4,12 @@ use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use balancelab_shared::{ErrorBody, FieldError, Member, Project, Role};
+use balancelab_shared::{AuditAction, ErrorBody, FieldError, Member, Project, Role};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestId;
 use super::extract::{ApiJson, ApiPath, Caller, JsonBody};
 use super::{ApiError, AppState};
 use crate::store::MemberChange;
@@ -67,6 +68,7 @@ struct RoleChange {
 async fn create(
     State(state): State<AppState>,
     Caller(user): Caller,
+    request: RequestId,
     ApiJson(NewProject { name }): ApiJson<NewProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
     let name = name.trim();
@@ -75,7 +77,12 @@ async fn create(
         return Err(ApiError::Invalid(vec![error]));
     }
     match state.store.create_project(name, user.id).await? {
-        Some(project) => Ok((StatusCode::CREATED, Json(project))),
+        Some(project) => {
+            let (target, detail) = ((Some(project.id), None), format!("{name:?}"));
+            let action = AuditAction::ProjectCreated;
+            (request.record(&state.store, &user, action, target, detail)).await;
+            Ok((StatusCode::CREATED, Json(project)))
+        }
         None => Err(ApiError::Conflict(format!(
             "a project named {name:?} exists"
         ))),
@@ -128,6 +135,7 @@ async fn members(
 async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath((id, user)): ApiPath<(i64, String)>,
     body: JsonBody,
 ) -> Result<Json<Vec<Member>>, ApiError> {
@@ -141,7 +149,12 @@ async fn set_member(
         ));
     }
     match state.store.set_member(id, &user, role).await? {
-        MemberChange::Done => Ok(Json(state.store.members(id).await?)),
+        MemberChange::Done => {
+            let detail = format!("{user:?} as {}", role.as_str());
+            let action = AuditAction::MemberSet;
+            (request.record(&state.store, &caller.0, action, (Some(id), None), detail)).await;
+            Ok(Json(state.store.members(id).await?))
+        }
         MemberChange::NoSuchMember => Err(ApiError::NotFound(format!("there is no user {user:?}"))),
         MemberChange::LastOwner => Err(last_owner()),
     }
@@ -166,6 +179,7 @@ async fn set_member(
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath((id, user)): ApiPath<(i64, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller
@@ -177,7 +191,11 @@ async fn remove_member(
         ));
     }
     match state.store.remove_member(id, &user).await? {
-        MemberChange::Done => Ok(StatusCode::NO_CONTENT),
+        MemberChange::Done => {
+            let (action, detail) = (AuditAction::MemberRemoved, format!("{user:?}"));
+            (request.record(&state.store, &caller.0, action, (Some(id), None), detail)).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         MemberChange::NoSuchMember => Err(ApiError::NotFound(format!("{user:?} is not a member"))),
         MemberChange::LastOwner => Err(last_owner()),
     }

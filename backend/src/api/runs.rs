@@ -6,14 +6,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use balancelab_shared::{
-    ErrorBody, FieldError, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery, RunSort,
-    RunStatus, SortOrder,
+    AuditAction, ErrorBody, FieldError, Role, Run, RunConfig, RunDetail, RunPage, RunPatch,
+    RunQuery, RunSort, RunStatus, SortOrder,
 };
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestId;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, JsonBody, Reader};
 use super::{ApiError, AppState};
 use crate::check::check_run;
@@ -30,13 +31,24 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 async fn queue(
     state: &AppState,
+    (caller, request): (&Caller, &RequestId),
     config: &RunConfig,
     project: i64,
+    detail: String,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     check_run(config, state.environment()).map_err(ApiError::Invalid)?;
     let run = state.store.create_run(config, project).await?;
     state.workers.wake();
     state.hub.notify(run.id);
+    let action = AuditAction::RunCreated;
+    (request.record(
+        &state.store,
+        &caller.0,
+        action,
+        (Some(project), Some(run.id)),
+        detail,
+    ))
+    .await;
     Ok((StatusCode::CREATED, Json(run)))
 }
 
@@ -84,12 +96,14 @@ impl Destination {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiQuery(destination): ApiQuery<Destination>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let project = destination.project(&state, &caller).await?;
     let config: RunConfig = body.parse()?;
-    queue(&state, &config, project).await
+    let detail = format!("{} on {}", config.method.name(), config.dataset.kind());
+    queue(&state, (&caller, &request), &config, project, detail).await
 }
 
 /// A new run from run `id`'s configuration with the body's changes: a JSON merge patch
@@ -112,6 +126,7 @@ async fn create(
 async fn clone(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath(id): ApiPath<i64>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
@@ -123,7 +138,15 @@ async fn clone(
     }
     // Parsed as a body would be, so that an error names its field the same way.
     let ApiJson(config) = ApiJson::<RunConfig>::from_bytes(config.to_string().as_bytes())?;
-    queue(&state, &config, source.project_id).await
+    let detail = format!("cloned from run {id}");
+    queue(
+        &state,
+        (&caller, &request),
+        &config,
+        source.project_id,
+        detail,
+    )
+    .await
 }
 
 /// RFC 7396: objects merge key by key, `null` removes a key, anything else replaces.
@@ -239,6 +262,7 @@ async fn detail(
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath(id): ApiPath<i64>,
     body: JsonBody,
 ) -> Result<Json<Run>, ApiError> {
@@ -248,6 +272,21 @@ async fn patch(
     let run = state.store.patch_run(id, &patch).await?;
     let run = run.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
     state.hub.notify(id);
+    let changed = serde_json::to_value(&patch).expect("a patch serializes");
+    let fields: Vec<&String> = (changed.as_object().into_iter().flatten())
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, _)| k)
+        .collect();
+    let detail = format!("changed {fields:?}");
+    let target = (Some(run.project_id), Some(id));
+    (request.record(
+        &state.store,
+        &caller.0,
+        AuditAction::RunChanged,
+        target,
+        detail,
+    ))
+    .await;
     Ok(Json(run))
 }
 
@@ -269,9 +308,10 @@ async fn patch(
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.run(&state.store, id, Role::Editor).await?;
+    let run = caller.run(&state.store, id, Role::Editor).await?;
     if !state.store.delete_run(id).await? {
         return Err(ApiError::Conflict(format!(
             "run {id} is training; cancel it before deleting it"
@@ -283,6 +323,21 @@ async fn delete(
             tracing::warn!(run = id, error = %e, "could not delete the run's checkpoints");
         }
     }
+    let detail = format!(
+        "{} on {}, {}",
+        run.config.method.name(),
+        run.config.dataset.kind(),
+        run.status.as_str()
+    );
+    let target = (Some(run.project_id), Some(id));
+    (request.record(
+        &state.store,
+        &caller.0,
+        AuditAction::RunDeleted,
+        target,
+        detail,
+    ))
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,18 +360,34 @@ async fn delete(
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    caller.run(&state.store, id, Role::Editor).await?;
-    match state.store.request_cancel(id).await? {
-        Cancellation::Cancelled => state.hub.notify(id),
-        Cancellation::Requested => state.workers.cancel_local(id),
+    let run = caller.run(&state.store, id, Role::Editor).await?;
+    let detail = match state.store.request_cancel(id).await? {
+        Cancellation::Cancelled => {
+            state.hub.notify(id);
+            "cancelled while queued"
+        }
+        Cancellation::Requested => {
+            state.workers.cancel_local(id);
+            "asked to stop while training"
+        }
         Cancellation::NotActive => {
             return Err(ApiError::Conflict(format!(
                 "run {id} is not queued or running, so it cannot be cancelled"
             )))
         }
-    }
+    };
+    let target = (Some(run.project_id), Some(id));
+    (request.record(
+        &state.store,
+        &caller.0,
+        AuditAction::RunCancelled,
+        target,
+        detail,
+    ))
+    .await;
     Ok((StatusCode::ACCEPTED, Json(find(&state, id).await?)))
 }
 

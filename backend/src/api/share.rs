@@ -6,10 +6,11 @@ use super::responses::ChangesRun;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use balancelab_shared::{Role, Secret, ShareLink};
+use balancelab_shared::{AuditAction, Role, Secret, ShareLink};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestId;
 use super::extract::{ApiPath, Caller};
 use super::{ApiError, AppState};
 use crate::auth::new_token;
@@ -37,14 +38,25 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Secret>), ApiError> {
-    caller.run(&state.store, id, Role::Editor).await?;
+    let run = caller.run(&state.store, id, Role::Editor).await?;
     let (token, hash) = new_token();
     let link = state
         .store
         .create_share_link(id, &hash, &caller.0.name)
         .await?;
+    let target = (Some(run.project_id), Some(id));
+    let detail = format!("share link {}", link.id);
+    (request.record(
+        &state.store,
+        &caller.0,
+        AuditAction::RunShared,
+        target,
+        detail,
+    ))
+    .await;
     Ok((StatusCode::CREATED, Json(Secret { id: link.id, token })))
 }
 
@@ -87,13 +99,24 @@ async fn list(
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiPath((id, link)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.run(&state.store, id, Role::Editor).await?;
+    let run = caller.run(&state.store, id, Role::Editor).await?;
     if !state.store.revoke_share_link(id, link).await? {
         return Err(ApiError::NotFound(format!(
             "run {id} has no share link {link}"
         )));
     }
+    let target = (Some(run.project_id), Some(id));
+    let detail = format!("share link {link}");
+    (request.record(
+        &state.store,
+        &caller.0,
+        AuditAction::ShareRevoked,
+        target,
+        detail,
+    ))
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

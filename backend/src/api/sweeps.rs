@@ -5,10 +5,11 @@ use super::responses::NeedsRole;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use balancelab_shared::{ErrorBody, Run, Sweep};
+use balancelab_shared::{AuditAction, ErrorBody, Run, Sweep};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestId;
 use super::extract::{ApiQuery, Caller, JsonBody};
 use super::runs::Destination;
 use super::{ApiError, AppState};
@@ -39,6 +40,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    request: RequestId,
     ApiQuery(destination): ApiQuery<Destination>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Vec<Run>>), ApiError> {
@@ -54,5 +56,10 @@ async fn create(
     for run in &runs {
         state.hub.notify(run.id);
     }
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let tag = runs.first().and_then(|r| r.tags.first());
+    let detail = format!("{} runs {ids:?}, tag {tag:?}", ids.len());
+    let (action, target) = (AuditAction::SweepCreated, (Some(project), None));
+    (request.record(&state.store, &caller.0, action, target, detail)).await;
     Ok((StatusCode::CREATED, Json(runs)))
 }

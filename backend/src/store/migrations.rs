@@ -23,6 +23,7 @@ const SQLITE: Migrations = migrations!("sqlite":
     4 "0004_run_pace_and_best_heads.sql",
     5 "0005_run_fence.sql",
     6 "0006_accounts.sql",
+    7 "0007_audit_log.sql",
 );
 
 const POSTGRES: Migrations = migrations!("postgres":
@@ -31,6 +32,7 @@ const POSTGRES: Migrations = migrations!("postgres":
     3 "0003_run_pace_and_best_heads.sql",
     4 "0004_run_fence.sql",
     5 "0005_accounts.sql",
+    6 "0006_audit_log.sql",
 );
 
 #[derive(Debug)]

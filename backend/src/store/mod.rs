@@ -10,8 +10,10 @@
 //!   and resuming clients read by position.
 //! - [`queue`]: workers claiming runs, heartbeats, cancellation and re-queueing.
 //! - [`access`]: users, tokens, projects with roles, share links.
+//! - [`audit`]: the audit log of who changed what.
 
 mod access;
+mod audit;
 mod events;
 mod migrations;
 mod queue;
@@ -24,6 +26,7 @@ use sqlx::{AnyPool, Row};
 
 pub(crate) use access::MemberChange;
 pub use access::TokenKind;
+pub(crate) use audit::Audited;
 pub use events::LoggedEvent;
 pub(crate) use events::ResumePoint;
 pub(crate) use queue::{Cancellation, Heartbeat};

@@ -501,6 +501,23 @@ async fn sessions_cookies_api_tokens_and_the_login_limit() {
         cookie.starts_with("balancelab_session=") && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    // Behind a proxy that terminated TLS, the cookie is sent over HTTPS only.
+    let response = server
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/api/auth/login")
+                .header("x-forwarded-proto", "https")
+                .body(Body::from(
+                    json!({"name": "admin", "password": "admin password"}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 
     // API tokens last until revoked.
     let user = As::Token(session.clone());

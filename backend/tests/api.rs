@@ -399,6 +399,18 @@ async fn malformed_paths_queries_and_bodies_get_json_errors_that_say_what_is_wro
             "{error:?}"
         );
     }
+    // Compare and results read every run named: at most 100 per request.
+    let ids: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
+    for endpoint in ["compare", "results"] {
+        let uri = format!("/api/{endpoint}?runs={}", ids.join(","));
+        let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}");
+        assert_eq!(error.fields[0].field, "runs");
+        assert!(
+            error.fields[0].message.contains("at most 100 runs"),
+            "{error:?}"
+        );
+    }
 
     let post = |content_type: &str, body: Vec<u8>| {
         Request::post("/api/runs")

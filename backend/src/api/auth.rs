@@ -46,8 +46,29 @@ const MAX_LABEL_CHARS: usize = 100;
 /// What a user name may be, as errors say it.
 const NAME_RULE: &str = "1 to 64 letters, digits or -_.";
 
-fn session_cookie(token: &str, max_age_s: i64) -> String {
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}")
+/// The session cookie; `Secure` (sent over HTTPS only) when the server says so
+/// (`--secure-cookies`) or the request came through a proxy that terminated TLS.
+fn session_cookie(token: &str, max_age_s: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
+    )
+}
+
+/// Whether the browser reached a proxy in front of this server over HTTPS
+/// (`X-Forwarded-Proto: https` or `Forwarded: proto=https`). A client that claims so
+/// falsely only makes its own cookie unusable over plain HTTP.
+fn behind_tls(headers: &HeaderMap) -> bool {
+    let says = |name: &str, https: &dyn Fn(&str) -> bool| {
+        (headers.get_all(name).iter()).any(|v| v.to_str().is_ok_and(https))
+    };
+    says("x-forwarded-proto", &|v| {
+        v.split(',')
+            .next()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }) || says("forwarded", &|v| {
+        (v.split([';', ','])).any(|p| p.trim().eq_ignore_ascii_case("proto=https"))
+    })
 }
 
 /// Checks a password and answers with a session token, also set as an HttpOnly cookie for
@@ -70,6 +91,7 @@ fn session_cookie(token: &str, max_age_s: i64) -> String {
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Credentials { name, password } = credentials;
@@ -110,7 +132,8 @@ async fn login(
     let id = (state.store)
         .add_token(user.id, &hash, kind, Some(SESSION_LIFETIME_MS))
         .await?;
-    let cookie = session_cookie(&token, SESSION_LIFETIME_MS / 1000);
+    let secure = state.secure_cookies || behind_tls(&headers);
+    let cookie = session_cookie(&token, SESSION_LIFETIME_MS / 1000, secure);
     Ok((
         AppendHeaders([(header::SET_COOKIE, cookie)]),
         Json(Secret { id, token }),
@@ -138,7 +161,10 @@ async fn logout(
     }
     Ok((
         StatusCode::NO_CONTENT,
-        AppendHeaders([(header::SET_COOKIE, session_cookie("", 0))]),
+        AppendHeaders([(
+            header::SET_COOKIE,
+            session_cookie("", 0, state.secure_cookies || behind_tls(&headers)),
+        )]),
     ))
 }
 

@@ -59,6 +59,8 @@ pub struct AppState {
     login_throttle: Arc<LoginThrottle>,
     /// Open live streams per user and share link.
     streams: Arc<stream_slots::StreamSlots>,
+    /// Session cookies are marked `Secure` (served over HTTPS, `--secure-cookies`).
+    secure_cookies: bool,
 }
 
 impl AppState {
@@ -70,6 +72,16 @@ impl AppState {
             workers,
             login_throttle: Arc::default(),
             streams: Arc::default(),
+            secure_cookies: false,
+        }
+    }
+
+    /// This state with session cookies marked `Secure` or not: for a server reached over
+    /// HTTPS only. (Behind a TLS proxy that says `X-Forwarded-Proto: https`, they are anyway.)
+    pub fn with_secure_cookies(self, secure_cookies: bool) -> Self {
+        Self {
+            secure_cookies,
+            ..self
         }
     }
 

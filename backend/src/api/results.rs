@@ -25,16 +25,25 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(results))
 }
 
-/// A comma-separated list of run ids, as `?runs=3,4,7`.
+/// Runs one compare or results request reads at most: each is read whole (its epochs).
+const MAX_IDS: usize = 100;
+
+/// A comma-separated list of at most [`MAX_IDS`] run ids, as `?runs=3,4,7`.
 fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
+    let invalid = |message: String| ApiError::Invalid(vec![FieldError::new("runs", message)]);
+    let count = text.split(',').count();
+    if count > MAX_IDS {
+        return Err(invalid(format!(
+            "at most {MAX_IDS} runs per request, got {count}"
+        )));
+    }
     text.split(',')
         .map(|id| id.trim().parse::<i64>())
         .collect::<Result<_, _>>()
         .map_err(|_| {
-            ApiError::Invalid(vec![FieldError::new(
-                "runs",
-                format!("expected run ids separated by commas, got {text:?}"),
-            )])
+            invalid(format!(
+                "expected run ids separated by commas, got {text:?}"
+            ))
         })
 }
 
@@ -142,7 +151,7 @@ async fn results(
             // Without ids: the most recent completed runs.
             let completed = RunQuery {
                 status: Some(RunStatus::Completed),
-                limit: RunQuery::MAX_LIMIT,
+                limit: MAX_IDS as u32,
                 ..RunQuery::default()
             };
             state.store.list_runs(&completed, caller.0.id).await?.runs

@@ -44,6 +44,10 @@ enum Command {
         /// BALANCELAB_ADMIN_PASSWORD or a random one printed once.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Mark session cookies `Secure` (sent over HTTPS only): for a server reached over
+        /// HTTPS. Behind a proxy that sends `X-Forwarded-Proto: https` they are marked anyway.
+        #[arg(long, env = "BALANCELAB_SECURE_COOKIES")]
+        secure_cookies: bool,
         #[command(flatten)]
         common: WorkerArgs,
     },
@@ -130,8 +134,9 @@ pub fn run() -> anyhow::Result<()> {
             addr,
             ui_dir,
             workers,
+            secure_cookies,
             common,
-        } => server::serve(addr, ui_dir, workers, &common),
+        } => server::serve(addr, ui_dir, (workers, secure_cookies), &common),
         Command::Worker {
             concurrency,
             common,

@@ -108,7 +108,7 @@ async fn shutdown_signal() {
 pub async fn serve(
     addr: SocketAddr,
     ui_dir: PathBuf,
-    workers: usize,
+    (workers, secure_cookies): (usize, bool),
     common: &WorkerArgs,
 ) -> anyhow::Result<()> {
     let (store, hub, workers) = common.open(workers).await?;
@@ -124,7 +124,7 @@ pub async fn serve(
              (shown only now; sign in at http://{addr} and create other users from there)"
         );
     }
-    let state = AppState::new(store, hub, workers.clone());
+    let state = AppState::new(store, hub, workers.clone()).with_secure_cookies(secure_cookies);
     // Client-side routes such as /runs/7 are served the UI, which routes them itself.
     let page = fs::read_to_string(ui_dir.join("index.html")).unwrap_or_default();
     let [nosniff, no_framing, referrer] = api::protective_headers();

@@ -953,6 +953,54 @@ async fn the_live_run_list_shows_only_your_projects() {
     }
     assert!(seen.contains(&bobs), "bob sees his run change: {seen:?}");
     assert!(!seen.contains(&admins), "and never admin's: {seen:?}");
+
+    // Added to admin's project, Bob's open stream starts showing its runs (memberships are
+    // read again every 5 s); signed out, it ends.
+    let admins_project = serde_json::from_value::<Run>(
+        server
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/runs/{admins}"),
+                Value::Null,
+            )
+            .await
+            .1,
+    )
+    .unwrap()
+    .project_id;
+    let member = format!("/api/projects/{admins_project}/members/bob");
+    let (status, _) = (server.call(&admin, Method::PUT, &member, json!({"role": "viewer"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let (_, later) = server
+        .call(&admin, Method::POST, "/api/runs", small_run())
+        .await;
+    let later = later["id"].as_i64().unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&data).lines() {
+            if let Some(json) = line.strip_prefix("data: ") {
+                seen.push(serde_json::from_str::<Run>(json).unwrap().id);
+            }
+        }
+    }
+    assert!(seen.contains(&later), "a project joined shows: {seen:?}");
+    let (status, _) = server
+        .call(&bob, Method::POST, "/api/auth/logout", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the run list went on after signing out");
 }
 
 /// An open stream is checked again while it runs: revoking the share link it was opened

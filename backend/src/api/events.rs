@@ -15,9 +15,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, ApiQuery, Caller, Reader};
+use super::extract::{presented_token, ApiPath, ApiQuery, Caller, Reader, ACCESS_RECHECK};
 use super::stream_slots::Holder;
 use super::{ApiError, AppState};
+use crate::auth::{self, AccessError};
+use crate::store::{Store, StoreError};
 
 /// The live streams' routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -91,8 +93,38 @@ async fn run_log(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
+async fn project_ids(store: &Store, user: i64) -> Result<Vec<i64>, StoreError> {
+    Ok((store.projects_of(user).await?.iter())
+        .map(|p| p.id)
+        .collect())
+}
+
+/// Every [`ACCESS_RECHECK`], sends the projects of the user of `token` to `memberships`;
+/// resolves once the token no longer works (signed out, revoked, expired, user disabled).
+/// A store that cannot answer now changes nothing.
+async fn follow_memberships(
+    store: Store,
+    token: String,
+    memberships: tokio::sync::watch::Sender<Vec<i64>>,
+) {
+    loop {
+        tokio::time::sleep(ACCESS_RECHECK).await;
+        match auth::user_of_token(&store, &token).await {
+            Ok(user) => {
+                if let Ok(projects) = project_ids(&store, user.id).await {
+                    memberships.send_replace(projects);
+                }
+            }
+            Err(AccessError::Store(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Every change to a run of the caller's projects (created, status, progress, tags, note)
-/// from now on; data is the run as `GET /runs/{id}` would give it, without its epochs.
+/// from now on; data is the run as `GET /runs/{id}` would give it, without its epochs. The
+/// caller's projects are read again every 5 s (a project joined starts to show, one left
+/// stops); the stream ends once the token it was opened with no longer works.
 #[utoipa::path(
     get,
     path = "/runs/events",
@@ -106,14 +138,16 @@ async fn run_log(
 async fn run_list(
     State(state): State<AppState>,
     Caller(user): Caller,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let slot = state.streams.take(Holder::User(user.id))?;
-    // Memberships as of connecting; a client reconnects to see a project it just joined.
-    let projects: Vec<i64> = (state.store.projects_of(user.id).await?.iter())
-        .map(|p| p.id)
-        .collect();
+    let projects = project_ids(&state.store, user.id).await?;
+    let (memberships, projects) = tokio::sync::watch::channel(projects);
+    let token = presented_token(&headers).unwrap_or_default();
+    let access_ends = follow_memberships(state.store.clone(), token, memberships);
     let events = (state.hub.follow_runs())
-        .filter(move |run| std::future::ready(projects.contains(&run.project_id)))
+        .filter(move |run| std::future::ready(projects.borrow().contains(&run.project_id)))
+        .take_until(access_ends)
         .map(move |run| {
             // Held as long as the stream.
             let _ = &slot;

@@ -385,7 +385,7 @@ impl Reader {
 }
 
 /// How often an open stream checks that its reader may still read it.
-const ACCESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+pub(super) const ACCESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

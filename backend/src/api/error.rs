@@ -21,6 +21,9 @@ pub(super) enum ApiError {
     /// 400: a path or query parameter that does not parse, named.
     #[error("{}: {}", .0.field, .0.message)]
     BadParameter(FieldError),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 415: a body sent as something other than JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -70,6 +73,7 @@ impl IntoResponse for ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, Vec::new()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, Vec::new()),
             Self::BadParameter(field) => (StatusCode::BAD_REQUEST, vec![field.clone()]),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, Vec::new()),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Vec::new()),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Vec::new()),
             Self::Conflict(_) => (StatusCode::CONFLICT, Vec::new()),

@@ -43,13 +43,14 @@ impl<T: DeserializeOwned> ApiJson<T> {
             .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
+                // serde_json calls some type errors syntax errors (a null where an enum
+                // goes: "expected value"): a body that is valid JSON has a field at fault.
+                let is_json = || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
                 match inner.classify() {
-                    Category::Syntax | Category::Eof | Category::Io => {
+                    Category::Syntax | Category::Eof | Category::Io if !is_json() => {
                         ApiError::BadRequest(format!("request body is not valid JSON: {inner}"))
                     }
-                    Category::Data => {
-                        ApiError::Invalid(vec![FieldError::new(path, inner.to_string())])
-                    }
+                    _ => ApiError::Invalid(vec![FieldError::new(path, inner.to_string())]),
                 }
             })
     }
@@ -173,7 +174,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
                     expected_type,
                 )
             }
-            other => return Err(ApiError::BadRequest(other.to_string())),
+            other => {
+                let error = FieldError::new("path", other.to_string());
+                return Err(ApiError::BadParameter(error));
+            }
         };
         let form = if expected.starts_with('i') || expected.starts_with('u') {
             "a whole number"
@@ -209,8 +213,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                     .unwrap_or_default();
                 let message = format!("{given}{}", e.into_inner());
                 match name.as_str() {
-                    // The query as a whole (a parameter missing, say).
-                    "." | "" => ApiError::BadRequest(format!("query string: {message}")),
+                    // The query as a whole: serde names the parameter missing or unknown in
+                    // its message (missing field `keys`).
+                    "." | "" => {
+                        let named = message.split('`').nth(1).filter(|n| !n.is_empty());
+                        let name = named.unwrap_or("query").to_owned();
+                        ApiError::BadParameter(FieldError::new(name, message))
+                    }
                     _ => ApiError::BadParameter(FieldError::new(name, message)),
                 }
             })

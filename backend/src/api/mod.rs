@@ -211,7 +211,10 @@ pub fn app(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { Json(document.as_ref().clone()) }),
         )
-        .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
+        .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!("this endpoint does not answer {method}"))
+        });
     let [nosniff, no_framing, referrer] = cross_site::protective_headers();
     Router::new()
         .nest("/api", api)

@@ -15,6 +15,7 @@
 //! - [`results_table`]: results tables as CSV, Markdown or LaTeX, for the API and the CLI.
 //! - `presets`: ready-made run configurations (the papers' recipes), built in, for the API.
 //! - [`api`]: the HTTP API (Axum).
+//! - [`failpoint`]: kills the process at named points, for the fault-injection tests.
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod cpu_threads;
 pub mod data;
 pub mod device;
 pub mod engine;
+pub mod failpoint;
 pub mod live;
 pub mod login_throttle;
 pub mod memory_estimate;

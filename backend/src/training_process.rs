@@ -79,6 +79,7 @@ enum Answer {
 
 /// The child's side: trains the job on standard input, reporting on standard output.
 pub fn serve() -> anyhow::Result<()> {
+    crate::failpoint::kill_parent_too();
     let mut input = BufReader::new(std::io::stdin());
     let mut first = String::new();
     input.read_line(&mut first)?;

@@ -285,7 +285,11 @@ async fn execute(shared: &Arc<Shared>, claim: Claim) {
             return finish(RunStatus::Failed, Some(error)).await;
         }
     };
-    if resume.epoch > 0 && attempt.resume_from.is_none() {
+    // The store may be one epoch ahead of the checkpoints (the previous attempt died between
+    // storing an epoch and checkpointing it): that epoch is trained again, its stored events
+    // kept. With no checkpoint at all, that is only the first epoch; further behind, the
+    // checkpoints are elsewhere (another machine's folder).
+    if resume.epoch > 1 && attempt.resume_from.is_none() {
         let error = format!(
             "it was interrupted after epoch {} and its checkpoint is not in {} on this worker",
             resume.epoch,
@@ -468,7 +472,11 @@ async fn flush(
             written = shared.store.append_held_events(id, lease, batch).await;
         }
         match written {
-            Ok(Some(_)) => shared.hub.notify(id),
+            Ok(Some(_)) => {
+                // Stored, not yet acknowledged to the engine nor shown to viewers.
+                crate::failpoint::hit("events-written");
+                shared.hub.notify(id);
+            }
             Ok(None) => {
                 stored = false;
                 tracing::warn!(run = id, "the run was taken from this worker: stopping it");

@@ -35,7 +35,21 @@ fn free_address() -> (u16, String) {
 /// Starts `balancelab serve` on `port` with its state in `state_dir`; fast heartbeats so
 /// that a killed server's run is noticed within seconds.
 fn serve(port: u16, state_dir: &Path, database_url: Option<&str>) -> Process {
+    serve_with(port, state_dir, database_url, None)
+}
+
+/// [`serve`], its process group killed at `failpoints` (see `balancelab::failpoint`).
+fn serve_with(
+    port: u16,
+    state_dir: &Path,
+    database_url: Option<&str>,
+    failpoints: Option<&str>,
+) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_balancelab"));
+    match failpoints {
+        Some(points) => command.env("BALANCELAB_FAILPOINTS", points),
+        None => command.env_remove("BALANCELAB_FAILPOINTS"),
+    };
     command
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .args(["--heartbeat-secs", "0.2", "--stale-after-secs", "1.5"])
@@ -425,4 +439,162 @@ fn the_training_process_never_checkpoints_an_epoch_that_was_not_stored() {
         }
         assert_eq!(dir.path().join("last.safetensors").exists(), checkpointed);
     }
+}
+
+/// What must not change when a run is interrupted: each epoch's numbers but its times, and
+/// each step's index and loss.
+#[derive(Debug, PartialEq)]
+struct Curves {
+    epochs: Vec<Value>,
+    steps: Vec<(u64, f64)>,
+}
+
+/// The run's log read whole over SSE (it has ended): its event ids must be 1, 2, 3... and
+/// each epoch and step must appear once, in order.
+fn stored_curves(base: &str, auth: &str, id: i64) -> Curves {
+    let mut log = Vec::new();
+    read_events(base, auth, id, 0, &mut log);
+    let ids: Vec<i64> = log.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        (1..=log.len() as i64).collect::<Vec<_>>(),
+        "no event lost or doubled"
+    );
+    let mut curves = Curves {
+        epochs: Vec::new(),
+        steps: Vec::new(),
+    };
+    for (_, data) in &log {
+        match serde_json::from_str::<RunEvent>(data).unwrap() {
+            RunEvent::Epoch(m) => {
+                let mut value = serde_json::to_value(&m).unwrap();
+                value.as_object_mut().unwrap().remove("elapsed_seconds");
+                curves.epochs.push(value);
+            }
+            RunEvent::Step(m) => curves.steps.push((m.step, m.loss)),
+            RunEvent::Status { .. } => {}
+        }
+    }
+    let epochs: Vec<u64> = (curves.epochs.iter())
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        epochs,
+        (1..=epochs.len() as u64).collect::<Vec<_>>(),
+        "each epoch once"
+    );
+    let steps: Vec<u64> = curves.steps.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        steps,
+        (0..steps.len() as u64).collect::<Vec<_>>(),
+        "each step once"
+    );
+    curves
+}
+
+/// Seeded rounds of fault injection with real processes: the server's process group (the
+/// server and the run's training process) is killed with SIGKILL between a checkpoint's
+/// weights and its progress file, before a checkpoint file's rename, right after a batch of
+/// events is stored but before the engine and the viewers hear of it, or at a random moment;
+/// then restarted. Every run must complete with no stored event lost or doubled, every
+/// epoch and step once, and the same numbers as the run never interrupted.
+/// `BALANCELAB_FAULT_ROUNDS` sets the number of rounds (default 8).
+#[test]
+fn runs_survive_their_server_being_killed_at_any_point() {
+    use rand::{Rng, SeedableRng};
+    let rounds: usize = std::env::var("BALANCELAB_FAULT_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(8);
+    let config = json!({
+        "epochs": 4,
+        "batch_size": 32,
+        "validation_fraction": 0.2,
+        "dataset": {"kind": "synthetic", "train_samples": 1280, "test_samples": 256}
+    });
+    let train = |failpoint: Option<&str>, random_kill: Option<Duration>| {
+        let state = tempfile::tempdir().unwrap();
+        let (port, base) = free_address();
+        let mut server = serve_with(port, state.path(), None, failpoint);
+        let auth = sign_in(&base);
+        let run = post_run(&base, &auth, &config);
+        let detail_url = format!("{base}/api/runs/{}", run.id);
+        // None while the server cannot answer (it may be dying).
+        let ended = |auth: &str| {
+            let response = ureq::get(&detail_url).header("Authorization", auth).call();
+            let detail = response.ok()?.body_mut().read_json::<RunDetail>().ok()?;
+            Some(detail.run.status.is_terminal())
+        };
+        let killed = match random_kill {
+            Some(after) => {
+                thread::sleep(after);
+                let running =
+                    matches!(server.0.try_wait(), Ok(None)) && ended(&auth) == Some(false);
+                if running {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{}", server.0.id())])
+                        .status();
+                    let _ = server.0.wait();
+                }
+                running
+            }
+            None => {
+                wait_for("the failpoint or the end", Duration::from_secs(180), || {
+                    matches!(server.0.try_wait(), Ok(Some(_))) || ended(&auth) == Some(true)
+                });
+                matches!(server.0.try_wait(), Ok(Some(_)))
+            }
+        };
+        if killed {
+            server = serve(port, state.path(), None);
+        }
+        wait_for("the run to end", Duration::from_secs(180), || {
+            ended(&auth) == Some(true)
+        });
+        let detail: RunDetail = get_json(&detail_url, &auth);
+        assert_eq!(
+            detail.run.status,
+            RunStatus::Completed,
+            "{:?}",
+            detail.run.error
+        );
+        let curves = stored_curves(&base, &auth, run.id);
+        drop(server);
+        (curves, killed, detail.run.attempts)
+    };
+
+    let (reference, _, _) = train(None, None);
+    assert_eq!((reference.epochs.len(), reference.steps.len()), (4, 4 * 32));
+    let points = [
+        "checkpoint-between-files",
+        "checkpoint-before-rename",
+        "events-written",
+        "random",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    let mut kills = 0;
+    for round in 0..rounds {
+        let point = points[round % points.len()];
+        let pass = rng.random_range(1..=4);
+        let (failpoint, random_kill) = match point {
+            "random" => (
+                None,
+                Some(Duration::from_millis(rng.random_range(50..900))),
+            ),
+            _ => (Some(format!("{point}@{pass}")), None),
+        };
+        let (curves, killed, attempts) = train(failpoint.as_deref(), random_kill);
+        eprintln!("round {round}: {point} pass {pass}: killed {killed}, attempts {attempts}");
+        assert_eq!(attempts, 1 + u32::from(killed), "round {round}");
+        kills += usize::from(killed);
+        assert_eq!(
+            curves, reference,
+            "round {round} ({point}) changed the numbers"
+        );
+    }
+    eprintln!("{rounds} rounds, {kills} kills: every run completed with the reference's numbers");
+    assert!(
+        kills * 2 >= rounds,
+        "most rounds must kill ({kills} of {rounds})"
+    );
 }

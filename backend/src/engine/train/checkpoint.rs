@@ -138,6 +138,7 @@ pub fn save(
         safetensors::serialize_to_file(tensors, Some(metadata), temporary)
             .map_err(candle_core::Error::wrap)
     })?;
+    crate::failpoint::hit("checkpoint-between-files");
     replace(&json, |temporary| Ok(fs::write(temporary, &text)?))?;
     // The renames themselves reach the disk with the folder.
     fs::File::open(dir)?.sync_all()?;
@@ -152,6 +153,7 @@ fn replace(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let temporary = PathBuf::from(temporary);
     write(&temporary)?;
     fs::File::open(&temporary)?.sync_all()?;
+    crate::failpoint::hit("checkpoint-before-rename");
     fs::rename(&temporary, path)?;
     Ok(())
 }

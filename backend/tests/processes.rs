@@ -577,10 +577,7 @@ fn runs_survive_their_server_being_killed_at_any_point() {
         let point = points[round % points.len()];
         let pass = rng.random_range(1..=4);
         let (failpoint, random_kill) = match point {
-            "random" => (
-                None,
-                Some(Duration::from_millis(rng.random_range(50..900))),
-            ),
+            "random" => (None, Some(Duration::from_millis(rng.random_range(50..900)))),
             _ => (Some(format!("{point}@{pass}")), None),
         };
         let (curves, killed, attempts) = train(failpoint.as_deref(), random_kill);

@@ -1,9 +1,9 @@
 //! Calls to the BalanceLab HTTP API, and its live streams (Server-Sent Events).
 
 use balancelab_shared::{
-    Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset, Project,
-    ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunQuery, Secret, ShareLink, Sweep,
-    XAxis,
+    AuditEntry, Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset,
+    Project, ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunQuery, Secret, ShareLink,
+    Sweep, XAxis,
 };
 use std::marker::PhantomData;
 
@@ -246,6 +246,11 @@ pub(crate) async fn share_links(id: i64) -> Result<Vec<ShareLink>, ApiFailure> {
 /// Revokes share link `link` of run `id`.
 pub(crate) async fn revoke_share_link(id: i64, link: i64) -> Result<(), ApiFailure> {
     delete(&format!("/api/runs/{id}/share/{link}")).await
+}
+
+/// The newest `limit` entries of `project`'s audit log (owners only).
+pub(crate) async fn project_audit(project: i64, limit: u32) -> Result<Vec<AuditEntry>, ApiFailure> {
+    get(&format!("/api/projects/{project}/audit?limit={limit}")).await
 }
 
 /// The members of `project`, with their roles.

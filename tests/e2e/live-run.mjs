@@ -372,6 +372,9 @@ async function main() {
     await page.click('#make-share-link');
     const link = await page.locator('#share-link').inputValue();
     await page.locator('.share-links li.share-active').waitFor();
+    // The owner sees the project's activity: this link among it, and the run's creation.
+    await page.locator('.audit-log li', { hasText: 'run shared' }).first().waitFor();
+    assert.ok(await page.locator('.audit-log li', { hasText: 'run created' }).count() >= 1);
     await page.locator('.share-dialog').screenshot({ path: join(artifacts, '6a-share-dialog.png') });
     assert.match(link, new RegExp(`${runPath}\\?share=[0-9a-f]{64}$`));
     const stranger = await browser.newContext({ viewport: { width: 1280, height: 1500 } });

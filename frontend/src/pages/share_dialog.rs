@@ -1,7 +1,8 @@
 //! Sharing a run: teammates get a role in its project (viewer, editor, owner); anyone else
-//! gets a read-only link to this run alone, which can be revoked.
+//! gets a read-only link to this run alone, which can be revoked. Owners also see the
+//! project's recent activity: the audit log of who did what.
 
-use balancelab_shared::{Member, Role, ShareLink};
+use balancelab_shared::{AuditEntry, Member, Role, ShareLink};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -16,6 +17,7 @@ pub(super) fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
             <summary id="share-run">"Share"</summary>
             <TeamAccess sharing />
             <ReadOnlyLinks sharing />
+            <ProjectActivity sharing />
             {move || sharing.problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
         </details>
     }
@@ -31,6 +33,8 @@ struct Sharing {
     links: RwSignal<Vec<ShareLink>>,
     /// The link just made; shown once, as its token cannot be read again.
     new_link: RwSignal<Option<String>>,
+    /// The project's latest audit entries; none for a caller who is not an owner.
+    activity: RwSignal<Option<Vec<AuditEntry>>>,
     problem: RwSignal<Option<String>>,
 }
 
@@ -42,6 +46,7 @@ impl Sharing {
             members: RwSignal::new(Vec::new()),
             links: RwSignal::new(Vec::new()),
             new_link: RwSignal::new(None),
+            activity: RwSignal::new(None),
             problem: RwSignal::new(None),
         }
     }
@@ -62,6 +67,12 @@ impl Sharing {
                 Ok(list) => self.links.set(list),
                 Err(e) => self.report(e),
             }
+            // Owners only: anyone else is refused, and sees no such section.
+            self.activity.set(
+                api::project_audit(self.project_id, ACTIVITY_SHOWN)
+                    .await
+                    .ok(),
+            );
         })
     }
 
@@ -195,6 +206,38 @@ fn MemberList(sharing: Sharing) -> impl IntoView {
             .collect_view()
     };
     view! { <ul class="members">{rows}</ul> }
+}
+
+/// Audit entries the activity section shows: the latest.
+const ACTIVITY_SHOWN: u32 = 20;
+
+/// The project's latest audit entries, newest first, for its owners: when, who, what.
+#[component]
+fn ProjectActivity(sharing: Sharing) -> impl IntoView {
+    move || {
+        sharing.activity.get().map(|entries| {
+            let rows = (entries.into_iter())
+                .map(|e| {
+                    let when = js_sys::Date::new(&(e.at_ms as f64).into());
+                    let when = String::from(when.to_locale_string("default", &js_sys::Object::new()));
+                    let run = e.run_id.map(|id| format!(" run {id}")).unwrap_or_default();
+                    view! {
+                        <li>
+                            <span class="audit-when">{when}</span>
+                            <span class="member">{e.actor}</span>
+                            <span class="tag">{api::snake(e.action).replace('_', " ")}</span>
+                            {format!("{run} {}", e.detail)}
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                <h3>"Project activity (owners)"</h3>
+                <p class="hint">"Who queued, changed, cancelled, deleted and shared runs, and changed members; newest first."</p>
+                <ul class="audit-log">{rows}</ul>
+            }
+        })
+    }
 }
 
 /// The run's read-only links: the one just made, in full, and every link's state.

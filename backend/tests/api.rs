@@ -1207,6 +1207,13 @@ async fn the_openapi_document_describes_every_endpoint() {
         30,
         "an endpoint without a test entry: {paths:?}"
     );
+    // A body's answers are documented where one is read.
+    let create = document["paths"]["/runs"]["post"]["responses"]
+        .as_object()
+        .unwrap();
+    for status in ["201", "400", "413", "415", "422"] {
+        assert!(create.contains_key(status), "POST /runs lacks {status}");
+    }
     let run_operations = document["paths"]["/runs/{id}"].as_object().unwrap();
     let mut methods: Vec<&String> = run_operations
         .keys()

@@ -1,7 +1,7 @@
 //! `/auth` and `/users`: signing in and out, who am I, sessions and API tokens, password
 //! changes, and (admins) users: creating, listing, disabling, revoking their tokens.
 
-use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
+use super::responses::{InvalidFields, NeedsRole, NotSignedIn, ReadsBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
@@ -82,6 +82,7 @@ fn behind_tls(headers: &HeaderMap) -> bool {
     tag = "auth",
     request_body = Credentials,
     responses(
+        ReadsBody,
         (status = 200, body = Secret, description = "a session token, also set as the balancelab_session cookie"),
         (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "not a possible user name"),
@@ -192,6 +193,7 @@ async fn me(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<
     tag = "auth",
     request_body(content = Option<TokenRequest>, description = "may be left out"),
     responses(
+        ReadsBody,
         (status = 201, body = Secret, description = "an API token, shown once"),
         InvalidFields,
         NotSignedIn,
@@ -298,6 +300,7 @@ async fn revoke_token(
     tag = "auth",
     request_body = PasswordChange,
     responses(
+        ReadsBody,
         (status = 204, description = "changed; the caller's other sessions are signed out"),
         (status = 403, body = ErrorBody, description = "the current password is wrong"),
         InvalidFields,
@@ -396,6 +399,7 @@ async fn list_users(
     params(("id" = i64, Path)),
     request_body = UserChange,
     responses(
+        ReadsBody,
         (status = 200, body = User),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "an admin disabling themselves"),
@@ -472,6 +476,7 @@ async fn revoke_user_tokens(
     tag = "auth",
     request_body = Credentials,
     responses(
+        ReadsBody,
         (status = 201, body = User),
         (status = 409, body = ErrorBody, description = "the name is taken"),
         InvalidFields,

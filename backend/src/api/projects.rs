@@ -1,6 +1,6 @@
 //! `/projects`: the caller's projects, new projects, and (owners) their members' roles.
 
-use super::responses::{InvalidFields, NeedsRole, NotSignedIn};
+use super::responses::{InvalidFields, NeedsRole, NotSignedIn, ReadsBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -59,6 +59,7 @@ struct RoleChange {
     tag = "projects",
     request_body(content = Object, description = "{\"name\": ...}"),
     responses(
+        ReadsBody,
         (status = 201, body = Project),
         (status = 409, body = ErrorBody),
         InvalidFields,
@@ -126,6 +127,7 @@ async fn members(
     ),
     request_body(content = Object, description = "{\"role\": \"viewer\" | \"editor\" | \"owner\"}"),
     responses(
+        ReadsBody,
         (status = 200, body = Vec<Member>),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),

@@ -49,3 +49,22 @@ pub(super) enum ChangesRun {
 #[allow(dead_code)]
 #[response(status = 422, description = "invalid fields, each named")]
 pub(super) struct InvalidFields(ErrorBody);
+
+/// Endpoints that read a JSON body: the answers about the body as a whole (its fields are
+/// [`InvalidFields`]), and about a path or query parameter that does not parse.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum ReadsBody {
+    #[response(
+        status = 400,
+        description = "the body is not JSON, or a path or query parameter does not parse (named)"
+    )]
+    BadRequest(ErrorBody),
+    #[response(status = 413, description = "the body is over 64 KiB")]
+    TooLarge(ErrorBody),
+    #[response(
+        status = 415,
+        description = "the body is sent as something other than application/json"
+    )]
+    NotJson(ErrorBody),
+}

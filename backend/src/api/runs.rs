@@ -1,7 +1,7 @@
 //! `/runs`: create, list (filtered, sorted, paged), read, tag and annotate, clone with
 //! changes, cancel and delete runs.
 
-use super::responses::{ChangesRun, InvalidFields, NeedsRole, NotSignedIn, ReadsRun};
+use super::responses::{ChangesRun, InvalidFields, NeedsRole, NotSignedIn, ReadsBody, ReadsRun};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -88,6 +88,7 @@ impl Destination {
     ),
     request_body = RunConfig,
     responses(
+        ReadsBody,
         (status = 201, body = Run),
         InvalidFields,
         NeedsRole,
@@ -118,6 +119,7 @@ async fn create(
     ),
     request_body(content = Object, description = "JSON merge patch (RFC 7396) of the source run's config"),
     responses(
+        ReadsBody,
         (status = 201, body = Run),
         InvalidFields,
         ChangesRun,
@@ -254,6 +256,7 @@ async fn detail(
     ),
     request_body = RunPatch,
     responses(
+        ReadsBody,
         (status = 200, body = Run),
         InvalidFields,
         ChangesRun,

@@ -1,7 +1,7 @@
 //! `/sweeps`: queue a grid of runs (methods x fusions x seeds over a base configuration) in
 //! one request, all tagged alike.
 
-use super::responses::NeedsRole;
+use super::responses::{NeedsRole, ReadsBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -32,6 +32,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     ),
     request_body = Sweep,
     responses(
+        ReadsBody,
         (status = 201, body = Vec<Run>, description = "the queued runs, in grid order"),
         (status = 422, body = ErrorBody, description = "invalid fields, each named by the request field (`methods[1].alpha`)"),
         NeedsRole,

@@ -1,13 +1,15 @@
 //! Load on loopback: 200 viewers (one share link each) follow a live run over SSE while 20
 //! clients read the API.
 //!
-//! The bench plays the worker: it claims a run and stores 10 steps every 100 ms for 10 s
-//! (1,000 events), each stamped with the moment it was handed to the store, so a viewer's
-//! delivery lag is its receive time minus that stamp. Prints p50/p99 of the lag and of the
+//! Once every viewer's stream is open, the bench plays the worker: it claims a run and stores
+//! 10 steps every 100 ms for 10 s (1,000 events), each stamped with the moment it was handed
+//! to the store, so a viewer's delivery lag is its receive time minus that stamp. Prints p50/p99 of the lag and of the
 //! API latency, and whether every viewer got every event.
 //!
 //! `cargo bench -p balancelab --bench live_load` (bounded: about 15 s).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use balancelab::api::{app, AppState};
@@ -39,14 +41,20 @@ fn step(n: u64, stamp: f64) -> RunEvent {
     }))
 }
 
-/// Follows a run's events through share link `link`; returns the lag of each step event in
-/// seconds.
-async fn view(addr: std::net::SocketAddr, link: String, id: i64, clock: Instant) -> Vec<f64> {
+/// Follows a run's events through share link `link`, counting itself in `connected` once
+/// the stream's head arrives; returns the lag of each step event in seconds.
+async fn view(
+    addr: std::net::SocketAddr,
+    (link, id): (String, i64),
+    clock: Instant,
+    connected: Arc<AtomicUsize>,
+) -> Vec<f64> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!("GET /api/runs/{id}/events?share={link} HTTP/1.1\r\nHost: bench\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut lags = Vec::new();
     let mut pending = String::new();
+    let mut counted = false;
     let mut buffer = vec![0; 64 * 1024];
     loop {
         let n = match stream.read(&mut buffer).await {
@@ -54,6 +62,10 @@ async fn view(addr: std::net::SocketAddr, link: String, id: i64, clock: Instant)
             Ok(n) => n,
         };
         let now = clock.elapsed().as_secs_f64();
+        if !counted {
+            counted = true;
+            connected.fetch_add(1, Ordering::Relaxed);
+        }
         pending.push_str(&String::from_utf8_lossy(&buffer[..n]));
         let complete = pending.rfind('\n').map_or(0, |i| i + 1);
         for line in pending[..complete].lines() {
@@ -156,11 +168,16 @@ async fn main() {
         })
         .collect();
     let clock = Instant::now();
+    let connected = Arc::new(AtomicUsize::new(0));
     let viewers: Vec<_> = (links.into_iter())
-        .map(|link| tokio::spawn(view(addr, link, run.id, clock)))
+        .map(|link| tokio::spawn(view(addr, (link, run.id), clock, connected.clone())))
         .collect();
-    // Let the viewers connect before the first event.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every viewer's stream open before the first event: the lag measured is delivery's,
+    // not connection setup's.
+    while connected.load(Ordering::Relaxed) < VIEWERS && clock.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let connecting = clock.elapsed();
 
     let deadline = Instant::now() + BATCH_EVERY * BATCHES as u32;
     let paths = [
@@ -206,6 +223,10 @@ async fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| SSE viewers | {VIEWERS} |");
+    println!(
+        "| all viewers connected in | {} |",
+        ms(connecting.as_secs_f64())
+    );
     println!(
         "| viewers that received all {} events | {complete} |",
         BATCHES * STEPS_PER_BATCH

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{presented_token, ApiPath, ApiQuery, Caller, Reader, ACCESS_RECHECK};
+use super::extract::{access_rechecks, presented_token, ApiPath, ApiQuery, Caller, Reader};
 use super::stream_slots::Holder;
 use super::{ApiError, AppState};
 use crate::auth::{self, AccessError};
@@ -99,7 +99,7 @@ async fn project_ids(store: &Store, user: i64) -> Result<Vec<i64>, StoreError> {
         .collect())
 }
 
-/// Every [`ACCESS_RECHECK`], sends the projects of the user of `token` to `memberships`;
+/// At every [`access_rechecks`] tick, sends the projects of the user of `token` to `memberships`;
 /// resolves once the token no longer works (signed out, revoked, expired, user disabled).
 /// A store that cannot answer now changes nothing.
 async fn follow_memberships(
@@ -107,8 +107,9 @@ async fn follow_memberships(
     token: String,
     memberships: tokio::sync::watch::Sender<Vec<i64>>,
 ) {
+    let mut rechecks = access_rechecks();
     loop {
-        tokio::time::sleep(ACCESS_RECHECK).await;
+        rechecks.tick().await;
         match auth::user_of_token(&store, &token).await {
             Ok(user) => {
                 if let Ok(projects) = project_ids(&store, user.id).await {

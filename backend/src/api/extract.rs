@@ -357,10 +357,11 @@ impl Reader {
 
     /// Resolves once this reader may no longer read run `id`: its link revoked, its token
     /// revoked or expired (signed out), its membership removed. Checked every
-    /// [`ACCESS_RECHECK`]; an open stream ends then.
+    /// [`ACCESS_RECHECK`] (see [`access_rechecks`]); an open stream ends then.
     pub(super) async fn access_ends(self, store: Store, id: i64) {
+        let mut rechecks = access_rechecks();
         loop {
-            tokio::time::sleep(ACCESS_RECHECK).await;
+            rechecks.tick().await;
             if !self.still_reads(&store, id).await {
                 return;
             }
@@ -394,7 +395,18 @@ impl Reader {
 }
 
 /// How often an open stream checks that its reader may still read it.
-pub(super) const ACCESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+const ACCESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ticks every [`ACCESS_RECHECK`], the first time after a random part of it: streams opened
+/// together (a team opening a shared run) do not all query the store at the same moment,
+/// which would hold up the delivery of their events.
+pub(super) fn access_rechecks() -> tokio::time::Interval {
+    let first = ACCESS_RECHECK.mul_f64(rand::random::<f64>());
+    let start = tokio::time::Instant::now() + first;
+    let mut rechecks = tokio::time::interval_at(start, ACCESS_RECHECK);
+    rechecks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    rechecks
+}
 
 #[cfg(test)]
 mod tests {

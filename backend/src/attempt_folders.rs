@@ -3,9 +3,12 @@
 //!
 //! A worker writes only into its own claim's folder, so a worker that lost its run (its
 //! heartbeats stopped reaching the store, and it trains on until it notices) never writes
-//! where the run's new holder reads or writes. A new claim resumes from the newest earlier
-//! folder that holds a last checkpoint; that folder's best checkpoint is linked into the new
-//! one (the best epoch may not come again), and every folder older than it is removed.
+//! where the run's new holder writes. The new holder may resume from the lost worker's folder,
+//! whose checkpoints only ever change by an atomic rename (and no longer advance: a lost
+//! worker's epochs are not stored, so it checkpoints none). A new claim resumes from the
+//! newest earlier folder that holds a last checkpoint; that folder's best checkpoint is linked
+//! into the new one (the best epoch may not come again), and every folder older than it is
+//! removed. Once the run has ended, [`finish`] removes every folder but its last claim's.
 //! Runs checkpointed before claims had folders kept their files in the run's folder itself,
 //! which counts as the oldest attempt.
 
@@ -61,6 +64,16 @@ pub fn start(run_dir: &Path, fence: i64) -> io::Result<Attempt> {
         dir,
         resume_from: Some(resume_from),
     })
+}
+
+/// Removes the checkpoints of every claim of the run under `run_dir` but claim `fence`'s,
+/// whose last and best checkpoints are the run's: once the run has ended, nothing resumes
+/// from the others.
+pub fn finish(run_dir: &Path, fence: i64) -> io::Result<()> {
+    for (_, dir) in earlier_attempts(run_dir, fence)? {
+        remove(run_dir, &dir)?;
+    }
+    Ok(())
 }
 
 /// The folders of claims before `fence`, with their numbers; the run folder itself is 0.
@@ -158,5 +171,10 @@ mod tests {
         assert_eq!(third.resume_from.as_deref(), Some(second.dir.as_path()));
         assert!(!Checkpoint::Last.exists_in(&run), "the old files are gone");
         assert!(second.dir.exists());
+        // Ended: only the last claim's checkpoints stay.
+        write(&third.dir, Checkpoint::Last, "epoch 8");
+        finish(&run, 3).unwrap();
+        assert!(!second.dir.exists());
+        assert_eq!(read_last(&third.dir), "epoch 8");
     }
 }

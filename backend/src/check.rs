@@ -8,6 +8,7 @@ use std::path::Path;
 use balancelab_shared::{FieldError, RunConfig, Sweep};
 
 use crate::data::catalog;
+use crate::engine::nn::Encoder;
 use crate::{device, memory_estimate};
 
 /// What a configuration is checked against: the process that will train it.
@@ -29,6 +30,9 @@ pub fn check_run(config: &RunConfig, environment: Environment) -> Result<(), Vec
         errors.extend(check_dataset(config, environment.data_dir).err());
     }
     if errors.is_empty() {
+        errors.extend(check_encoder(config).err());
+    }
+    if errors.is_empty() {
         errors.extend(check_memory(config, environment.memory_budget));
     }
     if errors.is_empty() {
@@ -47,6 +51,9 @@ pub fn check_sweep(sweep: &Sweep, environment: Environment) -> Result<(), Vec<Fi
         errors.extend(check_dataset(&sweep.base, environment.data_dir).err());
     }
     if errors.is_empty() {
+        errors.extend(check_encoder(&sweep.base).err());
+    }
+    if errors.is_empty() {
         // The grid changes only methods, fusions and seeds: the largest of its runs speaks
         // for all, and what to lower is in the base.
         let refusal =
@@ -54,7 +61,9 @@ pub fn check_sweep(sweep: &Sweep, environment: Environment) -> Result<(), Vec<Fi
         errors.extend(refusal.map(|e| FieldError::new(format!("base.{}", e.field), e.message)));
     }
     let in_base = |e: FieldError| match e.field.as_str() {
-        "device" | "dataset.kind" => FieldError::new(format!("base.{}", e.field), e.message),
+        "device" | "dataset.kind" | "model.encoder.kind" => {
+            FieldError::new(format!("base.{}", e.field), e.message)
+        }
         _ => e,
     };
     if errors.is_empty() {
@@ -62,6 +71,20 @@ pub fn check_sweep(sweep: &Sweep, environment: Environment) -> Result<(), Vec<Fi
     } else {
         Err(errors.into_iter().map(in_base).collect())
     }
+}
+
+/// Checks that the encoder reads every modality's input shape.
+fn check_encoder(config: &RunConfig) -> Result<(), FieldError> {
+    let footprint = crate::data::footprint(&config.dataset);
+    let names = config.dataset.modality_names();
+    for (m, shape) in footprint.shapes.iter().enumerate() {
+        if let Err(needs) = Encoder::check_input(&config.model.encoder, shape) {
+            let name = names.get(m).map_or("a modality", String::as_str);
+            let message = format!("{needs}; {name} is {shape:?}");
+            return Err(FieldError::new("model.encoder.kind", message));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a CPU run estimated to need more than `budget` bytes. On a GPU the activations
@@ -116,6 +139,26 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "dataset.kind");
         assert!(errors[0].message.contains("has none"), "{errors:?}");
+        // An encoder that cannot read a modality's input is named before anything is sized.
+        let transformer_on_video = RunConfig {
+            dataset: DatasetConfig::CremaD(Default::default()),
+            model: balancelab_shared::ModelConfig {
+                encoder: balancelab_shared::EncoderConfig::Transformer(Default::default()),
+                ..Default::default()
+            },
+            ..RunConfig::default()
+        };
+        let environment = Environment {
+            data_dir: Some(Path::new("/nonexistent")),
+            memory_budget: Some(1 << 30),
+        };
+        let errors = check_encoder(&transformer_on_video).unwrap_err();
+        assert_eq!(errors.field, "model.encoder.kind");
+        assert!(
+            errors.message.contains("audio is [1, 257, 188]"),
+            "{errors:?}"
+        );
+        assert!(check_run(&transformer_on_video, environment).is_err());
         config.epochs = 0;
         let errors = check_run(&config, Environment::default()).unwrap_err();
         assert_eq!(

@@ -6,15 +6,16 @@
 //! tests) a pass costs one read of a value set once per process.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Whether this is a training process, whose parent is the worker that started it.
-static KILL_PARENT: AtomicBool = AtomicBool::new(false);
+/// In a training process, the worker that started it (0: not a training process).
+static WORKER: AtomicI32 = AtomicI32::new(0);
 
 /// Marks this process as a run's training process: a failpoint kills its worker too.
 pub fn kill_parent_too() {
-    KILL_PARENT.store(true, Ordering::Relaxed);
+    // SAFETY: getppid(2) touches no memory.
+    WORKER.store(unsafe { libc::getppid() }, Ordering::Relaxed);
 }
 
 /// The points this process dies at, and how many times each has been passed.
@@ -55,10 +56,12 @@ pub fn hit(name: &str) {
             pass = death,
             "failpoint: killing the process group"
         );
+        let worker = WORKER.load(Ordering::Relaxed);
         // SAFETY: getppid(2) and kill(2) touch no memory; pid 0 is this process's group.
         unsafe {
-            if KILL_PARENT.load(Ordering::Relaxed) {
-                libc::kill(libc::getppid(), libc::SIGKILL);
+            // Only the worker that started this process: not whoever adopted it since.
+            if worker > 1 && libc::getppid() == worker {
+                libc::kill(worker, libc::SIGKILL);
             }
             libc::kill(0, libc::SIGKILL);
         }

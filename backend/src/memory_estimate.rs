@@ -44,7 +44,9 @@ pub struct MemoryEstimate {
 impl MemoryEstimate {
     /// Every part, and the process's own baseline.
     pub fn total(&self) -> u64 {
-        self.dataset + self.parameters + self.activations + BASELINE
+        (self.dataset.saturating_add(self.parameters))
+            .saturating_add(self.activations)
+            .saturating_add(BASELINE)
     }
 
     /// The part that is largest, and the fields that make it so: what to lower first.
@@ -164,8 +166,9 @@ pub fn estimate(config: &RunConfig) -> MemoryEstimate {
     // its output (Candle records it whenever a parameter takes part), and the kernels'
     // temporaries come on top: measured, about as much again.
     let evaluation_batch = (EVALUATION_VALUES / sample_values.max(1)).clamp(1, 512);
-    let batch = evaluation_batch.max(config.batch_size as usize);
-    let activations = (2 * batch * (per_sample + sample_values)) as u64 * FLOAT;
+    let batch = evaluation_batch.max(config.batch_size as usize) as u64;
+    let per_sample = (per_sample as u64).saturating_add(sample_values as u64);
+    let activations = (2 * FLOAT * batch).saturating_mul(per_sample);
 
     MemoryEstimate {
         dataset,
@@ -189,7 +192,7 @@ fn image(shape: &[usize]) -> (usize, usize, usize, usize) {
         [h, w] => (1, 1, h, w),
         [c, h, w] => (1, c, h, w),
         [t, c, h, w] => (t, c, h, w),
-        // Not an image: the configuration check refuses it before any estimate matters.
+        // Not an image: `check_run` refuses the encoder before it estimates.
         _ => (1, 1, shape.iter().product(), 1),
     }
 }
@@ -455,6 +458,33 @@ mod tests {
             error.message.contains("the activations"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn the_largest_valid_sizes_are_refused_without_overflowing() {
+        let config = RunConfig {
+            dataset: DatasetConfig::CremaD(CremaDConfig {
+                frames: 64,
+                image_size: 1024,
+                ..CremaDConfig::default()
+            }),
+            model: ModelConfig {
+                encoder: EncoderConfig::Cnn(CnnConfig {
+                    channels: 256,
+                    ..CnnConfig::default()
+                }),
+                feature_dim: 4096,
+                ..ModelConfig::default()
+            },
+            batch_size: 65_536,
+            ..RunConfig::default()
+        };
+        let needs = estimate(&config);
+        assert!(needs.total() > 1 << 50, "{needs:?}");
+        assert_eq!(
+            needs.refusal(&config, 16 * GIB).unwrap().field,
+            "batch_size"
         );
     }
 

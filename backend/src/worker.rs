@@ -253,13 +253,24 @@ async fn execute(shared: &Arc<Shared>, claim: Claim) {
     let id = claim.run.id;
     let store = &shared.store;
     let lease = &claim.lease;
+    // Whether the end was recorded (the run still this worker's).
     let finish = |status: RunStatus, error: Option<String>| async move {
-        match store.finish(id, lease, status, error.as_deref()).await {
-            Ok(true) => tracing::info!(run = id, status = status.as_str(), "run ended"),
-            Ok(false) => tracing::warn!(run = id, "the run was taken from this worker"),
-            Err(e) => tracing::error!(run = id, error = %e, "could not record the run's end"),
-        }
+        let recorded = match store.finish(id, lease, status, error.as_deref()).await {
+            Ok(true) => {
+                tracing::info!(run = id, status = status.as_str(), "run ended");
+                true
+            }
+            Ok(false) => {
+                tracing::warn!(run = id, "the run was taken from this worker");
+                false
+            }
+            Err(e) => {
+                tracing::error!(run = id, error = %e, "could not record the run's end");
+                false
+            }
+        };
         shared.hub.notify(id);
+        recorded
     };
     let resume = match store.resume_point(id).await {
         Ok(point) => point,
@@ -271,7 +282,8 @@ async fn execute(shared: &Arc<Shared>, claim: Claim) {
                 RunStatus::Queued
             };
             let error = format!("its stored progress could not be read (start {attempts}): {e}");
-            return finish(status, Some(error)).await;
+            finish(status, Some(error)).await;
+            return;
         }
     };
     let run_dir = shared.options.checkpoint_dir.join(id.to_string());
@@ -282,20 +294,22 @@ async fn execute(shared: &Arc<Shared>, claim: Claim) {
                 "its checkpoint folder {} is unusable: {e}",
                 run_dir.display()
             );
-            return finish(RunStatus::Failed, Some(error)).await;
+            finish(RunStatus::Failed, Some(error)).await;
+            return;
         }
     };
     // The store may be one epoch ahead of the checkpoints (the previous attempt died between
     // storing an epoch and checkpointing it): that epoch is trained again, its stored events
-    // kept. With no checkpoint at all, that is only the first epoch; further behind, the
-    // checkpoints are elsewhere (another machine's folder).
+    // kept. A checkpoint is found here whenever one was written here; none at all with more
+    // than the first epoch stored means the checkpoints are elsewhere (another machine's).
     if resume.epoch > 1 && attempt.resume_from.is_none() {
         let error = format!(
             "it was interrupted after epoch {} and its checkpoint is not in {} on this worker",
             resume.epoch,
             run_dir.display()
         );
-        return finish(RunStatus::Failed, Some(error)).await;
+        finish(RunStatus::Failed, Some(error)).await;
+        return;
     }
     if claim.run.attempts > 1 {
         tracing::info!(run = id, after_epoch = resume.epoch, "resuming the run");
@@ -335,7 +349,13 @@ async fn execute(shared: &Arc<Shared>, claim: Claim) {
         );
     }
     match end_status(outcome, stop) {
-        Some((status, error)) => finish(status, error).await,
+        Some((status, error)) => {
+            if finish(status, error).await && status.is_terminal() {
+                if let Err(e) = attempt_folders::finish(&run_dir, lease.fence) {
+                    tracing::warn!(run = id, error = %e, "could not remove older checkpoints");
+                }
+            }
+        }
         None => shared.hub.notify(id),
     }
 }

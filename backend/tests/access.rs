@@ -701,8 +701,8 @@ async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts()
     let (_, body) = call(&bob, Method::GET, "/api/auth/tokens", Value::Null).await;
     assert_eq!(body.as_array().unwrap().len(), 2);
 
-    // A password change needs the current password; it ends Bob's other sessions, not the
-    // one that asked, nor his API tokens.
+    // A password change needs the current password; it revokes Bob's other sessions and his
+    // API tokens, not the session that asked.
     let other_session = As::Token(server.login("bob", "long enough").await);
     let change = |current: &str, new: &str| json!({"current": current, "new": new});
     let (status, body) = call(
@@ -733,7 +733,10 @@ async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts()
     let me = |who: As| async move { call(&who, Method::GET, "/api/auth/me", Value::Null).await.0 };
     assert_eq!(me(bob.clone()).await, StatusCode::OK);
     assert_eq!(me(other_session).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(As::Token(laptop.token.clone())).await, StatusCode::OK);
+    assert_eq!(
+        me(As::Token(laptop.token.clone())).await,
+        StatusCode::UNAUTHORIZED
+    );
     let old = json!({"name": "bob", "password": "long enough"});
     let (status, _) = call(&As::Nobody, Method::POST, "/api/auth/login", old).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -757,6 +760,20 @@ async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts()
     let users: Vec<User> = serde_json::from_value(body).unwrap();
     let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["admin", "bob"]);
+    // A link Bob made to a run of admin's project, where he is an editor.
+    let (_, body) = call(&admin, Method::POST, "/api/runs", small_run()).await;
+    let run: Run = serde_json::from_value(body).unwrap();
+    let member = format!("/api/projects/{}/members/bob", run.project_id);
+    call(&admin, Method::PUT, &member, json!({"role": "editor"})).await;
+    let share = format!("/api/runs/{}/share", run.id);
+    let (_, body) = call(&bob, Method::POST, &share, Value::Null).await;
+    let link = As::Share(serde_json::from_value::<Secret>(body).unwrap().token);
+    let run_uri = format!("/api/runs/{}", run.id);
+    assert_eq!(
+        call(&link, Method::GET, &run_uri, Value::Null).await.0,
+        StatusCode::OK
+    );
+
     let bob_uri = format!("/api/users/{}", bob_user.id);
     let disable = json!({"disabled": true});
     assert_eq!(
@@ -771,8 +788,9 @@ async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts()
     assert!(serde_json::from_value::<User>(body).unwrap().disabled);
     assert_eq!(me(bob.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        me(As::Token(laptop.token.clone())).await,
-        StatusCode::UNAUTHORIZED
+        call(&link, Method::GET, &run_uri, Value::Null).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a disabled user's links open nothing"
     );
     let credentials = json!({"name": "bob", "password": "a new password"});
     let (status, body) = call(&As::Nobody, Method::POST, "/api/auth/login", credentials).await;
@@ -788,8 +806,14 @@ async fn tokens_expire_and_are_listed_passwords_change_admins_disable_accounts()
     );
     let bob = As::Token(server.login("bob", "a new password").await);
     assert_eq!(me(bob.clone()).await, StatusCode::OK);
+    assert_eq!(
+        call(&link, Method::GET, &run_uri, Value::Null).await.0,
+        StatusCode::OK
+    );
 
-    // Revoking all of a user's tokens, without disabling them.
+    // Revoking all of a user's tokens, without disabling them; there must be such a user.
+    let (status, _) = call(&admin, Method::DELETE, "/api/users/999/tokens", Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let uri = format!("/api/users/{}/tokens", bob_user.id);
     assert_eq!(
         call(&bob, Method::DELETE, &uri, Value::Null).await.0,

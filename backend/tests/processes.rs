@@ -492,9 +492,10 @@ fn stored_curves(base: &str, auth: &str, id: i64) -> Curves {
     curves
 }
 
-/// Seeded rounds of fault injection with real processes: the server's process group (the
-/// server and the run's training process) is killed with SIGKILL between a checkpoint's
-/// weights and its progress file, before a checkpoint file's rename, right after a batch of
+/// Seeded rounds of fault injection with real processes: the server and the run's training
+/// process are killed with SIGKILL (a failpoint kills both; the random kill hits the server's
+/// process group, and the training process, in a group of its own, stops when its worker is
+/// gone) between a checkpoint's weights and its progress file, before a checkpoint file's rename, right after a batch of
 /// events is stored but before the engine and the viewers hear of it, or at a random moment;
 /// then restarted. Every run must complete with no stored event lost or doubled, every
 /// epoch and step once, and the same numbers as the run never interrupted.

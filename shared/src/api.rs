@@ -545,7 +545,7 @@ pub enum AuditAction {
     RunCreated,
     /// A sweep's runs were queued.
     SweepCreated,
-    /// A run's name, notes or tags changed.
+    /// A run's note or tags changed.
     RunChanged,
     /// A run was cancelled (or its cancellation asked for).
     RunCancelled,

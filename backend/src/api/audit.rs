@@ -1,5 +1,6 @@
-//! The audit log: every state-changing request that succeeds is recorded (who, what, when,
-//! the request's id) by its handler through [`RequestId::record`]; project owners read their
+//! The audit log: each change to runs, projects, members, users and tokens that succeeds is
+//! recorded (who, what, when, the request's id) by its handler through [`RequestId::record`];
+//! signing in and out are not changes and are not recorded. Project owners read their
 //! project's entries at `/projects/{id}/audit`, admins everything at `/audit`.
 //!
 //! An entry is written once the change it describes is stored. If writing it fails, the
@@ -29,8 +30,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(whole_log))
 }
 
-/// The request's `x-request-id` (set by the request-id layer before any handler runs), with
-/// which a handler records what it did.
+/// The request's `x-request-id`, with which a handler records what it did. The request-id
+/// layer sets one before any handler runs, but keeps a caller's own; a caller's id goes into
+/// the log only if it looks like one (1 to 64 letters, digits or `-`).
 pub(super) struct RequestId(Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
@@ -39,6 +41,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let id = (parts.headers.get("x-request-id"))
             .and_then(|v| v.to_str().ok())
+            .filter(|id| {
+                (1..=64).contains(&id.len())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
             .map(str::to_owned);
         Ok(Self(id))
     }

@@ -231,7 +231,10 @@ async fn create_token(
     let id = (state.store)
         .add_labelled_token(user.id, &hash, TokenKind::Api, Some(lifetime_ms), label)
         .await?;
-    let detail = format!("API token {id} ({label:?}), {days} days");
+    let detail = format!(
+        "API token {id}, {days} days, {}",
+        label.unwrap_or("no label")
+    );
     let action = AuditAction::TokenCreated;
     (request_id.record(&state.store, &user, action, (None, None), detail)).await;
     Ok((StatusCode::CREATED, Json(Secret { id, token })))
@@ -291,8 +294,8 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Changes the caller's password, given the current one; every other session of theirs
-/// ends (API tokens stay: revoke them one by one).
+/// Changes the caller's password, given the current one; every other session and API token
+/// of theirs is revoked (the one this request presented stays).
 #[utoipa::path(
     post,
     path = "/auth/password",
@@ -301,7 +304,7 @@ async fn revoke_token(
     request_body = PasswordChange,
     responses(
         ReadsBody,
-        (status = 204, description = "changed; the caller's other sessions are signed out"),
+        (status = 204, description = "changed; the caller's other sessions and tokens are revoked"),
         (status = 403, body = ErrorBody, description = "the current password is wrong"),
         InvalidFields,
         NotSignedIn,
@@ -346,7 +349,10 @@ async fn change_password(
     (state.store)
         .set_password(user.id, &new_hash, keep.as_deref().unwrap_or_default())
         .await?;
-    let (action, detail) = (AuditAction::PasswordChanged, "other sessions ended");
+    let (action, detail) = (
+        AuditAction::PasswordChanged,
+        "other sessions and tokens revoked",
+    );
     (request_id.record(&state.store, &user, action, (None, None), detail)).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -461,7 +467,9 @@ async fn revoke_user_tokens(
             "only admins revoke others' tokens".into(),
         ));
     }
-    let revoked = state.store.revoke_all_tokens(id).await?;
+    let Some(revoked) = state.store.revoke_all_tokens(id).await? else {
+        return Err(ApiError::NotFound(format!("there is no user {id}")));
+    };
     let detail = format!("user {id}: {revoked} sessions and tokens");
     let action = AuditAction::UserTokensRevoked;
     (request_id.record(&state.store, &caller, action, (None, None), detail)).await;

@@ -57,9 +57,17 @@ async fn create(
     for run in &runs {
         state.hub.notify(run.id);
     }
-    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    let tag = runs.first().and_then(|r| r.tags.first());
-    let detail = format!("{} runs {ids:?}, tag {tag:?}", ids.len());
+    let (first, last) = (runs.first().map(|r| r.id), runs.last().map(|r| r.id));
+    let tag = runs
+        .first()
+        .and_then(|r| r.tags.first())
+        .map_or("", String::as_str);
+    let detail = format!(
+        "{} runs, {} to {}, tag {tag}",
+        runs.len(),
+        first.unwrap_or_default(),
+        last.unwrap_or_default()
+    );
     let (action, target) = (AuditAction::SweepCreated, (Some(project), None));
     (request.record(&state.store, &caller.0, action, target, detail)).await;
     Ok((StatusCode::CREATED, Json(runs)))

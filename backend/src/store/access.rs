@@ -196,17 +196,26 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Revokes every session and API token of `user`; returns how many there were.
-    pub(crate) async fn revoke_all_tokens(&self, user: i64) -> Result<u64> {
+    /// Revokes every session and API token of `user`; how many there were, or `None` if
+    /// there is no such user.
+    pub(crate) async fn revoke_all_tokens(&self, user: i64) -> Result<Option<u64>> {
+        let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
         let done = sqlx::query("DELETE FROM tokens WHERE user_id = $1")
             .bind(user)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        Ok(Some(done.rows_affected()))
     }
 
-    /// Sets `user`'s password hash and, in the same transaction, ends their other sessions
-    /// (all but the one whose hash is `keep`); API tokens stay.
+    /// Sets `user`'s password hash and, in the same transaction, revokes their other
+    /// sessions and API tokens (all but the one whose hash is `keep`): whoever held one may
+    /// have learnt the old password.
     pub(crate) async fn set_password(&self, user: i64, hash: &str, keep: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
@@ -214,13 +223,11 @@ impl Store {
             .bind(user)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "DELETE FROM tokens WHERE user_id = $1 AND kind = 'session' AND token_hash <> $2",
-        )
-        .bind(user)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("DELETE FROM tokens WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -422,11 +429,14 @@ impl Store {
 
     /// The run a share link (by token hash) opens, unless it was revoked.
     pub(crate) async fn shared_run(&self, token_hash: &str) -> Result<Option<i64>> {
-        let row =
-            sqlx::query("SELECT run_id FROM share_links WHERE token_hash = $1 AND revoked = 0")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        // A disabled user's links open nothing while they are disabled.
+        let row = sqlx::query(
+            "SELECT s.run_id FROM share_links s JOIN users u ON u.name = s.created_by \
+             WHERE s.token_hash = $1 AND s.revoked = 0 AND u.disabled = 0",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| row.try_get("run_id")).transpose()?)
     }
 }

@@ -164,10 +164,9 @@ impl Store {
     ) -> Result<Option<Vec<LoggedEvent>>> {
         let mut tx = self.pool.begin().await?;
         // Taking the row (PostgreSQL) or the database (SQLite) for writing first: the lease
-        // cannot end between this check and the events' insertion.
-        let sql = self
-            .dialect
-            .sql(&format!("UPDATE runs SET updated_ms = NOW_MS WHERE {HELD}"));
+        // cannot end between this check and the events' insertion. Changing nothing: the
+        // run list follows `updated_ms`, and a step batch is not a change of the run.
+        let sql = format!("UPDATE runs SET fence = fence WHERE {HELD}");
         let held = sqlx::query(&sql)
             .bind(id)
             .bind(&lease.worker)

@@ -33,6 +33,24 @@ fn image_channels(shape: &[usize]) -> Option<usize> {
 }
 
 impl Encoder {
+    /// Whether an encoder of `config` reads inputs of `shape` (without the batch axis); if
+    /// not, what it needs, for a person.
+    pub fn check_input(config: &EncoderConfig, shape: &[usize]) -> std::result::Result<(), String> {
+        let fits = match config {
+            EncoderConfig::Mlp(_) => true,
+            EncoderConfig::Cnn(_) | EncoderConfig::Resnet18 => image_channels(shape).is_some(),
+            EncoderConfig::Transformer(_) => matches!(shape, [_] | [_, _]),
+        };
+        if fits {
+            return Ok(());
+        }
+        let needs = match config {
+            EncoderConfig::Transformer(_) => "[features] or [tokens, dim] input",
+            _ => "image-shaped input ([h, w], [c, h, w] or [frames, c, h, w])",
+        };
+        Err(format!("the {} encoder needs {needs}", config.name()))
+    }
+
     /// Modality `m`'s encoder for inputs of `shape` (without the batch axis).
     // Longer than 80 lines: one arm per encoder kind, each a few layers.
     pub fn new(
@@ -42,17 +60,13 @@ impl Encoder {
         shape: &[usize],
         feature_dim: usize,
     ) -> Result<Self> {
+        if let Err(needs) = Self::check_input(config, shape) {
+            bail!("{needs}; modality {m} is {shape:?}");
+        }
         let owner_role = (Owner::Modality(m), Role::Encoder);
         let name = format!("encoder{m}");
-        let image = || {
-            match image_channels(shape) {
-            Some(c) => Ok(c),
-            None => bail!(
-                "the {} encoder needs image-shaped input ([h, w], [c, h, w] or [frames, c, h, w]); modality {m} is {shape:?}",
-                config.name()
-            ),
-        }
-        };
+        // Checked above: an image encoder's input has channels.
+        let image = || Ok::<_, candle_core::Error>(image_channels(shape).unwrap_or(1));
         Ok(match config {
             EncoderConfig::Mlp(mlp) => {
                 let input: usize = shape.iter().product();
@@ -100,9 +114,8 @@ impl Encoder {
             EncoderConfig::Transformer(t) => {
                 // A vector is a sequence of scalar tokens; a [t, f] input is t tokens of width f.
                 let tokens = match shape {
-                    [d] => (*d, 1),
                     [t, f] => (*t, *f),
-                    _ => bail!("the transformer encoder needs [features] or [tokens, dim] input; modality {m} is {shape:?}"),
+                    _ => (shape.iter().product(), 1),
                 };
                 let arch = (t.layers as usize, t.heads as usize);
                 Self::Transformer(TokenTransformer::new(

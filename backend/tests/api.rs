@@ -1013,16 +1013,23 @@ async fn a_run_estimated_to_need_too_much_memory_is_refused_before_it_is_queued(
 }
 
 #[tokio::test]
-async fn a_run_that_needs_too_much_memory_fails_alone() {
+async fn runs_that_need_too_much_memory_or_diverge_fail_alone() {
     // No estimate at the door, as if it were wrong: the child's hard limit alone.
     let app = app_with(|options| {
-        options.concurrency = 2;
+        options.concurrency = 3;
         options.memory_budget = None;
         options.child.memory_limit = Some(3 << 29);
     })
     .await;
-    let (_, body) = post_run(&app, &small_run(json!({"kind": "mlb"}))).await;
+    // Trains for a few seconds, while the others start and fail.
+    let long = json!({
+        "epochs": 8,
+        "dataset": {"kind": "synthetic", "train_samples": 4000, "test_samples": 500}
+    });
+    let (_, body) = post_run(&app, &long.to_string()).await;
     let fine = parse::<Run>(&body).id;
+    let (_, body) = post_run(&app, &diverging_run("fail")).await;
+    let diverging = parse::<Run>(&body).id;
     // 32 GB in a process allowed 1.5 GiB.
     let (status, body) = post_run(&app, &huge_dataset().to_string()).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -1033,6 +1040,15 @@ async fn a_run_that_needs_too_much_memory_fails_alone() {
         error.contains("1.5 GiB, the worker's --memory-budget"),
         "{error}"
     );
+    let diverged = wait_until_finished(&app, diverging).await;
+    let error = diverged.run.error.unwrap_or_default();
+    assert!(error.starts_with("diverged at step"), "{error}");
+    let (_, detail) = get::<RunDetail>(&app, &format!("/api/runs/{fine}")).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Running,
+        "the others failed while it trained"
+    );
     let fine = wait_until_finished(&app, fine).await;
     assert_eq!(
         fine.run.status,
@@ -1040,7 +1056,7 @@ async fn a_run_that_needs_too_much_memory_fails_alone() {
         "{:?}",
         fine.run.error
     );
-    assert_eq!(fine.epochs.len(), 3);
+    assert_eq!(fine.epochs.len(), 8);
 }
 
 /// SGD at the largest learning rate with a strong weight decay: NaN by the sixth step.

@@ -596,3 +596,63 @@ fn runs_survive_their_server_being_killed_at_any_point() {
         "most rounds must kill ({kills} of {rounds})"
     );
 }
+
+/// The processes whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    (entries.flatten())
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid ...: the command may hold spaces, not a ')'.
+            let parent: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
+}
+
+/// SIGKILL to a run's training process alone (as the kernel's out-of-memory killer sends):
+/// that run fails saying so, and the server goes on serving and training.
+#[test]
+fn a_killed_training_process_fails_its_run_alone() {
+    let state = tempfile::tempdir().unwrap();
+    let (port, base) = free_address();
+    let server = serve(port, state.path(), None);
+    let auth = sign_in(&base);
+    let long = json!({
+        "epochs": 1000,
+        "dataset": {"kind": "synthetic", "train_samples": 2048, "test_samples": 256}
+    });
+    let run = post_run(&base, &auth, &long);
+    let detail_url = format!("{base}/api/runs/{}", run.id);
+    wait_for("an epoch", Duration::from_secs(120), || {
+        !get_json::<RunDetail>(&detail_url, &auth).epochs.is_empty()
+    });
+    let children = children_of(server.0.id());
+    assert_eq!(children.len(), 1, "one training process: {children:?}");
+    let killed = Command::new("kill")
+        .args(["-KILL", &children[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for("the run to fail", Duration::from_secs(60), || {
+        get_json::<RunDetail>(&detail_url, &auth).run.status == RunStatus::Failed
+    });
+    let failed: RunDetail = get_json(&detail_url, &auth);
+    let error = failed.run.error.unwrap_or_default();
+    assert!(error.contains("killed (SIGKILL"), "{error}");
+
+    let next = post_run(&base, &auth, &json!({"epochs": 2}));
+    let next_url = format!("{base}/api/runs/{}", next.id);
+    wait_for("the next run", Duration::from_secs(120), || {
+        get_json::<RunDetail>(&next_url, &auth).run.status == RunStatus::Completed
+    });
+}

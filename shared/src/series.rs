@@ -135,16 +135,26 @@ impl Downsampler {
 /// Exponential moving average with TensorBoard's debiasing: s_t = w s_(t-1) + (1 - w) y_t,
 /// shown as s_t / (1 - w^t), so the start is not pulled towards zero. `weight` 0 keeps the
 /// series as is; values near 1 smooth hardest.
+///
+/// Each smoothed value is a weighted mean of the values so far, so it lies within their
+/// range; it is held there, so that floating-point rounding never moves it out (a constant
+/// series stays exactly constant, and a chart does not draw its rounding as a signal). A
+/// value that is not finite is kept as it is and left out of the mean.
 pub fn smooth(points: &[SeriesPoint], weight: f64) -> Vec<SeriesPoint> {
     let weight = weight.clamp(0.0, 0.999);
     let mut average = 0.0;
     let mut correction = 1.0;
+    let (mut lowest, mut highest) = (f64::INFINITY, f64::NEG_INFINITY);
     points
         .iter()
         .map(|&SeriesPoint(x, y)| {
+            if !y.is_finite() {
+                return SeriesPoint(x, y);
+            }
             average = weight * average + (1.0 - weight) * y;
             correction *= weight;
-            SeriesPoint(x, average / (1.0 - correction))
+            (lowest, highest) = (lowest.min(y), highest.max(y));
+            SeriesPoint(x, (average / (1.0 - correction)).clamp(lowest, highest))
         })
         .collect()
 }
@@ -163,9 +173,23 @@ mod tests {
         for (got, want) in smoothed.iter().zip(expected) {
             assert!((got - want).abs() < 1e-12, "{smoothed:?}");
         }
-        // A constant stays constant from the first point: the debiasing at work.
-        let flat = smooth(&series(&[2.0; 5]), 0.9);
-        assert!(flat.iter().all(|p| (p.1 - 2.0).abs() < 1e-12), "{flat:?}");
+        // A constant stays exactly constant from the first point: the debiasing at work,
+        // and rounding held within the values' range (1.0 at weight 0.6 drifted by 1e-16).
+        for weight in [0.6, 0.9, 0.99, 0.999] {
+            for value in [1.0, 2.0, 0.1, 1e-7, 1234.5678] {
+                let flat = smooth(&series(&[value; 300]), weight);
+                assert!(flat.iter().all(|p| p.1 == value), "{value} at {weight}");
+            }
+        }
+        // Never outside the range of the values so far; a NaN passes through, a gap.
+        let ys = [0.3, 0.30000000000000004, 0.29999999999999993, f64::NAN, 0.3];
+        let smoothed = smooth(&series(&ys), 0.9);
+        assert!(smoothed[3].1.is_nan());
+        for (i, p) in smoothed.iter().enumerate().filter(|(i, _)| *i != 3) {
+            let so_far = ys[..=i].iter().filter(|y| y.is_finite());
+            let (lo, hi) = so_far.fold((f64::MAX, f64::MIN), |(l, h), &y| (l.min(y), h.max(y)));
+            assert!(p.1 >= lo && p.1 <= hi, "{i}: {} not in [{lo}, {hi}]", p.1);
+        }
     }
 
     fn series(ys: &[f64]) -> Vec<SeriesPoint> {

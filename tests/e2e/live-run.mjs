@@ -296,6 +296,21 @@ async function main() {
       assert.ok(i < 600 && run.status !== 'failed', `joint run: ${run.status} ${run.error}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // A joint run's k is exactly 1 at every step: smoothed or not, its charts draw it flat,
+    // with round, distinct ticks that include 1.
+    await page.goto(`${base}/runs/${joint.id}?smooth=0.9`);
+    const jointK = 'figure[data-chart="Gradient coefficient k per step"]';
+    await page.locator(`${jointK} polyline`).nth(1).waitFor();
+    for (const chart of [jointK, K_CHART]) {
+      const yTicks = await page.locator(`${chart} text.tick[text-anchor="end"]`).allTextContents();
+      assert.equal(new Set(yTicks).size, yTicks.length, `${chart}: repeated tick labels ${yTicks}`);
+      assert.ok(yTicks.includes('1'), `${chart}: no tick at 1: ${yTicks}`);
+    }
+    const heights = await page.locator(`${jointK} polyline`).first().evaluate((line) =>
+      new Set(line.getAttribute('points').trim().split(/\s+/).map((p) => p.split(',')[1])).size);
+    assert.equal(heights, 1, 'a constant k is drawn flat');
+    await page.locator('.step-curves').screenshot({ path: join(artifacts, '4c-joint-k-per-step.png') });
+    await page.goto(`${base}/`);
     await page.reload();
     const runId = runPath.split('/').at(-1);
     await page.locator(`input[aria-label="compare run ${runId}"]`).check();

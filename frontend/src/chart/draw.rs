@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::scale::{label, nearest, ticks, visible, Frame};
+use super::scale::{label, nearest, step_of, tick_label, ticks, visible, Frame, Y_TICKS};
 use super::state::ChartState;
 use super::{Series, BOTTOM, HEIGHT, LEFT, MAX_MARKERS, READ_OUT_LINES, RIGHT, TEXT, TOP, WIDTH};
 
@@ -84,27 +84,30 @@ pub(super) fn Plot(
 /// The horizontal grid with the y ticks, the x ticks (whole numbers only if `integer_x`),
 /// and the dashed reference line.
 fn axes(frame: Frame, integer_x: bool, reference: Option<f64>) -> impl IntoView {
-    let grid = ticks(frame.y.0, frame.y.1, 5)
-        .into_iter()
+    let y_ticks = ticks(frame.y.0, frame.y.1, Y_TICKS);
+    let y_step = step_of(&y_ticks);
+    let grid = (y_ticks.into_iter())
         .map(|y| {
             let py = frame.py(y);
             view! {
                 <line class="grid" x1=LEFT x2=WIDTH - RIGHT y1=py y2=py stroke="#e7eaee" />
                 <text class="tick" x=LEFT - 6.0 y=py + 4.0 text-anchor="end" font-size="11" fill=TEXT>
-                    {label(y)}
+                    {tick_label(y, y_step)}
                 </text>
             }
         })
         .collect_view();
-    let x_ticks = ticks(frame.x.0, frame.x.1, 8)
-        .into_iter()
+    let x_ticks: Vec<f64> = (ticks(frame.x.0, frame.x.1, 8).into_iter())
         .filter(|x| !integer_x || x.fract() == 0.0)
+        .collect();
+    let x_step = step_of(&x_ticks);
+    let x_ticks = (x_ticks.into_iter())
         .map(|x| {
             let px = frame.px(x);
             view! {
                 <line class="axis" x1=px x2=px y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM + 5.0 stroke=TEXT />
                 <text class="tick" x=px y=HEIGHT - BOTTOM + 18.0 text-anchor="middle" font-size="11" fill=TEXT>
-                    {label(x)}
+                    {tick_label(x, x_step)}
                 </text>
             }
         })

@@ -97,19 +97,23 @@ fn a_finished_run_is_extended_from_its_checkpoint() {
     ] {
         assert!(out.join("checkpoints").join(file).is_file(), "{file}");
     }
-    // Train one more epoch: raise epochs in the run's own config and resume.
-    let config = fs::read_to_string(out.join("config.toml")).unwrap();
-    fs::write(
-        out.join("config.toml"),
-        config.replace("epochs = 2", "epochs = 3"),
-    )
-    .unwrap();
-    let output = balancelab(&[
-        "train".as_ref(),
-        "--resume".as_ref(),
-        "--out".as_ref(),
-        out.as_ref(),
-    ]);
+    // Fewer epochs than it has is refused, naming the option.
+    let resume = |epochs: &str| {
+        balancelab(&[
+            "train".as_ref(),
+            "--resume".as_ref(),
+            "--epochs".as_ref(),
+            epochs.as_ref(),
+            "--out".as_ref(),
+            out.as_ref(),
+        ])
+    };
+    fails_saying(
+        &resume("2"),
+        &["--epochs must be more than the run's 2 epochs"],
+    );
+    // Train one more epoch: --epochs raises them in the run's own config.
+    let output = resume("3");
     assert!(
         output.status.success(),
         "{}",
@@ -126,6 +130,32 @@ fn a_finished_run_is_extended_from_its_checkpoint() {
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["epochs"], 3);
+    let config = fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("epochs = 3"), "{config}");
+}
+
+#[test]
+fn a_missing_dataset_is_named_before_any_run_folder_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    fs::write(&config, "[dataset]\nkind = \"mfeat\"\n").unwrap();
+    let out = dir.path().join("out");
+    let empty = dir.path().join("data");
+    fs::create_dir_all(&empty).unwrap();
+    let output = balancelab(&[
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_ref(),
+        "--out".as_ref(),
+        out.as_ref(),
+        "--data-dir".as_ref(),
+        empty.as_ref(),
+    ]);
+    fails_saying(
+        &output,
+        &["dataset.kind", "mfeat was not found in the data directory"],
+    );
+    assert!(!out.exists(), "no half-written run folder");
 }
 
 #[test]

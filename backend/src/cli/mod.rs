@@ -72,6 +72,10 @@ enum Command {
         /// Continue the run in --out from its last checkpoint, with its config.toml.
         #[arg(long, conflicts_with = "config")]
         resume: bool,
+        /// With --resume: train the run to this many epochs in all (more than it has), its
+        /// config.toml updated to say so.
+        #[arg(long, requires = "resume")]
+        epochs: Option<u32>,
         /// Folder of real datasets (see `balancelab datasets`).
         #[arg(long, env = "BALANCELAB_DATA_DIR")]
         data_dir: Option<PathBuf>,
@@ -145,12 +149,17 @@ pub fn run() -> anyhow::Result<()> {
             config,
             out,
             resume,
+            epochs,
             data_dir,
         } => {
             let data_dir = data_dir.as_deref();
             let config = match &config {
                 Some(path) => train::read_config(path, data_dir)?,
                 None => train::read_config(&out.join("config.toml"), data_dir)?,
+            };
+            let config = match epochs {
+                Some(epochs) => train::extend(config, epochs, &out, data_dir)?,
+                None => config,
             };
             train::train(&config, &out, resume, data_dir).map(|_| ())
         }

@@ -84,6 +84,29 @@ pub fn sweep(path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result
     Ok(())
 }
 
+/// The configuration of the run in `out` trained to `epochs` in all: checked as a new
+/// configuration would be, then written to the run's config.toml.
+pub fn extend(
+    mut config: RunConfig,
+    epochs: u32,
+    out: &Path,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<RunConfig> {
+    if epochs <= config.epochs {
+        bail!(
+            "--epochs must be more than the run's {} epochs, got {epochs} (a run is extended, not shortened)",
+            config.epochs
+        );
+    }
+    config.epochs = epochs;
+    let path = out.join("config.toml");
+    check_run(&config, here(data_dir))
+        .map_err(|errors| invalid("configuration", &path, &errors))?;
+    fs::write(&path, toml::to_string(&config)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(config)
+}
+
 /// Trains `config` into the run folder `out`; returns its epochs.
 pub fn train(
     config: &RunConfig,

@@ -20,6 +20,7 @@ mod runs;
 mod share;
 mod stream_slots;
 mod sweeps;
+mod ui;
 
 use std::sync::Arc;
 
@@ -35,8 +36,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use cross_site::{protective_headers, ui_content_security_policy};
 use error::ApiError;
+pub use ui::with_ui;
 
 use crate::check::Environment;
 use crate::live::Hub;

@@ -7,14 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use axum::http::header;
 use balancelab::api::{self, AppState};
 use balancelab::live::Hub;
 use balancelab::store::Store;
 use balancelab::training_process::ChildOptions;
 use balancelab::worker::{WorkerOptions, Workers};
-use tower_http::services::{ServeDir, ServeFile};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Where runs are stored and how workers behave: shared by `serve` and `worker`.
 #[derive(clap::Args)]
@@ -115,7 +112,6 @@ pub async fn serve(
     if !ui_dir.join("index.html").exists() {
         tracing::warn!(ui_dir = %ui_dir.display(), "no built UI found: run scripts/build-ui; serving the API only");
     }
-    let index = ServeFile::new(ui_dir.join("index.html"));
     let password = std::env::var("BALANCELAB_ADMIN_PASSWORD").ok();
     if let Some(made_up) = balancelab::auth::bootstrap(&store, password.as_deref()).await? {
         // Shown once, on the terminal only: the hash is all that is stored.
@@ -125,19 +121,7 @@ pub async fn serve(
         );
     }
     let state = AppState::new(store, hub, workers.clone()).with_secure_cookies(secure_cookies);
-    // Client-side routes such as /runs/7 are served the UI, which routes them itself.
-    let page = fs::read_to_string(ui_dir.join("index.html")).unwrap_or_default();
-    let [nosniff, no_framing, referrer] = api::protective_headers();
-    let app = api::app(state)
-        .fallback_service(ServeDir::new(&ui_dir).fallback(index))
-        // The API's answers carry their own policy; the UI's pages this one.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            api::ui_content_security_policy(&page),
-        ))
-        .layer(nosniff)
-        .layer(no_framing)
-        .layer(referrer);
+    let app = api::with_ui(api::app(state), &ui_dir);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

@@ -300,7 +300,8 @@ async function main() {
     // with round, distinct ticks that include 1.
     await page.goto(`${base}/runs/${joint.id}?smooth=0.9`);
     const jointK = 'figure[data-chart="Gradient coefficient k per step"]';
-    await page.locator(`${jointK} polyline`).nth(1).waitFor();
+    // A flat line has no height: Playwright calls it hidden, so wait for it to exist.
+    await page.locator(`${jointK} polyline`).nth(1).waitFor({ state: 'attached' });
     for (const chart of [jointK, K_CHART]) {
       const yTicks = await page.locator(`${chart} text.tick[text-anchor="end"]`).allTextContents();
       assert.equal(new Set(yTicks).size, yTicks.length, `${chart}: repeated tick labels ${yTicks}`);

@@ -29,7 +29,13 @@ pub fn with_ui(app: Router, ui_dir: &Path) -> Router {
         .precompressed_br()
         .precompressed_gzip()
         .fallback(index);
+    // An asset that is not there is a 404, not the page: the page must never be cached for
+    // good under an asset's name.
+    let assets = ServeDir::new(ui_dir.join("assets"))
+        .precompressed_br()
+        .precompressed_gzip();
     let ui = Router::new()
+        .nest_service("/assets", assets)
         .fallback_service(files)
         .layer(middleware::from_fn(cache_control));
     let page = std::fs::read_to_string(ui_dir.join("index.html")).unwrap_or_default();
@@ -124,8 +130,11 @@ mod tests {
         assert_eq!(body, page.as_bytes());
         assert_eq!(header(&response, "cache-control"), "no-cache");
         assert!(header(&response, "content-security-policy").contains("'sha256-"));
-        // Unhashed files are revalidated; a missing asset is the page, never cached for good.
+        // Unhashed files are revalidated; a missing asset is a 404, not the page.
         let (response, _) = fetch(&app, "/static/style.css", "br").await;
+        assert_eq!(header(&response, "cache-control"), "no-cache");
+        let (response, _) = fetch(&app, "/assets/fedcba98/balancelab.js", "br").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(header(&response, "cache-control"), "no-cache");
         let (response, _) = fetch(&app, "/api/health", "br").await;
         assert!(

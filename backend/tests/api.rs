@@ -964,6 +964,12 @@ async fn long_runs_are_charted_and_exported_page_by_page() {
         get(&app, &format!("{uri}&points=10000&x=epoch")).await;
     assert_eq!(by_epoch[0].points[2499].0, 1.0);
     assert_eq!(by_epoch[0].points[4999].0, 2.0);
+    // At most 64 series per request.
+    let keys = vec!["step.loss"; 65].join(",");
+    let uri = format!("/api/runs/{}/metrics?keys={keys}", run.id);
+    let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error.fields[0].field, "keys");
 
     let request = Request::get(format!("/api/runs/{}/export?of=steps", run.id));
     let (status, csv) = send(&app, request.body(Body::empty()).unwrap()).await;

@@ -204,6 +204,10 @@ async fn series(
         .collect();
     let mut errors = check_series_query(points, &keys);
     reader.run(&state.store, id).await?;
+    if keys.len() > MAX_KEYS {
+        // Not even checked one by one: that alone would hold a series per key.
+        return Err(ApiError::Invalid(errors));
+    }
     let epochs = EpochRecords::read(&state.store, id, &keys).await?;
     let step_paths: Vec<&str> = keys
         .iter()

@@ -375,6 +375,11 @@ async function main() {
     await page.screenshot({ path: join(artifacts, '5b-run-list-live.png'), fullPage: true });
     await page.goto(`${base}/runs/${long.id}`);
     await page.locator(`${K_CHART} circle.point`).first().waitFor({ timeout: 60_000 });
+    // Cancelling asks first.
+    page.once('dialog', (dialog) => {
+      assert.match(dialog.message(), /Cancel this run\?/);
+      dialog.accept();
+    });
     await page.locator('#cancel-run').click();
     await page.locator('.badge-cancelled').waitFor({ timeout: 30_000 });
     assert.equal(await page.locator('#cancel-run').count(), 0, 'no cancel button on an ended run');
@@ -387,6 +392,8 @@ async function main() {
     await page.locator('.share-dialog .members li', { hasText: 'admin' }).waitFor();
     await page.click('#make-share-link');
     const link = await page.locator('#share-link').inputValue();
+    await page.locator('#copy-share-link').click();
+    await page.locator('#copy-share-link', { hasText: /Copied|by hand/ }).waitFor();
     await page.locator('.share-links li.share-active').waitFor();
     // The owner sees the project's activity: this link among it, and the run's creation.
     await page.locator('.audit-log li', { hasText: 'run shared' }).first().waitFor();

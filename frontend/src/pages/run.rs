@@ -89,6 +89,11 @@ fn RunHeader(
     let cancelling = RwSignal::new(false);
     // The run ends as `cancelled` through its event stream; only a refusal is shown here.
     let cancel = move |_| {
+        let window = web_sys::window().expect("a browser window");
+        let asked = "Cancel this run? It stops between two steps; its finished epochs are kept.";
+        if !window.confirm_with_message(asked).unwrap_or(false) {
+            return;
+        }
         cancelling.set(true);
         spawn_local(async move {
             if let Err(api::ApiFailure(e)) = api::cancel_run(id).await {

@@ -78,7 +78,15 @@ pub(super) fn RunList() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
             {move || page.get().map(|result| match result {
                 Ok(RunPage { runs, .. }) if runs.is_empty() => {
-                    view! { <p class="hint">"No runs match."</p> }.into_any()
+                    let q = query.get_untracked();
+                    let filtered = q.status.is_some() || q.method.is_some() || q.tag.is_some()
+                        || q.search.is_some() || q.offset > 0;
+                    let text = if filtered {
+                        "No runs match these filters."
+                    } else {
+                        "No runs yet: configure one above and start it."
+                    };
+                    view! { <p class="hint" id="no-runs">{text}</p> }.into_any()
                 }
                 Ok(RunPage { runs, total }) => {
                     view! { <RunTable runs total query live selected /> }.into_any()

@@ -5,6 +5,7 @@
 use balancelab_shared::{AuditEntry, Member, Role, ShareLink};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos::wasm_bindgen::JsCast;
 
 use crate::api::{self, ApiFailure};
 
@@ -240,6 +241,38 @@ fn ProjectActivity(sharing: Sharing) -> impl IntoView {
     }
 }
 
+/// Copies `text` to the clipboard, saying whether it could (browsers allow it on HTTPS and
+/// localhost only; elsewhere the text is to be copied by hand).
+#[component]
+fn CopyButton(text: String) -> impl IntoView {
+    let said = RwSignal::new("Copy");
+    let copy = move |_| {
+        let text = text.clone();
+        spawn_local(async move {
+            // Absent outside secure contexts: calling it then would throw.
+            let clipboard = web_sys::window()
+                .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"clipboard".into()).ok())
+                .filter(|c| !c.is_undefined() && !c.is_null())
+                .map(|c| c.unchecked_into::<web_sys::Clipboard>());
+            let copied = match clipboard {
+                Some(clipboard) => {
+                    let promise = clipboard.write_text(&text);
+                    wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
+                }
+                None => false,
+            };
+            said.set(if copied {
+                "Copied"
+            } else {
+                "Select and copy by hand"
+            });
+        });
+    };
+    view! {
+        <button type="button" id="copy-share-link" on:click=copy>{move || said.get()}</button>
+    }
+}
+
 /// The run's read-only links: the one just made, in full, and every link's state.
 #[component]
 fn ReadOnlyLinks(sharing: Sharing) -> impl IntoView {
@@ -265,8 +298,11 @@ fn ReadOnlyLinks(sharing: Sharing) -> impl IntoView {
         {move || sharing.new_link.get().map(|link| view! {
             <p class="share-link">
                 "Anyone with this link sees this run (and nothing else) until it is revoked. "
-                "It is shown only now: "
-                <input id="share-link" readonly value=link size="60" />
+                "It is shown only now:"
+            </p>
+            <p class="share-link">
+                <input id="share-link" readonly value=link.clone() />
+                <CopyButton text=link />
             </p>
         })}
         <ul class="share-links">{rows}</ul>

@@ -83,7 +83,9 @@ pub struct ConfigDifference {
     pub values: Vec<String>,
 }
 
-/// The fields whose values differ between the configurations, in path order.
+/// The fields whose values differ between the configurations, in path order. A field set to
+/// null (an option left unset) and a field a run does not have both mean "not set": they do
+/// not differ, and both show as "-".
 pub fn config_differences(configs: &[RunConfig]) -> Vec<ConfigDifference> {
     let all: Vec<_> = configs.iter().map(config_leaves).collect();
     let mut fields: Vec<&String> = all.iter().flat_map(|leaves| leaves.keys()).collect();
@@ -92,7 +94,9 @@ pub fn config_differences(configs: &[RunConfig]) -> Vec<ConfigDifference> {
     fields
         .into_iter()
         .filter_map(|field| {
-            let values: Vec<Option<&Value>> = all.iter().map(|l| l.get(field)).collect();
+            let values: Vec<Option<&Value>> = (all.iter())
+                .map(|l| l.get(field).filter(|v| !v.is_null()))
+                .collect();
             let differs = values.iter().any(|v| *v != values[0]);
             differs.then(|| ConfigDifference {
                 field: field.clone(),
@@ -353,19 +357,13 @@ mod tests {
         };
         let diff = config_differences(&[a, b]);
         let fields: Vec<&str> = diff.iter().map(|d| d.field.as_str()).collect();
-        // MLB's hyper-parameters exist only in the first run.
+        // MLB's hyper-parameters exist only in the first run; those it leaves unset (null:
+        // beta, end_epoch) are no difference.
         assert_eq!(
             fields,
-            [
-                "method.alpha",
-                "method.beta",
-                "method.end_epoch",
-                "method.kind",
-                "method.start_epoch",
-                "seed"
-            ]
+            ["method.alpha", "method.kind", "method.start_epoch", "seed"]
         );
-        let kind = &diff[3];
+        let kind = &diff[1];
         assert_eq!(kind.values, ["mlb", "joint"]);
         assert_eq!(diff[0].values, ["0.8", "-"]);
     }

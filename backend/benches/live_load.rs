@@ -12,13 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use balancelab::api::{app, AppState};
-use balancelab::live::Hub;
-use balancelab::store::{Store, TokenKind};
-use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::{RunConfig, RunEvent, RunStatus, StepMetrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod common;
 
 const VIEWERS: usize = 200;
 const READERS: usize = 20;
@@ -123,50 +121,15 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.sqlite")).await.unwrap();
-    let hub = Hub::new(store.clone());
-    // No training slots: this bench is the worker.
-    let options = WorkerOptions {
-        concurrency: 0,
-        ..WorkerOptions::new(dir.path().join("checkpoints"))
-    };
-    let workers = Workers::start(store.clone(), hub.clone(), options);
-    let state = AppState::new(store.clone(), hub.clone(), workers);
-    balancelab::auth::bootstrap(&store, Some("bench password"))
-        .await
-        .unwrap();
-    let (admin, _) = store.user_by_name("admin").await.unwrap().unwrap();
-    let project = store.projects_of(admin.id).await.unwrap()[0].id;
-    let (token, hash) = balancelab::auth::new_token();
-    store
-        .add_token(admin.id, &hash, TokenKind::Api, None)
-        .await
-        .unwrap();
-    let token: &'static str = token.leak();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-
+    let server = common::start().await;
+    let (store, hub, addr) = (&server.store, &server.hub, server.addr);
+    let token: &'static str = server.token.clone().leak();
     let run = store
-        .create_run(&RunConfig::default(), project)
+        .create_run(&RunConfig::default(), server.project)
         .await
         .unwrap();
     let lease = store.claim_next("bench").await.unwrap().unwrap().lease;
-    // One share link per viewer: a server lets one user or link hold only 16 streams.
-    let links: Vec<String> = (0..VIEWERS)
-        .map(|_| {
-            let secret: serde_json::Value =
-                ureq::post(&format!("http://{addr}/api/runs/{}/share", run.id))
-                    .header("Authorization", &format!("Bearer {token}"))
-                    .send_empty()
-                    .unwrap()
-                    .body_mut()
-                    .read_json()
-                    .unwrap();
-            secret["token"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let links = server.share_links(run.id, VIEWERS);
     let clock = Instant::now();
     let connected = Arc::new(AtomicUsize::new(0));
     let viewers: Vec<_> = (links.into_iter())

@@ -13,13 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use balancelab::api::{app, AppState};
-use balancelab::live::Hub;
-use balancelab::store::{Store, TokenKind};
-use balancelab::worker::{WorkerOptions, Workers};
 use balancelab_shared::{RunConfig, RunEvent, RunStatus, StepMetrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod common;
 
 const FOLLOWERS: usize = 50;
 const EXPORTERS: usize = 20;
@@ -82,29 +80,12 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.sqlite")).await.unwrap();
-    let hub = Hub::new(store.clone());
-    let options = WorkerOptions {
-        concurrency: 0,
-        ..WorkerOptions::new(dir.path().join("checkpoints"))
-    };
-    let workers = Workers::start(store.clone(), hub.clone(), options);
-    let state = AppState::new(store.clone(), hub.clone(), workers);
-    balancelab::auth::bootstrap(&store, Some("bench password"))
-        .await
-        .unwrap();
-    let (admin, _) = store.user_by_name("admin").await.unwrap().unwrap();
-    let project = store.projects_of(admin.id).await.unwrap()[0].id;
-    let (token, hash) = balancelab::auth::new_token();
-    store
-        .add_token(admin.id, &hash, TokenKind::Api, None)
-        .await
-        .unwrap();
+    let server = common::start().await;
+    let (store, addr, token) = (&server.store, server.addr, &server.token);
 
     let filled = Instant::now();
     let run = store
-        .create_run(&RunConfig::default(), project)
+        .create_run(&RunConfig::default(), server.project)
         .await
         .unwrap();
     let lease = store.claim_next("bench").await.unwrap().unwrap().lease;
@@ -118,25 +99,11 @@ async fn main() {
         .finish(run.id, &lease, RunStatus::Completed, None)
         .await
         .unwrap();
+    // As a worker would: the run's viewers learn it ended.
+    server.hub.notify(run.id);
     let filled = filled.elapsed();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    // A share link per follower: one user or link holds at most 16 streams.
-    let links: Vec<String> = (0..FOLLOWERS)
-        .map(|_| {
-            let secret: serde_json::Value =
-                ureq::post(&format!("http://{addr}/api/runs/{}/share", run.id))
-                    .header("Authorization", &format!("Bearer {token}"))
-                    .send_empty()
-                    .unwrap()
-                    .body_mut()
-                    .read_json()
-                    .unwrap();
-            secret["token"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let links = server.share_links(run.id, FOLLOWERS);
 
     let before = resident();
     let peak = Arc::new(AtomicU64::new(before));

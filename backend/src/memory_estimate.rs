@@ -17,17 +17,13 @@ use balancelab_shared::{
 };
 
 use crate::data::{self, Footprint};
+use crate::engine::evaluation_batch;
+use crate::engine::nn::{Encoder, FUSION_WIDTH, RESNET18_FEATURES};
 
 /// Bytes of one float32.
 const FLOAT: u64 = 4;
 /// What a training process uses before any tensor: the binary, thread stacks, the allocator.
 const BASELINE: u64 = 256 << 20;
-/// Inputs an evaluation batch may hold (as the engine's evaluation batches are sized).
-const EVALUATION_VALUES: usize = 1 << 22;
-/// Width of the mid, gated and transformer fusions' hidden layers.
-const FUSION_WIDTH: usize = 64;
-/// Features of ResNet18's last stage.
-const RESNET18_FEATURES: usize = 512;
 
 /// What a run needs, by part, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +129,7 @@ pub fn estimate(config: &RunConfig) -> MemoryEstimate {
     let dims: Vec<usize> = footprint
         .shapes
         .iter()
-        .map(|_| output_dim(encoder, feature_dim))
+        .map(|_| Encoder::output_dim(encoder, feature_dim))
         .collect();
 
     let samples = footprint.samples_in_memory.unwrap_or(0);
@@ -165,8 +161,7 @@ pub fn estimate(config: &RunConfig) -> MemoryEstimate {
     // about each. Evaluation batches can be larger; their forward graph is kept as long as
     // its output (Candle records it whenever a parameter takes part), and the kernels'
     // temporaries come on top: measured, about as much again.
-    let evaluation_batch = (EVALUATION_VALUES / sample_values.max(1)).clamp(1, 512);
-    let batch = evaluation_batch.max(config.batch_size as usize) as u64;
+    let batch = evaluation_batch(sample_values).max(config.batch_size as usize) as u64;
     let per_sample = (per_sample as u64).saturating_add(sample_values as u64);
     let activations = (2 * FLOAT * batch).saturating_mul(per_sample);
 
@@ -174,14 +169,6 @@ pub fn estimate(config: &RunConfig) -> MemoryEstimate {
         dataset,
         parameters,
         activations,
-    }
-}
-
-/// Width of the features an encoder gives its heads.
-fn output_dim(encoder: &EncoderConfig, feature_dim: usize) -> usize {
-    match encoder {
-        EncoderConfig::Resnet18 => RESNET18_FEATURES,
-        _ => feature_dim,
     }
 }
 
@@ -224,7 +211,7 @@ fn parameter_count(config: &RunConfig, footprint: &Footprint) -> usize {
     let dims: Vec<usize> = footprint
         .shapes
         .iter()
-        .map(|_| output_dim(encoder, d))
+        .map(|_| Encoder::output_dim(encoder, d))
         .collect();
     let encoders: usize = footprint
         .shapes

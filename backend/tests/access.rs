@@ -928,6 +928,23 @@ async fn the_audit_log_says_who_changed_what_to_owners_and_admins() {
     assert_eq!(created, ["\"bob\"", "\"alice\""]);
 }
 
+/// The ids of the runs a run-list stream announces within `seconds`.
+async fn runs_announced(body: &mut Body, seconds: u64) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&data).lines() {
+            if let Some(json) = line.strip_prefix("data: ") {
+                seen.push(serde_json::from_str::<Run>(json).unwrap().id);
+            }
+        }
+    }
+    seen
+}
+
 /// The live run list shows each user only the runs of their projects.
 #[tokio::test]
 async fn the_live_run_list_shows_only_your_projects() {
@@ -962,19 +979,8 @@ async fn the_live_run_list_shows_only_your_projects() {
         .call(&bob, Method::POST, "/api/runs", small_run())
         .await;
     let (admins, bobs) = (admins["id"].as_i64().unwrap(), bobs["id"].as_i64().unwrap());
-    // Read what arrives for three seconds: both runs are created and trained meanwhile.
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        for line in String::from_utf8_lossy(&data).lines() {
-            if let Some(json) = line.strip_prefix("data: ") {
-                seen.push(serde_json::from_str::<Run>(json).unwrap().id);
-            }
-        }
-    }
+    // Both runs are created and trained while the stream is read.
+    let seen = runs_announced(&mut body, 3).await;
     assert!(seen.contains(&bobs), "bob sees his run change: {seen:?}");
     assert!(!seen.contains(&admins), "and never admin's: {seen:?}");
 
@@ -1001,18 +1007,7 @@ async fn the_live_run_list_shows_only_your_projects() {
         .call(&admin, Method::POST, "/api/runs", small_run())
         .await;
     let later = later["id"].as_i64().unwrap();
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        for line in String::from_utf8_lossy(&data).lines() {
-            if let Some(json) = line.strip_prefix("data: ") {
-                seen.push(serde_json::from_str::<Run>(json).unwrap().id);
-            }
-        }
-    }
+    let seen = runs_announced(&mut body, 3).await;
     assert!(seen.contains(&later), "a project joined shows: {seen:?}");
     let (status, _) = server
         .call(&bob, Method::POST, "/api/auth/logout", Value::Null)

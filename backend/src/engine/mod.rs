@@ -16,6 +16,6 @@ pub mod train;
 
 pub use nn::Pass;
 pub use train::{
-    train, CancelToken, Checkpoint, Checkpointing, Dataset, RunSummary, SampleReader, Session,
-    Split, TrainingEvent,
+    evaluation_batch, train, CancelToken, Checkpoint, Checkpointing, Dataset, RunSummary,
+    SampleReader, Session, Split, TrainingEvent,
 };

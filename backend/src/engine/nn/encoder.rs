@@ -130,10 +130,10 @@ impl Encoder {
         })
     }
 
-    /// Width of the features this encoder produces.
-    pub fn output_dim(&self, feature_dim: usize) -> usize {
-        match self {
-            Self::Resnet(_) => RESNET18_FEATURES,
+    /// Width of the features an encoder of `config` produces.
+    pub fn output_dim(config: &EncoderConfig, feature_dim: usize) -> usize {
+        match config {
+            EncoderConfig::Resnet18 => RESNET18_FEATURES,
             _ => feature_dim,
         }
     }
@@ -233,7 +233,7 @@ mod tests {
             dims.extend_from_slice(shape);
             let z = encoder.forward(&Tensor::ones(dims, DType::F32, &dev)?, true)?;
             assert_eq!(z.dims(), [2, expected], "{config:?}");
-            assert_eq!(encoder.output_dim(16), expected);
+            assert_eq!(Encoder::output_dim(&config, 16), expected);
             assert!(store
                 .params()
                 .iter()

@@ -13,7 +13,7 @@ use super::transformer::{layer_norm, LayerNorm, TransformerBlock};
 use crate::engine::methods::mmcosine::cosine_logits;
 
 /// Width of the mid, gated and transformer fusions' hidden representation.
-const WIDTH: usize = 64;
+pub const WIDTH: usize = 64;
 const TRANSFORMER_HEADS: usize = 4;
 
 /// How the modalities' features become multimodal logits (see [`FusionKind`]).

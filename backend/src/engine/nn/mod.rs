@@ -16,7 +16,7 @@ mod transformer;
 
 pub use batch_norm::BatchNorm2d;
 pub use encoder::Encoder;
-pub use fusion::Fusion;
+pub use fusion::{Fusion, WIDTH as FUSION_WIDTH};
 pub use model::{MultimodalModel, Outputs, Pass};
 pub use params::{Owner, Param, ParamStore, Role};
-pub use resnet::ResNet18;
+pub use resnet::{ResNet18, RESNET18_FEATURES};

@@ -63,7 +63,7 @@ impl MultimodalModel {
         let mut dims = Vec::new();
         for (m, shape) in input_shapes.iter().enumerate() {
             let encoder = Encoder::new(store, m, &config.encoder, shape, feature_dim)?;
-            let dim = encoder.output_dim(feature_dim);
+            let dim = Encoder::output_dim(&config.encoder, feature_dim);
             let head = (Owner::Modality(m), Role::Head);
             heads.push(store.linear(&format!("head{m}"), head, dim, classes, true)?);
             encoders.push(encoder);

@@ -36,6 +36,12 @@ pub trait SampleReader: Send + Sync {
 /// 512 at a time, video clips a few dozen, so activations stay within training's footprint.
 const EVALUATION_VALUES: usize = 1 << 22;
 
+/// The batch size of passes over a whole split whose samples hold `sample_values` values each:
+/// up to 512 samples, fewer for large ones.
+pub fn evaluation_batch(sample_values: usize) -> usize {
+    (EVALUATION_VALUES / sample_values.max(1)).clamp(1, 512)
+}
+
 /// Labelled samples: `labels` is `[n]` (u32); a batch holds `[b, ...shape_m]` f32 per modality.
 #[derive(Clone)]
 pub struct Split {
@@ -153,7 +159,7 @@ impl Split {
     /// The batch size for passes over the whole split (evaluation, prototypes): up to 512
     /// samples, fewer for large ones.
     pub fn evaluation_batch(&self) -> usize {
-        (EVALUATION_VALUES / self.sample_values().max(1)).clamp(1, 512)
+        evaluation_batch(self.sample_values())
     }
 
     /// Every sample, in order, in evaluation form.

@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::Checkpoint;
-pub use dataset::{Dataset, SampleReader, Split};
+pub use dataset::{evaluation_batch, Dataset, SampleReader, Split};
 pub use events::{CancelToken, TrainingEvent};
 pub use session::Session;
 

@@ -65,7 +65,12 @@ fn events(run: usize) -> Vec<RunEvent> {
             confidences: vec![0.8, 0.5],
             gradient_norms: vec![0.1, 0.2],
             learning_rate: 0.01,
-            train: SplitScores::default(),
+            train: SplitScores {
+                fused: accuracy + 0.05,
+                unimodal: vec![accuracy - 0.05, accuracy - 0.25],
+                fused_loss: 1.5 * (-3.0 * t * pace).exp() + 0.05,
+                ..SplitScores::default()
+            },
             validation: None,
             test: SplitScores {
                 fused: accuracy,

@@ -155,6 +155,7 @@ async fn every_endpoint_checks_who_is_asking() {
         format!("/api/runs/{id}/metrics?keys=step.loss"),
         format!("/api/runs/{id}/export"),
         format!("/api/compare?runs={id}"),
+        format!("/api/compare/metrics?runs={id}&keys=step.loss"),
         format!("/api/results?runs={id}"),
     ];
     let writes = [
@@ -181,6 +182,11 @@ async fn every_endpoint_checks_who_is_asking() {
             json!({"role": "owner"}),
         ),
         (Method::DELETE, format!("{members}/alice"), Value::Null),
+        (
+            Method::PATCH,
+            format!("/api/projects/{}", vision.id),
+            json!({"name": "taken over"}),
+        ),
     ];
 
     // Nobody: 401 everywhere but /health.
@@ -280,6 +286,32 @@ async fn every_endpoint_checks_who_is_asking() {
         let (status, _) = server.call(&bob, method.clone(), uri, body.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "editor {method} {uri}");
     }
+    // Owners rename their project; names stay unique and 1 to 100 characters.
+    let project = format!("/api/projects/{}", vision.id);
+    let rename = |name: &str| json!({ "name": name });
+    let (status, body) = server
+        .call(&alice, Method::PATCH, &project, rename("  vision 2 "))
+        .await;
+    assert_eq!(
+        (status, &body["name"]),
+        (StatusCode::OK, &json!("vision 2"))
+    );
+    let (status, body) = server
+        .call(&alice, Method::PATCH, &project, rename("audio"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = server
+        .call(&alice, Method::PATCH, &project, rename(" "))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["fields"][0]["field"], "name");
+    let (_, listed) = server
+        .call(&bob, Method::GET, "/api/projects", Value::Null)
+        .await;
+    let names: Vec<&str> = (listed.as_array().unwrap().iter())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["vision 2", "audio"], "members see the new name");
     // Owners cannot lock themselves out; users and roles must exist.
     let (status, _) = server
         .call(

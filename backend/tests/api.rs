@@ -555,9 +555,71 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
         .expect("the methods differ");
     assert_eq!(kind.values, ["mlb", "joint"]);
     assert!(comparison.differences.iter().all(|d| d.field != "epochs"));
+    // Each run's epochs come in the same answer, as the run's own page has them.
+    for (run, epochs) in comparison.runs.iter().zip(&comparison.epochs) {
+        let uri = format!("/api/runs/{}", run.id);
+        let (_, detail): (_, RunDetail) = get(&app, &uri).await;
+        assert_eq!(epochs, &detail.epochs);
+    }
 
-    let uri = "/api/results?group_by=method.kind&metrics=test.fused,test.unimodal[0]";
-    let (status, table): (_, ResultsTable) = get(&app, uri).await;
+    // Several runs' series in one request equal each run's own, in the order asked for.
+    let keys = "step.fused_loss,step.unimodal_losses[1],step.coefficients[0],epoch.test.fused";
+    let uri = format!(
+        "/api/compare/metrics?runs={},{},{}&keys={keys}&points=7&x=epoch",
+        ids[2], ids[0], ids[1]
+    );
+    let (status, batch): (_, Vec<Vec<MetricSeries>>) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(batch.len(), 3);
+    for (series, id) in batch.iter().zip([ids[2], ids[0], ids[1]]) {
+        let uri = format!("/api/runs/{id}/metrics?keys={keys}&points=7&x=epoch");
+        let (_, own): (_, Vec<MetricSeries>) = get(&app, &uri).await;
+        assert_eq!(series, &own);
+        assert_eq!(series.len(), 4);
+    }
+    // A key only some runs record (a third modality) gives the others an empty series.
+    let body = json!({
+        "epochs": 1,
+        "dataset": {"kind": "synthetic", "train_samples": 64, "test_samples": 32, "noise": [1, 2, 3]}
+    });
+    let (_, body) = post_run(&app, &body.to_string()).await;
+    let three = wait_until_finished(&app, parse::<Run>(&body).id)
+        .await
+        .run
+        .id;
+    let uri = format!(
+        "/api/compare/metrics?runs={},{three}&keys=step.coefficients[2]",
+        ids[0]
+    );
+    let (status, batch): (_, Vec<Vec<MetricSeries>>) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((batch[0][0].total, batch[0][0].points.len()), (0, 0));
+    assert!(batch[1][0].total > 0);
+    let uri = format!("/api/compare/metrics?runs={}&keys=step.nope", ids[0]);
+    let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error.fields[0].field, "keys[0]");
+    let many: Vec<String> = (0..64).map(|i| format!("step.coefficients[{i}]")).collect();
+    let uri = format!(
+        "/api/compare/metrics?runs={}&keys={}&points=10000",
+        vec![ids[0].to_string(); 2].join(","),
+        many.join(",")
+    );
+    let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        error.fields[0].message.contains("at most 1000000"),
+        "{error:?}"
+    );
+    let (status, _): (_, ErrorBody) =
+        get(&app, "/api/compare/metrics?runs=999&keys=step.loss").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let uri = format!(
+        "/api/results?runs={},{},{}&group_by=method.kind&metrics=test.fused,test.unimodal[0]",
+        ids[0], ids[1], ids[2]
+    );
+    let (status, table): (_, ResultsTable) = get(&app, &uri).await;
     assert_eq!(status, StatusCode::OK);
     let groups: Vec<&str> = table.rows.iter().map(|r| r.group[0].as_str()).collect();
     assert_eq!(groups, ["joint", "mlb"]);

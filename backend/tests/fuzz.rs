@@ -355,6 +355,7 @@ fn every_body_gets_an_answer_and_every_rejection_names_its_field() {
         (Method::PATCH, format!("/api/runs/{run}")),
         (Method::POST, format!("/api/runs/{run}/clone")),
         (Method::POST, "/api/projects".into()),
+        (Method::PATCH, format!("/api/projects/{project}")),
         (
             Method::PUT,
             format!("/api/projects/{project}/members/admin"),
@@ -390,6 +391,7 @@ fn every_query_and_path_gets_an_answer_and_every_rejection_names_its_parameter()
         format!("/api/runs/{run}/export"),
         format!("/api/runs/{run}/events"),
         "/api/compare".into(),
+        "/api/compare/metrics".into(),
         "/api/results".into(),
         format!("/api/projects/{project}/audit"),
         "/api/audit".into(),

@@ -2,8 +2,8 @@
 
 use balancelab_shared::{
     AuditEntry, Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset,
-    Project, ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunQuery, Secret, ShareLink,
-    Sweep, XAxis,
+    Project, ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery, Secret,
+    ShareLink, Sweep, XAxis,
 };
 use std::marker::PhantomData;
 
@@ -145,6 +145,34 @@ pub(crate) async fn list_projects() -> Result<Vec<Project>, ApiFailure> {
     get("/api/projects").await
 }
 
+/// Creates a project, owned by the caller.
+pub(crate) async fn create_project(name: &str) -> Result<Project, ApiFailure> {
+    post("/api/projects", Some(&serde_json::json!({ "name": name }))).await
+}
+
+/// Renames `project` (owners only).
+pub(crate) async fn rename_project(project: i64, name: &str) -> Result<Project, ApiFailure> {
+    let body = serde_json::json!({ "name": name });
+    read(
+        send(
+            Request::patch(&format!("/api/projects/{project}")),
+            Some(&body),
+        )
+        .await?,
+    )
+    .await
+}
+
+/// Changes run `id`'s tags and/or note; the run afterwards.
+pub(crate) async fn change_run(id: i64, change: &RunPatch) -> Result<Run, ApiFailure> {
+    read(send(Request::patch(&format!("/api/runs/{id}")), Some(change)).await?).await
+}
+
+/// Deletes run `id` with its metrics and checkpoints.
+pub(crate) async fn delete_run(id: i64) -> Result<(), ApiFailure> {
+    delete(&format!("/api/runs/{id}")).await
+}
+
 /// The page of runs `query` asks for.
 pub(crate) async fn list_runs(query: &RunQuery) -> Result<RunPage, ApiFailure> {
     let mut params = vec![
@@ -201,6 +229,22 @@ pub(crate) async fn metric_series(
         "/api/runs/{id}/metrics?keys={keys}&points={points}&x={}{}",
         snake(x),
         share_query(share, false)
+    );
+    get(&url).await
+}
+
+/// The series of `keys` of each of runs `ids` (in that order), in one request.
+pub(crate) async fn compare_series(
+    ids: &[i64],
+    keys: &[String],
+    points: usize,
+    x: XAxis,
+) -> Result<Vec<Vec<MetricSeries>>, ApiFailure> {
+    let keys: String = js_sys::encode_uri_component(&keys.join(",")).into();
+    let url = format!(
+        "/api/compare/metrics?runs={}&keys={keys}&points={points}&x={}",
+        id_list(ids),
+        snake(x)
     );
     get(&url).await
 }
@@ -294,22 +338,29 @@ pub(crate) async fn compare(ids: &[i64]) -> Result<Comparison, ApiFailure> {
     get(&format!("/api/compare?runs={}", id_list(ids))).await
 }
 
-/// URL of the results table of `ids`, grouped by `group_by`, in `format` (json, csv,
-/// markdown, latex).
-pub(crate) fn results_url(ids: &[i64], group_by: &str, metrics: &str, format: &str) -> String {
+/// What a results table reads: which runs, grouped by which fields, which metrics, at which
+/// epoch of each run (`best_validation` or `last`).
+pub(crate) struct ResultsQuery<'a> {
+    pub(crate) ids: &'a [i64],
+    pub(crate) group_by: &'a str,
+    pub(crate) metrics: &'a str,
+    pub(crate) epoch: &'a str,
+}
+
+/// URL of the results table `query` asks for, in `format` (json, csv, markdown, latex).
+pub(crate) fn results_url(query: &ResultsQuery, format: &str) -> String {
+    let metrics: String = js_sys::encode_uri_component(query.metrics).into();
     format!(
-        "/api/results?runs={}&group_by={group_by}&metrics={metrics}&format={format}",
-        id_list(ids)
+        "/api/results?runs={}&group_by={}&metrics={metrics}&epoch={}&format={format}",
+        id_list(query.ids),
+        query.group_by,
+        query.epoch
     )
 }
 
-/// The results table of `ids` (see [`results_url`]).
-pub(crate) async fn results(
-    ids: &[i64],
-    group_by: &str,
-    metrics: &str,
-) -> Result<ResultsTable, ApiFailure> {
-    get(&results_url(ids, group_by, metrics, "json")).await
+/// The results table `query` asks for.
+pub(crate) async fn results(query: &ResultsQuery<'_>) -> Result<ResultsTable, ApiFailure> {
+    get(&results_url(query, "json")).await
 }
 
 /// URL of a run's Server-Sent Events stream, from after log position `after`.

@@ -33,6 +33,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::HomePage />
                     <Route path=path!("/runs/:id") view=pages::RunPage />
                     <Route path=path!("/compare") view=pages::ComparePage />
+                    <Route path=path!("/projects") view=pages::ProjectsPage />
                     <Route path=path!("/login") view=pages::LoginPage />
                 </Routes>
             </main>

@@ -329,6 +329,10 @@ pub struct Comparison {
     pub runs: Vec<Run>,
     /// The configuration fields that are not the same in every run.
     pub differences: Vec<ConfigDifference>,
+    /// Each run's epochs so far, in the order of `runs`: the compare page's per-epoch curves
+    /// in the same answer.
+    #[serde(default)]
+    pub epochs: Vec<Vec<EpochMetrics>>,
 }
 
 /// What a member of a project may do: viewers read its runs, editors also start, change,
@@ -557,6 +561,8 @@ pub enum AuditAction {
     ShareRevoked,
     /// A project was created.
     ProjectCreated,
+    /// A project was renamed.
+    ProjectRenamed,
     /// A member was added to a project or their role changed.
     MemberSet,
     /// A member was removed from a project.
@@ -589,6 +595,7 @@ impl AuditAction {
             Self::RunShared => "run_shared",
             Self::ShareRevoked => "share_revoked",
             Self::ProjectCreated => "project_created",
+            Self::ProjectRenamed => "project_renamed",
             Self::MemberSet => "member_set",
             Self::MemberRemoved => "member_removed",
             Self::UserCreated => "user_created",

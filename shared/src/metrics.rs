@@ -38,6 +38,32 @@ pub struct StepMetrics {
     pub elapsed_seconds: f64,
 }
 
+impl StepMetrics {
+    /// The number at `path` (`loss`, `coefficients[1]`), as [`crate::results::at_path`]
+    /// finds it in the step's JSON, without building the JSON: series of long runs read
+    /// every step.
+    pub fn value(&self, path: &str) -> Option<f64> {
+        let (name, index) = match path.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.strip_suffix(']')?.parse::<usize>().ok()?)),
+            None => (path, None),
+        };
+        let list = match (name, index) {
+            ("epoch", None) => return Some(f64::from(self.epoch)),
+            ("step", None) => return Some(self.step as f64),
+            ("loss", None) => return Some(self.loss),
+            ("fused_loss", None) => return Some(self.fused_loss),
+            ("learning_rate", None) => return Some(self.learning_rate),
+            ("elapsed_seconds", None) => return Some(self.elapsed_seconds),
+            ("unimodal_losses", Some(_)) => &self.unimodal_losses,
+            ("coefficients", Some(_)) => &self.coefficients,
+            ("confidences", Some(_)) => &self.confidences,
+            ("gradient_norms", Some(_)) => &self.gradient_norms,
+            _ => return None,
+        };
+        list.get(index?).copied()
+    }
+}
+
 /// Accuracy and macro-F1 of the fused output and of each unimodal head on one split.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -108,4 +134,50 @@ pub struct EpochMetrics {
     /// Optimisation steps taken when the epoch ended.
     #[serde(default)]
     pub steps: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::non_finite::number;
+    use crate::results::{at_path, leaves};
+
+    #[test]
+    fn a_step_value_is_the_number_at_its_path_in_the_json() {
+        let step = StepMetrics {
+            epoch: 3,
+            step: 41,
+            loss: 1.25,
+            fused_loss: f64::NAN,
+            unimodal_losses: vec![0.5, f64::INFINITY],
+            coefficients: vec![0.75, 1.25],
+            confidences: vec![0.25, 0.5],
+            gradient_norms: vec![2.0, 3.0],
+            learning_rate: 0.01,
+            elapsed_seconds: 9.5,
+        };
+        let json = serde_json::to_value(&step).unwrap();
+        let paths = leaves(&json);
+        // Every field is a leaf, so a new field must be added to `value` too.
+        assert_eq!(paths.len(), 14, "{paths:?}");
+        for path in paths.keys() {
+            let expected = number(at_path(&json, path).unwrap()).unwrap();
+            let found = step
+                .value(path)
+                .unwrap_or_else(|| panic!("{path} not found"));
+            assert!(
+                found == expected || (found.is_nan() && expected.is_nan()),
+                "{path}: {found} against {expected}"
+            );
+        }
+        for missing in [
+            "nope",
+            "coefficients",
+            "coefficients[2]",
+            "loss[0]",
+            "step[x]",
+        ] {
+            assert_eq!(step.value(missing), None, "{missing}");
+        }
+    }
 }

@@ -262,6 +262,18 @@ async function main() {
     const stepsCsv = await (await fetch(`${base}${await page.locator('a.export', { hasText: 'steps' }).getAttribute('href')}`, { headers: auth })).text();
     assert.match(stepsCsv.split('\n')[0], /(^|,)step(,|$)/);
 
+    // Tags and a note, edited on the run page, kept, and shown in the list.
+    await page.fill('#run-tags', 'baseline, paper:table2 baseline');
+    await page.fill('#run-note', 'first try: alpha 0.8');
+    await page.click('#save-notes');
+    await page.locator('#notes-status', { hasText: 'Saved.' }).waitFor();
+    await page.fill('#run-tags', 'bad<tag>');
+    await page.click('#save-notes');
+    await page.locator('#notes-status', { hasText: 'tags[0]' }).waitFor();
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#run-tags')?.value === 'baseline, paper:table2');
+    assert.equal(await page.locator('#run-note').inputValue(), 'first try: alpha 0.8');
+
     // Per-step curves from the server's series; smoothing and the x axis live in the URL.
     const stepK = 'figure[data-chart="Gradient coefficient k per step"] polyline';
     await page.locator(stepK).nth(1).waitFor();
@@ -314,8 +326,24 @@ async function main() {
     await page.goto(`${base}/`);
     await page.reload();
     const runId = runPath.split('/').at(-1);
+    const mlbRow = page.locator('table.runs tr', { has: page.locator(`a[href="${runPath}"]`) });
+    await mlbRow.locator('.tag').nth(1).waitFor();
+    assert.deepEqual(await mlbRow.locator('.tag').allTextContents(), ['baseline', 'paper:table2']);
+    assert.equal(await mlbRow.locator('small.note').textContent(), 'first try: alpha 0.8');
     await page.locator(`input[aria-label="compare run ${runId}"]`).check();
     await page.locator(`input[aria-label="compare run ${joint.id}"]`).check();
+    // Ticked runs are tagged together, and the tag taken off again.
+    await page.fill('#bulk-tag', 'compared');
+    await page.click('#bulk-add-tag');
+    await page.locator('#bulk-status', { hasText: '2 run(s) tagged.' }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('table.runs .tag').length === 4);
+    const tagsOf = async (id) => (await (await fetch(`${base}/api/runs/${id}`, { headers: auth })).json()).tags;
+    assert.deepEqual(await tagsOf(runId), ['baseline', 'compared', 'paper:table2'], 'the server keeps tags sorted');
+    assert.deepEqual(await tagsOf(joint.id), ['compared']);
+    await page.screenshot({ path: join(artifacts, '4d-bulk-tagged.png'), fullPage: true });
+    await page.click('#bulk-remove-tag');
+    await page.locator('#bulk-status', { hasText: '2 run(s) untagged.' }).waitFor();
+    assert.deepEqual(await tagsOf(joint.id), []);
     await page.locator('#compare-selected').click();
     await page.locator('table.differences').waitFor();
     const compared = [Number(runId), joint.id].sort((a, b) => a - b).join(',');
@@ -326,9 +354,30 @@ async function main() {
     await page.locator('table.results tbody tr').nth(1).waitFor();
     const groups = await page.locator('table.results tbody tr td:first-child').allTextContents();
     assert.deepEqual(groups, ['joint', 'mlb']);
-    await page.locator('figure[data-chart^="Test accuracy of the fused"] circle.point').nth(EPOCHS + 4).waitFor();
+    await page.locator('figure[data-chart="Fused accuracy (test split)"] circle.point').nth(EPOCHS + 4).waitFor();
+    // Every modality's head accuracy, k and s, per epoch, and its head loss and k per step.
+    for (const name of ['m0 (noise 1.5)', 'm1 (noise 3)']) {
+      for (const chart of [`Head accuracy, ${name} (test split)`, `Coefficient k, ${name}`, `Confidence s, ${name}`]) {
+        await page.locator(`figure[data-chart="${chart}"] circle.point`).nth(EPOCHS + 4).waitFor({ state: 'attached' });
+      }
+      for (const chart of [`Head loss per step, ${name}`, `Coefficient k per step, ${name}`]) {
+        await page.locator(`figure[data-chart="${chart}"] polyline`).nth(1).waitFor({ state: 'attached' });
+      }
+    }
+    // Results at the best validation epoch by default, the last on request.
+    await page.locator('#results-heading', { hasText: 'best validation epoch' }).waitFor();
+    const headers = await page.locator('table.results thead th').allTextContents();
+    assert.ok(headers.includes('m0 (noise 1.5) head acc. (test)') && headers.includes('m1 (noise 3) head acc. (test)'), `${headers}`);
+    await page.selectOption('#results-epoch', 'last');
+    await page.waitForURL(/[?&]epoch=last/);
+    await page.locator('#results-heading', { hasText: 'last epoch' }).waitFor();
+    // The method's own objective only on request.
+    const objective = 'figure[data-chart="The method\'s objective per step, every run"]';
+    assert.equal(await page.locator(objective).count(), 0);
+    await page.locator('#show-objective').check();
+    await page.locator(`${objective} polyline`).nth(1).waitFor({ state: 'attached' });
     // Both runs' steps overlaid, one colour per method.
-    const overlay = 'figure[data-chart="Loss per step, every run"] polyline';
+    const overlay = 'figure[data-chart="Fused loss per step, every run"] polyline';
     await page.locator(overlay).nth(1).waitFor();
     const colours = await page.locator(overlay).evaluateAll((lines) => lines.map((l) => l.getAttribute('stroke')));
     assert.equal(new Set(colours).size, 2, `one colour per method: ${colours}`);
@@ -356,9 +405,9 @@ async function main() {
     await page.waitForURL(/[?&]project=\d+/);
     await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 2);
     // Sorting by a column, then the other way: both settings in one URL change.
-    await page.locator('table.runs th button.sort', { hasText: 'Best acc.' }).click();
+    await page.locator('table.runs th button.sort', { hasText: 'Best val. acc.' }).click();
     await page.waitForURL(/sort=best_accuracy&order=desc/);
-    await page.locator('table.runs th button.sort', { hasText: 'Best acc.' }).click();
+    await page.locator('table.runs th button.sort', { hasText: 'Best val. acc.' }).click();
     await page.waitForURL(/sort=best_accuracy&order=asc/);
     await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 2);
     const best = (await page.locator('table.runs tbody td:nth-child(6)').allTextContents()).map(parseFloat);
@@ -384,6 +433,25 @@ async function main() {
     await page.locator('.badge-cancelled').waitFor({ timeout: 30_000 });
     assert.equal(await page.locator('#cancel-run').count(), 0, 'no cancel button on an ended run');
     assert.ok((await pointCount(page, K_CHART)) >= 2, 'the finished epochs stay drawn');
+    // Deleting asks first, then the run is gone.
+    page.once('dialog', (dialog) => {
+      assert.match(dialog.message(), new RegExp(`Delete run #${long.id}\\?`));
+      dialog.accept();
+    });
+    await page.locator('#delete-run').click();
+    await page.waitForURL((url) => url.pathname === '/');
+    assert.equal((await fetch(`${base}/api/runs/${long.id}`, { headers: auth })).status, 404);
+
+    // Projects: the owner renames one; the pickers show the new name.
+    await page.goto(`${base}/projects`);
+    const card = page.locator('section.project', { hasText: 'default' });
+    await card.locator('.project-name').fill('vision lab');
+    await card.locator('.rename-project').click();
+    await page.locator('section.project[data-project="vision lab"]').waitFor();
+    await page.locator('section.project .members li', { hasText: 'admin' }).first().waitFor();
+    await page.screenshot({ path: join(artifacts, '5c-projects.png'), fullPage: true });
+    await page.goto(`${base}/`);
+    await page.locator('#field-project option', { hasText: 'vision lab' }).waitFor({ state: 'attached' });
 
     // A read-only link to the MLB run, opened by a browser that has never signed in.
     await page.goto(`${base}${runPath}`);
@@ -430,6 +498,14 @@ async function main() {
     await bobPage.fill('#login-password', 'bob password 1');
     await bobPage.click('#login-submit');
     await bobPage.locator('#signed-in-as', { hasText: 'bob' }).waitFor();
+    // In no project yet: the start page asks for one first, then shows the form in it.
+    await bobPage.locator('#first-project', { hasText: 'Welcome, bob' }).waitFor();
+    await bobPage.screenshot({ path: join(artifacts, '6c-new-user.png'), fullPage: true });
+    await bobPage.fill('#new-project-name', "bob's lab");
+    await bobPage.click('#create-project');
+    await bobPage.locator('#start-run').waitFor();
+    await bobPage.locator('#field-project option', { hasText: "bob's lab" }).waitFor({ state: 'attached' });
+    await bobPage.locator('#no-runs', { hasText: 'No runs yet' }).waitFor();
     await bobPage.goto(link);
     await bobPage.locator('.badge-completed').waitFor();
     assert.equal(await bobPage.locator('#share-run').count(), 0, 'read-only for bob too');
@@ -483,9 +559,16 @@ async function main() {
 
     // A narrow screen: nothing wider than the screen but the tables, which scroll inside.
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const [path, name] of [['/', '8-narrow-home.png'], [runPath, '9-narrow-run.png']]) {
+    const narrow = [
+      ['/', 'table.runs', '8-narrow-home.png'],
+      [runPath, `${K_CHART} svg.plot`, '9-narrow-run.png'],
+      ['/projects', 'section.project .members li', '9a-narrow-projects.png'],
+    ];
+    for (const [path, ready, name] of narrow) {
       await page.goto(`${base}${path}`);
-      await page.locator(path === '/' ? 'table.runs' : `${K_CHART} svg.plot`).waitFor();
+      await page.locator(ready).first().waitFor();
+      // The ticked runs' controls (tag, delete, compare) must fit too.
+      if (path === '/') await page.locator('.select-run').first().check();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `${path} is ${overflow}px wider than a 390px screen`);
       await page.screenshot({ path: join(artifacts, name), fullPage: true });

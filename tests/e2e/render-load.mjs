@@ -7,7 +7,7 @@ import { chromium } from 'playwright-core';
 
 const base = process.env.BASE;
 const runs = process.env.RUNS.split(',');
-const STEP_LOSS = 'figure[data-chart="Loss per step, every run"]';
+const STEP_LOSS = 'figure[data-chart="Fused loss per step, every run"]';
 const REPEATS = 5;
 
 const quantile = (values, q) => {
@@ -93,9 +93,13 @@ async function main() {
 
     const rows = [];
     const compare = `${base}/compare?runs=${runs.join(',')}`;
+    // Every chart drawn: per epoch and per step, each modality's too (two per run).
     const everyRun = (n) =>
-      document.querySelectorAll('figure[data-chart="Loss per step, every run"] polyline').length === n
-      && document.querySelectorAll('figure[data-chart="Training loss"] polyline').length === n;
+      document.querySelectorAll('figure[data-chart="Fused loss per step, every run"] polyline').length === n
+      && document.querySelectorAll('figure[data-chart^="Head loss per step"] polyline').length === 2 * n
+      && document.querySelectorAll('figure[data-chart^="Coefficient k per step"] polyline').length === 2 * n
+      && document.querySelectorAll('figure[data-chart^="Fused loss (training"] polyline').length === n
+      && document.querySelectorAll('figure[data-chart^="Confidence s"] polyline').length === 2 * n;
     const loads = [];
     for (let i = 0; i < REPEATS; i++) loads.push(await drawn(page, compare, everyRun, runs.length));
     rows.push([`compare ${runs.length} runs: open until all charts drawn`, loads]);

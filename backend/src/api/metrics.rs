@@ -17,15 +17,15 @@ use axum::Json;
 use balancelab_shared::non_finite::number;
 use balancelab_shared::results::{at_path, leaves};
 use balancelab_shared::{
-    downsample, Downsampler, FieldError, MetricSeries, SeriesPoint, StepMetrics, XAxis,
+    downsample, Downsampler, FieldError, MetricSeries, Role, SeriesPoint, StepMetrics, XAxis,
 };
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, ApiQuery, Reader};
+use super::extract::{ApiPath, ApiQuery, Caller, Reader};
 use super::{ApiError, AppState};
 use crate::store::Store;
 
@@ -34,11 +34,15 @@ const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
 /// Series per request at most: each holds up to `MAX_POINTS` while the steps are read.
 const MAX_KEYS: usize = 64;
+/// Points one request over several runs may ask for in all (runs x keys x points): the
+/// answer is held whole before it is sent.
+const MAX_BATCH_POINTS: usize = 1_000_000;
 
-/// The `/runs/{id}/metrics` and `/runs/{id}/export` routes.
+/// The `/runs/{id}/metrics`, `/compare/metrics` and `/runs/{id}/export` routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(series))
+        .routes(routes!(compare_series))
         .routes(routes!(export))
 }
 
@@ -86,7 +90,7 @@ async fn step_series(
         x,
     };
     let mut epoch: Vec<PendingStep> = Vec::new();
-    let mut first: Option<Value> = None;
+    let mut first: Option<StepMetrics> = None;
     loop {
         let page = store.next_steps(&mut pages).await?;
         if page.is_empty() {
@@ -97,21 +101,19 @@ async fn step_series(
                 series.add_epoch(&epoch);
                 epoch.clear();
             }
-            let values = serde_json::to_value(&step).expect("metrics serialize");
             epoch.push(PendingStep {
                 epoch: step.epoch,
                 step: step.step,
                 time: step.elapsed_seconds,
-                ys: (paths.iter())
-                    .map(|path| at_path(&values, path).and_then(number))
-                    .collect(),
+                ys: paths.iter().map(|path| step.value(path)).collect(),
             });
-            first.get_or_insert(values);
+            first.get_or_insert(step);
         }
     }
     series.add_epoch(&epoch);
     let known = || -> Vec<String> {
-        (leaves(first.as_ref().unwrap_or(&Value::Null)).iter())
+        let first = serde_json::to_value(&first).expect("metrics serialize");
+        (leaves(&first).iter())
             .filter(|(_, v)| number(v).is_some())
             .map(|(k, _)| format!("step.{k}"))
             .collect()
@@ -197,46 +199,185 @@ async fn series(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
-    let points = params.points.unwrap_or(DEFAULT_POINTS);
-    let keys: Vec<&str> = (params.keys.split(','))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
-    let mut errors = check_series_query(points, &keys);
+    let request = SeriesRequest::new(&params.keys, params.points, params.x);
     reader.run(&state.store, id).await?;
-    if keys.len() > MAX_KEYS {
-        // Not even checked one by one: that alone would hold a series per key.
-        return Err(ApiError::Invalid(errors));
+    request.refuse_oversized()?;
+    Ok(Json(request.read(&state.store, id).await?))
+}
+
+/// Not strict either: the parameters of one run's series, and the runs.
+#[derive(Deserialize)]
+struct CompareSeriesQuery {
+    runs: String,
+    // Not a flattened `SeriesQuery`: serde's flatten reads every query value as a string.
+    keys: String,
+    points: Option<usize>,
+    #[serde(default)]
+    x: XAxis,
+}
+
+/// The same series of several runs in one request: what a compare page draws.
+#[utoipa::path(
+    get,
+    path = "/compare/metrics",
+    operation_id = "compare_metrics",
+    tag = "results",
+    params(
+        ("runs" = String, Query, description = "run ids separated by commas (at most 100)"),
+        ("keys" = String, Query, description = "comma-separated, as for one run's metrics"),
+        ("points" = Option<usize>, Query, description = "2 to 10000 per series; default 1000"),
+        ("x" = Option<XAxis>, Query),
+    ),
+    responses(
+        (status = 200, body = Vec<Vec<MetricSeries>>, description = "per run, in the order asked for, its series in the order of the keys"),
+        InvalidFields,
+        ReadsRun,
+    ),
+)]
+async fn compare_series(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<CompareSeriesQuery>,
+) -> Result<Json<Vec<Vec<MetricSeries>>>, ApiError> {
+    let ids = super::results::parse_ids(&params.runs)?;
+    let request = SeriesRequest::new(&params.keys, params.points, params.x);
+    for &id in &ids {
+        caller.run(&state.store, id, Role::Viewer).await?;
     }
-    let epochs = EpochRecords::read(&state.store, id, &keys).await?;
-    let step_paths: Vec<&str> = keys
+    request.refuse_oversized()?;
+    let asked = ids.len() * request.keys.len() * request.points;
+    if asked > MAX_BATCH_POINTS {
+        let message = format!(
+            "{} runs x {} keys x {} points is {asked} points; at most {MAX_BATCH_POINTS} per request",
+            ids.len(),
+            request.keys.len(),
+            request.points
+        );
+        return Err(ApiError::Invalid(vec![FieldError::new("points", message)]));
+    }
+    // Two runs read at once: one waits on the store while the other parses.
+    let reads = ids
         .iter()
-        .filter_map(|k| k.strip_prefix("step."))
-        .collect();
-    // Out of range, the keys are still checked (every problem in one answer), at a size
-    // that holds no more than a valid request would.
-    let points = points.clamp(2, MAX_POINTS);
-    let mut steps = if step_paths.is_empty() {
-        Vec::new()
-    } else {
-        step_series(&state.store, id, &step_paths, params.x, points).await?
+        .copied()
+        .map(|id| request.read_each(&state.store, id));
+    let all = futures_util::stream::iter(reads)
+        .buffered(2)
+        .try_collect()
+        .await?;
+    Ok(Json(series_of_runs(&request, all)?))
+}
+
+/// A series request: its keys and points, read from one run at a time, and its problems
+/// that do not depend on the run (told together with those that do, in one answer).
+struct SeriesRequest<'a> {
+    keys: Vec<&'a str>,
+    points: usize,
+    x: XAxis,
+    problems: Vec<FieldError>,
+}
+
+impl<'a> SeriesRequest<'a> {
+    fn new(keys: &'a str, points: Option<usize>, x: XAxis) -> Self {
+        let points = points.unwrap_or(DEFAULT_POINTS);
+        let keys: Vec<&str> = (keys.split(','))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        Self {
+            problems: check_series_query(points, &keys),
+            keys,
+            // Out of range, the keys are still checked (every problem in one answer), at a
+            // size that holds no more than a valid request would.
+            points: points.clamp(2, MAX_POINTS),
+            x,
+        }
     }
-    .into_iter();
-    let mut result = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        let series = match key.strip_prefix("step.") {
-            Some(_) => steps.next().expect("one series per step key"),
-            None => epochs.series(key, params.x, points),
-        };
-        match series {
-            Ok(series) => result.push(series),
-            Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
+
+    /// Refused before any run is read: too many keys would each hold a series.
+    fn refuse_oversized(&self) -> Result<(), ApiError> {
+        match self.keys.len() > MAX_KEYS {
+            true => Err(ApiError::Invalid(self.problems.clone())),
+            false => Ok(()),
+        }
+    }
+
+    /// Run `id`'s series, one per key; keys it does not record are refused by position.
+    async fn read(&self, store: &Store, id: i64) -> Result<Vec<MetricSeries>, ApiError> {
+        let mut errors = self.problems.clone();
+        let mut result = Vec::with_capacity(self.keys.len());
+        for (i, series) in self.read_each(store, id).await?.into_iter().enumerate() {
+            match series {
+                Ok(series) => result.push(series),
+                Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors));
+        }
+        Ok(result)
+    }
+
+    /// Run `id`'s series, one per key, or why the run has none for that key.
+    async fn read_each(
+        &self,
+        store: &Store,
+        id: i64,
+    ) -> Result<Vec<Result<MetricSeries, String>>, ApiError> {
+        let (keys, points) = (&self.keys, self.points);
+        let epochs = EpochRecords::read(store, id, keys).await?;
+        let step_paths: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("step."))
+            .collect();
+        let mut steps = if step_paths.is_empty() {
+            Vec::new()
+        } else {
+            step_series(store, id, &step_paths, self.x, points).await?
+        }
+        .into_iter();
+        Ok((keys.iter())
+            .map(|key| match key.strip_prefix("step.") {
+                Some(_) => steps.next().expect("one series per step key"),
+                None => epochs.series(key, self.x, points),
+            })
+            .collect())
+    }
+}
+
+/// The runs' series of `request` (each run's in the order of the keys). Runs of different
+/// methods record different numbers (a joint run's heads, one run's third modality): a key
+/// some runs lack gives them an empty series; one that no run records is refused.
+fn series_of_runs(
+    request: &SeriesRequest<'_>,
+    runs: Vec<Vec<Result<MetricSeries, String>>>,
+) -> Result<Vec<Vec<MetricSeries>>, ApiError> {
+    let mut errors = request.problems.clone();
+    for i in 0..request.keys.len() {
+        let mut reasons = runs.iter().map(|run| run[i].as_ref().err());
+        // Refused when no run records it: the first run's reason tells why.
+        if let Some(Some(first)) = reasons.next() {
+            if reasons.all(|reason| reason.is_some()) {
+                errors.push(FieldError::new(format!("keys[{i}]"), first.clone()));
+            }
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    Ok(Json(result))
+    Ok((runs.into_iter())
+        .map(|run| {
+            (run.into_iter().zip(&request.keys))
+                .map(|(series, key)| {
+                    series.unwrap_or_else(|_| MetricSeries {
+                        key: (*key).to_owned(),
+                        x: request.x,
+                        points: Vec::new(),
+                        total: 0,
+                    })
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// The problems of a series request that do not depend on the run.

@@ -18,6 +18,7 @@ use crate::store::MemberChange;
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(rename))
         .routes(routes!(members))
         .routes(routes!(set_member, remove_member))
 }
@@ -72,11 +73,7 @@ async fn create(
     request: RequestId,
     ApiJson(NewProject { name }): ApiJson<NewProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        let error = FieldError::new("name", "1 to 100 characters");
-        return Err(ApiError::Invalid(vec![error]));
-    }
+    let name = project_name(&name)?;
     match state.store.create_project(name, user.id).await? {
         Some(project) => {
             let (target, detail) = ((Some(project.id), None), format!("{name:?}"));
@@ -88,6 +85,62 @@ async fn create(
             "a project named {name:?} exists"
         ))),
     }
+}
+
+/// A project's name, trimmed: 1 to 100 characters.
+fn project_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        let error = FieldError::new("name", "1 to 100 characters");
+        return Err(ApiError::Invalid(vec![error]));
+    }
+    Ok(name)
+}
+
+/// Owners rename their project.
+#[utoipa::path(
+    patch,
+    path = "/projects/{id}",
+    operation_id = "rename_project",
+    tag = "projects",
+    params(
+        ("id" = i64, Path),
+    ),
+    request_body(content = Object, description = "{\"name\": ...}"),
+    responses(
+        ReadsBody,
+        (status = 200, body = Project),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        InvalidFields,
+        NeedsRole,
+    ),
+)]
+async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+    ApiPath(id): ApiPath<i64>,
+    body: JsonBody,
+) -> Result<Json<Project>, ApiError> {
+    caller
+        .require_project(&state.store, id, Role::Owner)
+        .await?;
+    let NewProject { name } = body.parse()?;
+    let name = project_name(&name)?;
+    if !state.store.rename_project(id, name).await? {
+        return Err(ApiError::Conflict(format!(
+            "a project named {name:?} exists"
+        )));
+    }
+    let action = AuditAction::ProjectRenamed;
+    let detail = format!("to {name:?}");
+    (request.record(&state.store, &caller.0, action, (Some(id), None), detail)).await;
+    Ok(Json(Project {
+        id,
+        name: name.to_owned(),
+        role: Role::Owner,
+    }))
 }
 
 #[utoipa::path(

@@ -29,7 +29,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 const MAX_IDS: usize = 100;
 
 /// A comma-separated list of at most [`MAX_IDS`] run ids, as `?runs=3,4,7`.
-fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
+pub(super) fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
     let invalid = |message: String| ApiError::Invalid(vec![FieldError::new("runs", message)]);
     let count = text.split(',').count();
     if count > MAX_IDS {
@@ -92,9 +92,14 @@ async fn compare(
     let ids = parse_ids(&params.runs)?;
     let runs = runs_by_id(&state, &caller, &ids).await?;
     let configs: Vec<_> = runs.iter().map(|r| r.config.clone()).collect();
+    let mut epochs = Vec::with_capacity(runs.len());
+    for run in &runs {
+        epochs.push(state.store.epochs(run.id).await?);
+    }
     Ok(Json(Comparison {
         differences: config_differences(&configs),
         runs,
+        epochs,
     }))
 }
 

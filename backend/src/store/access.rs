@@ -285,6 +285,29 @@ impl Store {
         }))
     }
 
+    /// Renames project `id`: false if another project has that name.
+    pub(crate) async fn rename_project(&self, id: i64, name: &str) -> Result<bool> {
+        let taken = sqlx::query("SELECT 1 FROM projects WHERE name = $1 AND id <> $2")
+            .bind(name)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.is_some() {
+            return Ok(false);
+        }
+        // Two renames to one name at once: the unique index refuses the second.
+        match sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The projects `user` belongs to, oldest first.
     pub async fn projects_of(&self, user: i64) -> Result<Vec<Project>> {
         let rows = sqlx::query(

@@ -11,7 +11,7 @@ use super::{Series, BOTTOM, HEIGHT, LEFT, MAX_MARKERS, READ_OUT_LINES, RIGHT, TE
 #[component]
 pub(super) fn Plot(
     chart: ChartState,
-    title: &'static str,
+    title: String,
     x_label: Signal<&'static str>,
     y_label: &'static str,
     series: Signal<Vec<Series>>,

@@ -57,7 +57,7 @@ const READ_OUT_LINES: usize = 8;
 /// fixed frame instead of rescaling at every point.
 #[component]
 pub(crate) fn LineChart(
-    title: &'static str,
+    #[prop(into)] title: String,
     #[prop(into)] x_label: Signal<&'static str>,
     y_label: &'static str,
     #[prop(into)] series: Signal<Vec<Series>>,
@@ -74,11 +74,14 @@ pub(crate) fn LineChart(
     lines_only: bool,
 ) -> impl IntoView {
     let chart = ChartState::new(x_min.unwrap_or(1.0), x_max, series, y_range, reference);
+    let (caption, data_chart) = (title.clone(), title.clone());
+    let plot_title = title.clone();
+    let title = StoredValue::new(title);
     let export = move |download: fn(&web_sys::Element, &str, &[chart_export::LegendItem])| {
         move |_| {
             if let Some(svg) = chart.svg_ref.get_untracked() {
                 let legend = series.with_untracked(|s| chart_export::legend_items(s));
-                download(&svg, title, &legend);
+                title.with_value(|title| download(&svg, title, &legend));
             }
         }
     };
@@ -90,10 +93,10 @@ pub(crate) fn LineChart(
         Some(series.with(|all| read_out(frame, x, all, x_label)))
     };
     view! {
-        <figure class="chart" data-chart=title>
-            <figcaption>{title}</figcaption>
+        <figure class="chart" data-chart=data_chart>
+            <figcaption>{caption}</figcaption>
             <div class="plot-area">
-                <Plot chart title x_label y_label series reference lines_only />
+                <Plot chart title=plot_title x_label y_label series reference lines_only />
                 // The pointer's read-out and the zoom selection are drawn on a layer of
                 // their own: moving them repaints neither the curves nor the axes.
                 <svg class="overlay" viewBox=format!("0 0 {WIDTH} {HEIGHT}") aria-hidden="true">

@@ -16,7 +16,6 @@ use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
 const GROUP_BY: &str = "method.kind,model.fusion";
 /// Points per run and series the overlay asks for: 50 runs stay light to draw.
 const STEP_POINTS: usize = 500;
-const METRICS: &str = "test.fused,test.unimodal[0],test.unimodal[1],test.fused_macro_f1";
 
 /// `/compare?runs=1,2,...`: runs side by side.
 #[component]
@@ -47,33 +46,6 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
             async move { api::compare(&ids).await }
         })
     };
-    let details = {
-        let ids = ids.clone();
-        LocalResource::new(move || {
-            let ids = ids.clone();
-            async move {
-                let all = ids.iter().map(|&id| api::get_run(id, None));
-                futures::future::try_join_all(all).await
-            }
-        })
-    };
-    let results = {
-        let ids = ids.clone();
-        LocalResource::new(move || {
-            let ids = ids.clone();
-            async move { api::results(&ids, GROUP_BY, METRICS).await }
-        })
-    };
-    let exports = [
-        ("csv", "CSV", "csv"),
-        ("markdown", "Markdown", "md"),
-        ("latex", "LaTeX", "tex"),
-    ]
-    .map(|(format, label, extension)| {
-        let href = api::results_url(&ids, GROUP_BY, METRICS, format);
-        view! { <a class="export" href=href download=format!("results.{extension}")>{label}</a> }
-    })
-    .collect_view();
     let title = format!(
         "Comparing runs {}",
         ids.iter()
@@ -94,26 +66,35 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
         </section>
         <section class="card">
             <Suspense fallback=|| view! { <p>"Loading curves..."</p> }>
-                {move || details.get().map(|result| match result {
-                    Ok(details) => view! {
-                        <Curves details=details.clone() />
-                        <StepOverlay details />
-                    }.into_any(),
+                {move || comparison.get().map(|result| match result {
+                    Ok(comparison) => {
+                        let details = details_of(comparison);
+                        view! {
+                            <Curves details=details.clone() />
+                            <StepOverlay details />
+                        }.into_any()
+                    }
                     Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
                 })}
             </Suspense>
         </section>
-        <section class="card">
-            <h2>"Results (last epoch; mean ± sample std over the runs of each group)"</h2>
-            <Suspense fallback=|| view! { <p>"Loading results..."</p> }>
-                {move || results.get().map(|result| match result {
-                    Ok(table) => view! { <Results table /> }.into_any(),
-                    Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
-                })}
-            </Suspense>
-            <p class="exports">"Export: "{exports}</p>
-        </section>
+        {move || comparison.get().and_then(Result::ok).map(|comparison| {
+            let modalities = modality_names(&details_of(comparison));
+            view! { <ResultsSection ids=ids.clone() modalities /> }
+        })}
     }
+}
+
+/// Each compared run with its epochs, as a run page reads them.
+fn details_of(comparison: Comparison) -> Vec<RunDetail> {
+    let mut epochs = comparison.epochs.into_iter();
+    (comparison.runs.into_iter())
+        .map(|run| RunDetail {
+            run,
+            epochs: epochs.next().unwrap_or_default(),
+            last_event: 0,
+        })
+        .collect()
 }
 
 #[component]
@@ -172,7 +153,7 @@ fn run_label(d: &RunDetail) -> String {
 }
 
 /// One line per run for a metric of its epochs.
-fn per_run(details: &[RunDetail], value: fn(&EpochMetrics) -> Option<f64>) -> Vec<Series> {
+fn per_run(details: &[RunDetail], value: impl Fn(&EpochMetrics) -> Option<f64>) -> Vec<Series> {
     (details.iter().zip(styles(details)))
         .map(|(d, (color, dash))| Series {
             label: run_label(d),
@@ -185,52 +166,95 @@ fn per_run(details: &[RunDetail], value: fn(&EpochMetrics) -> Option<f64>) -> Ve
         .collect()
 }
 
+/// The modalities' names by position, from the first run that has each: runs of one
+/// comparison usually share their data.
+fn modality_names(details: &[RunDetail]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for d in details {
+        for (m, name) in d
+            .run
+            .config
+            .dataset
+            .modality_names()
+            .into_iter()
+            .enumerate()
+        {
+            if m >= names.len() {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// Per-epoch curves, every run overlaid: fused accuracy and loss, then each modality's head
+/// accuracy, k and s side by side (one row of charts per modality).
 #[component]
 fn Curves(details: Vec<RunDetail>) -> impl IntoView {
-    let x_max = details
-        .iter()
-        .map(|d| d.run.config.epochs as f64)
-        .fold(1.0, f64::max);
+    let x_max = Signal::stored(
+        (details.iter())
+            .map(|d| d.run.config.epochs as f64)
+            .fold(1.0, f64::max),
+    );
     let fused = per_run(&details, |e| Some(e.test.fused));
-    let weak = per_run(&details, |e| e.test.unimodal.get(1).copied());
-    let k = per_run(&details, |e| e.coefficients.get(1).copied());
-    let loss = per_run(&details, |e| Some(e.train_loss));
+    let loss = per_run(&details, |e| Some(e.train.fused_loss).filter(|l| *l > 0.0));
+    let modalities = (modality_names(&details).into_iter().enumerate())
+        .map(|(m, name)| {
+            let head = per_run(&details, move |e| e.test.unimodal.get(m).copied());
+            let k = per_run(&details, move |e| e.coefficients.get(m).copied());
+            let s = per_run(&details, move |e| e.confidences.get(m).copied());
+            view! {
+                <LineChart title=format!("Head accuracy, {name} (test split)") x_label="epoch"
+                    y_label="accuracy" series=Signal::stored(head) x_max y_range=(0.0, 1.0) />
+                <LineChart title=format!("Coefficient k, {name}") x_label="epoch"
+                    y_label="k (mean over the epoch)" series=Signal::stored(k) x_max reference=1.0 />
+                <LineChart title=format!("Confidence s, {name}") x_label="epoch"
+                    y_label="s (mean over the epoch)" series=Signal::stored(s) x_max
+                    y_range=(0.0, 1.0) />
+            }
+        })
+        .collect_view();
     view! {
+        <h2>"Per epoch"</h2>
         <div class="charts">
-            <LineChart title="Test accuracy of the fused output" x_label="epoch" y_label="accuracy"
-                series=Signal::stored(fused) x_max=Signal::stored(x_max) />
-            <LineChart title="Test accuracy of the second modality's head" x_label="epoch"
-                y_label="accuracy" series=Signal::stored(weak) x_max=Signal::stored(x_max) />
-            <LineChart title="Coefficient k of the second modality" x_label="epoch"
-                y_label="k (mean over the epoch)" series=Signal::stored(k)
-                x_max=Signal::stored(x_max) reference=1.0 />
-            <LineChart title="Training loss" x_label="epoch" y_label="loss (mean over the epoch)"
-                series=Signal::stored(loss) x_max=Signal::stored(x_max) />
+            <LineChart title="Fused accuracy (test split)" x_label="epoch" y_label="accuracy"
+                series=Signal::stored(fused) x_max y_range=(0.0, 1.0) />
+            <LineChart title="Fused loss (training split, after each epoch)" x_label="epoch"
+                y_label="cross-entropy of the fused output" series=Signal::stored(loss) x_max />
         </div>
+        <div class="charts modality-charts">{modalities}</div>
     }
 }
 
-/// Every run's per-step loss and k of the second modality, overlaid: the server sends each
-/// series downsampled (extremes kept), the browser smooths it as the URL says.
+/// Every run's per-step curves overlaid: the fused output's loss, each head's loss and each
+/// modality's k, and the method's own objective on request (`?objective=1`: it sums
+/// different terms per method, so it is not comparable across methods). The server sends
+/// each series downsampled (extremes kept), the browser smooths it as the URL says.
 #[component]
 fn StepOverlay(details: Vec<RunDetail>) -> impl IntoView {
     let view = StepView::from_url();
     let x_axis = view.x_axis;
+    let query = use_query_map();
+    let objective = Memo::new(move |_| query.read().get("objective").is_some_and(|v| v == "1"));
+    let names = modality_names(&details);
+    let mut keys = vec!["step.fused_loss".to_owned()];
+    for m in 0..names.len() {
+        keys.push(format!("step.unimodal_losses[{m}]"));
+        keys.push(format!("step.coefficients[{m}]"));
+    }
     let ids: Vec<i64> = details.iter().map(|d| d.run.id).collect();
     let fetched = LocalResource::new(move || {
         let x = x_axis.get();
-        let ids = ids.clone();
-        async move {
-            let keys = ["step.loss".to_owned(), "step.coefficients[1]".to_owned()];
-            let all = ids
-                .iter()
-                .map(|&id| api::metric_series(id, &keys, STEP_POINTS, x, None));
-            futures::future::try_join_all(all).await
+        let mut keys = keys.clone();
+        if objective.get() {
+            keys.push("step.loss".to_owned());
         }
+        let ids = ids.clone();
+        async move { api::compare_series(&ids, &keys, STEP_POINTS, x).await }
     });
     let styles = styles(&details);
     let labels: Vec<String> = details.iter().map(run_label).collect();
-    let curves = move |key: &'static str| {
+    let curves = move |key: String| {
         let (styles, labels) = (styles.clone(), labels.clone());
         Signal::derive(move || {
             let runs = fetched.get().and_then(Result::ok).unwrap_or_default();
@@ -247,8 +271,6 @@ fn StepOverlay(details: Vec<RunDetail>) -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     };
-    let loss = curves("step.loss");
-    let k = curves("step.coefficients[1]");
     let x_end = Signal::derive(move || {
         (fetched
             .get()
@@ -260,30 +282,142 @@ fn StepOverlay(details: Vec<RunDetail>) -> impl IntoView {
         .fold(1.0, f64::max)
     });
     let x_label = view.x_label;
+    let fused = curves("step.fused_loss".into());
+    let objective_curves = curves("step.loss".into());
+    let per_modality = (names.into_iter().enumerate())
+        .map(|(m, name)| {
+            let loss = curves(format!("step.unimodal_losses[{m}]"));
+            let k = curves(format!("step.coefficients[{m}]"));
+            view! {
+                <LineChart title=format!("Head loss per step, {name}") x_label
+                    y_label="cross-entropy of the head" series=loss x_max=x_end x_min=0.0 lines_only=true />
+                <LineChart title=format!("Coefficient k per step, {name}") x_label
+                    y_label="k" series=k x_max=x_end x_min=0.0 lines_only=true reference=1.0 />
+            }
+        })
+        .collect_view();
+    let show_objective = move |ev| {
+        let on = if event_target_checked(&ev) { "1" } else { "" };
+        let url = super::url_with(
+            "/compare",
+            query.get_untracked(),
+            &[("objective", on.into())],
+        );
+        leptos_router::hooks::use_navigate()(&url, super::in_place());
+    };
     view! {
         <h2>"Per step"</h2>
         <StepViewControls view path="/compare".to_owned() />
+        <label class="check">
+            <input type="checkbox" id="show-objective" prop:checked=move || objective.get()
+                on:change=show_objective />
+            "Also each method's own objective (sums different terms per method)"
+        </label>
         {move || fetched.get().and_then(Result::err).map(|ApiFailure(e)| view! {
             <p class="form-message">{e.message}</p>
         })}
         <div class="charts step-overlay">
-            <LineChart title="Loss per step, every run" x_label y_label="the method's objective"
-                series=loss x_max=x_end x_min=0.0 lines_only=true />
-            <LineChart title="Coefficient k of the second modality per step, every run" x_label
-                y_label="k" series=k x_max=x_end x_min=0.0 lines_only=true reference=1.0 />
+            <LineChart title="Fused loss per step, every run" x_label
+                y_label="cross-entropy of the fused output" series=fused x_max=x_end x_min=0.0
+                lines_only=true />
+            <Show when=move || objective.get()>
+                <LineChart title="The method's objective per step, every run" x_label
+                    y_label="the method's loss" series=objective_curves x_max=x_end x_min=0.0
+                    lines_only=true />
+            </Show>
+            {per_modality}
         </div>
     }
 }
 
+/// The results grouped as a paper's table, at each run's best validation epoch unless the
+/// URL says the last (`?epoch=last`), with its exports.
 #[component]
-fn Results(table: ResultsTable) -> impl IntoView {
-    let header = (table
-        .group_by
-        .iter()
-        .chain(std::iter::once(&"runs".to_owned())))
-    .chain(&table.metrics)
-    .map(|name| view! { <th>{name.clone()}</th> })
-    .collect_view();
+fn ResultsSection(ids: Vec<i64>, modalities: Vec<String>) -> impl IntoView {
+    let query = use_query_map();
+    let epoch = Memo::new(move |_| match query.read().get("epoch").as_deref() {
+        Some("last") => "last",
+        _ => "best_validation",
+    });
+    let mut metrics = vec!["test.fused".to_owned()];
+    metrics.extend((0..modalities.len()).map(|m| format!("test.unimodal[{m}]")));
+    metrics.push("test.fused_macro_f1".to_owned());
+    let metrics = metrics.join(",");
+    let table = {
+        let (ids, metrics) = (ids.clone(), metrics.clone());
+        LocalResource::new(move || {
+            let (ids, metrics, epoch) = (ids.clone(), metrics.clone(), epoch.get());
+            async move {
+                let query = api::ResultsQuery {
+                    ids: &ids,
+                    group_by: GROUP_BY,
+                    metrics: &metrics,
+                    epoch,
+                };
+                api::results(&query).await
+            }
+        })
+    };
+    let exports = move || {
+        let query = api::ResultsQuery {
+            ids: &ids,
+            group_by: GROUP_BY,
+            metrics: &metrics,
+            epoch: epoch.get(),
+        };
+        [("csv", "CSV", "csv"), ("markdown", "Markdown", "md"), ("latex", "LaTeX", "tex")]
+            .map(|(format, label, extension)| {
+                let href = api::results_url(&query, format);
+                view! { <a class="export" href=href download=format!("results.{extension}")>{label}</a> }
+            })
+            .collect_view()
+    };
+    let heading = move || match epoch.get() {
+        "last" => "Results on the test split at each run's last epoch",
+        _ => "Results on the test split at each run's best validation epoch",
+    };
+    let names = StoredValue::new(modalities);
+    view! {
+        <section class="card">
+            <h2 id="results-heading">{heading}</h2>
+            <div class="run-filters">
+                <super::QuerySelect id="results-epoch" label="Epoch of each run" key="epoch"
+                    path="/compare".to_owned() value=Signal::derive(move || epoch.get().to_owned())
+                    options=&[("best_validation", "best validation epoch"), ("last", "last epoch")] />
+            </div>
+            <p class="hint">"Mean ± sample std over the runs of each group. The best validation epoch has the highest validation accuracy of the fused output (ties: lower validation loss); runs without a validation split count their last epoch."</p>
+            <Suspense fallback=|| view! { <p>"Loading results..."</p> }>
+                {move || table.get().map(|result| match result {
+                    Ok(table) => view! { <Results table names=names.get_value() /> }.into_any(),
+                    Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
+                })}
+            </Suspense>
+            <p class="exports">"Export: "{exports}</p>
+        </section>
+    }
+}
+
+/// A metric's path as a column header: `test.unimodal[1]` is "audio head (test)".
+fn metric_header(metric: &str, names: &[String]) -> String {
+    let head = (metric.strip_prefix("test.unimodal["))
+        .and_then(|rest| rest.strip_suffix(']')?.parse::<usize>().ok())
+        .and_then(|m| names.get(m));
+    match (head, metric) {
+        (Some(name), _) => format!("{name} head acc. (test)"),
+        (None, "test.fused") => "fused acc. (test)".to_owned(),
+        (None, "test.fused_macro_f1") => "fused macro-F1 (test)".to_owned(),
+        _ => metric.to_owned(),
+    }
+}
+
+#[component]
+fn Results(table: ResultsTable, names: Vec<String>) -> impl IntoView {
+    let metrics = table.metrics.iter().map(|m| metric_header(m, &names));
+    let header = (table.group_by.iter().cloned())
+        .chain(std::iter::once("runs".to_owned()))
+        .chain(metrics)
+        .map(|name| view! { <th>{name}</th> })
+        .collect_view();
     let rows = (table.rows.into_iter())
         .map(|row| {
             let group = cells(row.group);

@@ -89,6 +89,7 @@ pub(crate) fn UserMenu() -> impl IntoView {
         me.get().and_then(|me| me.ok()).map(|me| {
             view! {
                 <span class="user-menu">
+                    <a href="/projects" id="projects-link">"Projects"</a>
                     <span id="signed-in-as">{me.user.name}</span>
                     <button type="button" id="sign-out" on:click=sign_out>"Sign out"</button>
                 </span>

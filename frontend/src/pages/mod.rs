@@ -3,8 +3,10 @@
 mod compare;
 mod home;
 mod login;
+mod projects;
 mod run;
 mod run_form;
+mod run_notes;
 mod runs;
 mod share_dialog;
 mod step_curves;
@@ -12,6 +14,7 @@ mod step_curves;
 pub(crate) use compare::ComparePage;
 pub(crate) use home::HomePage;
 pub(crate) use login::{LoginPage, UserMenu};
+pub(crate) use projects::ProjectsPage;
 pub(crate) use run::RunPage;
 
 use balancelab_shared::{

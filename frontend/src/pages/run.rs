@@ -1,8 +1,9 @@
 //! One run: its configuration and its modality contribution curves, live while it trains.
 
 use balancelab_shared::{
-    AvDigitsSplit, CoefficientTarget, CremaDSplit, DatasetConfig, EpochMetrics, OptimizerConfig,
-    Run, RunConfig, RunEvent, ScheduleConfig, SplitConfig, SplitScores, Ucf101Modalities,
+    AvDigitsSplit, CoefficientTarget, CremaDSplit, DatasetConfig, EpochChoice, EpochMetrics,
+    OptimizerConfig, Role, Run, RunConfig, RunEvent, ScheduleConfig, SplitConfig, SplitScores,
+    Ucf101Modalities,
 };
 use futures::channel::oneshot;
 use leptos::prelude::*;
@@ -64,8 +65,19 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     });
     let planned =
         Signal::derive(move || run.with(|r| r.as_ref().map_or(1.0, |r| r.config.epochs as f64)));
+    // Editors of the run's project change its tags and note, and delete it.
+    let projects = LocalResource::new(api::list_projects);
+    let editable = Signal::derive(move || {
+        let project = run.with(|r| r.as_ref().map(|r| r.project_id));
+        let projects = projects.get().and_then(Result::ok).unwrap_or_default();
+        !shared
+            && projects
+                .iter()
+                .any(|p| Some(p.id) == project && p.role >= Role::Editor)
+    });
     view! {
-        <RunHeader id shared run epochs problem />
+        <RunHeader id shared editable run epochs problem />
+        <super::run_notes::RunNotes run editable />
         <EpochCharts id epochs names planned />
         <super::step_curves::StepCurves id share=step_share.clone() names epochs />
         <RunLog id share=step_share run epochs />
@@ -79,6 +91,8 @@ fn RunHeader(
     id: i64,
     /// Opened through a read-only share link.
     shared: bool,
+    /// The caller may change and delete the run.
+    editable: Signal<bool>,
     run: RwSignal<Option<Run>>,
     epochs: RwSignal<Vec<EpochMetrics>>,
     problem: RwSignal<Option<String>>,
@@ -102,6 +116,24 @@ fn RunHeader(
             }
         });
     };
+    let navigate = leptos_router::hooks::use_navigate();
+    let delete = move |_| {
+        let window = web_sys::window().expect("a browser window");
+        let asked = format!(
+            "Delete run #{id}? Its metrics, checkpoints and share links go with it; this cannot be undone."
+        );
+        if !window.confirm_with_message(&asked).unwrap_or(false) {
+            return;
+        }
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::delete_run(id).await {
+                Ok(()) => navigate("/", Default::default()),
+                Err(api::ApiFailure(e)) => problem.set(Some(e.message)),
+            }
+        });
+    };
+    let finished = move || run.with(|r| r.as_ref().is_some_and(|r| r.status.is_terminal()));
     view! {
         <section class="card">
             <h1>{format!("Run #{id} ")} {move || run.get().map(|r| view! { <StatusBadge status=r.status /> })}</h1>
@@ -118,6 +150,9 @@ fn RunHeader(
                 {move || project_id.get().map(|project_id| view! {
                     <ShareDialog run_id=id project_id />
                 })}
+            </Show>
+            <Show when=move || editable.get() && finished()>
+                <button type="button" id="delete-run" class="danger" on:click=delete.clone()>"Delete run"</button>
             </Show>
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
@@ -299,14 +334,11 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
     let total = config.epochs;
     let progress = move || {
         epochs.with(|l| match l.last() {
-            Some(last) => format!(
-                "epoch {} of {total}; fused test accuracy {:.1}%",
-                last.epoch,
-                100.0 * last.test.fused
-            ),
+            Some(last) => format!("epoch {} of {total}", last.epoch),
             None => format!("0 of {total} epochs"),
         })
     };
+    let accuracy = move || epochs.with(|l| accuracy_text(l));
     view! {
         <dl class="config">
             <dt>"Method"</dt><dd>{method_and_settings(&config.method)}</dd>
@@ -315,6 +347,7 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             <dt>"Model"</dt><dd>{model_label}</dd>
             <dt>"Optimiser"</dt><dd>{training_text(&config)}</dd>
             <dt>"Progress"</dt><dd class="progress">{progress}</dd>
+            <dt>"Fused accuracy"</dt><dd id="run-accuracy">{accuracy}</dd>
             <dt>"Created"</dt><dd>{run.created_at}</dd>
         </dl>
         <details class="resolved-config">
@@ -322,6 +355,29 @@ fn RunSummary(run: Run, epochs: RwSignal<Vec<EpochMetrics>>) -> impl IntoView {
             <pre>{serde_json::to_string_pretty(&config_json).expect("a RunConfig serializes")}</pre>
         </details>
         {run.error.map(|e| view! { <p class="form-message" role="alert">{format!("Failed: {e}")}</p> })}
+    }
+}
+
+/// The fused output's accuracy where every view reports it: at the best validation epoch
+/// (as the run list, compare and results tables do) and at the last, each with its split.
+fn accuracy_text(epochs: &[EpochMetrics]) -> String {
+    let Some(last) = epochs.last() else {
+        return "none yet".into();
+    };
+    let last_text = format!(
+        "last epoch ({}): {:.1}% on test",
+        last.epoch,
+        100.0 * last.test.fused
+    );
+    let best = EpochChoice::BestValidation.pick(epochs);
+    match best.and_then(|b| Some((b, b.validation.as_ref()?))) {
+        Some((best, validation)) => format!(
+            "best validation epoch ({}): {:.1}% on validation, {:.1}% on test; {last_text}",
+            best.epoch,
+            100.0 * validation.fused,
+            100.0 * best.test.fused
+        ),
+        None => format!("{last_text} (no validation split)"),
     }
 }
 

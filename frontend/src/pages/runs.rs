@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use balancelab_shared::{
-    MethodConfig, MethodKind, Role, Run, RunPage, RunQuery, RunSort, RunStatus, SortOrder,
+    MethodConfig, MethodKind, Role, Run, RunPage, RunPatch, RunQuery, RunSort, RunStatus, SortOrder,
 };
 use futures::channel::oneshot;
 use leptos::prelude::*;
@@ -13,7 +13,9 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::params::ParamsMap;
 
-use super::{duration_text, in_place, method_and_settings, url_with, ProjectOptions, StatusBadge};
+use super::{
+    duration_text, in_place, method_and_settings, run_notes, url_with, ProjectOptions, StatusBadge,
+};
 use crate::api::{self, snake, ApiFailure, LiveStream};
 
 /// Runs per page of the list.
@@ -74,7 +76,7 @@ pub(super) fn RunList() -> impl IntoView {
     view! {
         <RunFilters />
         {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
-        <CompareBar selected />
+        <SelectionBar selected refresh />
         <Suspense fallback=|| view! { <p>"Loading runs..."</p> }>
             {move || page.get().map(|result| match result {
                 Ok(RunPage { runs, .. }) if runs.is_empty() => {
@@ -200,7 +202,7 @@ fn RunTable(
                     <SortHeader label="Method" column=RunSort::Method query />
                     <SortHeader label="Data: modalities" column=RunSort::Dataset query />
                     <th>"Progress"</th>
-                    <SortHeader label="Best acc." column=RunSort::BestAccuracy query />
+                    <SortHeader label="Best val. acc." column=RunSort::BestAccuracy query />
                     <SortHeader label="Status" column=RunSort::Status query />
                     <th>"Tags"</th>
                     <th>"Created (UTC)"</th>
@@ -258,9 +260,10 @@ fn SortHeader(label: &'static str, column: RunSort, query: Memo<RunQuery>) -> im
     }
 }
 
-/// The link to compare the ticked runs, once two or more are.
+/// What can be done with the ticked runs: tag them, take a tag off, delete them (after a
+/// confirmation), and compare them once two or more are ticked. `refresh` reloads the list.
 #[component]
-fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
+fn SelectionBar(selected: RwSignal<Vec<i64>>, refresh: RwSignal<u32>) -> impl IntoView {
     let compare_href = move || {
         let mut ids = selected.get();
         ids.sort_unstable();
@@ -268,16 +271,120 @@ fn CompareBar(selected: RwSignal<Vec<i64>>) -> impl IntoView {
         format!("/compare?runs={}", ids.join(","))
     };
     let count = move || selected.with(Vec::len);
+    let tag = RwSignal::new(String::new());
+    let status = RwSignal::new(None::<(bool, String)>);
+    let busy = RwSignal::new(false);
+    // Runs `change` to every ticked run, one after the other, and says how it went.
+    let apply = move |done: &'static str, change: BulkChange| {
+        let ids = selected.get_untracked();
+        let tags = run_notes::parse_tags(&tag.get_untracked());
+        if !matches!(change, BulkChange::Delete) && tags.is_empty() {
+            return status.set(Some((false, "Type a tag first.".into())));
+        }
+        if let BulkChange::Delete = change {
+            let window = web_sys::window().expect("a browser window");
+            let asked = format!(
+                "Delete {} run(s)? Their metrics, checkpoints and share links go with them; this cannot be undone.",
+                ids.len()
+            );
+            if !window.confirm_with_message(&asked).unwrap_or(false) {
+                return;
+            }
+        }
+        busy.set(true);
+        status.set(None);
+        spawn_local(async move {
+            let mut failures = Vec::new();
+            for &id in &ids {
+                if let Err(ApiFailure(e)) = change.apply(id, &tags).await {
+                    failures.push(format!("#{id}: {}", e.message));
+                }
+            }
+            if let BulkChange::Delete = change {
+                selected.update(|s| s.retain(|id| !ids.contains(id)));
+            }
+            let count = ids.len() - failures.len();
+            status.set(Some(if failures.is_empty() {
+                (true, format!("{count} run(s) {done}."))
+            } else {
+                (
+                    false,
+                    format!("{count} run(s) {done}; not: {}", failures.join("; ")),
+                )
+            }));
+            refresh.update(|n| *n += 1);
+            busy.set(false);
+        });
+    };
     view! {
-        <p class="compare-bar">
+        <div class="selection-bar">
             <Show
-                when=move || { count() >= 2 }
-                fallback=|| view! { <span class="hint">"Tick two runs or more to compare them."</span> }
+                when=move || { count() >= 1 }
+                fallback=|| view! { <span class="hint">"Tick runs to tag, delete or compare them (two or more)."</span> }
             >
-                <A href=compare_href attr:id="compare-selected">{move || format!("Compare {} runs", count())}</A>
+                <span>{move || format!("{} ticked:", count())}</span>
+                <Show when=move || { count() >= 2 }>
+                    <A href=compare_href attr:id="compare-selected">{move || format!("Compare {} runs", count())}</A>
+                </Show>
+                <input id="bulk-tag" aria-label="tag for the ticked runs" placeholder="tag"
+                    prop:value=move || tag.get() on:input=move |ev| tag.set(event_target_value(&ev)) />
+                <button type="button" id="bulk-add-tag" disabled=move || busy.get()
+                    on:click=move |_| apply("tagged", BulkChange::AddTags)>"Add tag"</button>
+                <button type="button" id="bulk-remove-tag" disabled=move || busy.get()
+                    on:click=move |_| apply("untagged", BulkChange::RemoveTags)>"Remove tag"</button>
+                <button type="button" id="bulk-delete" class="danger" disabled=move || busy.get()
+                    on:click=move |_| apply("deleted", BulkChange::Delete)>"Delete"</button>
             </Show>
-        </p>
+            {move || status.get().map(|(ok, text)| {
+                let class = if ok { "hint" } else { "form-message" };
+                view! { <span class=class role="status" id="bulk-status">{text}</span> }
+            })}
+        </div>
     }
+}
+
+/// A change made to each ticked run.
+#[derive(Clone, Copy)]
+enum BulkChange {
+    AddTags,
+    RemoveTags,
+    Delete,
+}
+
+impl BulkChange {
+    /// Makes the change to run `id`: tags are read afresh, so that a teammate's tag added
+    /// meanwhile stays.
+    async fn apply(self, id: i64, tags: &[String]) -> Result<(), ApiFailure> {
+        if let Self::Delete = self {
+            return api::delete_run(id).await;
+        }
+        let current = api::get_run(id, None).await?.run.tags;
+        let changed = match self {
+            Self::AddTags => with_tags(current, tags),
+            _ => current.into_iter().filter(|t| !tags.contains(t)).collect(),
+        };
+        let patch = RunPatch {
+            tags: Some(changed),
+            note: None,
+        };
+        if let Some(problems) = run_notes::patch_problems(&patch) {
+            return Err(ApiFailure(balancelab_shared::ErrorBody {
+                message: problems,
+                fields: Vec::new(),
+            }));
+        }
+        api::change_run(id, &patch).await.map(|_| ())
+    }
+}
+
+/// `current` with each of `added` not in it yet appended.
+fn with_tags(mut current: Vec<String>, added: &[String]) -> Vec<String> {
+    for tag in added {
+        if !current.contains(tag) {
+            current.push(tag.clone());
+        }
+    }
+    current
 }
 
 /// One run of the list, with its tick box for comparing.
@@ -298,10 +405,15 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
         let eta = run.with(Run::eta_seconds)?;
         Some(view! { <small class="secondary">{format!("{} left", duration_text(eta))}</small> })
     };
+    // The store keeps the best validation epoch's (the best test epoch's without one).
     let best = move || {
         run.with(|r| {
+            let split = match r.config.validation_fraction > 0.0 {
+                true => "",
+                false => " (test)",
+            };
             r.best_accuracy
-                .map_or(String::new(), |a| format!("{:.1}%", 100.0 * a))
+                .map_or(String::new(), |a| format!("{:.1}%{split}", 100.0 * a))
         })
     };
     // Each head's accuracy at the best epoch, by modality name.
@@ -320,7 +432,12 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
                 <input type="checkbox" class="select-run" aria-label=format!("compare run {id}")
                     prop:checked=move || selected.with(|ids| ids.contains(&id)) on:change=toggle />
             </td>
-            <td><A href=format!("/runs/{id}")>{format!("#{id}")}</A></td>
+            <td>
+                <A href=format!("/runs/{id}")>{format!("#{id}")}</A>
+                {move || run.with(|r| (!r.note.is_empty()).then(|| {
+                    view! { <small class="note" title=r.note.clone()>{r.note.clone()}</small> }
+                }))}
+            </td>
             <td>
                 {move || run.with(|r| method_and_settings(&r.config.method))}
                 <small class="secondary">{move || run.with(|r| format!("{} fusion, lr {}", r.config.model.fusion.name(), r.config.learning_rate))}</small>
@@ -329,7 +446,9 @@ fn RunRow(run: Signal<Run>, selected: RwSignal<Vec<i64>>) -> impl IntoView {
             <td class="num">{progress}{eta}</td>
             <td class="num">{best}<small class="secondary">{heads}</small></td>
             <td>{move || view! { <StatusBadge status=run.with(|r| r.status) /> }}</td>
-            <td>{move || run.with(|r| r.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view())}</td>
+            <td class="tags-cell" title=move || run.with(|r| r.tags.join(", "))>
+                {move || run.with(|r| r.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view())}
+            </td>
             <td>{run.with_untracked(|r| r.created_at.replace('T', " ").trim_end_matches('Z').to_owned())}</td>
         </tr>
     }

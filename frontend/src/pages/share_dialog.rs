@@ -12,11 +12,11 @@ use crate::api::{self, ApiFailure};
 /// The "Share" dialog of run `run_id`, of project `project_id`.
 #[component]
 pub(super) fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
-    let sharing = Sharing::new(run_id, project_id);
+    let sharing = Sharing::new(Some(run_id), project_id);
     view! {
         <details class="share-dialog" on:toggle=move |_| sharing.reload()>
             <summary id="share-run">"Share"</summary>
-            <TeamAccess sharing />
+            <TeamAccess sharing heading="Team: this run's project" />
             <ReadOnlyLinks sharing />
             <ProjectActivity sharing />
             {move || sharing.problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
@@ -24,11 +24,24 @@ pub(super) fn ShareDialog(run_id: i64, project_id: i64) -> impl IntoView {
     }
 }
 
-/// Who a run is shared with: its project's members and its links, as last read, and what
-/// went wrong last.
+/// The members of project `project_id` and the form that gives a user a role in it: the
+/// projects page's team section.
+#[component]
+pub(super) fn ProjectTeam(project_id: i64) -> impl IntoView {
+    let sharing = Sharing::new(None, project_id);
+    sharing.reload();
+    view! {
+        <TeamAccess sharing heading="Members" />
+        <ProjectActivity sharing />
+        {move || sharing.problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
+    }
+}
+
+/// Who a run (or, without `run_id`, a project) is shared with: the project's members and the
+/// run's links, as last read, and what went wrong last.
 #[derive(Clone, Copy)]
 struct Sharing {
-    run_id: i64,
+    run_id: Option<i64>,
     project_id: i64,
     members: RwSignal<Vec<Member>>,
     links: RwSignal<Vec<ShareLink>>,
@@ -40,7 +53,7 @@ struct Sharing {
 }
 
 impl Sharing {
-    fn new(run_id: i64, project_id: i64) -> Self {
+    fn new(run_id: Option<i64>, project_id: i64) -> Self {
         Self {
             run_id,
             project_id,
@@ -64,9 +77,11 @@ impl Sharing {
                 Ok(list) => self.members.set(list),
                 Err(e) => self.report(e),
             }
-            match api::share_links(self.run_id).await {
-                Ok(list) => self.links.set(list),
-                Err(e) => self.report(e),
+            if let Some(run_id) = self.run_id {
+                match api::share_links(run_id).await {
+                    Ok(list) => self.links.set(list),
+                    Err(e) => self.report(e),
+                }
             }
             // Owners only: anyone else is refused, and sees no such section.
             self.activity.set(
@@ -105,15 +120,18 @@ impl Sharing {
     /// Makes a new read-only link to the run.
     fn make_link(self) {
         self.problem.set(None);
+        let Some(run_id) = self.run_id else {
+            return;
+        };
         spawn_local(async move {
-            match api::share_run(self.run_id).await {
+            match api::share_run(run_id).await {
                 Ok(secret) => {
                     let origin = (web_sys::window().expect("a browser window").location())
                         .origin()
                         .unwrap_or_default();
                     self.new_link.set(Some(format!(
-                        "{origin}/runs/{}?share={}",
-                        self.run_id, secret.token
+                        "{origin}/runs/{run_id}?share={}",
+                        secret.token
                     )));
                     self.reload();
                 }
@@ -125,8 +143,11 @@ impl Sharing {
     /// Revokes link `link`: it opens nothing any more.
     fn revoke(self, link: i64) {
         self.problem.set(None);
+        let Some(run_id) = self.run_id else {
+            return;
+        };
         spawn_local(async move {
-            match api::revoke_share_link(self.run_id, link).await {
+            match api::revoke_share_link(run_id, link).await {
                 Ok(()) => self.reload(),
                 Err(e) => self.report(e),
             }
@@ -136,7 +157,7 @@ impl Sharing {
 
 /// The project's members, and the form that gives a user a role in it.
 #[component]
-fn TeamAccess(sharing: Sharing) -> impl IntoView {
+fn TeamAccess(sharing: Sharing, heading: &'static str) -> impl IntoView {
     let user = RwSignal::new(String::new());
     let role = RwSignal::new("viewer".to_owned());
     let add_member = move |ev: leptos::ev::SubmitEvent| {
@@ -154,7 +175,7 @@ fn TeamAccess(sharing: Sharing) -> impl IntoView {
         });
     };
     view! {
-        <h3>"Team: this run's project"</h3>
+        <h3>{heading}</h3>
         <p class="hint">"Viewers read every run of the project; editors also start, tag and cancel runs; owners manage members."</p>
         <MemberList sharing />
         <form class="inline-form" on:submit=add_member>

@@ -38,7 +38,7 @@ pub(super) struct FormFields {
 }
 
 /// The fields the form shows: errors for others are listed under it.
-pub(super) const SHOWN_FIELDS: [&str; 12] = [
+pub(super) const SHOWN_FIELDS: [&str; 13] = [
     "seeds",
     "dataset.kind",
     "dataset.noise",
@@ -51,6 +51,7 @@ pub(super) const SHOWN_FIELDS: [&str; 12] = [
     "validation_fraction",
     "seed",
     "device",
+    "precision",
 ];
 
 /// Whether the input of `field` shows the error of `error_field` (`dataset.noise` shows
@@ -108,31 +109,51 @@ impl FormFields {
     /// The configuration the form describes, or every field that is wrong (checked with
     /// the rules the server applies).
     pub(super) fn to_config(self) -> Result<RunConfig, Vec<FieldError>> {
+        // Every problem in one round: a field that does not parse is reported and keeps the
+        // loaded value meanwhile, so that the rules still check every other field.
+        let loaded = self.loaded.get();
         let mut errors = Vec::new();
-        let mut parse = |field: &str, text: String, what: &str| {
-            let parsed = text.trim().parse::<f64>();
-            if parsed.is_err() {
-                errors.push(FieldError::new(field, format!("must be {what}")));
+        let mut parse = |field: &str, text: String, fallback: f64| match text.trim().parse::<f64>()
+        {
+            Ok(value) if value.is_finite() => value,
+            Ok(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    "must be a finite number (this one is too large)",
+                ));
+                fallback
             }
-            parsed.unwrap_or(f64::NAN)
+            Err(_) => {
+                errors.push(FieldError::new(field, "must be a number"));
+                fallback
+            }
         };
-        let learning_rate = parse("learning_rate", self.learning_rate.get(), "a number");
+        let learning_rate = parse(
+            "learning_rate",
+            self.learning_rate.get(),
+            loaded.learning_rate,
+        );
         let validation_fraction = parse(
             "validation_fraction",
             self.validation_fraction.get(),
-            "a number",
+            loaded.validation_fraction,
         );
-        let alpha = parse("method.alpha", self.alpha.get(), "a number");
-        let mut whole = |field: &str, text: String| match text.trim().parse::<u64>() {
+        let alpha = parse("method.alpha", self.alpha.get(), alpha_of(&loaded.method));
+        let mut whole = |field: &str, text: String, fallback: u64| match text.trim().parse::<u64>()
+        {
             Ok(n) => n,
             Err(_) => {
                 errors.push(FieldError::new(field, "must be a whole number"));
-                0
+                fallback
             }
         };
-        let epochs = whole("epochs", self.epochs.get());
-        let batch_size = whole("batch_size", self.batch_size.get());
-        let seed = whole("seed", self.seed.get());
+        let epochs = whole("epochs", self.epochs.get(), loaded.epochs.into());
+        let batch_size = whole(
+            "batch_size",
+            self.batch_size.get(),
+            loaded.batch_size.into(),
+        );
+        let seed = whole("seed", self.seed.get(), loaded.seed);
         let noise: Result<Vec<f64>, _> = (self.noise.get().split(','))
             .map(|n| n.trim().parse::<f64>())
             .collect();
@@ -144,7 +165,6 @@ impl FormFields {
         if !uses_alpha(method) {
             errors.retain(|e| e.field != "method.alpha");
         }
-        let loaded = self.loaded.get();
         let mut dataset = dataset_of(&self.dataset.get(), &loaded.dataset);
         if let DatasetConfig::Synthetic(synthetic) = &mut dataset {
             match noise {
@@ -158,9 +178,6 @@ impl FormFields {
         let fusion = (FusionKind::ALL.into_iter())
             .find(|f| f.name() == self.fusion.get())
             .unwrap_or(loaded.model.fusion);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
         let mut config = RunConfig {
             dataset,
             method: method_with(method, alpha, &loaded.method),
@@ -169,12 +186,24 @@ impl FormFields {
             learning_rate,
             validation_fraction,
             seed,
-            device: device.unwrap_or_default(),
+            device: device.clone().unwrap_or(loaded.device.clone()),
             precision: self.precision.get(),
             ..loaded
         };
         config.model.fusion = fusion;
-        config.validate().map(|()| config)
+        if let Err(rules) = config.validate() {
+            // A field already reported as unreadable is not judged on its stand-in value.
+            let unread: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+            errors.extend(
+                rules
+                    .into_iter()
+                    .filter(|e| !unread.iter().any(|u| shows(u, &e.field))),
+            );
+        }
+        match errors.is_empty() {
+            true => Ok(config),
+            false => Err(errors),
+        }
     }
 }
 

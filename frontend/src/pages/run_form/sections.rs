@@ -14,7 +14,7 @@ use super::options::{
 };
 use super::StartingPoint;
 use crate::api;
-use crate::pages::{in_place, url_with, ProjectOptions};
+use crate::pages::{in_place, url_with};
 
 /// The choice of what the form starts from: the defaults, the run being cloned, or a preset.
 #[component]
@@ -32,7 +32,12 @@ pub(super) fn StartFrom(start: StartingPoint) -> impl IntoView {
     };
     let preset_options = move || {
         (start.presets.get().and_then(Result::ok).unwrap_or_default().into_iter())
-            .map(|p| view! { <option value=p.name.clone() title=p.description.clone()>{p.name.clone()}</option> })
+            .map(|p| {
+                let name = p.name.clone();
+                // Selected by the option, not the select's value: the options come later.
+                let selected = move || start.preset.get().as_deref() == Some(name.as_str());
+                view! { <option value=p.name.clone() title=p.description.clone() selected=selected>{p.name.clone()}</option> }
+            })
             .collect_view()
     };
     let preset_description = move || {
@@ -57,17 +62,45 @@ pub(super) fn StartFrom(start: StartingPoint) -> impl IntoView {
     }
 }
 
-/// The project the run is started in.
+/// The project the run is started in: one the caller may start runs in, the first of them
+/// until another is chosen (or a cloned run's, or the list's filter).
 #[component]
 pub(super) fn ProjectField(project: RwSignal<Option<i64>>) -> impl IntoView {
+    let projects = LocalResource::new(api::list_projects);
+    let editable = move || {
+        (projects
+            .get()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+            .into_iter())
+        .filter(|p| p.role >= Role::Editor)
+        .collect::<Vec<_>>()
+    };
+    Effect::new(move |_| {
+        let editable = editable();
+        let chosen = project.get_untracked();
+        if chosen.is_none_or(|id| !editable.iter().any(|p| p.id == id)) {
+            if let Some(first) = editable.first() {
+                project.set(Some(first.id));
+            }
+        }
+    });
+    let options = move || {
+        (editable().into_iter())
+            .map(|p| {
+                let id = p.id;
+                // Selected by each option, not by the select's value: the options come later.
+                let selected = move || project.get() == Some(id);
+                view! { <option value=id.to_string() selected=selected>{p.name}</option> }
+            })
+            .collect_view()
+    };
     view! {
         <label class="field">
             <span>"Project"</span>
             <select id="field-project"
-                prop:value=move || project.get().map(|p| p.to_string()).unwrap_or_default()
                 on:change=move |ev| project.set(event_target_value(&ev).parse().ok())>
-                <option value="">"my first project"</option>
-                <ProjectOptions at_least=Role::Editor />
+                {options}
             </select>
         </label>
     }
@@ -113,10 +146,14 @@ pub(super) fn DatasetFields(
         <label class="field wide">
             <span>"Dataset"</span>
             <select id="field-dataset" prop:value=move || fields.dataset.get()
-                on:change=move |ev| fields.dataset.set(event_target_value(&ev))>
+                on:change=move |ev| {
+                    fields.dataset.set(event_target_value(&ev));
+                    errors.update(|all| all.retain(|e| !shows("dataset.kind", &e.field)));
+                }>
                 {dataset_options}
             </select>
             <small class="hint">{attribution}</small>
+            <FieldErrorText field="dataset.kind" errors />
         </label>
         <Show when=is_synthetic>
             <InputField label="Noise per modality (comma-separated)" field="dataset.noise"
@@ -141,6 +178,7 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
             <select id="field-method" prop:value=move || fields.method.get().id() on:change=choose_method>
                 {MethodKind::ALL.map(|kind| view! { <option value=kind.id()>{method_option_text(kind)}</option> })}
             </select>
+            <FieldErrorText field="method" errors />
         </label>
         <Show when=move || uses_alpha(fields.method.get())>
             <InputField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
@@ -150,6 +188,7 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
             <select id="field-fusion" prop:value=move || fields.fusion.get() on:change=choose_fusion>
                 {FusionKind::ALL.map(|f| view! { <option value=f.name()>{f.name()}</option> })}
             </select>
+            <FieldErrorText field="model.fusion" errors />
         </label>
     }
 }
@@ -181,6 +220,7 @@ pub(super) fn TrainingFields(
                 {Precision::ALL.map(|p| view! { <option value=p.name()>{p.name()}</option> })}
             </select>
             <small class="hint">"tf32: TensorFloat-32 products, CUDA devices only"</small>
+            <FieldErrorText field="precision" errors />
         </label>
     }
 }
@@ -259,6 +299,25 @@ pub(super) fn FormActions(
     }
 }
 
+/// The errors reported for `field` (and the fields inside it), under its control.
+#[component]
+fn FieldErrorText(field: &'static str, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
+    let error = move || {
+        errors.with(|all| {
+            (all.iter())
+                .filter(|e| shows(field, &e.field))
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    };
+    view! {
+        <Show when=move || !error().is_empty()>
+            <small class="field-error" data-field=field>{error}</small>
+        </Show>
+    }
+}
+
 /// A labelled input (a number unless `kind` says otherwise) showing the errors reported for `field`.
 #[component]
 pub(super) fn InputField(
@@ -271,18 +330,10 @@ pub(super) fn InputField(
     #[prop(default = "number")]
     kind: &'static str,
 ) -> impl IntoView {
-    let error = move || {
-        errors.with(|all| {
-            (all.iter())
-                .filter(|e| shows(field, &e.field))
-                .map(|e| e.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    };
+    let invalid = move || errors.with(|all| all.iter().any(|e| shows(field, &e.field)));
     let id = format!("field-{}", field.replace(['.', '[', ']'], "-"));
     view! {
-        <label class="field" class:invalid=move || !error().is_empty()>
+        <label class="field" class:invalid=invalid>
             <span>{label}</span>
             <input id=id type=kind step=step prop:value=move || value.get()
                 on:input=move |ev| {
@@ -290,9 +341,7 @@ pub(super) fn InputField(
                     // Edited: its old errors no longer apply.
                     errors.update(|all| all.retain(|e| !shows(field, &e.field)));
                 } />
-            <Show when=move || !error().is_empty()>
-                <small class="field-error" data-field=field>{error}</small>
-            </Show>
+            <FieldErrorText field errors />
         </label>
     }
 }

@@ -125,6 +125,21 @@ async function main() {
     }
     await page.selectOption('#field-dataset', 'synthetic');
 
+    // A preset's link fills the form, and "Start from" says so, also after a reload; the
+    // encoder, optimiser and schedule are fields.
+    for (let i = 0; i < 2; i++) {
+      if (i === 0) await page.goto(`${base}/?preset=mlb-paper-training`);
+      else await page.reload();
+      await page.waitForFunction(() => document.querySelector('#field-preset')?.value === 'mlb-paper-training');
+      await page.waitForFunction(() => document.querySelector('#field-schedule')?.value === 'cosine_warm_restarts');
+      assert.equal(await page.locator('#field-optimizer').inputValue(), 'adam');
+      assert.equal(await page.locator('#field-schedule-start_epoch').inputValue(), '20');
+      assert.equal(await page.locator('#field-optimizer-weight_decay').inputValue(), '0.0001');
+    }
+    await page.screenshot({ path: join(artifacts, '0a-preset-link.png'), fullPage: true });
+    await page.goto(`${base}/`);
+    await page.waitForFunction(() => document.querySelector('#field-optimizer')?.value === 'sgd');
+
     // A preset fills the form (and lives in the URL); "the defaults" goes back.
     await page.locator('#field-preset option[value="mlb-quick-digits"]').waitFor({ state: 'attached' });
     await page.selectOption('#field-preset', 'mlb-quick-digits');
@@ -148,14 +163,29 @@ async function main() {
     assert.equal(await page.locator('.field-error').count(), 0);
     await page.locator('.all-settings summary').click();
 
-    // A bad value is refused with an error next to its field, and nothing is started.
+    // Bad values are refused, every one at once next to its field (those that do not read
+    // and those out of range, on inputs and selects), and nothing is started.
     await page.fill('#field-epochs', '0');
+    await page.fill('#field-learning_rate', '1e400');
+    await page.fill('#field-seed', '1.5');
+    await page.selectOption('#field-method', 'ogm_ge');
+    await page.selectOption('#field-fusion', 'mid');
+    await page.fill('#field-optimizer-momentum', '2');
     await page.click('#start-run');
     const epochsError = page.locator('.field-error[data-field="epochs"]');
     await epochsError.waitFor();
     assert.match(await epochsError.textContent(), /between 1 and 10000/);
+    assert.match(await page.locator('.field-error[data-field="learning_rate"]').textContent(), /finite/);
+    assert.match(await page.locator('.field-error[data-field="seed"]').textContent(), /whole number/);
+    assert.match(await page.locator('.field-error[data-field="model.fusion"]').textContent(), /needs late fusion/);
+    assert.match(await page.locator('.field-error[data-field="optimizer.momentum"]').textContent(), /between/);
     await page.screenshot({ path: join(artifacts, '1-invalid-value.png'), fullPage: true });
     assert.equal(new URL(page.url()).pathname, '/');
+    await page.fill('#field-learning_rate', '0.01');
+    await page.fill('#field-seed', '0');
+    await page.selectOption('#field-method', 'mlb');
+    await page.selectOption('#field-fusion', 'late');
+    await page.fill('#field-optimizer-momentum', '0.9');
 
     // A good MLB run.
     await page.fill('#field-epochs', String(EPOCHS));

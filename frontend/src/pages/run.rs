@@ -66,7 +66,13 @@ fn RunView(id: i64, share: Option<String>) -> impl IntoView {
     let planned =
         Signal::derive(move || run.with(|r| r.as_ref().map_or(1.0, |r| r.config.epochs as f64)));
     // Editors of the run's project change its tags and note, and delete it.
-    let projects = LocalResource::new(api::list_projects);
+    // Not asked through a share link: a visitor who is not signed in would be sent to sign in.
+    let projects = LocalResource::new(move || async move {
+        match shared {
+            true => Ok(Vec::new()),
+            false => api::list_projects().await,
+        }
+    });
     let editable = Signal::derive(move || {
         let project = run.with(|r| r.as_ref().map(|r| r.project_id));
         let projects = projects.get().and_then(Result::ok).unwrap_or_default();

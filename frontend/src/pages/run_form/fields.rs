@@ -7,6 +7,7 @@ use balancelab_shared::{
 };
 use leptos::prelude::*;
 
+use super::model_fields::PartFields;
 use super::options::{alpha_of, dataset_of, dataset_value, method_with, uses_alpha};
 
 /// `values` as the form shows a list: "1.5, 3".
@@ -35,14 +36,17 @@ pub(super) struct FormFields {
     pub(super) seed: RwSignal<String>,
     pub(super) device: RwSignal<String>,
     pub(super) precision: RwSignal<Precision>,
+    /// Encoder, optimiser and schedule.
+    pub(super) parts: PartFields,
 }
 
 /// The fields the form shows: errors for others are listed under it.
-pub(super) const SHOWN_FIELDS: [&str; 13] = [
+pub(super) const SHOWN_FIELDS: [&str; 14] = [
     "seeds",
     "dataset.kind",
     "dataset.noise",
     "method",
+    "method.kind",
     "method.alpha",
     "model.fusion",
     "epochs",
@@ -79,6 +83,7 @@ impl FormFields {
             seed: text(),
             device: text(),
             precision: RwSignal::new(Precision::default()),
+            parts: PartFields::new(),
         };
         fields.load(RunConfig::default());
         fields
@@ -103,6 +108,7 @@ impl FormFields {
         self.seed.set(config.seed.to_string());
         self.device.set(config.device.to_string());
         self.precision.set(config.precision);
+        self.parts.load(&config);
         self.loaded.set(config);
     }
 
@@ -186,11 +192,12 @@ impl FormFields {
             learning_rate,
             validation_fraction,
             seed,
-            device: device.clone().unwrap_or(loaded.device.clone()),
+            device: device.unwrap_or(loaded.device),
             precision: self.precision.get(),
             ..loaded
         };
         config.model.fusion = fusion;
+        let config = self.parts.apply(config, &mut errors);
         if let Err(rules) = config.validate() {
             // A field already reported as unreadable is not judged on its stand-in value.
             let unread: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
@@ -321,11 +328,21 @@ mod tests {
             fields.epochs.set("0".into());
             fields.learning_rate.set("fast".into());
             fields.noise.set("1.5, x".into());
+            fields.batch_size.set("1e400".into());
+            // One round: what does not read and what breaks the shared rules, together.
             let errors = fields.to_config().unwrap_err();
             let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-            assert_eq!(named, ["learning_rate", "dataset.noise"]);
+            assert_eq!(
+                named,
+                ["learning_rate", "batch_size", "dataset.noise", "epochs"]
+            );
+            assert_eq!(errors[0].message, "must be a number");
+            fields.learning_rate.set("1e400".into());
+            let errors = fields.to_config().unwrap_err();
+            assert!(errors[0].message.contains("finite"), "{errors:?}");
             fields.learning_rate.set("0.1".into());
             fields.noise.set("1.5, 3".into());
+            fields.batch_size.set("32".into());
             let errors = fields.to_config().unwrap_err();
             assert_eq!(errors[0].field, "epochs", "the shared rules: {errors:?}");
             fields.epochs.set("3".into());

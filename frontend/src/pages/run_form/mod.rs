@@ -6,6 +6,7 @@
 
 mod fields;
 mod json_editor;
+mod model_fields;
 mod options;
 mod sections;
 
@@ -86,6 +87,7 @@ pub(super) fn RunForm() -> impl IntoView {
             <DatasetFields fields errors />
             <MethodFields fields errors />
             <TrainingFields fields errors />
+            <model_fields::PartsFields parts=fields.parts loaded=fields.loaded errors />
             <AllSettings fields errors message />
             <SweepSection sweep errors />
             <FormActions runs busy message errors />

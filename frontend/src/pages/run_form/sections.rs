@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use super::fields::{shows, toggle, FormFields, SweepFields, SHOWN_FIELDS};
+use super::model_fields::shows_part_field;
 use super::options::{
     dataset_of, dataset_value, method_option_text, uses_alpha, DATASETS, LOADED_DATASET,
 };
@@ -179,9 +180,10 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
                 {MethodKind::ALL.map(|kind| view! { <option value=kind.id()>{method_option_text(kind)}</option> })}
             </select>
             <FieldErrorText field="method" errors />
+            <FieldErrorText field="method.kind" errors />
         </label>
         <Show when=move || uses_alpha(fields.method.get())>
-            <InputField label="alpha" field="method.alpha" value=fields.alpha errors step="0.1" />
+            <InputField label="alpha" field="method.alpha" value=fields.alpha errors />
         </Show>
         <label class="field">
             <span>"Fusion"</span>
@@ -206,12 +208,12 @@ pub(super) fn TrainingFields(
         }
     };
     view! {
-        <InputField label="Epochs" field="epochs" value=fields.epochs errors step="1" />
-        <InputField label="Batch size" field="batch_size" value=fields.batch_size errors step="1" />
+        <InputField label="Epochs" field="epochs" value=fields.epochs errors />
+        <InputField label="Batch size" field="batch_size" value=fields.batch_size errors />
         <InputField label="Learning rate" field="learning_rate" value=fields.learning_rate errors />
         <InputField label="Validation fraction" field="validation_fraction"
-            value=fields.validation_fraction errors step="0.05" />
-        <InputField label="Seed" field="seed" value=fields.seed errors step="1" />
+            value=fields.validation_fraction errors />
+        <InputField label="Seed" field="seed" value=fields.seed errors />
         <InputField label="Device (cpu, cuda:N)" field="device" value=fields.device errors kind="text" />
         <label class="field">
             <span>"Precision"</span>
@@ -286,6 +288,7 @@ pub(super) fn FormActions(
         errors.with(|all| {
             (all.iter())
                 .filter(|e| !SHOWN_FIELDS.iter().any(|shown| shows(shown, &e.field)))
+                .filter(|e| !shows_part_field(&e.field))
                 .map(|e| view! { <li><code>{e.field.clone()}</code>": "{e.message.clone()}</li> })
                 .collect_view()
         })
@@ -325,7 +328,6 @@ pub(super) fn InputField(
     field: &'static str,
     value: RwSignal<String>,
     errors: RwSignal<Vec<FieldError>>,
-    #[prop(default = "any")] step: &'static str,
     /// The input's type: a number unless told otherwise.
     #[prop(default = "number")]
     kind: &'static str,
@@ -335,7 +337,11 @@ pub(super) fn InputField(
     view! {
         <label class="field" class:invalid=invalid>
             <span>{label}</span>
-            <input id=id type=kind step=step prop:value=move || value.get()
+            // Numbers as text: a browser's number input hands over "" for what it cannot
+            // read (1e400, 1,5), and the form could not say what is wrong with it.
+            <input id=id type="text"
+                inputmode=if kind == "number" { "decimal" } else { "text" }
+                prop:value=move || value.get()
                 on:input=move |ev| {
                     value.set(event_target_value(&ev));
                     // Edited: its old errors no longer apply.

@@ -1396,3 +1396,41 @@ async fn open_streams_are_capped_per_user() {
     streams.pop();
     assert_eq!(open().await.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_series_of_a_run_that_trains_on_are_never_served_stale() {
+    let app = test_app().await;
+    let body = json!({
+        "epochs": 10000,
+        "dataset": {"kind": "synthetic", "train_samples": 256, "test_samples": 64}
+    });
+    let (status, body) = post_run(&app, &body.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = parse::<Run>(&body).id;
+    let uri = format!("/api/compare/metrics?runs={id}&keys=step.loss&points=100");
+    let total = || async {
+        let (status, batch): (_, Vec<Vec<MetricSeries>>) = get(&app, &uri).await;
+        assert_eq!(status, StatusCode::OK);
+        batch[0][0].total
+    };
+    let mut seen = total().await;
+    // Read while it trains: each answer counts the steps stored by then, never an earlier
+    // answer kept for the same request.
+    let mut grew = 0;
+    for _ in 0..400 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let now = total().await;
+        assert!(now >= seen, "{now} steps after {seen}");
+        grew += usize::from(now > seen);
+        seen = now;
+        if grew >= 3 {
+            break;
+        }
+    }
+    assert!(grew >= 3, "the series grew {grew} times");
+    let cancel = Request::post(format!("/api/runs/{id}/cancel"))
+        .body(Body::empty())
+        .unwrap();
+    send(&app, cancel).await;
+    wait_until_finished(&app, id).await;
+}

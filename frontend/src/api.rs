@@ -2,8 +2,8 @@
 
 use balancelab_shared::{
     AuditEntry, Comparison, Credentials, DatasetInfo, ErrorBody, Me, Member, MetricSeries, Preset,
-    Project, ResultsTable, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery, Secret,
-    ShareLink, Sweep, XAxis,
+    Project, Role, Run, RunConfig, RunDetail, RunPage, RunPatch, RunQuery, Secret, ShareLink,
+    Sweep, XAxis,
 };
 use std::marker::PhantomData;
 
@@ -356,11 +356,6 @@ pub(crate) fn results_url(query: &ResultsQuery, format: &str) -> String {
         query.group_by,
         query.epoch
     )
-}
-
-/// The results table `query` asks for.
-pub(crate) async fn results(query: &ResultsQuery<'_>) -> Result<ResultsTable, ApiFailure> {
-    get(&results_url(query, "json")).await
 }
 
 /// URL of a run's Server-Sent Events stream, from after log position `after`.

@@ -411,6 +411,16 @@ async function main() {
     await page.locator(overlay).nth(1).waitFor();
     const colours = await page.locator(overlay).evaluateAll((lines) => lines.map((l) => l.getAttribute('stroke')));
     assert.equal(new Set(colours).size, 2, `one colour per method: ${colours}`);
+    // Smoothing redraws every curve in place, also where the y axis stays as it was (an
+    // effect that read the axis before the curves once missed the change).
+    const drawnLines = () => page.locator(overlay).evaluateAll((lines) => lines.map((l) => l.getAttribute('points')));
+    const unsmoothed = await drawnLines();
+    await page.locator('#smoothing').fill('0.95');
+    await page.waitForURL(/[?&]smooth=0.95/);
+    await page.waitForFunction(
+      ({ selector, before }) => [...document.querySelectorAll(selector)].every((l, i) => l.getAttribute('points') !== before[i]),
+      { selector: overlay, before: unsmoothed },
+    );
     const csvHref = await page.locator('a.export', { hasText: 'CSV' }).getAttribute('href');
     const csv = await (await fetch(`${base}${csvHref}`, { headers: auth })).text();
     assert.match(csv, /^method\.kind,model\.fusion,runs,test\.fused mean/);

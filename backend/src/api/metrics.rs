@@ -26,8 +26,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiPath, ApiQuery, Caller, Reader};
+use super::series_cache::{SeriesCache, SeriesKey};
 use super::{ApiError, AppState};
-use crate::store::Store;
+use crate::store::{StepPages, Store};
 
 /// Points per series unless asked otherwise, and the most one may ask for.
 const DEFAULT_POINTS: usize = 1000;
@@ -74,16 +75,51 @@ impl Record {
     }
 }
 
-/// Each `step.` key's series, read page by page: only one epoch's steps (their values of
-/// these keys) and the points kept are held, whatever the run's length.
+/// Each `step.` key's series: from `cache` when every one was computed from the same
+/// steps before, else read (and kept there).
 async fn step_series(
+    cache: &SeriesCache,
     store: &Store,
     id: i64,
     paths: &[&str],
     x: XAxis,
     points: usize,
 ) -> Result<Vec<Result<MetricSeries, String>>, ApiError> {
-    let mut pages = store.step_pages(id).await?;
+    // The run's last log position, one row read: any event logged since gives a new key.
+    let through = store.last_seq(id).await?;
+    let key = |path: &str| SeriesKey {
+        run: id,
+        through,
+        path: path.to_owned(),
+        x,
+        points,
+    };
+    let cached: Option<Vec<_>> = paths.iter().map(|path| cache.get(&key(path))).collect();
+    if let Some(cached) = cached {
+        return Ok(cached.into_iter().map(|s| Ok((*s).clone())).collect());
+    }
+    let keys: Vec<SeriesKey> = paths.iter().map(|path| key(path)).collect();
+    // Read from here on: steps logged meanwhile are in it too, newer than the key says,
+    // never older.
+    let pages = store.step_pages(id).await?;
+    let computed = read_step_series(store, pages, paths, x, points).await?;
+    for (key, series) in keys.into_iter().zip(&computed) {
+        if let Ok(series) = series {
+            cache.insert(key, series.clone());
+        }
+    }
+    Ok(computed)
+}
+
+/// Each `step.` key's series, read page by page: only one epoch's steps (their values of
+/// these keys) and the points kept are held, whatever the run's length.
+async fn read_step_series(
+    store: &Store,
+    mut pages: StepPages,
+    paths: &[&str],
+    x: XAxis,
+    points: usize,
+) -> Result<Vec<Result<MetricSeries, String>>, ApiError> {
     let mut series = StepSeries {
         samplers: vec![Downsampler::new(pages.total, points); paths.len()],
         counts: vec![0; paths.len()],
@@ -202,7 +238,7 @@ async fn series(
     let request = SeriesRequest::new(&params.keys, params.points, params.x);
     reader.run(&state.store, id).await?;
     request.refuse_oversized()?;
-    Ok(Json(request.read(&state.store, id).await?))
+    Ok(Json(request.read(&state, id).await?))
 }
 
 /// Not strict either: the parameters of one run's series, and the runs.
@@ -256,10 +292,7 @@ async fn compare_series(
         return Err(ApiError::Invalid(vec![FieldError::new("points", message)]));
     }
     // Two runs read at once: one waits on the store while the other parses.
-    let reads = ids
-        .iter()
-        .copied()
-        .map(|id| request.read_each(&state.store, id));
+    let reads = ids.iter().copied().map(|id| request.read_each(&state, id));
     let all = futures_util::stream::iter(reads)
         .buffered(2)
         .try_collect()
@@ -302,10 +335,10 @@ impl<'a> SeriesRequest<'a> {
     }
 
     /// Run `id`'s series, one per key; keys it does not record are refused by position.
-    async fn read(&self, store: &Store, id: i64) -> Result<Vec<MetricSeries>, ApiError> {
+    async fn read(&self, state: &AppState, id: i64) -> Result<Vec<MetricSeries>, ApiError> {
         let mut errors = self.problems.clone();
         let mut result = Vec::with_capacity(self.keys.len());
-        for (i, series) in self.read_each(store, id).await?.into_iter().enumerate() {
+        for (i, series) in self.read_each(state, id).await?.into_iter().enumerate() {
             match series {
                 Ok(series) => result.push(series),
                 Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
@@ -320,10 +353,10 @@ impl<'a> SeriesRequest<'a> {
     /// Run `id`'s series, one per key, or why the run has none for that key.
     async fn read_each(
         &self,
-        store: &Store,
+        state: &AppState,
         id: i64,
     ) -> Result<Vec<Result<MetricSeries, String>>, ApiError> {
-        let (keys, points) = (&self.keys, self.points);
+        let (keys, points, store) = (&self.keys, self.points, &state.store);
         let epochs = EpochRecords::read(store, id, keys).await?;
         let step_paths: Vec<&str> = keys
             .iter()
@@ -332,7 +365,8 @@ impl<'a> SeriesRequest<'a> {
         let mut steps = if step_paths.is_empty() {
             Vec::new()
         } else {
-            step_series(store, id, &step_paths, self.x, points).await?
+            let cache = &state.series_cache;
+            step_series(cache, store, id, &step_paths, self.x, points).await?
         }
         .into_iter();
         Ok((keys.iter())

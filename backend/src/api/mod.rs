@@ -17,6 +17,7 @@ mod projects;
 mod responses;
 mod results;
 mod runs;
+mod series_cache;
 mod share;
 mod stream_slots;
 mod sweeps;
@@ -62,6 +63,8 @@ pub struct AppState {
     streams: Arc<stream_slots::StreamSlots>,
     /// Session cookies are marked `Secure` (served over HTTPS, `--secure-cookies`).
     secure_cookies: bool,
+    /// Step series computed lately, for the next reader of the same steps.
+    series_cache: Arc<series_cache::SeriesCache>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             login_throttle: Arc::default(),
             streams: Arc::default(),
             secure_cookies: false,
+            series_cache: Arc::default(),
         }
     }
 

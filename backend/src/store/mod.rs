@@ -28,7 +28,7 @@ pub(crate) use access::MemberChange;
 pub use access::TokenKind;
 pub(crate) use audit::Audited;
 pub use events::LoggedEvent;
-pub(crate) use events::ResumePoint;
+pub(crate) use events::{ResumePoint, StepPages};
 pub(crate) use queue::{Cancellation, Heartbeat};
 pub use queue::{Claim, Lease};
 

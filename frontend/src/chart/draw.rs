@@ -22,10 +22,14 @@ pub(super) fn Plot(
         let frame = chart.frame.get();
         axes(frame, !lines_only && chart.zoom.get().is_none(), reference)
     };
+    // The series first, then the frame computed from them: an effect checks its sources in
+    // the order it read them, and the frame's memo reading a changed series first would
+    // leave this one believing nothing changed (the curves then kept their old points).
     let lines = move || {
-        let frame = chart.frame.get();
-        let x_label = x_label.get();
-        series.with(|all| lines(frame, all, x_label, lines_only))
+        series.with(|all| {
+            let frame = chart.frame.get();
+            lines(frame, all, x_label.get(), lines_only)
+        })
     };
     let clip_id = format!(
         "plot-{}",

@@ -86,11 +86,10 @@ pub(crate) fn LineChart(
         }
     };
     let selection = move || Some(selection(chart.frame.get(), chart.drag.get()?));
+    // The series before the frame computed from them (see the plot's lines).
     let read_out = move || {
         let x = chart.hover.get()?;
-        let frame = chart.frame.get();
-        let x_label = x_label.get();
-        Some(series.with(|all| read_out(frame, x, all, x_label)))
+        Some(series.with(|all| read_out(chart.frame.get(), x, all, x_label.get())))
     };
     view! {
         <figure class="chart" data-chart=data_chart>

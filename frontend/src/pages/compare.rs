@@ -2,7 +2,9 @@
 //! and their results grouped as a paper's table, with exports. The runs are in the URL
 //! (`/compare?runs=3,4,7`), so the view can be shared and survives a reload.
 
-use balancelab_shared::{Comparison, EpochMetrics, ResultsTable, RunDetail};
+use balancelab_shared::{
+    results_table, Comparison, EpochChoice, EpochMetrics, ResultsTable, RunDetail, RunResult,
+};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -79,8 +81,9 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
             </Suspense>
         </section>
         {move || comparison.get().and_then(Result::ok).map(|comparison| {
-            let modalities = modality_names(&details_of(comparison));
-            view! { <ResultsSection ids=ids.clone() modalities /> }
+            let details = details_of(comparison);
+            let modalities = modality_names(&details);
+            view! { <ResultsSection details modalities /> }
         })}
     }
 }
@@ -333,7 +336,7 @@ fn StepOverlay(details: Vec<RunDetail>) -> impl IntoView {
 /// The results grouped as a paper's table, at each run's best validation epoch unless the
 /// URL says the last (`?epoch=last`), with its exports.
 #[component]
-fn ResultsSection(ids: Vec<i64>, modalities: Vec<String>) -> impl IntoView {
+fn ResultsSection(details: Vec<RunDetail>, modalities: Vec<String>) -> impl IntoView {
     let query = use_query_map();
     let epoch = Memo::new(move |_| match query.read().get("epoch").as_deref() {
         Some("last") => "last",
@@ -342,22 +345,32 @@ fn ResultsSection(ids: Vec<i64>, modalities: Vec<String>) -> impl IntoView {
     let mut metrics = vec!["test.fused".to_owned()];
     metrics.extend((0..modalities.len()).map(|m| format!("test.unimodal[{m}]")));
     metrics.push("test.fused_macro_f1".to_owned());
-    let metrics = metrics.join(",");
+    // The table the server's /api/results gives, made here from the epochs already loaded
+    // (the same shared function): the switch between epochs asks the server nothing.
+    let ids: Vec<i64> = details.iter().map(|d| d.run.id).collect();
     let table = {
-        let (ids, metrics) = (ids.clone(), metrics.clone());
-        LocalResource::new(move || {
-            let (ids, metrics, epoch) = (ids.clone(), metrics.clone(), epoch.get());
-            async move {
-                let query = api::ResultsQuery {
-                    ids: &ids,
-                    group_by: GROUP_BY,
-                    metrics: &metrics,
-                    epoch,
-                };
-                api::results(&query).await
-            }
+        let metrics = metrics.clone();
+        Memo::new(move |_| {
+            let choice = match epoch.get() {
+                "last" => EpochChoice::Last,
+                _ => EpochChoice::BestValidation,
+            };
+            let runs: Vec<RunResult> = (details.iter())
+                .map(|d| RunResult {
+                    id: d.run.id,
+                    config: &d.run.config,
+                    epochs: &d.epochs,
+                })
+                .collect();
+            let group_by: Vec<String> = GROUP_BY.split(',').map(str::to_owned).collect();
+            results_table(&runs, &group_by, &metrics, choice).map_err(|errors| {
+                (errors.iter().map(|e| format!("{}: {}", e.field, e.message)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
         })
     };
+    let metrics = metrics.join(",");
     let exports = move || {
         let query = api::ResultsQuery {
             ids: &ids,
@@ -386,12 +399,10 @@ fn ResultsSection(ids: Vec<i64>, modalities: Vec<String>) -> impl IntoView {
                     options=&[("best_validation", "best validation epoch"), ("last", "last epoch")] />
             </div>
             <p class="hint">"Mean ± sample std over the runs of each group. The best validation epoch has the highest validation accuracy of the fused output (ties: lower validation loss); runs without a validation split count their last epoch."</p>
-            <Suspense fallback=|| view! { <p>"Loading results..."</p> }>
-                {move || table.get().map(|result| match result {
-                    Ok(table) => view! { <Results table names=names.get_value() /> }.into_any(),
-                    Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
-                })}
-            </Suspense>
+            {move || match table.get() {
+                Ok(table) => view! { <Results table names=names.get_value() /> }.into_any(),
+                Err(message) => view! { <p class="form-message">{message}</p> }.into_any(),
+            }}
             <p class="exports">"Export: "{exports}</p>
         </section>
     }

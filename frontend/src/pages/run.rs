@@ -153,12 +153,14 @@ fn RunHeader(
             </Show>
             <Show when=move || !shared>
                 <A href=format!("/?from={id}") attr:id="clone-run" attr:class="button">"Clone and edit"</A>
-                {move || project_id.get().map(|project_id| view! {
-                    <ShareDialog run_id=id project_id />
-                })}
             </Show>
             <Show when=move || editable.get() && finished()>
                 <button type="button" id="delete-run" class="danger" on:click=delete.clone()>"Delete run"</button>
+            </Show>
+            <Show when=move || !shared>
+                {move || project_id.get().map(|project_id| view! {
+                    <ShareDialog run_id=id project_id />
+                })}
             </Show>
             {move || problem.get().map(|p| view! { <p class="form-message" role="alert">{p}</p> })}
             {move || run.get().map(|r| view! { <RunSummary run=r epochs=epochs /> })}
@@ -220,8 +222,8 @@ fn EpochCharts(
                 y_range=(0.0, 1.0) />
             <LineChart title="Gradient norm per modality (after balancing)" x_label="epoch"
                 y_label="L2 norm (mean over the epoch)" series=gradient_norms x_max=planned />
-            <LineChart title="Training loss" x_label="epoch" y_label="loss (mean over the epoch)"
-                series=loss x_max=planned />
+            <LineChart title="Training loss (the method's objective)" x_label="epoch"
+                y_label="loss (mean over the epoch)" series=loss x_max=planned />
         </section>
     }
 }

@@ -174,7 +174,7 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
     };
     let choose_fusion = move |ev| fields.fusion.set(event_target_value(&ev));
     view! {
-        <label class="field">
+        <label class="field wide">
             <span>"Method"</span>
             <select id="field-method" prop:value=move || fields.method.get().id() on:change=choose_method>
                 {MethodKind::ALL.map(|kind| view! { <option value=kind.id()>{method_option_text(kind)}</option> })}

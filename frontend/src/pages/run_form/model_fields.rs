@@ -204,10 +204,19 @@ impl PartFields {
             serde_json::to_value(loaded.get_untracked()).expect("a RunConfig serializes");
         set(&mut json, part.path, (kind.fresh)());
         // Each fresh kind is a valid part: the configuration reads back.
-        if let Ok(config) = serde_json::from_value::<RunConfig>(json) {
-            self.load(&config);
-            loaded.set(config);
-        }
+        let Ok(config) = serde_json::from_value::<RunConfig>(json.clone()) else {
+            return;
+        };
+        self.kinds[index].set(tag.to_owned());
+        // Only this part's numbers are shown afresh: what was typed in the others stays.
+        self.numbers.update(|numbers| {
+            for &(_, path, _) in kind.numbers {
+                if let Some(value) = at(&json, path) {
+                    numbers.insert(path, value.to_string());
+                }
+            }
+        });
+        loaded.set(config);
     }
 
     /// `config` with the shown numbers in it; a number that does not read is told in
@@ -388,5 +397,25 @@ mod tests {
             )]
         );
         assert!(shows_part_field("schedule.step_size") && !shows_part_field("schedule"));
+    }
+
+    #[test]
+    fn choosing_a_kind_keeps_what_was_typed_in_the_other_parts() {
+        let loaded = RwSignal::new(RunConfig::default());
+        let parts = PartFields::new();
+        parts.load(&loaded.get_untracked());
+        parts.numbers.update(|n| {
+            n.insert("optimizer.momentum", "0.5".into());
+        });
+        parts.choose(2, "step", loaded);
+        let numbers = parts.numbers.get_untracked();
+        assert_eq!(numbers["optimizer.momentum"], "0.5");
+        assert_eq!(numbers["schedule.step_size"], "30");
+        assert_eq!(parts.kinds[2].get_untracked(), "step");
+        let expected = ScheduleConfig::Step {
+            step_size: 30,
+            gamma: 0.1,
+        };
+        assert_eq!(loaded.get_untracked().schedule, expected);
     }
 }

@@ -595,6 +595,11 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((batch[0][0].total, batch[0][0].points.len()), (0, 0));
     assert!(batch[1][0].total > 0);
+    let long = format!("step.{}", "0".repeat(100));
+    let uri = format!("/api/runs/{}/metrics?keys=step.loss,{long}", ids[0]);
+    let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error.fields[0].field, "keys[1]", "{error:?}");
     let uri = format!("/api/compare/metrics?runs={}&keys=step.nope", ids[0]);
     let (status, error): (_, ErrorBody) = get(&app, &uri).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -43,6 +43,11 @@ impl StepMetrics {
     /// finds it in the step's JSON, without building the JSON: series of long runs read
     /// every step.
     pub fn value(&self, path: &str) -> Option<f64> {
+        // As at_path reads it: empty segments (`loss.`) are passed over.
+        let mut segments = path.split('.').filter(|s| !s.is_empty());
+        let (Some(path), None) = (segments.next(), segments.next()) else {
+            return None;
+        };
         let (name, index) = match path.split_once('[') {
             Some((name, rest)) => (name, Some(rest.strip_suffix(']')?.parse::<usize>().ok()?)),
             None => (path, None),
@@ -170,14 +175,22 @@ mod tests {
                 "{path}: {found} against {expected}"
             );
         }
-        for missing in [
+        let missing = [
             "nope",
             "coefficients",
             "coefficients[2]",
             "loss[0]",
             "step[x]",
-        ] {
+            "loss.x",
+        ];
+        for missing in missing {
             assert_eq!(step.value(missing), None, "{missing}");
+            assert_eq!(at_path(&json, missing).and_then(number), None, "{missing}");
+        }
+        for odd in ["loss.", ".loss", "coefficients[1]."] {
+            let expected = at_path(&json, odd).and_then(number);
+            assert_eq!(step.value(odd), expected, "{odd}");
+            assert!(expected.is_some(), "{odd}");
         }
     }
 }

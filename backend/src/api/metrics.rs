@@ -35,6 +35,8 @@ const DEFAULT_POINTS: usize = 1000;
 const MAX_POINTS: usize = 10_000;
 /// Series per request at most: each holds up to `MAX_POINTS` while the steps are read.
 const MAX_KEYS: usize = 64;
+/// Characters of one key at most: the longest recorded path is far shorter.
+const MAX_KEY_CHARS: usize = 100;
 /// Points one request over several runs may ask for in all (runs x keys x points): the
 /// answer is held whole before it is sent.
 const MAX_BATCH_POINTS: usize = 1_000_000;
@@ -103,9 +105,12 @@ async fn step_series(
     // never older.
     let pages = store.step_pages(id).await?;
     let computed = read_step_series(store, pages, paths, x, points).await?;
+    // Only series with points: a run without steps yet answers any key with an empty one.
     for (key, series) in keys.into_iter().zip(&computed) {
         if let Ok(series) = series {
-            cache.insert(key, series.clone());
+            if series.total > 0 {
+                cache.insert(key, series.clone());
+            }
         }
     }
     Ok(computed)
@@ -289,7 +294,9 @@ async fn compare_series(
             request.keys.len(),
             request.points
         );
-        return Err(ApiError::Invalid(vec![FieldError::new("points", message)]));
+        let mut errors = request.problems.clone();
+        errors.push(FieldError::new("points", message));
+        return Err(ApiError::Invalid(errors));
     }
     // Two runs read at once: one waits on the store while the other parses.
     let reads = ids.iter().copied().map(|id| request.read_each(&state, id));
@@ -387,12 +394,14 @@ fn series_of_runs(
 ) -> Result<Vec<Vec<MetricSeries>>, ApiError> {
     let mut errors = request.problems.clone();
     for i in 0..request.keys.len() {
-        let mut reasons = runs.iter().map(|run| run[i].as_ref().err());
-        // Refused when no run records it: the first run's reason tells why.
-        if let Some(Some(first)) = reasons.next() {
-            if reasons.all(|reason| reason.is_some()) {
-                errors.push(FieldError::new(format!("keys[{i}]"), first.clone()));
-            }
+        // A run without steps (or epochs) yet answers any key with an empty series: it tells
+        // nothing. The key is refused when some run says why and none records it.
+        let recorded = runs
+            .iter()
+            .any(|run| matches!(&run[i], Ok(s) if s.total > 0));
+        let reason = runs.iter().find_map(|run| run[i].as_ref().err());
+        if let (false, Some(reason)) = (recorded, reason) {
+            errors.push(FieldError::new(format!("keys[{i}]"), reason.clone()));
         }
     }
     if !errors.is_empty() {
@@ -434,6 +443,14 @@ fn check_series_query(points: usize, keys: &[&str]) -> Vec<FieldError> {
             "keys",
             format!("at most {MAX_KEYS} metrics per request, got {}", keys.len()),
         ));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        if key.len() > MAX_KEY_CHARS {
+            errors.push(FieldError::new(
+                format!("keys[{i}]"),
+                format!("at most {MAX_KEY_CHARS} characters"),
+            ));
+        }
     }
     errors
 }
@@ -617,4 +634,38 @@ async fn step_csv(store: Store, id: i64) -> Result<Body, ApiError> {
     );
     let head = futures_util::stream::once(async { Ok(head) });
     Ok(Body::from_stream(head.chain(rest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(total: usize) -> Result<MetricSeries, String> {
+        Ok(MetricSeries {
+            key: "step.coefficients[2]".into(),
+            x: XAxis::Step,
+            points: (0..total).map(|i| SeriesPoint(i as f64, 1.0)).collect(),
+            total,
+        })
+    }
+
+    #[test]
+    fn a_key_no_run_records_is_refused_and_one_some_lack_is_empty_for_them() {
+        let request = SeriesRequest::new("step.coefficients[2]", Some(10), XAxis::Step);
+        let unknown = || Err("not a recorded number".to_owned());
+        // Recorded by one run: the other gets an empty series.
+        let answer = series_of_runs(&request, vec![vec![series(3)], vec![unknown()]]).unwrap();
+        assert_eq!((answer[0][0].total, answer[1][0].total), (3, 0));
+        assert_eq!(answer[1][0].key, "step.coefficients[2]");
+        // A run without steps yet says nothing about a key: a typo is still refused.
+        let Err(ApiError::Invalid(errors)) =
+            series_of_runs(&request, vec![vec![series(0)], vec![unknown()]])
+        else {
+            panic!("a key no run records is refused");
+        };
+        assert_eq!(errors[0].field, "keys[0]");
+        // No run has any steps: nothing to refuse it by.
+        let answer = series_of_runs(&request, vec![vec![series(0)]]).unwrap();
+        assert_eq!(answer[0][0].total, 0);
+    }
 }

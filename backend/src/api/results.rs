@@ -27,6 +27,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Runs one compare or results request reads at most: each is read whole (its epochs).
 const MAX_IDS: usize = 100;
+/// Epochs one compare answer holds at most, over all its runs.
+const MAX_COMPARED_EPOCHS: u64 = 50_000;
 
 /// A comma-separated list of at most [`MAX_IDS`] run ids, as `?runs=3,4,7`.
 pub(super) fn parse_ids(text: &str) -> Result<Vec<i64>, ApiError> {
@@ -92,6 +94,14 @@ async fn compare(
     let ids = parse_ids(&params.runs)?;
     let runs = runs_by_id(&state, &caller, &ids).await?;
     let configs: Vec<_> = runs.iter().map(|r| r.config.clone()).collect();
+    // The answer is held whole: its epochs are bounded (50 runs of 1,000 epochs pass).
+    let total: u64 = runs.iter().map(|r| u64::from(r.epochs_done)).sum();
+    if total > MAX_COMPARED_EPOCHS {
+        let message = format!(
+            "these runs have {total} epochs in all; at most {MAX_COMPARED_EPOCHS} are compared at once"
+        );
+        return Err(ApiError::Invalid(vec![FieldError::new("runs", message)]));
+    }
     let mut epochs = Vec::with_capacity(runs.len());
     for run in &runs {
         epochs.push(state.store.epochs(run.id).await?);

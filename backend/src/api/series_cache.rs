@@ -9,8 +9,12 @@ use balancelab_shared::{MetricSeries, XAxis};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
-/// Points the cache holds at most, over every series (16 bytes each: about 32 MiB).
-const CAPACITY_POINTS: u64 = 2_000_000;
+/// Bytes the cache holds at most, over every series, as [`ByBytes`] weighs them.
+const CAPACITY_BYTES: u64 = 32 << 20;
+
+/// What an entry costs beyond its points and paths: the key's and the series' fixed parts
+/// and the cache's own keeping, rounded up.
+const ENTRY_OVERHEAD: u64 = 256;
 
 /// One series as asked for: which run's steps (its log ending at which position), which
 /// key, on which x axis, downsampled to how many points.
@@ -23,22 +27,23 @@ pub(super) struct SeriesKey {
     pub(super) points: usize,
 }
 
-/// A series weighs its points (and one for its own keeping).
+/// An entry weighs the bytes it holds: its points (16 bytes each), its paths, and the rest.
 #[derive(Clone)]
-struct ByPoints;
+struct ByBytes;
 
-impl Weighter<SeriesKey, Arc<MetricSeries>> for ByPoints {
-    fn weight(&self, _: &SeriesKey, series: &Arc<MetricSeries>) -> u64 {
-        series.points.len() as u64 + 1
+impl Weighter<SeriesKey, Arc<MetricSeries>> for ByBytes {
+    fn weight(&self, key: &SeriesKey, series: &Arc<MetricSeries>) -> u64 {
+        let points = std::mem::size_of_val(series.points.as_slice()) as u64;
+        points + (key.path.len() + series.key.len()) as u64 + ENTRY_OVERHEAD
     }
 }
 
 /// The step series computed lately, the least used given up first.
-pub(super) struct SeriesCache(Cache<SeriesKey, Arc<MetricSeries>, ByPoints>);
+pub(super) struct SeriesCache(Cache<SeriesKey, Arc<MetricSeries>, ByBytes>);
 
 impl Default for SeriesCache {
     fn default() -> Self {
-        Self(Cache::with_weighter(4096, CAPACITY_POINTS, ByPoints))
+        Self(Cache::with_weighter(4096, CAPACITY_BYTES, ByBytes))
     }
 }
 
@@ -87,9 +92,13 @@ mod tests {
             cache.insert(key(run, 1), series(1000));
         }
         let held: u64 = (1..10_000)
-            .filter_map(|run| cache.get(&key(run, 1)))
-            .map(|s| s.points.len() as u64 + 1)
+            .filter_map(|run| {
+                cache
+                    .get(&key(run, 1))
+                    .map(|s| ByBytes.weight(&key(run, 1), &s))
+            })
             .sum();
-        assert!(held <= CAPACITY_POINTS, "{held}");
+        assert!(held <= CAPACITY_BYTES, "{held}");
+        assert!(held > CAPACITY_BYTES / 2, "the cache is used: {held}");
     }
 }

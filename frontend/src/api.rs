@@ -97,6 +97,10 @@ async fn put<T: DeserializeOwned>(url: &str, body: &impl Serialize) -> Result<T,
     read(send(Request::put(url), Some(body)).await?).await
 }
 
+async fn patch<T: DeserializeOwned>(url: &str, body: &impl Serialize) -> Result<T, ApiFailure> {
+    read(send(Request::patch(url), Some(body)).await?).await
+}
+
 /// DELETE, answered with no content.
 async fn delete(url: &str) -> Result<(), ApiFailure> {
     let response = send(Request::delete(url), None::<&()>).await?;
@@ -153,19 +157,12 @@ pub(crate) async fn create_project(name: &str) -> Result<Project, ApiFailure> {
 /// Renames `project` (owners only).
 pub(crate) async fn rename_project(project: i64, name: &str) -> Result<Project, ApiFailure> {
     let body = serde_json::json!({ "name": name });
-    read(
-        send(
-            Request::patch(&format!("/api/projects/{project}")),
-            Some(&body),
-        )
-        .await?,
-    )
-    .await
+    patch(&format!("/api/projects/{project}"), &body).await
 }
 
 /// Changes run `id`'s tags and/or note; the run afterwards.
 pub(crate) async fn change_run(id: i64, change: &RunPatch) -> Result<Run, ApiFailure> {
-    read(send(Request::patch(&format!("/api/runs/{id}")), Some(change)).await?).await
+    patch(&format!("/api/runs/{id}"), change).await
 }
 
 /// Deletes run `id` with its metrics and checkpoints.

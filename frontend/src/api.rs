@@ -19,7 +19,7 @@ pub(crate) struct ApiFailure(pub(crate) ErrorBody);
 
 impl ApiFailure {
     /// A failure that is only a message, such as a network error.
-    fn message(message: impl ToString) -> Self {
+    pub(crate) fn message(message: impl ToString) -> Self {
         Self(ErrorBody {
             message: message.to_string(),
             fields: Vec::new(),

@@ -343,18 +343,8 @@ impl<'a> SeriesRequest<'a> {
 
     /// Run `id`'s series, one per key; keys it does not record are refused by position.
     async fn read(&self, state: &AppState, id: i64) -> Result<Vec<MetricSeries>, ApiError> {
-        let mut errors = self.problems.clone();
-        let mut result = Vec::with_capacity(self.keys.len());
-        for (i, series) in self.read_each(state, id).await?.into_iter().enumerate() {
-            match series {
-                Ok(series) => result.push(series),
-                Err(message) => errors.push(FieldError::new(format!("keys[{i}]"), message)),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::Invalid(errors));
-        }
-        Ok(result)
+        let run = self.read_each(state, id).await?;
+        Ok(series_of_runs(self, vec![run])?.remove(0))
     }
 
     /// Run `id`'s series, one per key, or why the run has none for that key.

@@ -81,9 +81,7 @@ async fn create(
             (request.record(&state.store, &user, action, target, detail)).await;
             Ok((StatusCode::CREATED, Json(project)))
         }
-        None => Err(ApiError::Conflict(format!(
-            "a project named {name:?} exists"
-        ))),
+        None => Err(name_taken(name)),
     }
 }
 
@@ -95,6 +93,11 @@ fn project_name(name: &str) -> Result<&str, ApiError> {
         return Err(ApiError::Invalid(vec![error]));
     }
     Ok(name)
+}
+
+/// Project names are unique.
+fn name_taken(name: &str) -> ApiError {
+    ApiError::Conflict(format!("a project named {name:?} exists"))
 }
 
 /// Owners rename their project.
@@ -129,9 +132,7 @@ async fn rename(
     let NewProject { name } = body.parse()?;
     let name = project_name(&name)?;
     if !state.store.rename_project(id, name).await? {
-        return Err(ApiError::Conflict(format!(
-            "a project named {name:?} exists"
-        )));
+        return Err(name_taken(name));
     }
     let action = AuditAction::ProjectRenamed;
     let detail = format!("to {name:?}");

@@ -7,8 +7,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::{
-    config_differences, results_table, Comparison, EpochChoice, FieldError, ResultsTable, Role,
-    Run, RunQuery, RunResult, RunStatus,
+    config_differences, results_table, Comparison, EpochChoice, EpochMetrics, FieldError,
+    ResultsTable, Role, Run, RunQuery, RunResult, RunStatus,
 };
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -66,6 +66,15 @@ async fn runs_by_id(state: &AppState, caller: &Caller, ids: &[i64]) -> Result<Ve
     Ok(runs)
 }
 
+/// Each run's stored epochs, in the order of `runs`.
+async fn epochs_of(state: &AppState, runs: &[Run]) -> Result<Vec<Vec<EpochMetrics>>, ApiError> {
+    let mut epochs = Vec::with_capacity(runs.len());
+    for run in runs {
+        epochs.push(state.store.epochs(run.id).await?);
+    }
+    Ok(epochs)
+}
+
 #[derive(Deserialize)]
 struct CompareQuery {
     runs: String,
@@ -102,10 +111,7 @@ async fn compare(
         );
         return Err(ApiError::Invalid(vec![FieldError::new("runs", message)]));
     }
-    let mut epochs = Vec::with_capacity(runs.len());
-    for run in &runs {
-        epochs.push(state.store.epochs(run.id).await?);
-    }
+    let epochs = epochs_of(&state, &runs).await?;
     Ok(Json(Comparison {
         differences: config_differences(&configs),
         runs,
@@ -172,10 +178,7 @@ async fn results(
             state.store.list_runs(&completed, caller.0.id).await?.runs
         }
     };
-    let mut histories = Vec::with_capacity(runs.len());
-    for run in &runs {
-        histories.push(state.store.epochs(run.id).await?);
-    }
+    let histories = epochs_of(&state, &runs).await?;
     let inputs: Vec<RunResult> = (runs.iter().zip(&histories))
         .map(|(run, epochs)| RunResult {
             id: run.id,

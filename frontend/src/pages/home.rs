@@ -15,6 +15,8 @@ pub(crate) fn HomePage() -> impl IntoView {
         created.track();
         api::list_projects()
     });
+    // The form's project picker and the list's filter read this list too.
+    provide_context(projects);
     // Runs live in projects: without one, nothing can be started or listed yet.
     let newcomer =
         move || (projects.get().and_then(Result::ok)).is_some_and(|list| list.is_empty());

@@ -18,11 +18,13 @@ pub(crate) use projects::ProjectsPage;
 pub(crate) use run::RunPage;
 
 use balancelab_shared::{
-    AgmConfig, MethodConfig, MethodKind, OgmConfig, PmrConfig, Role, RunStatus,
+    AgmConfig, MethodConfig, MethodKind, OgmConfig, PmrConfig, Project, Role, RunStatus,
 };
 use leptos::prelude::*;
 use leptos_router::params::ParamsMap;
 use leptos_router::NavigateOptions;
+
+use crate::api::ApiFailure;
 
 /// `path` with the query `params` changed by `changes` (an empty value removes the key): how
 /// a view whose state lives in the URL moves to its next state.
@@ -108,11 +110,17 @@ fn duration_text(seconds: f64) -> String {
     }
 }
 
+/// The caller's projects: the page's own list where it provides one (the start page reads
+/// it once for its first-project check, its form and its filter), else read here.
+fn caller_projects() -> LocalResource<Result<Vec<Project>, ApiFailure>> {
+    use_context().unwrap_or_else(|| LocalResource::new(crate::api::list_projects))
+}
+
 /// `<option>`s of the caller's projects in which they have at least `at_least`, valued
 /// by project id: the project pickers.
 #[component]
 fn ProjectOptions(at_least: Role) -> impl IntoView {
-    let projects = LocalResource::new(crate::api::list_projects);
+    let projects = caller_projects();
     move || {
         (projects
             .get()

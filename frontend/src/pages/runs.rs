@@ -368,10 +368,7 @@ impl BulkChange {
             note: None,
         };
         if let Some(problems) = run_notes::patch_problems(&patch) {
-            return Err(ApiFailure(balancelab_shared::ErrorBody {
-                message: problems,
-                fields: Vec::new(),
-            }));
+            return Err(ApiFailure::message(problems));
         }
         api::change_run(id, &patch).await.map(|_| ())
     }

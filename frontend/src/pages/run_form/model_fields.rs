@@ -8,6 +8,8 @@ use balancelab_shared::{FieldError, RunConfig};
 use leptos::prelude::*;
 use serde_json::{json, Value};
 
+use super::sections::InputField;
+
 /// A number of a part's kind: its label, its path in the configuration, and whether it is
 /// a whole number.
 type NumberField = (&'static str, &'static str, bool);
@@ -162,19 +164,39 @@ fn set(value: &mut Value, path: &str, new: Value) {
     *node = new;
 }
 
-/// The form's state of the parts: each part's kind, and each shown number as typed.
+/// Every number of every kind, once each (kinds share some: weight decay, feature width).
+fn number_paths() -> impl Iterator<Item = &'static str> {
+    let all = (PARTS.iter().flat_map(|p| p.kinds.iter())).flat_map(|k| k.numbers.iter());
+    let mut seen = Vec::new();
+    all.filter_map(move |&(_, path, _)| {
+        let new = !seen.contains(&path);
+        seen.push(path);
+        new.then_some(path)
+    })
+}
+
+/// The form's state of the parts: each part's kind, and each number as typed.
 #[derive(Clone, Copy)]
 pub(super) struct PartFields {
     kinds: [RwSignal<String>; 3],
-    numbers: RwSignal<BTreeMap<&'static str, String>>,
+    numbers: StoredValue<BTreeMap<&'static str, RwSignal<String>>>,
 }
 
 impl PartFields {
     pub(super) fn new() -> Self {
         Self {
             kinds: std::array::from_fn(|_| RwSignal::new(String::new())),
-            numbers: RwSignal::new(BTreeMap::new()),
+            numbers: StoredValue::new(
+                number_paths()
+                    .map(|path| (path, RwSignal::new(String::new())))
+                    .collect(),
+            ),
         }
+    }
+
+    /// The text typed for the number at `path` (one of the parts' numbers).
+    fn number(self, path: &str) -> RwSignal<String> {
+        self.numbers.with_value(|numbers| numbers[path])
     }
 
     /// Shows `config`'s parts.
@@ -186,12 +208,10 @@ impl PartFields {
                 .and_then(Value::as_str);
             kind.set(tag.unwrap_or_default().to_owned());
         }
-        self.numbers.set(
-            (PARTS.iter().flat_map(|p| p.kinds.iter()))
-                .flat_map(|k| k.numbers.iter())
-                .filter_map(|(_, path, _)| Some((*path, at(&json, path)?.to_string())))
-                .collect(),
-        );
+        for path in number_paths() {
+            let text = at(&json, path).map(Value::to_string).unwrap_or_default();
+            self.number(path).set(text);
+        }
     }
 
     /// Part `index` becomes a fresh `tag`: `loaded`, under the form, takes its settings.
@@ -209,13 +229,11 @@ impl PartFields {
         };
         self.kinds[index].set(tag.to_owned());
         // Only this part's numbers are shown afresh: what was typed in the others stays.
-        self.numbers.update(|numbers| {
-            for &(_, path, _) in kind.numbers {
-                if let Some(value) = at(&json, path) {
-                    numbers.insert(path, value.to_string());
-                }
+        for &(_, path, _) in kind.numbers {
+            if let Some(value) = at(&json, path) {
+                self.number(path).set(value.to_string());
             }
-        });
+        }
         loaded.set(config);
     }
 
@@ -223,13 +241,13 @@ impl PartFields {
     /// `errors` and leaves the configuration's value.
     pub(super) fn apply(self, config: RunConfig, errors: &mut Vec<FieldError>) -> RunConfig {
         let mut json = serde_json::to_value(&config).expect("a RunConfig serializes");
-        let numbers = self.numbers.get();
         for (part, kind) in PARTS.iter().zip(self.kinds) {
             let Some(kind) = part.kinds.iter().find(|k| k.tag == kind.get()) else {
                 continue;
             };
             for &(_, path, whole) in kind.numbers {
-                let text = numbers.get(path).map_or("", |t| t.trim());
+                let typed = self.number(path).get();
+                let text = typed.trim();
                 let parsed = match whole {
                     true => text.parse::<u32>().ok().map(Value::from),
                     false => (text.parse::<f64>().ok())
@@ -274,8 +292,8 @@ pub(super) fn PartsFields(
                 let chosen = part.kinds.iter().find(|k| k.tag == tag)?;
                 Some(
                     (chosen.numbers.iter())
-                        .map(|&(label, path, whole)| {
-                            view! { <PartNumber label path whole parts errors /> }
+                        .map(|&(label, path, _)| {
+                            view! { <InputField label field=path value=parts.number(path) errors /> }
                         })
                         .collect_view(),
                 )
@@ -292,44 +310,6 @@ pub(super) fn PartsFields(
             }
         })
         .collect_view()
-}
-
-/// One number of a part, showing the errors reported for its path.
-#[component]
-fn PartNumber(
-    label: &'static str,
-    path: &'static str,
-    whole: bool,
-    parts: PartFields,
-    errors: RwSignal<Vec<FieldError>>,
-) -> impl IntoView {
-    let error = move || {
-        errors.with(|all| {
-            (all.iter())
-                .filter(|e| e.field == path)
-                .map(|e| e.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    };
-    let id = format!("field-{}", path.replace('.', "-"));
-    view! {
-        <label class="field" class:invalid=move || !error().is_empty()>
-            <span>{label}</span>
-            <input id=id type="text" inputmode=if whole { "numeric" } else { "decimal" }
-                prop:value=move || parts.numbers.with(|n| n.get(path).cloned().unwrap_or_default())
-                on:input=move |ev| {
-                    let text = event_target_value(&ev);
-                    parts.numbers.update(|n| {
-                        n.insert(path, text);
-                    });
-                    errors.update(|all| all.retain(|e| e.field != path));
-                } />
-            <Show when=move || !error().is_empty()>
-                <small class="field-error" data-field=path>{error}</small>
-            </Show>
-        </label>
-    }
 }
 
 #[cfg(test)]
@@ -370,11 +350,9 @@ mod tests {
         };
         let parts = PartFields::new();
         parts.load(&config);
-        parts.numbers.update(|n| {
-            n.insert("optimizer.beta2", "0.98".into());
-            n.insert("schedule.step_size", "x".into());
-            n.insert("model.encoder.hidden", "128".into());
-        });
+        parts.number("optimizer.beta2").set("0.98".into());
+        parts.number("schedule.step_size").set("x".into());
+        parts.number("model.encoder.hidden").set("128".into());
         let mut errors = Vec::new();
         let applied = parts.apply(config, &mut errors);
         let OptimizerConfig::Adam(adam) = &applied.optimizer else {
@@ -404,13 +382,10 @@ mod tests {
         let loaded = RwSignal::new(RunConfig::default());
         let parts = PartFields::new();
         parts.load(&loaded.get_untracked());
-        parts.numbers.update(|n| {
-            n.insert("optimizer.momentum", "0.5".into());
-        });
+        parts.number("optimizer.momentum").set("0.5".into());
         parts.choose(2, "step", loaded);
-        let numbers = parts.numbers.get_untracked();
-        assert_eq!(numbers["optimizer.momentum"], "0.5");
-        assert_eq!(numbers["schedule.step_size"], "30");
+        assert_eq!(parts.number("optimizer.momentum").get_untracked(), "0.5");
+        assert_eq!(parts.number("schedule.step_size").get_untracked(), "30");
         assert_eq!(parts.kinds[2].get_untracked(), "step");
         let expected = ScheduleConfig::Step {
             step_size: 30,

@@ -15,7 +15,7 @@ use super::options::{
 };
 use super::StartingPoint;
 use crate::api;
-use crate::pages::{in_place, url_with};
+use crate::pages::{caller_projects, in_place, url_with};
 
 /// The choice of what the form starts from: the defaults, the run being cloned, or a preset.
 #[component]
@@ -67,7 +67,7 @@ pub(super) fn StartFrom(start: StartingPoint) -> impl IntoView {
 /// until another is chosen (or a cloned run's, or the list's filter).
 #[component]
 pub(super) fn ProjectField(project: RwSignal<Option<i64>>) -> impl IntoView {
-    let projects = LocalResource::new(api::list_projects);
+    let projects = caller_projects();
     let editable = move || {
         (projects
             .get()

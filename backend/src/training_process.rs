@@ -8,15 +8,17 @@
 //! - child to worker: every [`TrainingEvent`] as JSON, as the engine reports it; after an
 //!   epoch the child waits for `stored`, so that the checkpoint it writes next never runs
 //!   ahead of the stored epochs; `not-stored` instead (the store failed, or the run is no
-//!   longer this worker's) ends the child at once, before it checkpoints that epoch;
+//!   longer this worker's) ends the child at once, before it checkpoints that epoch, and so
+//!   does an event the worker can no longer read (it is gone);
 //! - worker to child, at any time: `cancel` (stop between two steps). The end of the
-//!   worker's input (the worker is gone) cancels too.
+//!   child's input (the worker is gone) cancels too.
 //!
 //! The child's standard error (its logs, a panic's message) goes on to the worker's; what it
 //! said there (an allocation that failed, a panic's message, its last line) explains a child
 //! that ended without saying how.
 
 use std::io::{BufRead, BufReader, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
@@ -114,19 +116,32 @@ pub fn serve() -> anyhow::Result<()> {
         checkpointing,
         &cancel,
         &mut |event| {
-            let is_epoch = matches!(event, TrainingEvent::Epoch(_));
-            if report(&mut output, &event).is_err() {
-                // The worker is gone.
-                cancel.cancel();
-            } else if is_epoch && !matches!(stored.recv(), Ok(Answer::Stored)) {
-                // Ended here, so that no checkpoint runs ahead of the stored epochs; the
-                // worker has already decided what becomes of the run.
-                let _ = report(&mut output, &TrainingEvent::Cancelled);
+            if report_to_worker(&mut output, &event, &stored).is_break() {
                 std::process::exit(0);
             }
         },
     );
     Ok(())
+}
+
+/// Reports `event` to the worker and, for an epoch, waits for its answer. `Break` when the
+/// child must end at once, before the engine checkpoints what it just reported: the worker
+/// is gone (its pipe is closed, or it can no longer answer) or could not store the epoch.
+/// The worker has then already decided what becomes of the run, and a checkpoint of an
+/// epoch it never stored would make the run's next attempt skip that epoch.
+fn report_to_worker(
+    output: &mut impl Write,
+    event: &TrainingEvent,
+    answers: &std_mpsc::Receiver<Answer>,
+) -> ControlFlow<()> {
+    if report(output, event).is_err() {
+        return ControlFlow::Break(());
+    }
+    if matches!(event, TrainingEvent::Epoch(_)) && !matches!(answers.recv(), Ok(Answer::Stored)) {
+        let _ = report(output, &TrainingEvent::Cancelled);
+        return ControlFlow::Break(());
+    }
+    ControlFlow::Continue(())
 }
 
 /// One event as a line of JSON on `output`.
@@ -347,6 +362,71 @@ fn how_it_ended(status: ExitStatus, memory_limit: Option<u64>, said: &Said) -> S
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
+
+    fn epoch() -> TrainingEvent {
+        TrainingEvent::Epoch(balancelab_shared::EpochMetrics {
+            epoch: 1,
+            train_loss: 1.0,
+            coefficients: vec![1.0, 1.0],
+            confidences: vec![0.5, 0.5],
+            gradient_norms: vec![0.1, 0.2],
+            learning_rate: 0.01,
+            train: Default::default(),
+            validation: None,
+            test: Default::default(),
+            solo_accuracy: vec![0.5, 0.5],
+            elapsed_seconds: 1.0,
+            steps: 10,
+        })
+    }
+
+    /// A pipe whose reader is gone.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    /// The child goes on to checkpoint an epoch only when the worker said it is stored.
+    #[test]
+    fn an_epoch_goes_on_only_once_stored() {
+        let answered = |answer: Option<Answer>| {
+            let (sender, answers) = std_mpsc::channel();
+            if let Some(answer) = answer {
+                sender.send(answer).unwrap();
+            } else {
+                drop(sender);
+            }
+            let mut output = Vec::new();
+            let next = report_to_worker(&mut output, &epoch(), &answers);
+            let lines = String::from_utf8(output).unwrap();
+            (next, lines.lines().count())
+        };
+        assert_eq!(
+            answered(Some(Answer::Stored)),
+            (ControlFlow::Continue(()), 1)
+        );
+        // The second line says the child cancelled.
+        assert_eq!(
+            answered(Some(Answer::NotStored)),
+            (ControlFlow::Break(()), 2)
+        );
+        // The worker's side of the input is closed: no answer will come.
+        assert_eq!(answered(None), (ControlFlow::Break(()), 2));
+
+        // The worker is gone when the epoch is reported (it was killed during the epoch's
+        // evaluation): the child ends there, before the checkpoint, without waiting.
+        let (sender, answers) = std_mpsc::channel();
+        sender.send(Answer::Stored).unwrap();
+        let next = report_to_worker(&mut Closed, &epoch(), &answers);
+        assert_eq!(next, ControlFlow::Break(()));
+        assert!(answers.try_recv().is_ok(), "no answer was read");
+    }
 
     #[test]
     fn endings_are_explained() {

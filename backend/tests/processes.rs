@@ -496,7 +496,7 @@ fn stored_curves(base: &str, auth: &str, id: i64) -> Curves {
 /// process are killed with SIGKILL (a failpoint kills both; the random kill hits the server's
 /// process group, and the training process, in a group of its own, stops when its worker is
 /// gone) between a checkpoint's weights and its progress file, before a checkpoint file's rename, right after a batch of
-/// events is stored but before the engine and the viewers hear of it, or at a random moment;
+/// events is stored but before the engine and the viewers hear of it, or at a random moment of the run;
 /// then restarted. Every run must complete with no stored event lost or doubled, every
 /// epoch and step once, and the same numbers as the run never interrupted.
 /// `BALANCELAB_FAULT_ROUNDS` sets the number of rounds (default 8).
@@ -519,6 +519,7 @@ fn runs_survive_their_server_being_killed_at_any_point() {
         let mut server = serve_with(port, state.path(), None, failpoint);
         let auth = sign_in(&base);
         let run = post_run(&base, &auth, &config);
+        let posted = Instant::now();
         let detail_url = format!("{base}/api/runs/{}", run.id);
         // None while the server cannot answer (it may be dying).
         let ended = |auth: &str| {
@@ -561,10 +562,11 @@ fn runs_survive_their_server_being_killed_at_any_point() {
         );
         let curves = stored_curves(&base, &auth, run.id);
         drop(server);
-        (curves, killed, detail.run.attempts)
+        (curves, killed, detail.run.attempts, posted.elapsed())
     };
 
-    let (reference, _, _) = train(None, None);
+    // Random kills fall within the time the reference run took, from its queueing to its end.
+    let (reference, _, _, duration) = train(None, None);
     assert_eq!((reference.epochs.len(), reference.steps.len()), (4, 4 * 32));
     let points = [
         "checkpoint-between-files",
@@ -578,22 +580,30 @@ fn runs_survive_their_server_being_killed_at_any_point() {
         let point = points[round % points.len()];
         let pass = rng.random_range(1..=4);
         let (failpoint, random_kill) = match point {
-            "random" => (None, Some(Duration::from_millis(rng.random_range(50..900)))),
+            "random" => (None, Some(duration.mul_f64(rng.random_range(0.0..1.0)))),
             _ => (Some(format!("{point}@{pass}")), None),
         };
-        let (curves, killed, attempts) = train(failpoint.as_deref(), random_kill);
+        let (curves, killed, attempts, _) = train(failpoint.as_deref(), random_kill);
         eprintln!("round {round}: {point} pass {pass}: killed {killed}, attempts {attempts}");
-        assert_eq!(attempts, 1 + u32::from(killed), "round {round}");
-        kills += usize::from(killed);
+        if random_kill.is_some() {
+            // A random kill may come before the run's claim, or as it ends: the run was
+            // then not interrupted, and trains once.
+            assert!(attempts <= 1 + u32::from(killed), "round {round}");
+        } else {
+            assert_eq!(attempts, 1 + u32::from(killed), "round {round}");
+        }
+        kills += usize::from(attempts == 2);
         assert_eq!(
             curves, reference,
             "round {round} ({point}) changed the numbers"
         );
     }
-    eprintln!("{rounds} rounds, {kills} kills: every run completed with the reference's numbers");
+    eprintln!(
+        "{rounds} rounds, {kills} interrupted: every run completed with the reference's numbers"
+    );
     assert!(
         kills * 2 >= rounds,
-        "most rounds must kill ({kills} of {rounds})"
+        "most rounds must interrupt the run ({kills} of {rounds})"
     );
 }
 

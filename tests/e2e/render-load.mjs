@@ -109,6 +109,22 @@ async function main() {
     }
     rows.push([`compare ${runs.length} runs: first open, until all charts drawn`, loads.slice(0, 1)]);
     rows.push([`compare ${runs.length} runs: opened again`, loads.slice(1)]);
+    // Where the last open's time went: each request's end, from the navigation's start.
+    const requests = await page.evaluate(() =>
+      performance.getEntriesByType('resource').map((r) => ({
+        name: new URL(r.name).pathname,
+        start: r.startTime,
+        end: r.responseEnd,
+        bytes: r.encodedBodySize,
+      })),
+    );
+    for (const r of requests) {
+      console.error(`  ${r.name}: ${r.start.toFixed(0)}-${r.end.toFixed(0)} ms, ${r.bytes} bytes`);
+    }
+    for (const [what, path] of [['wasm', '.wasm'], ['/api/compare', '/api/compare'], ['/api/compare/metrics', '/api/compare/metrics']]) {
+      const r = requests.find((r) => (path.startsWith('.') ? r.name.endsWith(path) : r.name === path));
+      if (r) rows.push([`  ${what} received (ms from navigation; ${(r.bytes / 1e6).toFixed(2)} MB)`, [r.end]]);
+    }
 
     console.error('hover...');
     rows.push(['  hover read-out, 50 series (frame)', await frameTimes(page, STEP_LOSS, 'hover', 120)]);

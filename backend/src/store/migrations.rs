@@ -24,6 +24,7 @@ const SQLITE: Migrations = migrations!("sqlite":
     5 "0005_run_fence.sql",
     6 "0006_accounts.sql",
     7 "0007_audit_log.sql",
+    8 "0008_run_events_by_kind.sql",
 );
 
 const POSTGRES: Migrations = migrations!("postgres":
@@ -33,6 +34,7 @@ const POSTGRES: Migrations = migrations!("postgres":
     4 "0004_run_fence.sql",
     5 "0005_accounts.sql",
     6 "0006_audit_log.sql",
+    7 "0007_run_events_by_kind.sql",
 );
 
 #[derive(Debug)]

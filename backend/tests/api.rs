@@ -595,6 +595,46 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((batch[0][0].total, batch[0][0].points.len()), (0, 0));
     assert!(batch[1][0].total > 0);
+    // `[*]` stands for every index each run records: two modalities here, three there.
+    let keys = "step.fused_loss,step.coefficients[*],epoch.test.unimodal[*]";
+    let uri = format!(
+        "/api/compare/metrics?runs={},{three}&keys={keys}&points=5",
+        ids[0]
+    );
+    let (status, batch): (_, Vec<Vec<MetricSeries>>) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    let names = |run: &[MetricSeries]| run.iter().map(|s| s.key.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&batch[0]),
+        [
+            "step.fused_loss",
+            "step.coefficients[0]",
+            "step.coefficients[1]",
+            "epoch.test.unimodal[0]",
+            "epoch.test.unimodal[1]"
+        ]
+    );
+    assert_eq!(batch[1].len(), 7, "{:?}", names(&batch[1]));
+    assert_eq!(batch[1][3].key, "step.coefficients[2]");
+    let uri = format!("/api/runs/{three}/metrics?keys={keys}&points=5");
+    let (_, own): (_, Vec<MetricSeries>) = get(&app, &uri).await;
+    assert_eq!(own, batch[1], "one run's series are the batch's");
+    // A `[*]` no index matches, or two in one key, is refused by the key's position.
+    let uri = format!(
+        "/api/compare/metrics?runs={}&keys=step.loss,step.nope[*],step.coefficients[*][*]",
+        ids[0]
+    );
+    let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = error.fields.iter().map(|f| f.field.as_str()).collect();
+    assert!(
+        fields.contains(&"keys[1]") && fields.contains(&"keys[2]"),
+        "{error:?}"
+    );
+    assert!(
+        error.fields.iter().any(|f| f.message.contains("known")),
+        "{error:?}"
+    );
     let long = format!("step.{}", "0".repeat(100));
     let uri = format!("/api/runs/{}/metrics?keys=step.loss,{long}", ids[0]);
     let (status, error): (_, ErrorBody) = get(&app, &uri).await;

@@ -2,7 +2,10 @@
 //! of a long run stays light, keeping every bucket's extremes.
 //!
 //! Keys are paths into the JSON of a step (`step.loss`, `step.coefficients[0]`) or of an
-//! epoch (`epoch.test.fused`, `epoch.validation.unimodal[1]`), as in results tables.
+//! epoch (`epoch.test.fused`, `epoch.validation.unimodal[1]`), as in results tables. A key
+//! may hold one `[*]`, which stands for every index the run records (`step.coefficients[*]`
+//! is `step.coefficients[0]`, `step.coefficients[1]`... for as many modalities as it has):
+//! a page can ask for every modality's series before it knows how many there are.
 //!
 //! `/runs/{id}/export` gives every recorded number, one row per epoch or step, as CSV.
 
@@ -40,6 +43,9 @@ const MAX_KEY_CHARS: usize = 100;
 /// Points one request over several runs may ask for in all (runs x keys x points): the
 /// answer is held whole before it is sent.
 const MAX_BATCH_POINTS: usize = 1_000_000;
+/// What a key's `[*]` stands for; it is counted as this many series in the points above.
+const WILDCARD: &str = "[*]";
+const MAX_WILDCARD_INDICES: usize = 16;
 
 /// The `/runs/{id}/metrics`, `/compare/metrics` and `/runs/{id}/export` routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -152,18 +158,11 @@ async fn read_step_series(
         }
     }
     series.add_epoch(&epoch);
-    let known = || -> Vec<String> {
-        let first = serde_json::to_value(&first).expect("metrics serialize");
-        (leaves(&first).iter())
-            .filter(|(_, v)| number(v).is_some())
-            .map(|(k, _)| format!("step.{k}"))
-            .collect()
-    };
     let results = (paths.iter().zip(series.samplers).zip(series.counts))
         .map(|((path, sampler), total)| {
             // A run with no steps yet has empty series; a key no step has is a mistake.
             if total == 0 && pages.total > 0 {
-                let known = known();
+                let known = known_step_keys(first.as_ref());
                 return Err(format!(
                     "\"step.{path}\" is not a recorded number; known: {known:?}"
                 ));
@@ -177,6 +176,34 @@ async fn read_step_series(
         })
         .collect();
     Ok(results)
+}
+
+/// The keys of every number a step records, for the message of a key that names none.
+fn known_step_keys(step: Option<&StepMetrics>) -> Vec<String> {
+    known_keys(
+        "step.",
+        &serde_json::to_value(step).expect("metrics serialize"),
+    )
+}
+
+/// The keys of every number in `record`, each `prefix` then its path.
+fn known_keys(prefix: &str, record: &Value) -> Vec<String> {
+    (leaves(record).iter())
+        .filter(|(_, v)| number(v).is_some())
+        .map(|(k, _)| format!("{prefix}{k}"))
+        .collect()
+}
+
+/// The keys `key` stands for: itself, or with its `[*]` replaced by the indices 0, 1, ...
+/// that `recorded` accepts, up to the first it does not.
+fn expand(key: &str, recorded: impl Fn(&str) -> bool) -> Vec<String> {
+    if !key.contains(WILDCARD) {
+        return vec![key.to_owned()];
+    }
+    (0..MAX_WILDCARD_INDICES)
+        .map(|i| key.replacen(WILDCARD, &format!("[{i}]"), 1))
+        .take_while(|k| recorded(k))
+        .collect()
 }
 
 /// A step read, waiting for the rest of its epoch (its x on the epoch axis needs the
@@ -224,7 +251,7 @@ impl StepSeries {
     params(
         ("id" = i64, Path, description = "run id"),
         ("share" = Option<String>, Query, description = "a share link token, instead of signing in"),
-        ("keys" = String, Query, description = "comma-separated: step.loss, step.coefficients[0], epoch.test.fused, ..."),
+        ("keys" = String, Query, description = "comma-separated: step.loss, step.coefficients[0], epoch.test.fused, ...; [*] for every index recorded (step.coefficients[*])"),
         ("points" = Option<usize>, Query, description = "2 to 10000; default 1000"),
         ("x" = Option<XAxis>, Query),
     ),
@@ -270,7 +297,7 @@ struct CompareSeriesQuery {
         ("x" = Option<XAxis>, Query),
     ),
     responses(
-        (status = 200, body = Vec<Vec<MetricSeries>>, description = "per run, in the order asked for, its series in the order of the keys"),
+        (status = 200, body = Vec<Vec<MetricSeries>>, description = "per run, in the order asked for, its series in the order of the keys (a key with [*]: one per index the run records)"),
         InvalidFields,
         ReadsRun,
     ),
@@ -286,12 +313,18 @@ async fn compare_series(
         caller.run(&state.store, id, Role::Viewer).await?;
     }
     request.refuse_oversized()?;
-    let asked = ids.len() * request.keys.len() * request.points;
+    let series = (request.keys.iter())
+        .map(|k| match k.contains(WILDCARD) {
+            true => MAX_WILDCARD_INDICES,
+            false => 1,
+        })
+        .sum::<usize>();
+    let asked = ids.len() * series * request.points;
     if asked > MAX_BATCH_POINTS {
         let message = format!(
-            "{} runs x {} keys x {} points is {asked} points; at most {MAX_BATCH_POINTS} per request",
+            "{} runs x {series} series x {} points is {asked} points (a key with [*] counts as \
+             {MAX_WILDCARD_INDICES}); at most {MAX_BATCH_POINTS} per request",
             ids.len(),
-            request.keys.len(),
             request.points
         );
         let mut errors = request.problems.clone();
@@ -341,22 +374,36 @@ impl<'a> SeriesRequest<'a> {
         }
     }
 
-    /// Run `id`'s series, one per key; keys it does not record are refused by position.
+    /// Run `id`'s series, one per key (one per index for a key with `[*]`); keys it does not
+    /// record are refused by position.
     async fn read(&self, state: &AppState, id: i64) -> Result<Vec<MetricSeries>, ApiError> {
         let run = self.read_each(state, id).await?;
         Ok(series_of_runs(self, vec![run])?.remove(0))
     }
 
-    /// Run `id`'s series, one per key, or why the run has none for that key.
+    /// Run `id`'s series for each key (one, or one per index for a key with `[*]`), or why
+    /// the run has none for that key.
     async fn read_each(
         &self,
         state: &AppState,
         id: i64,
-    ) -> Result<Vec<Result<MetricSeries, String>>, ApiError> {
+    ) -> Result<Vec<Result<Vec<MetricSeries>, String>>, ApiError> {
         let (keys, points, store) = (&self.keys, self.points, &state.store);
         let epochs = EpochRecords::read(store, id, keys).await?;
-        let step_paths: Vec<&str> = keys
-            .iter()
+        let wild_steps = (keys.iter()).any(|k| k.starts_with("step.") && k.contains(WILDCARD));
+        let first_step = match wild_steps {
+            true => store.first_step(id).await?,
+            false => None,
+        };
+        let in_first_step =
+            |k: &str| (first_step.as_ref()).is_some_and(|s| s.value(&k["step.".len()..]).is_some());
+        let concrete: Vec<Vec<String>> = (keys.iter())
+            .map(|key| match key.starts_with("step.") {
+                true => expand(key, in_first_step),
+                false => expand(key, |k| epochs.records(k)),
+            })
+            .collect();
+        let step_paths: Vec<&str> = (concrete.iter().flatten())
             .filter_map(|k| k.strip_prefix("step."))
             .collect();
         let mut steps = if step_paths.is_empty() {
@@ -366,29 +413,52 @@ impl<'a> SeriesRequest<'a> {
             step_series(cache, store, id, &step_paths, self.x, points).await?
         }
         .into_iter();
-        Ok((keys.iter())
-            .map(|key| match key.strip_prefix("step.") {
-                Some(_) => steps.next().expect("one series per step key"),
-                None => epochs.series(key, self.x, points),
+        Ok((keys.iter().zip(concrete))
+            .map(|(key, concrete)| {
+                // Every step series taken in order, whatever fails: the next key's come next.
+                let series: Vec<Result<MetricSeries, String>> = (concrete.iter())
+                    .map(|k| match k.starts_with("step.") {
+                        true => steps.next().expect("one series per step key"),
+                        false => epochs.series(k, self.x, points),
+                    })
+                    .collect();
+                if concrete.is_empty() {
+                    // A `[*]` that no index of a run with records matches is a mistake.
+                    let known = if key.starts_with("step.") {
+                        first_step
+                            .is_some()
+                            .then(|| known_step_keys(first_step.as_ref()))
+                    } else if key.starts_with("epoch.") {
+                        epochs.known()
+                    } else {
+                        return Err(format!("{key:?} must start with step. or epoch."));
+                    };
+                    if let Some(known) = known {
+                        return Err(format!(
+                            "{key:?} matches no recorded number; known: {known:?}"
+                        ));
+                    }
+                }
+                series.into_iter().collect()
             })
             .collect())
     }
 }
 
-/// The runs' series of `request` (each run's in the order of the keys). Runs of different
-/// methods record different numbers (a joint run's heads, one run's third modality): a key
-/// some runs lack gives them an empty series; one that no run records is refused.
+/// The runs' series of `request` (each run's in the order of the keys, a key with `[*]`
+/// giving one per index). Runs of different methods record different numbers (a joint
+/// run's heads, one run's third modality): a key some runs lack gives them an empty series
+/// (none for a key with `[*]`); one that no run records is refused.
 fn series_of_runs(
     request: &SeriesRequest<'_>,
-    runs: Vec<Vec<Result<MetricSeries, String>>>,
+    runs: Vec<Vec<Result<Vec<MetricSeries>, String>>>,
 ) -> Result<Vec<Vec<MetricSeries>>, ApiError> {
     let mut errors = request.problems.clone();
     for i in 0..request.keys.len() {
         // A run without steps (or epochs) yet answers any key with an empty series: it tells
         // nothing. The key is refused when some run says why and none records it.
-        let recorded = runs
-            .iter()
-            .any(|run| matches!(&run[i], Ok(s) if s.total > 0));
+        let recorded = (runs.iter())
+            .any(|run| matches!(&run[i], Ok(list) if list.iter().any(|s| s.total > 0)));
         let reason = runs.iter().find_map(|run| run[i].as_ref().err());
         if let (false, Some(reason)) = (recorded, reason) {
             errors.push(FieldError::new(format!("keys[{i}]"), reason.clone()));
@@ -400,13 +470,15 @@ fn series_of_runs(
     Ok((runs.into_iter())
         .map(|run| {
             (run.into_iter().zip(&request.keys))
-                .map(|(series, key)| {
-                    series.unwrap_or_else(|_| MetricSeries {
+                .flat_map(|(series, key)| match series {
+                    Ok(list) => list,
+                    Err(_) if key.contains(WILDCARD) => Vec::new(),
+                    Err(_) => vec![MetricSeries {
                         key: (*key).to_owned(),
                         x: request.x,
                         points: Vec::new(),
                         total: 0,
-                    })
+                    }],
                 })
                 .collect()
         })
@@ -441,6 +513,12 @@ fn check_series_query(points: usize, keys: &[&str]) -> Vec<FieldError> {
                 format!("at most {MAX_KEY_CHARS} characters"),
             ));
         }
+        if key.matches(WILDCARD).count() > 1 {
+            errors.push(FieldError::new(
+                format!("keys[{i}]"),
+                format!("at most one {WILDCARD} per key"),
+            ));
+        }
     }
     errors
 }
@@ -467,6 +545,19 @@ impl EpochRecords {
         Ok(Self { epochs })
     }
 
+    /// Whether some epoch records a number at epoch key `key`.
+    fn records(&self, key: &str) -> bool {
+        let Some(path) = key.strip_prefix("epoch.") else {
+            return false;
+        };
+        (self.epochs.iter()).any(|r| at_path(&r.values, path).and_then(number).is_some())
+    }
+
+    /// The keys of every number the first epoch records; none before the first epoch.
+    fn known(&self) -> Option<Vec<String>> {
+        (self.epochs.first()).map(|r| known_keys("epoch.", &r.values))
+    }
+
     /// The series of epoch key `key` against `x`, downsampled to `points`; or why it has none.
     fn series(&self, key: &str, x: XAxis, points: usize) -> Result<MetricSeries, String> {
         let Some(path) = key.strip_prefix("epoch.") else {
@@ -478,10 +569,7 @@ impl EpochRecords {
             .collect();
         // A run with no records yet has an empty series; a key no record has is a mistake.
         if values.is_empty() && !records.is_empty() {
-            let known: Vec<String> = (leaves(&records[0].values).iter())
-                .filter(|(_, v)| number(v).is_some())
-                .map(|(k, _)| format!("{prefix}{k}"))
-                .collect();
+            let known = known_keys(prefix, &records[0].values);
             return Err(format!(
                 "{key:?} is not a recorded number; known: {known:?}"
             ));
@@ -630,13 +718,13 @@ async fn step_csv(store: Store, id: i64) -> Result<Body, ApiError> {
 mod tests {
     use super::*;
 
-    fn series(total: usize) -> Result<MetricSeries, String> {
-        Ok(MetricSeries {
+    fn series(total: usize) -> Result<Vec<MetricSeries>, String> {
+        Ok(vec![MetricSeries {
             key: "step.coefficients[2]".into(),
             x: XAxis::Step,
             points: (0..total).map(|i| SeriesPoint(i as f64, 1.0)).collect(),
             total,
-        })
+        }])
     }
 
     #[test]
@@ -657,5 +745,29 @@ mod tests {
         // No run has any steps: nothing to refuse it by.
         let answer = series_of_runs(&request, vec![vec![series(0)]]).unwrap();
         assert_eq!(answer[0][0].total, 0);
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_every_index_recorded() {
+        let recorded = |k: &str| ["step.coefficients[0]", "step.coefficients[1]"].contains(&k);
+        assert_eq!(
+            expand("step.coefficients[*]", recorded),
+            ["step.coefficients[0]", "step.coefficients[1]"]
+        );
+        assert_eq!(expand("step.loss", |_| false), ["step.loss"]);
+        assert!(expand("step.nope[*]", recorded).is_empty());
+        // At most MAX_WILDCARD_INDICES, whatever a record holds.
+        assert_eq!(expand("epoch.x[*]", |_| true).len(), MAX_WILDCARD_INDICES);
+        // A wildcard key that a run lacks gives it no series (not an empty one).
+        let request = SeriesRequest::new("step.fused_loss,step.x[*]", Some(10), XAxis::Step);
+        let answer = series_of_runs(
+            &request,
+            vec![
+                vec![series(2), Err("none".into())],
+                vec![series(1), series(1)],
+            ],
+        );
+        let answer = answer.unwrap();
+        assert_eq!((answer[0].len(), answer[1].len()), (1, 2));
     }
 }

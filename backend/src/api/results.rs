@@ -68,11 +68,8 @@ async fn runs_by_id(state: &AppState, caller: &Caller, ids: &[i64]) -> Result<Ve
 
 /// Each run's stored epochs, in the order of `runs`.
 async fn epochs_of(state: &AppState, runs: &[Run]) -> Result<Vec<Vec<EpochMetrics>>, ApiError> {
-    let mut epochs = Vec::with_capacity(runs.len());
-    for run in runs {
-        epochs.push(state.store.epochs(run.id).await?);
-    }
-    Ok(epochs)
+    let ids: Vec<i64> = runs.iter().map(|run| run.id).collect();
+    Ok(state.store.epochs_of_runs(&ids).await?)
 }
 
 #[derive(Deserialize)]

@@ -241,6 +241,48 @@ impl Store {
             .collect()
     }
 
+    /// Run `id`'s first stored step, if any: what its steps record.
+    pub(crate) async fn first_step(&self, id: i64) -> Result<Option<StepMetrics>> {
+        let row = sqlx::query(
+            "SELECT data FROM run_events WHERE run_id = $1 AND kind = 'step' ORDER BY seq LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| parse_json(&row.try_get::<String, _>("data")?))
+            .transpose()
+    }
+
+    /// Every stored epoch of each of runs `ids`, in their order (none for an unknown id).
+    pub(crate) async fn epochs_of_runs(&self, ids: &[i64]) -> Result<Vec<Vec<EpochMetrics>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query for all: a compare page's 50 runs read in 50 took twice as long.
+        let places: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT run_id, data FROM run_events WHERE kind = 'epoch' AND run_id IN ({}) \
+             ORDER BY run_id, seq",
+            places.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let mut by_run: std::collections::HashMap<i64, Vec<EpochMetrics>> =
+            std::collections::HashMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            let epoch = parse_json(&row.try_get::<String, _>("data")?)?;
+            by_run
+                .entry(row.try_get("run_id")?)
+                .or_default()
+                .push(epoch);
+        }
+        Ok((ids.iter())
+            .map(|id| by_run.get(id).cloned().unwrap_or_default())
+            .collect())
+    }
+
     /// The last epoch and step stored for run `id`.
     pub(crate) async fn resume_point(&self, id: i64) -> Result<ResumePoint> {
         let last = |kind: &'static str| {

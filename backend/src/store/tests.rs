@@ -95,6 +95,15 @@ async fn runs_and_their_event_logs_round_trip() -> Result<()> {
         [1, 2, 3, 4]
     );
     assert_eq!(store.epochs(run.id).await?, [epoch(1, 0.5), epoch(2, 0.25)]);
+    // Several runs' epochs in one read, in the order asked for: none for a run without any
+    // (or unknown), a run asked for twice given twice.
+    let empty = store.create_run(&RunConfig::default(), project).await?;
+    let both = store
+        .epochs_of_runs(&[empty.id, run.id, 9999, run.id])
+        .await?;
+    let logged_epochs = vec![epoch(1, 0.5), epoch(2, 0.25)];
+    assert_eq!(both, [vec![], logged_epochs.clone(), vec![], logged_epochs]);
+    assert!(store.delete_run(empty.id).await?);
     assert_eq!(all_steps(&store, run.id).await?, [step(0), step(1)]);
     let after = store.events_after(run.id, 2, 10).await?;
     assert_eq!(after, logged[2..]);

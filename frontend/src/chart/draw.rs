@@ -136,8 +136,10 @@ fn lines(frame: Frame, all: &[Series], x_label: &str, lines_only: bool) -> impl 
             let shown = visible(&s.points, frame.x);
             let mut points = String::with_capacity(shown.len() * 12);
             for &(x, y) in shown.iter().filter(|p| p.1.is_finite()) {
-                use std::fmt::Write;
-                let _ = write!(points, "{:.1},{:.1} ", frame.px(x), frame.py(y));
+                push_tenths(&mut points, frame.px(x));
+                points.push(',');
+                push_tenths(&mut points, frame.py(y));
+                points.push(' ');
             }
             let dots = (shown.iter())
                 .filter(|p| markers && p.1.is_finite())
@@ -157,6 +159,24 @@ fn lines(frame: Frame, all: &[Series], x_label: &str, lines_only: bool) -> impl 
             }
         })
         .collect_view()
+}
+
+/// Appends `v` with one decimal, as `{:.1}` writes it, by integer formatting: float
+/// formatting was a fifth of the time to draw a compare page's 90,000 points.
+pub(super) fn push_tenths(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    let tenths = (v * 10.0).round();
+    // NaN and values beyond an i64's exact range take the slow path.
+    if tenths.is_nan() || tenths.abs() >= 1e15 {
+        let _ = write!(out, "{v:.1}");
+        return;
+    }
+    let tenths = tenths as i64;
+    if tenths < 0 {
+        out.push('-');
+    }
+    let tenths = tenths.unsigned_abs();
+    let _ = write!(out, "{}.{}", tenths / 10, tenths % 10);
 }
 
 /// The read-out at data x `x`: a vertical line, each series' nearest point, and a box of
@@ -245,5 +265,41 @@ pub(super) fn Legend(series: Signal<Vec<Series>>) -> impl IntoView {
                     .collect_view()
             }}
         </ul>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_tenths;
+
+    #[test]
+    fn coordinates_are_written_as_one_decimal_formatting_would() {
+        for v in [
+            0.0,
+            0.04,
+            -0.04,
+            1.25,
+            12.34,
+            -7.96,
+            99.95,
+            640.0,
+            -0.5,
+            1e7 + 0.3,
+        ] {
+            let mut written = String::new();
+            push_tenths(&mut written, v);
+            let parsed: f64 = written.parse().unwrap();
+            assert!((parsed - v).abs() <= 0.05 + 1e-9, "{v}: {written}");
+            // The same text, but for the sign of a zero and ties (here away from zero).
+            let tie = ((v * 10.0).fract().abs() - 0.5).abs() < 1e-6;
+            let reference = format!("{v:.1}");
+            assert!(
+                tie || written == reference || written == reference.trim_start_matches('-'),
+                "{v}: {written} against {reference}"
+            );
+        }
+        let mut huge = String::new();
+        push_tenths(&mut huge, f64::MAX);
+        assert_eq!(huge, format!("{:.1}", f64::MAX));
     }
 }

@@ -3,7 +3,8 @@
 //! (`/compare?runs=3,4,7`), so the view can be shared and survives a reload.
 
 use balancelab_shared::{
-    results_table, Comparison, EpochChoice, EpochMetrics, ResultsTable, RunDetail, RunResult,
+    results_table, Comparison, EpochChoice, EpochMetrics, MetricSeries, ResultsTable, RunDetail,
+    RunResult,
 };
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -16,8 +17,10 @@ use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
 
 /// What the results table groups by and reports (query parameters of `/api/results`).
 const GROUP_BY: &str = "method.kind,model.fusion";
-/// Points per run and series the overlay asks for: 50 runs stay light to draw.
+/// Points per series the step overlay asks for, at most, and its points per chart in all:
+/// 50 runs overlaid get 200 each (100 buckets' extremes), a few runs the full 500.
 const STEP_POINTS: usize = 500;
+const STEP_POINTS_PER_CHART: usize = 10_000;
 
 /// `/compare?runs=1,2,...`: runs side by side.
 #[component]
@@ -48,6 +51,9 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
             async move { api::compare(&ids).await }
         })
     };
+    // Asked for beside the comparison, not after it: `[*]` names every modality's series
+    // before the runs' modalities are known.
+    let steps = StepSeries::fetch(ids.clone());
     let title = format!(
         "Comparing runs {}",
         ids.iter()
@@ -73,7 +79,7 @@ fn CompareView(ids: Vec<i64>) -> impl IntoView {
                         let details = details_of(comparison);
                         view! {
                             <Curves details=details.clone() />
-                            <StepOverlay details />
+                            <StepOverlay details steps />
                         }.into_any()
                     }
                     Err(ApiFailure(e)) => view! { <p class="form-message">{e.message}</p> }.into_any(),
@@ -229,32 +235,58 @@ fn Curves(details: Vec<RunDetail>) -> impl IntoView {
     }
 }
 
+/// The compared runs' step series as the URL asks for them: its x axis and smoothing, and
+/// whether the methods' objectives are shown (`?objective=1`).
+#[derive(Clone, Copy)]
+struct StepSeries {
+    view: StepView,
+    objective: Memo<bool>,
+    fetched: LocalResource<Result<Vec<Vec<MetricSeries>>, ApiFailure>>,
+}
+
+impl StepSeries {
+    /// Starts reading runs `ids`' fused loss, each head's loss and each modality's k per
+    /// step (and the objective on request), again whenever the x axis changes.
+    fn fetch(ids: Vec<i64>) -> Self {
+        let view = StepView::from_url();
+        let x_axis = view.x_axis;
+        let query = use_query_map();
+        let objective = Memo::new(move |_| query.read().get("objective").is_some_and(|v| v == "1"));
+        let points = (STEP_POINTS_PER_CHART / ids.len().max(1)).clamp(100, STEP_POINTS);
+        let fetched = LocalResource::new(move || {
+            let x = x_axis.get();
+            let mut keys = vec![
+                "step.fused_loss".to_owned(),
+                "step.unimodal_losses[*]".to_owned(),
+                "step.coefficients[*]".to_owned(),
+            ];
+            if objective.get() {
+                keys.push("step.loss".to_owned());
+            }
+            let ids = ids.clone();
+            async move { api::compare_series(&ids, &keys, points, x).await }
+        });
+        Self {
+            view,
+            objective,
+            fetched,
+        }
+    }
+}
+
 /// Every run's per-step curves overlaid: the fused output's loss, each head's loss and each
 /// modality's k, and the method's own objective on request (`?objective=1`: it sums
 /// different terms per method, so it is not comparable across methods). The server sends
 /// each series downsampled (extremes kept), the browser smooths it as the URL says.
 #[component]
-fn StepOverlay(details: Vec<RunDetail>) -> impl IntoView {
-    let view = StepView::from_url();
-    let x_axis = view.x_axis;
+fn StepOverlay(details: Vec<RunDetail>, steps: StepSeries) -> impl IntoView {
+    let StepSeries {
+        view,
+        objective,
+        fetched,
+    } = steps;
     let query = use_query_map();
-    let objective = Memo::new(move |_| query.read().get("objective").is_some_and(|v| v == "1"));
     let names = modality_names(&details);
-    let mut keys = vec!["step.fused_loss".to_owned()];
-    for m in 0..names.len() {
-        keys.push(format!("step.unimodal_losses[{m}]"));
-        keys.push(format!("step.coefficients[{m}]"));
-    }
-    let ids: Vec<i64> = details.iter().map(|d| d.run.id).collect();
-    let fetched = LocalResource::new(move || {
-        let x = x_axis.get();
-        let mut keys = keys.clone();
-        if objective.get() {
-            keys.push("step.loss".to_owned());
-        }
-        let ids = ids.clone();
-        async move { api::compare_series(&ids, &keys, STEP_POINTS, x).await }
-    });
     let styles = styles(&details);
     let labels: Vec<String> = details.iter().map(run_label).collect();
     let curves = move |key: String| {

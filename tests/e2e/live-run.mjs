@@ -53,6 +53,18 @@ async function waitForHealth(base, server) {
 const pointCount = (page, chart) => page.locator(`${chart} circle.point`).count();
 
 // The hover read-outs of one series, e.g. "m1 (noise 3): 1.61 at epoch 40" -> [1.61, ...].
+// Waits (10 s at most) until the elements of `locator` read `expected`, then checks them: a
+// list drawn again meanwhile is read again rather than caught half-drawn.
+async function eventuallyTexts(locator, expected) {
+  let texts = [];
+  for (let i = 0; i < 100; i++) {
+    texts = await locator.allTextContents();
+    if (JSON.stringify(texts) === JSON.stringify(expected)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(texts, expected);
+}
+
 async function seriesValues(page, chart, label) {
   const titles = await page.locator(`${chart} circle.point title`).allTextContents();
   return titles
@@ -357,8 +369,8 @@ async function main() {
     await page.reload();
     const runId = runPath.split('/').at(-1);
     const mlbRow = page.locator('table.runs tr', { has: page.locator(`a[href="${runPath}"]`) });
-    await mlbRow.locator('.tag').nth(1).waitFor();
-    assert.deepEqual(await mlbRow.locator('.tag').allTextContents(), ['baseline', 'paper:table2']);
+    // The list may be drawn again as its live stream catches up: read the tags once settled.
+    await eventuallyTexts(mlbRow.locator('.tag'), ['baseline', 'paper:table2']);
     assert.equal(await mlbRow.locator('small.note').textContent(), 'first try: alpha 0.8');
     await page.locator(`input[aria-label="compare run ${runId}"]`).check();
     await page.locator(`input[aria-label="compare run ${joint.id}"]`).check();

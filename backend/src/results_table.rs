@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use balancelab_shared::{ResultsTable, Summary};
+use balancelab_shared::{EpochChoice, ResultsTable, Summary};
 
 /// Every number at full precision: one row per group, mean, std and n per metric.
 pub fn to_csv(table: &ResultsTable) -> String {
@@ -29,6 +29,18 @@ pub fn to_csv(table: &ResultsTable) -> String {
     String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 text")
 }
 
+/// Which epoch of each run the table reads, said under it (the CSV keeps to its columns; the
+/// JSON table names it in `epoch`).
+fn epoch_caption(epoch: EpochChoice) -> &'static str {
+    match epoch {
+        EpochChoice::BestValidation => {
+            "Each run at its best validation epoch (highest fused validation accuracy, then \
+             lowest validation loss; the last epoch for runs without a validation split)."
+        }
+        EpochChoice::Last => "Each run at its last epoch.",
+    }
+}
+
 /// Mean +- std with three decimals, as papers print accuracies.
 fn cell(summary: &Option<Summary>, plus_minus: &str) -> String {
     match summary {
@@ -52,6 +64,7 @@ pub fn to_markdown(table: &ResultsTable) -> String {
         cells.extend(row.metrics.iter().map(|m| cell(m, " ± ")));
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
+    let _ = writeln!(out, "\n{}", epoch_caption(table.epoch));
     out
 }
 
@@ -77,7 +90,10 @@ pub(crate) fn to_latex(table: &ResultsTable) -> String {
     let mut header: Vec<String> = table.group_by.iter().map(|s| escape(s)).collect();
     header.push("runs".into());
     header.extend(table.metrics.iter().map(|s| escape(s)));
-    let mut out = format!("\\begin{{tabular}}{{{align}}}\n\\hline\n");
+    let mut out = format!(
+        "% {}\n\\begin{{tabular}}{{{align}}}\n\\hline\n",
+        epoch_caption(table.epoch)
+    );
     let _ = writeln!(out, "{} \\\\\n\\hline", header.join(" & "));
     for row in &table.rows {
         let mut cells: Vec<String> = row.group.iter().map(|s| escape(s)).collect();
@@ -94,7 +110,7 @@ pub(crate) fn to_latex(table: &ResultsTable) -> String {
 
 #[cfg(test)]
 mod tests {
-    use balancelab_shared::{EpochChoice, ResultsRow};
+    use balancelab_shared::ResultsRow;
 
     use super::*;
 
@@ -156,12 +172,13 @@ mod tests {
             "| method.kind | runs | test.fused | test.unimodal[1] |\n\
              |---|---|---|---|\n\
              | multi_loss | 1 | 0.900 | - |\n\
-             | mlb | 3 | 0.930 ± 0.036 | 0.812 ± 0.010 |\n"
+             | mlb | 3 | 0.930 ± 0.036 | 0.812 ± 0.010 |\n\n\
+             Each run at its last epoch.\n"
         );
 
         let latex = to_latex(&table());
         assert!(
-            latex.starts_with("\\begin{tabular}{lrrr}\n\\hline\n"),
+            latex.starts_with("% Each run at its last epoch.\n\\begin{tabular}{lrrr}\n\\hline\n"),
             "{latex}"
         );
         assert!(latex.contains("method.kind & runs & test.fused & test.unimodal[1] \\\\"));

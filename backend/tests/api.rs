@@ -666,6 +666,8 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
     );
     let (status, table): (_, ResultsTable) = get(&app, &uri).await;
     assert_eq!(status, StatusCode::OK);
+    // As papers report: each run's best validation epoch unless the last is asked for.
+    assert_eq!(table.epoch, balancelab_shared::EpochChoice::BestValidation);
     let groups: Vec<&str> = table.rows.iter().map(|r| r.group[0].as_str()).collect();
     assert_eq!(groups, ["joint", "mlb"]);
     let mlb = table.rows[1].metrics[0].as_ref().unwrap();

@@ -112,10 +112,11 @@ pub fn config_differences(configs: &[RunConfig]) -> Vec<ConfigDifference> {
 #[serde(rename_all = "snake_case")]
 pub enum EpochChoice {
     /// The last epoch trained.
-    #[default]
     Last,
     /// The epoch with the best validation accuracy of the fused output (ties: lower
     /// validation loss), what papers report; the last epoch for runs without validation.
+    /// The default: a collapse in the last epochs must not decide a comparison silently.
+    #[default]
     BestValidation,
 }
 

@@ -148,7 +148,7 @@ struct ResultsQuery {
     params(
         ("group_by" = Option<String>, Query, description = "config paths, e.g. method.kind,model.fusion"),
         ("metrics" = Option<String>, Query, description = "epoch metric paths, e.g. test.fused"),
-        ("epoch" = Option<EpochChoice>, Query),
+        ("epoch" = Option<EpochChoice>, Query, description = "best_validation (the default) or last"),
         ("runs" = Option<String>, Query, description = "run ids; default: your completed runs"),
         ("format" = Option<String>, Query, description = "json, csv, markdown or latex"),
     ),

@@ -905,12 +905,16 @@ async fn a_sweep_queues_its_grid_in_one_go_with_one_tag() {
         );
     }
 
-    // A named sweep.
-    let named = json!({"base": base, "seeds": [3, 4], "tag": "alpha-study"});
+    // A named sweep; its base holds no validation split out, so its runs get the default
+    // one (results read each run's best validation epoch).
+    let mut without_validation = base.clone();
+    without_validation["validation_fraction"] = json!(0.0);
+    let named = json!({"base": without_validation, "seeds": [3, 4], "tag": "alpha-study"});
     let (status, body) = send(&app, request("POST", "/api/sweeps", named)).await;
     assert_eq!(status, StatusCode::CREATED);
     let runs: Vec<Run> = parse(&body);
     assert!(runs.iter().all(|r| r.tags == ["alpha-study"]));
+    assert!(runs.iter().all(|r| r.config.validation_fraction == 0.1));
 }
 
 #[tokio::test]

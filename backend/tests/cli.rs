@@ -233,14 +233,16 @@ fn a_sweep_trains_its_grid_and_tabulates_the_results() {
         "sweep",
         "methods = [{ kind = \"joint\" }, { kind = \"mlb\", alpha = 0.8 }]\n\
          seeds = [0, 1]\n\
-         [base]\nepochs = 1\n\
+         [base]\nepochs = 1\nvalidation_fraction = 0.0\n\
          [base.dataset]\nkind = \"synthetic\"\ntrain_samples = 256\ntest_samples = 64\n",
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    // Without a validation split the results could not read best validation epochs.
     assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains("base.validation_fraction was 0"),
+        "{stderr}"
     );
     let out = dir.path().join("out");
     let mut runs: Vec<String> = (fs::read_dir(&out).unwrap())
@@ -259,6 +261,8 @@ fn a_sweep_trains_its_grid_and_tabulates_the_results() {
     );
     for run in &runs {
         assert!(out.join(run).join("summary.json").exists(), "{run}");
+        let config = fs::read_to_string(out.join(run).join("config.toml")).unwrap();
+        assert!(config.contains("validation_fraction = 0.1"), "{config}");
     }
     // One row per method, each over its two seeds.
     let markdown = fs::read_to_string(out.join("results.md")).unwrap();

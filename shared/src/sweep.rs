@@ -41,6 +41,22 @@ impl Sweep {
         }
     }
 
+    /// Gives the grid's runs a validation split when the base holds none out
+    /// (`validation_fraction` 0): a sweep's results compare each run at its best validation
+    /// epoch, which a run without one does not have. Returns what it did, for the user.
+    pub fn add_validation_split(&mut self) -> Option<String> {
+        if self.base.validation_fraction > 0.0 {
+            return None;
+        }
+        let fraction = RunConfig::default().validation_fraction;
+        self.base.validation_fraction = fraction;
+        Some(format!(
+            "base.validation_fraction was 0: each run holds out {}% of its training set for \
+             validation, so that the results read each run's best validation epoch",
+            fraction * 100.0
+        ))
+    }
+
     /// How many runs the grid has.
     pub fn run_count(&self) -> usize {
         [self.methods.len(), self.fusions.len(), self.seeds.len()]
@@ -176,6 +192,24 @@ mod tests {
             alpha,
             ..MlbConfig::default()
         })
+    }
+
+    #[test]
+    fn a_sweep_without_a_validation_split_gets_one() {
+        let mut sweep = Sweep::new(RunConfig {
+            validation_fraction: 0.0,
+            ..RunConfig::default()
+        });
+        let said = sweep.add_validation_split().expect("it says what it did");
+        assert!(said.contains("10%"), "{said}");
+        assert!(sweep.configs().iter().all(|c| c.validation_fraction == 0.1));
+        // A split that is set is kept.
+        let mut kept = Sweep::new(RunConfig {
+            validation_fraction: 0.25,
+            ..RunConfig::default()
+        });
+        assert_eq!(kept.add_validation_split(), None);
+        assert_eq!(kept.base.validation_fraction, 0.25);
     }
 
     #[test]

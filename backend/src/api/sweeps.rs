@@ -21,7 +21,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Queues every run of the grid, in one transaction (all or none), seeds varying fastest.
-/// Each run gets the sweep's tag: `sweep-<first run id>` unless the request names one.
+/// Each run gets the sweep's tag: `sweep-<first run id>` unless the request names one. A
+/// base without a validation split (`validation_fraction` 0) gets the default 0.1, since
+/// results compare each run at its best validation epoch.
 #[utoipa::path(
     post,
     path = "/sweeps",
@@ -46,7 +48,9 @@ async fn create(
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Vec<Run>>), ApiError> {
     let project = destination.project(&state, &caller).await?;
-    let sweep: Sweep = body.parse()?;
+    let mut sweep: Sweep = body.parse()?;
+    // What it changed shows in the runs' configurations (and the OpenAPI description).
+    sweep.add_validation_split();
     check_sweep(&sweep, state.environment()).map_err(ApiError::Invalid)?;
     let named = sweep.tag.clone();
     let tag = move |first: i64| vec![named.clone().unwrap_or_else(|| format!("sweep-{first}"))];

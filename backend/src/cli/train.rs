@@ -26,8 +26,11 @@ pub fn read_config(path: &Path, data_dir: Option<&Path>) -> anyhow::Result<RunCo
 /// Reads a sweep (TOML), naming every invalid field as the file does (`methods[1].alpha`).
 fn read_sweep(path: &Path, data_dir: Option<&Path>) -> anyhow::Result<Sweep> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let sweep: Sweep =
+    let mut sweep: Sweep =
         toml::from_str(&text).with_context(|| format!("invalid sweep {}", path.display()))?;
+    if let Some(said) = sweep.add_validation_split() {
+        eprintln!("{}: {said}", path.display());
+    }
     check_sweep(&sweep, here(data_dir)).map_err(|errors| invalid("sweep", path, &errors))?;
     Ok(sweep)
 }

@@ -240,6 +240,22 @@ async function main() {
       { chart: ACCURACY_CHART, test: fused },
     );
     await page.selectOption('#accuracy-split', 'test');
+    // The best validation epoch, which results read by default, is marked on every chart.
+    const summary = await page.locator('dl.config').first().textContent();
+    const bestEpoch = Number(/best validation epoch \((\d+)\)/.exec(summary)?.[1]);
+    assert.ok(bestEpoch >= 1, `no best validation epoch in the summary: ${summary}`);
+    const marks = page.locator('figure.chart g.mark');
+    assert.equal(await marks.count(), 6, 'one mark per epoch chart');
+    const accuracyMark = page.locator(`${ACCURACY_CHART} g.mark`);
+    assert.equal(await accuracyMark.locator('text').textContent(), 'best val.');
+    const bestPoint = page.locator(`${ACCURACY_CHART} circle.point`, {
+      has: page.locator('title', { hasText: new RegExp(`^fused: .* at epoch ${bestEpoch}$`) }),
+    });
+    assert.equal(
+      Number(await accuracyMark.locator('line').getAttribute('x1')),
+      Number(await bestPoint.getAttribute('cx')),
+      `the mark stands at epoch ${bestEpoch}`,
+    );
     await page.screenshot({ path: join(artifacts, '3-completed.png'), fullPage: true });
 
     // Hovering reads every series at the pointer; dragging zooms; both by keyboard too.

@@ -17,10 +17,24 @@ pub(super) fn Plot(
     series: Signal<Vec<Series>>,
     reference: Option<f64>,
     lines_only: bool,
+    mark: MaybeProp<(f64, &'static str)>,
 ) -> impl IntoView {
     let axes = move || {
         let frame = chart.frame.get();
         axes(frame, !lines_only && chart.zoom.get().is_none(), reference)
+    };
+    let mark = move || {
+        let (x, label) = mark.get()?;
+        let frame = chart.frame.get();
+        (frame.x.0..=frame.x.1).contains(&x).then(|| {
+            let px = frame.px(x);
+            view! {
+                <g class="mark">
+                    <line x1=px x2=px y1=TOP y2=HEIGHT - BOTTOM stroke="#5b6573" stroke-dasharray="2 3" />
+                    <text x=px + 4.0 y=TOP + 10.0 font-size="11" fill="#5b6573">{label}</text>
+                </g>
+            }
+        })
     };
     // The series first, then the frame computed from them: an effect checks its sources in
     // the order it read them, and the frame's memo reading a changed series first would
@@ -65,6 +79,7 @@ pub(super) fn Plot(
             </defs>
             <rect x="0" y="0" width=WIDTH height=HEIGHT fill="#ffffff" />
             {axes}
+            {mark}
             <line class="axis" x1=LEFT x2=WIDTH - RIGHT y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM stroke=TEXT />
             <line class="axis" x1=LEFT x2=LEFT y1=TOP y2=HEIGHT - BOTTOM stroke=TEXT />
             <g clip-path=clip_url>{lines}</g>

@@ -72,6 +72,9 @@ pub(crate) fn LineChart(
     /// Lines without a marker per point, for dense series (steps).
     #[prop(optional)]
     lines_only: bool,
+    /// An x to mark with a labelled vertical line, e.g. the best validation epoch.
+    #[prop(optional, into)]
+    mark: MaybeProp<(f64, &'static str)>,
 ) -> impl IntoView {
     let chart = ChartState::new(x_min.unwrap_or(1.0), x_max, series, y_range, reference);
     let (caption, data_chart) = (title.clone(), title.clone());
@@ -95,7 +98,7 @@ pub(crate) fn LineChart(
         <figure class="chart" data-chart=data_chart>
             <figcaption>{caption}</figcaption>
             <div class="plot-area">
-                <Plot chart title=plot_title x_label y_label series reference lines_only />
+                <Plot chart title=plot_title x_label y_label series reference lines_only mark />
                 // The pointer's read-out and the zoom selection are drawn on a layer of
                 // their own: moving them repaints neither the curves nor the axes.
                 <svg class="overlay" viewBox=format!("0 0 {WIDTH} {HEIGHT}") aria-hidden="true">
@@ -172,6 +175,39 @@ mod rendering {
 
         let dense = render(series, true);
         assert_eq!(dense.matches(r#"class="point""#).count(), 0, "lines only");
+    }
+
+    #[test]
+    fn a_marked_x_is_drawn_with_its_label_inside_the_frame_only() {
+        let series = vec![Series {
+            label: "fused".into(),
+            color: FUSED_COLOR,
+            points: vec![(1.0, 0.5), (2.0, 0.7), (3.0, 0.6)],
+            ..Series::default()
+        }];
+        let with_mark = |x: f64| {
+            let owner = Owner::new();
+            let series = series.clone();
+            owner.with(|| {
+                view! {
+                    <LineChart title="Accuracy" x_label="epoch" y_label="accuracy"
+                        series=Signal::stored(series) x_max=Signal::stored(10.0)
+                        mark=Signal::stored(Some((x, "best val."))) />
+                }
+                .to_html()
+            })
+        };
+        let html = with_mark(2.0);
+        assert_eq!(html.matches(r#"class="mark""#).count(), 1, "{html}");
+        assert!(html.contains(">best val.</text>"), "{html}");
+        assert!(
+            !with_mark(11.0).contains(r#"class="mark""#),
+            "beyond the x axis"
+        );
+        assert!(
+            !render(series, false).contains(r#"class="mark""#),
+            "none asked for"
+        );
     }
 
     #[test]

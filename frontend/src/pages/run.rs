@@ -204,6 +204,14 @@ fn EpochCharts(
             points: epochs.with(|l| l.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
         }]
     });
+    // The epoch results read by default, marked on every chart (runs with a validation split).
+    let best = Signal::derive(move || {
+        epochs.with(|list| {
+            let best = EpochChoice::BestValidation.pick(list)?;
+            best.validation.as_ref()?;
+            Some((f64::from(best.epoch), "best val."))
+        })
+    });
     view! {
         <div class="run-filters">
             <QuerySelect id="accuracy-split" label="Accuracy on" key="split"
@@ -212,18 +220,18 @@ fn EpochCharts(
         </div>
         <section class="charts">
             <LineChart title="Gradient coefficient k per modality" x_label="epoch"
-                y_label="k (mean over the epoch)" series=coefficients x_max=planned reference=1.0 />
+                y_label="k (mean over the epoch)" series=coefficients x_max=planned reference=1.0 mark=best />
             <LineChart title="Accuracy: fused output and each unimodal head" x_label="epoch"
-                y_label="accuracy" series=accuracy x_max=planned y_range=(0.0, 1.0) />
+                y_label="accuracy" series=accuracy x_max=planned y_range=(0.0, 1.0) mark=best />
             <LineChart title="Confidence s on the true class per modality" x_label="epoch"
-                y_label="s (mean over the epoch)" series=confidences x_max=planned y_range=(0.0, 1.0) />
+                y_label="s (mean over the epoch)" series=confidences x_max=planned y_range=(0.0, 1.0) mark=best />
             <LineChart title="Solo accuracy: the fused output seeing one modality (others zeroed)"
                 x_label="epoch" y_label="accuracy (validation split)" series=solo x_max=planned
-                y_range=(0.0, 1.0) />
+                y_range=(0.0, 1.0) mark=best />
             <LineChart title="Gradient norm per modality (after balancing)" x_label="epoch"
-                y_label="L2 norm (mean over the epoch)" series=gradient_norms x_max=planned />
+                y_label="L2 norm (mean over the epoch)" series=gradient_norms x_max=planned mark=best />
             <LineChart title="Training loss (the method's objective)" x_label="epoch"
-                y_label="loss (mean over the epoch)" series=loss x_max=planned />
+                y_label="loss (mean over the epoch)" series=loss x_max=planned mark=best />
         </section>
     }
 }

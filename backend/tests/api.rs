@@ -656,6 +656,15 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
         error.fields[0].message.contains("at most 1000000"),
         "{error:?}"
     );
+    // One run's series are bounded alike: each `[*]` counts as 16 series.
+    let wide = vec!["step.coefficients[*]"; 7].join(",");
+    let uri = format!("/api/runs/{}/metrics?keys={wide}&points=10000", ids[0]);
+    let (status, error): (_, ErrorBody) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        error.fields[0].message.contains("counts as 16"),
+        "{error:?}"
+    );
     let (status, _): (_, ErrorBody) =
         get(&app, "/api/compare/metrics?runs=999&keys=step.loss").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

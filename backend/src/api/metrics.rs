@@ -269,7 +269,7 @@ async fn series(
 ) -> Result<Json<Vec<MetricSeries>>, ApiError> {
     let request = SeriesRequest::new(&params.keys, params.points, params.x);
     reader.run(&state.store, id).await?;
-    request.refuse_oversized()?;
+    request.refuse_oversized(1)?;
     Ok(Json(request.read(&state, id).await?))
 }
 
@@ -312,25 +312,7 @@ async fn compare_series(
     for &id in &ids {
         caller.run(&state.store, id, Role::Viewer).await?;
     }
-    request.refuse_oversized()?;
-    let series = (request.keys.iter())
-        .map(|k| match k.contains(WILDCARD) {
-            true => MAX_WILDCARD_INDICES,
-            false => 1,
-        })
-        .sum::<usize>();
-    let asked = ids.len() * series * request.points;
-    if asked > MAX_BATCH_POINTS {
-        let message = format!(
-            "{} runs x {series} series x {} points is {asked} points (a key with [*] counts as \
-             {MAX_WILDCARD_INDICES}); at most {MAX_BATCH_POINTS} per request",
-            ids.len(),
-            request.points
-        );
-        let mut errors = request.problems.clone();
-        errors.push(FieldError::new("points", message));
-        return Err(ApiError::Invalid(errors));
-    }
+    request.refuse_oversized(ids.len())?;
     // Two runs read at once: one waits on the store while the other parses.
     let reads = ids.iter().copied().map(|id| request.read_each(&state, id));
     let all = futures_util::stream::iter(reads)
@@ -366,12 +348,31 @@ impl<'a> SeriesRequest<'a> {
         }
     }
 
-    /// Refused before any run is read: too many keys would each hold a series.
-    fn refuse_oversized(&self) -> Result<(), ApiError> {
-        match self.keys.len() > MAX_KEYS {
-            true => Err(ApiError::Invalid(self.problems.clone())),
-            false => Ok(()),
+    /// Refused before any of `runs` runs is read: too many keys, or more points in all than
+    /// an answer may hold (each key's series is held while the steps are read, then the
+    /// answer whole).
+    fn refuse_oversized(&self, runs: usize) -> Result<(), ApiError> {
+        if self.keys.len() > MAX_KEYS {
+            return Err(ApiError::Invalid(self.problems.clone()));
         }
+        let series = (self.keys.iter())
+            .map(|k| match k.contains(WILDCARD) {
+                true => MAX_WILDCARD_INDICES,
+                false => 1,
+            })
+            .sum::<usize>();
+        let asked = runs * series * self.points;
+        if asked <= MAX_BATCH_POINTS {
+            return Ok(());
+        }
+        let message = format!(
+            "{runs} runs x {series} series x {} points is {asked} points (a key with [*] \
+             counts as {MAX_WILDCARD_INDICES}); at most {MAX_BATCH_POINTS} per request",
+            self.points
+        );
+        let mut errors = self.problems.clone();
+        errors.push(FieldError::new("points", message));
+        Err(ApiError::Invalid(errors))
     }
 
     /// Run `id`'s series, one per key (one per index for a key with `[*]`); keys it does not

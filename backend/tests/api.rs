@@ -657,7 +657,7 @@ async fn runs_are_compared_and_tabulated_like_a_paper() {
         "{error:?}"
     );
     // One run's series are bounded alike: each `[*]` counts as 16 series.
-    let wide = vec!["step.coefficients[*]"; 7].join(",");
+    let wide = ["step.coefficients[*]"; 7].join(",");
     let uri = format!("/api/runs/{}/metrics?keys={wide}&points=10000", ids[0]);
     let (status, error): (_, ErrorBody) = get(&app, &uri).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -25,7 +25,7 @@ pub use config::{
     AgmConfig, AvDigitsConfig, AvDigitsSplit, AveConfig, CremaDConfig, CremaDSplit, DatasetConfig,
     FieldError, MethodConfig, MethodKind, MfeatConfig, MfeatView, MlbConfig, MmCosineConfig,
     MslrConfig, MultiLossConfig, OgmConfig, OgmRatio, OnDivergence, PmrConfig, RunConfig,
-    SplitConfig, SyntheticConfig, Ucf101Config, Ucf101Modalities, FSDD_SPEAKERS,
+    SplitConfig, SyntheticConfig, Ucf101Config, Ucf101Modalities, UnimodalConfig, FSDD_SPEAKERS,
 };
 pub use device::{ComputeDevice, Precision};
 pub use metrics::{EpochMetrics, SplitScores, StepMetrics};
@@ -34,8 +34,8 @@ pub use model::{
 };
 pub use optim::{AdamConfig, CoefficientTarget, OptimizerConfig, ScheduleConfig, SgdConfig};
 pub use results::{
-    config_differences, results_table, ConfigDifference, EpochChoice, ResultsRow, ResultsTable,
-    RunResult, Summary,
+    config_differences, method_columns, results_table, ConfigDifference, EpochChoice, ResultsRow,
+    ResultsTable, RunResult, Summary,
 };
 pub use series::{downsample, smooth, Downsampler, MetricSeries, SeriesPoint, XAxis};
 pub use sweep::Sweep;

@@ -218,6 +218,17 @@ impl<'a> RunResult<'a> {
     }
 }
 
+/// The fields that tell runs' methods apart in a results table: `method.kind`, and
+/// `method.modality` when a run trains one modality alone (else the unimodal runs of
+/// different modalities would share a row).
+pub fn method_columns<'a>(configs: impl IntoIterator<Item = &'a RunConfig>) -> Vec<String> {
+    let mut columns = vec!["method.kind".to_owned()];
+    if (configs.into_iter()).any(|c| matches!(c.method, crate::MethodConfig::Unimodal(_))) {
+        columns.push("method.modality".to_owned());
+    }
+    columns
+}
+
 /// Groups runs by the values of the `group_by` fields and summarises each metric of the
 /// chosen epoch per group; rows in order of their group values. Runs without any epoch are
 /// left out. A field or metric that no run has is an error naming it.
@@ -388,6 +399,36 @@ mod tests {
                 .epoch,
             2
         );
+    }
+
+    #[test]
+    fn unimodal_runs_are_told_apart_by_their_modality() {
+        let alone = |modality| RunConfig {
+            method: crate::MethodConfig::Unimodal(crate::UnimodalConfig { modality }),
+            ..RunConfig::default()
+        };
+        let plain = RunConfig::default();
+        assert_eq!(method_columns([&plain]), ["method.kind"]);
+        let (a, b) = (alone(0), alone(1));
+        assert_eq!(
+            method_columns([&plain, &a, &b]),
+            ["method.kind", "method.modality"]
+        );
+        let epochs = [epoch(1, None, 0.5)];
+        let runs: Vec<RunResult> = [&plain, &a, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| RunResult {
+                id: i as i64,
+                config,
+                epochs: &epochs,
+            })
+            .collect();
+        let group_by = method_columns([&plain, &a, &b]);
+        let table =
+            results_table(&runs, &group_by, &["test.fused".into()], EpochChoice::Last).unwrap();
+        let groups: Vec<Vec<String>> = table.rows.iter().map(|r| r.group.clone()).collect();
+        assert_eq!(groups, [["mlb", "-"], ["unimodal", "0"], ["unimodal", "1"]]);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use balancelab_shared::{
-    config_differences, results_table, Comparison, EpochChoice, EpochMetrics, FieldError,
-    ResultsTable, Role, Run, RunQuery, RunResult, RunStatus,
+    config_differences, method_columns, results_table, Comparison, EpochChoice, EpochMetrics,
+    FieldError, ResultsTable, Role, Run, RunQuery, RunResult, RunStatus,
 };
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -146,7 +146,7 @@ struct ResultsQuery {
     operation_id = "results_table",
     tag = "results",
     params(
-        ("group_by" = Option<String>, Query, description = "config paths, e.g. method.kind,model.fusion"),
+        ("group_by" = Option<String>, Query, description = "config paths, e.g. method.kind,model.fusion; default method.kind (and method.modality when a run is unimodal)"),
         ("metrics" = Option<String>, Query, description = "epoch metric paths, e.g. test.fused"),
         ("epoch" = Option<EpochChoice>, Query, description = "best_validation (the default) or last"),
         ("runs" = Option<String>, Query, description = "run ids; default: your completed runs"),
@@ -183,7 +183,10 @@ async fn results(
             epochs,
         })
         .collect();
-    let group_by = list(params.group_by.as_deref().unwrap_or("method.kind"));
+    let group_by = match params.group_by.as_deref() {
+        Some(fields) => list(fields),
+        None => method_columns(runs.iter().map(|run| &run.config)),
+    };
     let metrics = list(params.metrics.as_deref().unwrap_or("test.fused"));
     let table =
         results_table(&inputs, &group_by, &metrics, params.epoch).map_err(ApiError::Invalid)?;

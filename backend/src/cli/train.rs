@@ -9,7 +9,8 @@ use balancelab::check::{check_run, check_sweep, Environment};
 use balancelab::engine::{CancelToken, Checkpoint, Checkpointing, TrainingEvent};
 use balancelab::results_table::{to_csv, to_markdown};
 use balancelab_shared::{
-    results_table, EpochChoice, EpochMetrics, FieldError, RunConfig, RunResult, Sweep,
+    method_columns, results_table, EpochChoice, EpochMetrics, FieldError, MethodConfig, RunConfig,
+    RunResult, Sweep,
 };
 
 use super::progress::ProgressReporter;
@@ -56,10 +57,13 @@ pub fn sweep(path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result
     let configs = sweep.configs();
     let mut trained = Vec::with_capacity(configs.len());
     for (i, config) in configs.iter().enumerate() {
+        let method = match &config.method {
+            MethodConfig::Unimodal(alone) => format!("unimodal{}", alone.modality),
+            other => other.name().to_owned(),
+        };
         let name = format!(
-            "{:02}-{}-{}-seed{}",
+            "{:02}-{method}-{}-seed{}",
             i + 1,
-            config.method.name(),
             config.model.fusion.name(),
             config.seed
         );
@@ -73,7 +77,8 @@ pub fn sweep(path: &Path, out: &Path, data_dir: Option<&Path>) -> anyhow::Result
     let metrics: Vec<String> = std::iter::once("test.fused".to_owned())
         .chain((0..modalities).map(|m| format!("test.unimodal[{m}]")))
         .collect();
-    let group_by = ["method.kind".to_owned(), "model.fusion".to_owned()];
+    let mut group_by = method_columns(&configs);
+    group_by.push("model.fusion".to_owned());
     let table = results_table(&runs, &group_by, &metrics, EpochChoice::BestValidation)
         .map_err(|errors| anyhow::anyhow!("results table: {errors:?}"))?;
     let markdown = to_markdown(&table);

@@ -3,8 +3,8 @@
 //! (`/compare?runs=3,4,7`), so the view can be shared and survives a reload.
 
 use balancelab_shared::{
-    results_table, Comparison, EpochChoice, EpochMetrics, MetricSeries, ResultsTable, RunDetail,
-    RunResult,
+    method_columns, results_table, Comparison, EpochChoice, EpochMetrics, MetricSeries,
+    ResultsTable, RunDetail, RunResult,
 };
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -15,8 +15,6 @@ use super::step_curves::{StepView, StepViewControls};
 use crate::api::{self, ApiFailure};
 use crate::chart::{LineChart, Series, DASHES, MODALITY_COLORS};
 
-/// What the results table groups by and reports (query parameters of `/api/results`).
-const GROUP_BY: &str = "method.kind,model.fusion";
 /// Points per series the step overlay asks for, at most, and its points per chart in all:
 /// 50 runs overlaid get 200 each (100 buckets' extremes), a few runs the full 500.
 const STEP_POINTS: usize = 500;
@@ -380,6 +378,10 @@ fn ResultsSection(details: Vec<RunDetail>, modalities: Vec<String>) -> impl Into
     // The table the server's /api/results gives, made here from the epochs already loaded
     // (the same shared function): the switch between epochs asks the server nothing.
     let ids: Vec<i64> = details.iter().map(|d| d.run.id).collect();
+    // Rows by method (unimodal runs by their modality too) and fusion.
+    let mut group_by = method_columns(details.iter().map(|d| &d.run.config));
+    group_by.push("model.fusion".to_owned());
+    let group_list = group_by.join(",");
     let table = {
         let metrics = metrics.clone();
         Memo::new(move |_| {
@@ -394,7 +396,6 @@ fn ResultsSection(details: Vec<RunDetail>, modalities: Vec<String>) -> impl Into
                     epochs: &d.epochs,
                 })
                 .collect();
-            let group_by: Vec<String> = GROUP_BY.split(',').map(str::to_owned).collect();
             results_table(&runs, &group_by, &metrics, choice).map_err(|errors| {
                 (errors.iter().map(|e| format!("{}: {}", e.field, e.message)))
                     .collect::<Vec<_>>()
@@ -406,7 +407,7 @@ fn ResultsSection(details: Vec<RunDetail>, modalities: Vec<String>) -> impl Into
     let exports = move || {
         let query = api::ResultsQuery {
             ids: &ids,
-            group_by: GROUP_BY,
+            group_by: &group_list,
             metrics: &metrics,
             epoch: epoch.get(),
         };

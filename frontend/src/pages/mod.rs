@@ -88,6 +88,7 @@ fn in_place() -> NavigateOptions {
 fn method_and_settings(method: &MethodConfig) -> String {
     let label = MethodKind::from(method).label();
     match method {
+        MethodConfig::Unimodal(alone) => format!("{label} (modality {})", alone.modality),
         MethodConfig::Joint | MethodConfig::MultiLoss(_) | MethodConfig::Mslr(_) => label.into(),
         MethodConfig::Mlb(mlb) => match mlb.beta {
             Some(beta) => format!("{label} (alpha {}, beta {beta})", mlb.alpha),

@@ -499,6 +499,7 @@ mod tests {
         assert_eq!(
             values,
             [
+                "unimodal",
                 "joint",
                 "multi_loss",
                 "mlb",
@@ -509,6 +510,6 @@ mod tests {
                 "pmr"
             ]
         );
-        assert_eq!(options[3].1, "OGM-GE / OGM");
+        assert_eq!(options[4].1, "OGM-GE / OGM");
     }
 }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MethodConfig {
+    /// One modality alone: its encoder and head trained on their cross-entropy, the head's
+    /// output standing for the fused one; the papers' unimodal rows.
+    Unimodal(UnimodalConfig),
     /// Cross-entropy of the fused output only. Unimodal heads are trained as linear probes
     /// on detached features, so they measure each encoder without steering it.
     Joint,
@@ -40,6 +43,7 @@ impl MethodConfig {
     /// The `kind` tag, as in the JSON and TOML forms (`mlb`).
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Unimodal(_) => "unimodal",
             Self::Joint => "joint",
             Self::MultiLoss(_) => "multi_loss",
             Self::Mlb(_) => "mlb",
@@ -56,6 +60,8 @@ impl MethodConfig {
 /// OGM apart (one kind, generalisation enhancement on or off) as the papers name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MethodKind {
+    /// [`MethodConfig::Unimodal`].
+    Unimodal,
     /// [`MethodConfig::Joint`].
     Joint,
     /// [`MethodConfig::MultiLoss`].
@@ -78,7 +84,8 @@ pub enum MethodKind {
 
 impl MethodKind {
     /// Every method, the baselines first: the order choice lists show them in.
-    pub const ALL: [MethodKind; 9] = [
+    pub const ALL: [MethodKind; 10] = [
+        Self::Unimodal,
         Self::Joint,
         Self::MultiLoss,
         Self::Mlb,
@@ -107,6 +114,7 @@ impl MethodKind {
     /// Its name for people, as tables and legends show it: `joint`, `MLB`, `OGM-GE`.
     pub fn label(self) -> &'static str {
         match self {
+            Self::Unimodal => "unimodal",
             Self::Joint => "joint",
             Self::MultiLoss => "multi-loss",
             Self::Mlb => "MLB",
@@ -122,6 +130,7 @@ impl MethodKind {
     /// What it does, in a few words, for a list to choose from.
     pub fn summary(self) -> &'static str {
         match self {
+            Self::Unimodal => "one modality alone",
             Self::Joint => "fused loss only",
             Self::MultiLoss => "fused + unimodal heads",
             Self::Mlb => "multi-loss + gradient balancing",
@@ -138,6 +147,7 @@ impl MethodKind {
 impl From<&MethodConfig> for MethodKind {
     fn from(method: &MethodConfig) -> Self {
         match method {
+            MethodConfig::Unimodal(_) => Self::Unimodal,
             MethodConfig::Joint => Self::Joint,
             MethodConfig::MultiLoss(_) => Self::MultiLoss,
             MethodConfig::Mlb(_) => Self::Mlb,
@@ -155,6 +165,7 @@ impl From<&MethodConfig> for MethodKind {
 impl From<MethodKind> for MethodConfig {
     fn from(kind: MethodKind) -> Self {
         match kind {
+            MethodKind::Unimodal => Self::Unimodal(UnimodalConfig::default()),
             MethodKind::Joint => Self::Joint,
             MethodKind::MultiLoss => Self::MultiLoss(MultiLossConfig::default()),
             MethodKind::Mlb => Self::Mlb(MlbConfig::default()),
@@ -168,6 +179,15 @@ impl From<MethodKind> for MethodConfig {
             MethodKind::Pmr => Self::Pmr(PmrConfig::default()),
         }
     }
+}
+
+/// Which modality a unimodal run trains alone.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct UnimodalConfig {
+    /// The modality's position in the dataset, from 0.
+    pub modality: usize,
 }
 
 /// L = fused_weight CE(f, y) + sum_m unimodal_weights[m] CE(u_m, y).

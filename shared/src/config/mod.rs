@@ -15,7 +15,7 @@ pub use dataset::{
 };
 pub use method::{
     AgmConfig, MethodConfig, MethodKind, MlbConfig, MmCosineConfig, MslrConfig, MultiLossConfig,
-    OgmConfig, OgmRatio, PmrConfig,
+    OgmConfig, OgmRatio, PmrConfig, UnimodalConfig,
 };
 pub use run::{OnDivergence, RunConfig};
 pub use validation::FieldError;

@@ -215,6 +215,17 @@ impl RunConfig {
             }
         };
         match &self.method {
+            MethodConfig::Unimodal(alone) => {
+                if alone.modality >= modalities {
+                    c.error(
+                        "method.modality",
+                        &format!(
+                            "the dataset has {modalities} modalities, numbered from 0: got {}",
+                            alone.modality
+                        ),
+                    );
+                }
+            }
             MethodConfig::Joint => {}
             MethodConfig::MultiLoss(ml) => {
                 c.range("method.fused_weight", ml.fused_weight, 0.0, 100.0);
@@ -402,6 +413,21 @@ mod tests {
             ..RunConfig::default()
         };
         assert_eq!(config.validate().unwrap_err()[0].field, "method.kind");
+    }
+
+    #[test]
+    fn a_unimodal_run_names_a_modality_the_dataset_has() {
+        let alone = |modality: usize| -> RunConfig {
+            serde_json::from_value(serde_json::json!({
+                "method": {"kind": "unimodal", "modality": modality},
+                "dataset": {"kind": "synthetic", "noise": [1, 2, 3]}
+            }))
+            .unwrap()
+        };
+        assert!(alone(2).validate().is_ok());
+        let errors = alone(3).validate().unwrap_err();
+        assert_eq!(errors[0].field, "method.modality");
+        assert!(errors[0].message.contains("3 modalities"), "{errors:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! backward and the optimiser step. Which parameters it touches is decided from their
 //! recorded [`Owner`] and [`Role`], never from their names.
 //!
+//! - [`unimodal`]: one modality's encoder and head alone (the papers' unimodal rows).
 //! - [`joint`]: the fused loss alone, the unimodal heads as probes (the baseline).
 //! - [`multi_loss`]: the fused loss plus every unimodal head's.
 //! - [`mlb`]: multi-loss with the coefficients k_m of Kontras et al. (BMVC 2024).
@@ -25,6 +26,7 @@ pub mod mslr;
 pub mod multi_loss;
 pub mod ogm;
 pub mod pmr;
+pub mod unimodal;
 
 #[cfg(test)]
 mod fixtures;
@@ -123,6 +125,7 @@ pub fn balancer(
     modalities: usize,
 ) -> Box<dyn Balancer> {
     match method {
+        MethodConfig::Unimodal(_) => Box::new(unimodal::Unimodal),
         MethodConfig::Joint | MethodConfig::MmCosine(_) => Box::new(joint::Joint),
         MethodConfig::MultiLoss(config) => Box::new(multi_loss::MultiLoss(config.clone())),
         MethodConfig::Mlb(config) => Box::new(mlb::Mlb::new(config.clone(), target)),

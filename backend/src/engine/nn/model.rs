@@ -45,6 +45,8 @@ pub struct MultimodalModel {
     heads: Vec<Linear>,
     fusion: Fusion,
     fusion_kind: FusionKind,
+    /// The modality whose head's logits are the fused output ([`MultimodalModel::alone`]).
+    alone: Option<usize>,
 }
 
 impl MultimodalModel {
@@ -75,7 +77,14 @@ impl MultimodalModel {
             heads,
             fusion,
             fusion_kind: config.fusion,
+            alone: None,
         })
+    }
+
+    /// The model of a unimodal run: modality `m`'s head, trained on its encoder's features,
+    /// gives the fused output, and the fusion is left out.
+    pub fn alone(self, m: Option<usize>) -> Self {
+        Self { alone: m, ..self }
     }
 
     /// Each encoder's features z_m.
@@ -85,9 +94,31 @@ impl MultimodalModel {
             .collect()
     }
 
+    /// A unimodal run's outputs: head `alone`'s logits are the fused output (the only path
+    /// a gradient takes); every head's logits, its own included, are detached bookkeeping,
+    /// the others' heads probes of their encoders.
+    fn forward_alone(&self, alone: usize, features: Vec<Tensor>) -> Result<Outputs> {
+        let fused = self.heads[alone].forward(&features[alone])?;
+        let unimodal = (features.iter().zip(&self.heads).enumerate())
+            .map(|(m, (z, head))| match m == alone {
+                true => Ok(fused.detach()),
+                false => head.forward(&z.detach()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Outputs {
+            unimodal,
+            fused,
+            fusion_parts: None,
+            features,
+        })
+    }
+
     /// Fused and unimodal logits of a batch, one input per modality.
     pub fn forward(&self, inputs: &[Tensor], pass: Pass) -> Result<Outputs> {
         let features = self.features(inputs, pass.train)?;
+        if let Some(alone) = self.alone {
+            return self.forward_alone(alone, features);
+        }
         let decision = self.fusion_kind == FusionKind::Decision;
         let mut unimodal = Vec::with_capacity(features.len());
         for (z, head) in features.iter().zip(&self.heads) {

@@ -42,13 +42,18 @@ impl Session {
             MethodConfig::MmCosine(c) => Some(c.scale),
             _ => None,
         };
+        let alone = match &config.method {
+            MethodConfig::Unimodal(u) => Some(u.modality),
+            _ => None,
+        };
         let model = MultimodalModel::new(
             &mut store,
             &config.model,
             input_shapes,
             classes,
             cosine_scale,
-        )?;
+        )?
+        .alone(alone);
         let optimizer = Optimizer::new(&config.optimizer, &store);
         let balancer = balancer(
             &config.method,

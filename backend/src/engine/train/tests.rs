@@ -106,6 +106,33 @@ fn unbalanced_methods_keep_unit_coefficients() {
 }
 
 #[test]
+fn a_unimodal_run_trains_its_modality_alone() {
+    use balancelab_shared::UnimodalConfig;
+    let alone = |modality| {
+        let mut config = small(MethodConfig::Unimodal(UnimodalConfig { modality }));
+        config.epochs = 2;
+        epochs(&events(&config))
+    };
+    let (first, second) = (alone(0), alone(1));
+    for (m, run) in [(0, &first), (1, &second)] {
+        for e in run {
+            // The head's output is the fused one, on every split.
+            assert_eq!(e.test.fused, e.test.unimodal[m], "{e:?}");
+            assert_eq!(e.test.fused_macro_f1, e.test.unimodal_macro_f1[m], "{e:?}");
+        }
+    }
+    // The noisier modality alone learns less, and each run's other head probes an encoder
+    // nothing trained (8 classes: chance is 12.5%).
+    let (last0, last1) = (first.last().unwrap(), second.last().unwrap());
+    assert!(
+        last0.test.fused > last1.test.fused + 0.1,
+        "{last0:?} {last1:?}"
+    );
+    assert!(last0.test.fused > 0.5, "{last0:?}");
+    assert_eq!(last0.coefficients, [1.0, 1.0]);
+}
+
+#[test]
 fn learns_and_is_reproducible_for_a_seed() {
     let config = small(MethodConfig::MultiLoss(Default::default()));
     let a = epochs(&events(&config));
@@ -221,6 +248,7 @@ fn every_method_and_fusion_trains() {
         MethodConfig::Mslr(Default::default()),
         MethodConfig::MmCosine(Default::default()),
         MethodConfig::Pmr(Default::default()),
+        MethodConfig::Unimodal(Default::default()),
     ];
     for method in methods {
         let fusions: &[FusionKind] = match method {

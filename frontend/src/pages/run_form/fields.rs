@@ -2,8 +2,8 @@
 //! from, the sweep's axes, and the parsing of both into what is sent.
 
 use balancelab_shared::{
-    ComputeDevice, DatasetConfig, FieldError, FusionKind, MethodKind, Precision, RunConfig, Sweep,
-    SyntheticConfig,
+    ComputeDevice, DatasetConfig, FieldError, FusionKind, MethodConfig, MethodKind, Precision,
+    RunConfig, Sweep, SyntheticConfig, UnimodalConfig,
 };
 use leptos::prelude::*;
 
@@ -28,6 +28,8 @@ pub(super) struct FormFields {
     pub(super) noise: RwSignal<String>,
     pub(super) method: RwSignal<MethodKind>,
     pub(super) alpha: RwSignal<String>,
+    /// The modality a unimodal run trains alone.
+    pub(super) modality: RwSignal<usize>,
     pub(super) fusion: RwSignal<String>,
     pub(super) epochs: RwSignal<String>,
     pub(super) batch_size: RwSignal<String>,
@@ -41,13 +43,14 @@ pub(super) struct FormFields {
 }
 
 /// The fields the form shows: errors for others are listed under it.
-pub(super) const SHOWN_FIELDS: [&str; 14] = [
+pub(super) const SHOWN_FIELDS: [&str; 15] = [
     "seeds",
     "dataset.kind",
     "dataset.noise",
     "method",
     "method.kind",
     "method.alpha",
+    "method.modality",
     "model.fusion",
     "epochs",
     "batch_size",
@@ -75,6 +78,7 @@ impl FormFields {
             noise: text(),
             method: RwSignal::new(MethodKind::from(&RunConfig::default().method)),
             alpha: text(),
+            modality: RwSignal::new(0),
             fusion: text(),
             epochs: text(),
             batch_size: text(),
@@ -99,6 +103,10 @@ impl FormFields {
         self.noise.set(list_text(&noise));
         self.method.set(MethodKind::from(&config.method));
         self.alpha.set(alpha_of(&config.method).to_string());
+        self.modality.set(match &config.method {
+            MethodConfig::Unimodal(alone) => alone.modality,
+            _ => 0,
+        });
         self.fusion.set(config.model.fusion.name().to_owned());
         self.epochs.set(config.epochs.to_string());
         self.batch_size.set(config.batch_size.to_string());
@@ -110,6 +118,21 @@ impl FormFields {
         self.precision.set(config.precision);
         self.parts.load(&config);
         self.loaded.set(config);
+    }
+
+    /// The modalities of the dataset the form names, in model order: what a unimodal run
+    /// may train (synthetic data has one per noise level typed so far).
+    pub(super) fn modality_names(self) -> Vec<String> {
+        let mut dataset = dataset_of(&self.dataset.get(), &self.loaded.get().dataset);
+        if let DatasetConfig::Synthetic(synthetic) = &mut dataset {
+            let noise: Result<Vec<f64>, _> = (self.noise.get().split(','))
+                .map(|n| n.trim().parse::<f64>())
+                .collect();
+            if let Ok(noise) = noise {
+                synthetic.noise = noise;
+            }
+        }
+        dataset.modality_names()
     }
 
     /// The configuration the form describes, or every field that is wrong (checked with
@@ -184,9 +207,13 @@ impl FormFields {
         let fusion = (FusionKind::ALL.into_iter())
             .find(|f| f.name() == self.fusion.get())
             .unwrap_or(loaded.model.fusion);
+        let mut method = method_with(method, alpha, &loaded.method);
+        if let MethodConfig::Unimodal(alone) = &mut method {
+            alone.modality = self.modality.get();
+        }
         let mut config = RunConfig {
             dataset,
-            method: method_with(method, alpha, &loaded.method),
+            method,
             epochs: u32::try_from(epochs).unwrap_or(u32::MAX),
             batch_size: u32::try_from(batch_size).unwrap_or(u32::MAX),
             learning_rate,
@@ -238,15 +265,22 @@ impl SweepFields {
             || self.seeds.with(|s| !s.trim().is_empty())
     }
 
-    /// The sweep over `base` (methods take the form's alpha), or why the seeds are wrong.
+    /// The sweep over `base` (methods take the form's alpha; unimodal is one run per
+    /// modality, as papers' tables have a row each), or why the seeds are wrong.
     pub(super) fn to_sweep(self, base: RunConfig, alpha: f64) -> Result<Sweep, FieldError> {
         let seeds = self.seeds.get();
         let seeds: Vec<u64> = (seeds.split(',').map(str::trim).filter(|s| !s.is_empty()))
             .map(str::parse)
             .collect::<Result<_, _>>()
             .map_err(|_| FieldError::new("seeds", "whole numbers separated by commas"))?;
+        let modalities = base.dataset.modalities();
         let methods = (self.methods.get().into_iter())
-            .map(|kind| method_with(kind, alpha, &base.method))
+            .flat_map(|kind| match kind {
+                MethodKind::Unimodal => (0..modalities)
+                    .map(|modality| MethodConfig::Unimodal(UnimodalConfig { modality }))
+                    .collect(),
+                _ => vec![method_with(kind, alpha, &base.method)],
+            })
             .collect();
         let fusions = (FusionKind::ALL.into_iter())
             .filter(|f| self.fusions.with(|chosen| chosen.contains(f)))
@@ -353,6 +387,41 @@ mod tests {
             assert!(
                 matches!(config.method, MethodConfig::Agm(AgmConfig { alpha, .. }) if alpha == 0.5)
             );
+        });
+    }
+
+    #[test]
+    fn a_unimodal_run_names_its_modality_and_a_sweep_takes_each() {
+        in_owner(|| {
+            let fields = FormFields::new();
+            fields.noise.set("1, 2, 4".into());
+            assert_eq!(
+                fields.modality_names().len(),
+                3,
+                "one per noise level typed"
+            );
+            fields.method.set(MethodKind::Unimodal);
+            fields.modality.set(2);
+            let config = fields.to_config().unwrap();
+            assert_eq!(
+                config.method,
+                MethodConfig::Unimodal(UnimodalConfig { modality: 2 })
+            );
+            // Loaded back, the form shows it.
+            fields.load(RunConfig::default());
+            assert_eq!(fields.modality.get(), 0);
+            fields.load(config.clone());
+            assert_eq!(fields.modality.get(), 2);
+
+            let sweep = SweepFields::new();
+            toggle(sweep.methods, MethodKind::Unimodal, true);
+            toggle(sweep.methods, MethodKind::Joint, true);
+            let grid = sweep.to_sweep(config, 0.8).unwrap();
+            let unimodal: Vec<&MethodConfig> = (grid.methods.iter())
+                .filter(|m| matches!(m, MethodConfig::Unimodal(_)))
+                .collect();
+            assert_eq!(unimodal.len(), 3, "one unimodal run per modality");
+            assert_eq!(grid.run_count(), 4);
         });
     }
 

@@ -43,7 +43,8 @@ fn alpha(method: &MethodConfig) -> Option<f64> {
         | MethodConfig::Ogm(OgmConfig { alpha, .. })
         | MethodConfig::Agm(AgmConfig { alpha, .. })
         | MethodConfig::Pmr(PmrConfig { alpha }) => Some(*alpha),
-        MethodConfig::Joint
+        MethodConfig::Unimodal(_)
+        | MethodConfig::Joint
         | MethodConfig::MultiLoss(_)
         | MethodConfig::Mslr(_)
         | MethodConfig::MmCosine(_) => None,
@@ -57,7 +58,8 @@ fn alpha_mut(method: &mut MethodConfig) -> Option<&mut f64> {
         | MethodConfig::Ogm(OgmConfig { alpha, .. })
         | MethodConfig::Agm(AgmConfig { alpha, .. })
         | MethodConfig::Pmr(PmrConfig { alpha }) => Some(alpha),
-        MethodConfig::Joint
+        MethodConfig::Unimodal(_)
+        | MethodConfig::Joint
         | MethodConfig::MultiLoss(_)
         | MethodConfig::Mslr(_)
         | MethodConfig::MmCosine(_) => None,

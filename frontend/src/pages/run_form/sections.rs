@@ -173,6 +173,12 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
         }
     };
     let choose_fusion = move |ev| fields.fusion.set(event_target_value(&ev));
+    let choose_modality = move |ev| {
+        // Every option is a modality's position.
+        if let Ok(m) = event_target_value(&ev).parse() {
+            fields.modality.set(m);
+        }
+    };
     view! {
         <label class="field wide">
             <span>"Method"</span>
@@ -184,6 +190,22 @@ pub(super) fn MethodFields(fields: FormFields, errors: RwSignal<Vec<FieldError>>
         </label>
         <Show when=move || uses_alpha(fields.method.get())>
             <InputField label="alpha" field="method.alpha" value=fields.alpha errors />
+        </Show>
+        <Show when=move || fields.method.get() == MethodKind::Unimodal>
+            <label class="field">
+                <span>"Modality alone"</span>
+                <select id="field-method-modality" on:change=choose_modality>
+                    // Each option marks itself: the names follow the dataset chosen.
+                    {move || (fields.modality_names().into_iter().enumerate())
+                        .map(|(m, name)| view! {
+                            <option value=m.to_string() selected=move || fields.modality.get() == m>
+                                {name}
+                            </option>
+                        })
+                        .collect_view()}
+                </select>
+                <FieldErrorText field="method.modality" errors />
+            </label>
         </Show>
         <label class="field">
             <span>"Fusion"</span>

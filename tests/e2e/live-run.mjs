@@ -195,6 +195,13 @@ async function main() {
     assert.equal(new URL(page.url()).pathname, '/');
     await page.fill('#field-learning_rate', '0.01');
     await page.fill('#field-seed', '0');
+    // A unimodal run picks its modality among the dataset's, as typed so far.
+    await page.selectOption('#field-method', 'unimodal');
+    const modalityOptions = page.locator('#field-method-modality option');
+    assert.deepEqual(await modalityOptions.allTextContents(), ['m0 (noise 1.5)', 'm1 (noise 3)']);
+    await page.fill('#field-dataset-noise', '1.5, 3, 6');
+    await page.locator('#field-method-modality option').nth(2).waitFor({ state: 'attached' });
+    await page.fill('#field-dataset-noise', '1.5, 3');
     await page.selectOption('#field-method', 'mlb');
     await page.selectOption('#field-fusion', 'late');
     await page.fill('#field-optimizer-momentum', '0.9');

@@ -6,8 +6,8 @@
 //! backward and the optimiser step. Which parameters it touches is decided from their
 //! recorded [`Owner`] and [`Role`], never from their names.
 //!
-//! - [`unimodal`]: one modality's encoder and head alone (the papers' unimodal rows).
-//! - [`joint`]: the fused loss alone, the unimodal heads as probes (the baseline).
+//! - [`joint`]: the fused loss alone, the unimodal heads as probes (the baseline); also a
+//!   unimodal run's, whose model gives one head's output as the fused one.
 //! - [`multi_loss`]: the fused loss plus every unimodal head's.
 //! - [`mlb`]: multi-loss with the coefficients k_m of Kontras et al. (BMVC 2024).
 //! - [`ogm`]: OGM / OGM-GE (Peng et al., CVPR 2022).
@@ -26,7 +26,6 @@ pub mod mslr;
 pub mod multi_loss;
 pub mod ogm;
 pub mod pmr;
-pub mod unimodal;
 
 #[cfg(test)]
 mod fixtures;
@@ -125,8 +124,10 @@ pub fn balancer(
     modalities: usize,
 ) -> Box<dyn Balancer> {
     match method {
-        MethodConfig::Unimodal(_) => Box::new(unimodal::Unimodal),
-        MethodConfig::Joint | MethodConfig::MmCosine(_) => Box::new(joint::Joint),
+        // A unimodal run differs in its model: one head's output is the fused one.
+        MethodConfig::Unimodal(_) | MethodConfig::Joint | MethodConfig::MmCosine(_) => {
+            Box::new(joint::Joint)
+        }
         MethodConfig::MultiLoss(config) => Box::new(multi_loss::MultiLoss(config.clone())),
         MethodConfig::Mlb(config) => Box::new(mlb::Mlb::new(config.clone(), target)),
         MethodConfig::Ogm(config) => Box::new(ogm::Ogm::new(config.clone(), seed)),
